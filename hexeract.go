@@ -1,0 +1,277 @@
+package hexeract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/router"
+)
+
+// App is a Hexeract application: a Watermill router with typed handlers, a
+// publisher for typed messages, and background workers. Build it with [New].
+type App struct {
+	router     *message.Router
+	publisher  message.Publisher
+	subscriber message.Subscriber
+	registry   *router.Registry
+	codec      router.Codec
+	topic      router.TopicFunc
+	source     string
+	logger     *slog.Logger
+	workers    []Worker
+	ownsPubSub bool
+
+	mu       sync.Mutex
+	handlers map[string]bool
+	running  bool
+	runCtx   context.Context
+}
+
+// New builds an App. With no publisher and no subscriber it uses an
+// in-memory GoChannel (messages do not survive the process). Giving only one
+// of the two is allowed: an App with only a publisher can publish but not
+// handle, one with only a subscriber can handle but not publish.
+func New(opts ...Option) (*App, error) {
+	cfg := config{}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	if cfg.topic == nil {
+		cfg.topic = router.DefaultTopic
+	}
+	if cfg.codec == nil {
+		cfg.codec = router.JSON{}
+	}
+	if cfg.source == "" {
+		cfg.source = router.DefaultSource
+	}
+	wmLogger := watermill.NewSlogLogger(cfg.logger)
+	app := &App{
+		registry: router.NewRegistry(),
+		codec:    cfg.codec,
+		topic:    cfg.topic,
+		source:   cfg.source,
+		logger:   cfg.logger,
+		workers:  cfg.workers,
+		handlers: make(map[string]bool),
+	}
+	app.publisher, app.subscriber = cfg.publisher, cfg.subscriber
+	if app.publisher == nil && app.subscriber == nil {
+		ps := gochannel.New(gochannel.Config{Buffer: 1024}, wmLogger)
+		app.publisher, app.subscriber, app.ownsPubSub = ps, ps, true
+	}
+	r, err := message.NewRouter(cfg.routerCfg, wmLogger)
+	if err != nil {
+		return nil, fmt.Errorf("hexeract: router config: %w", err)
+	}
+	r.AddMiddleware(cfg.middleware...)
+	app.router = r
+	return app, nil
+}
+
+// Handle adds a typed handler for messages of type T, consumed from the
+// topic the App's topic function gives for T's wire name (or the one set by
+// [WithTopic]). It returns an error for a nil handler, a type without a
+// usable wire name, a wire name already taken by another Go type, or a
+// handler name already in use.
+func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOption) error {
+	fn, err := router.NewHandlerFunc(h, app.codec)
+	if err != nil {
+		return err
+	}
+	name, err := router.Register[T](app.registry)
+	if err != nil {
+		return err
+	}
+	hc := handlerConfig{name: name, topic: app.topic(name)}
+	for _, opt := range opts {
+		opt(&hc)
+	}
+	return app.addHandler(hc.name, hc.topic, fn)
+}
+
+// HandleFunc adds a typed handler function; see [Handle].
+func HandleFunc[T router.Message](app *App, f func(ctx context.Context, msg T) error, opts ...HandlerOption) error {
+	if f == nil {
+		var zero T
+		return fmt.Errorf("hexeract: nil handler func for %T", zero)
+	}
+	return Handle[T](app, router.HandlerFunc[T](f), opts...)
+}
+
+// AddHandler adds a raw Watermill handler function consuming topic, for
+// handlers that work on *message.Message directly. Names must be unique.
+func (a *App) AddHandler(name, topic string, fn message.NoPublishHandlerFunc) error {
+	if fn == nil {
+		return fmt.Errorf("hexeract: nil handler %q", name)
+	}
+	return a.addHandler(name, topic, fn)
+}
+
+func (a *App) addHandler(name, topic string, fn message.NoPublishHandlerFunc) error {
+	if a.subscriber == nil {
+		return fmt.Errorf("hexeract: handler %q needs a subscriber; pass hexeract.WithSubscriber", name)
+	}
+	if topic == "" {
+		return fmt.Errorf("hexeract: handler %q has an empty topic", name)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handlers[name] {
+		return fmt.Errorf("hexeract: a handler named %q is already registered; give the second one another name with hexeract.WithName", name)
+	}
+	a.handlers[name] = true
+	a.router.AddNoPublisherHandler(name, topic, a.subscriber, fn)
+	if a.running {
+		return a.router.RunHandlers(a.runCtx)
+	}
+	return nil
+}
+
+// Use adds Watermill handler middleware to every handler. Middleware added
+// first runs outermost.
+func (a *App) Use(mw ...message.HandlerMiddleware) { a.router.AddMiddleware(mw...) }
+
+// Publish encodes msgs with the App's envelope and codec and publishes each
+// on the topic of its type. Inside a handler (ctx from the handler), the
+// messages carry the incoming message's correlation id and its id as their
+// causation id. Consecutive messages for the same topic go in one
+// Publish call.
+func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
+	if a.publisher == nil {
+		return errors.New("hexeract: this App has no publisher; pass hexeract.WithPublisher")
+	}
+	batch := make([]*message.Message, 0, len(msgs))
+	topic := ""
+	for _, m := range msgs {
+		if m == nil {
+			return errors.New("hexeract: Publish of a nil message")
+		}
+		wm, err := a.NewMessage(ctx, m)
+		if err != nil {
+			return fmt.Errorf("hexeract: encode %s: %w", m.MessageType(), err)
+		}
+		t := a.topic(m.MessageType())
+		if t != topic && len(batch) > 0 {
+			if err := a.publisher.Publish(topic, batch...); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+		topic = t
+		batch = append(batch, wm)
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	return a.publisher.Publish(topic, batch...)
+}
+
+// NewMessage encodes m as a Watermill message with the App's envelope
+// (source, codec) and correlation from ctx, without publishing it.
+func (a *App) NewMessage(ctx context.Context, m router.Message) (*message.Message, error) {
+	return router.NewMessage(ctx, m, router.EncodeOptions{Codec: a.codec, Source: a.source})
+}
+
+// TopicFor returns the topic the App publishes m's type on.
+func (a *App) TopicFor(m router.Message) string { return a.topic(m.MessageType()) }
+
+// Run runs the router and the attached workers until ctx is cancelled or a
+// worker fails. On cancellation the router stops taking new messages and
+// waits for in-flight handlers (up to the router's CloseTimeout), then Run
+// returns nil. Run may be called once.
+func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running {
+		a.mu.Unlock()
+		return errors.New("hexeract: App.Run called twice")
+	}
+	a.running = true
+	// The router runs on a context that is not cancelled with ctx, so a
+	// cancellation closes it gracefully (in-flight handlers finish) instead
+	// of cutting its subscribers mid-message.
+	routerCtx := context.WithoutCancel(ctx)
+	a.runCtx = routerCtx
+	a.mu.Unlock()
+
+	workerCtx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	errs := make(chan error, len(a.workers)+1)
+	var wg sync.WaitGroup
+	for _, w := range a.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(workerCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+			}
+		}()
+	}
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- a.router.Run(routerCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		runErr = fmt.Errorf("hexeract: worker stopped: %w", err)
+	case err := <-routerDone:
+		// The router stopped on its own (all subscribers closed, or it failed to start).
+		stopWorkers()
+		wg.Wait()
+		return err
+	}
+	closeErr := a.router.Close()
+	if err := <-routerDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	stopWorkers()
+	wg.Wait()
+	if runErr == nil {
+		runErr = closeErr
+	}
+	return runErr
+}
+
+// Running is closed once the router is running and its handlers are subscribed.
+func (a *App) Running() <-chan struct{} { return a.router.Running() }
+
+// Close closes the router and, when the App created them, the in-memory
+// publisher and subscriber. Transports passed in by the caller are left open
+// for the caller to close.
+func (a *App) Close() error {
+	err := a.router.Close()
+	if a.ownsPubSub {
+		err = errors.Join(err, a.publisher.Close())
+	}
+	return err
+}
+
+// Router returns the underlying Watermill router, for plugins, decorators
+// and raw handlers.
+func (a *App) Router() *message.Router { return a.router }
+
+// Publisher returns the App's Watermill publisher.
+func (a *App) Publisher() message.Publisher { return a.publisher }
+
+// Subscriber returns the App's Watermill subscriber.
+func (a *App) Subscriber() message.Subscriber { return a.subscriber }
+
+// Logger returns the App's logger.
+func (a *App) Logger() *slog.Logger { return a.logger }
+
+// Registry returns the App's message type registry: every type with a
+// handler is registered; register others with [router.Register].
+func (a *App) Registry() *router.Registry { return a.registry }
+
+// Codec returns the App's payload codec.
+func (a *App) Codec() router.Codec { return a.codec }

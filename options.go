@@ -1,0 +1,94 @@
+package hexeract
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/router"
+)
+
+// Option configures an [App] built by [New].
+type Option func(*config)
+
+type config struct {
+	publisher  message.Publisher
+	subscriber message.Subscriber
+	logger     *slog.Logger
+	topic      router.TopicFunc
+	codec      router.Codec
+	source     string
+	routerCfg  message.RouterConfig
+	workers    []Worker
+	middleware []message.HandlerMiddleware
+}
+
+// Worker is a background process that [App.Run] runs beside the router, such
+// as an outbox relay or a scheduler poller. Run must block until ctx is
+// cancelled and then return nil, or return an error that stops the App.
+type Worker interface {
+	Run(ctx context.Context) error
+}
+
+// WorkerFunc adapts a function to [Worker].
+type WorkerFunc func(ctx context.Context) error
+
+// Run calls f(ctx).
+func (f WorkerFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// WithPublisher sets the Watermill publisher used by [App.Publish]. Without
+// it (and without a subscriber) the App uses an in-memory GoChannel.
+func WithPublisher(p message.Publisher) Option { return func(c *config) { c.publisher = p } }
+
+// WithSubscriber sets the Watermill subscriber the typed handlers consume from.
+func WithSubscriber(s message.Subscriber) Option { return func(c *config) { c.subscriber = s } }
+
+// WithPubSub sets a publisher and a subscriber at once, for transports whose
+// one value is both (GoChannel, for example).
+func WithPubSub(p message.Publisher, s message.Subscriber) Option {
+	return func(c *config) { c.publisher, c.subscriber = p, s }
+}
+
+// WithLogger sets the logger of the App and of its Watermill router. The
+// default is [slog.Default].
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithTopicFunc overrides how a wire name maps to a topic; the default topic
+// is the wire name itself.
+func WithTopicFunc(f router.TopicFunc) Option { return func(c *config) { c.topic = f } }
+
+// WithCodec sets the payload codec; the default is JSON.
+func WithCodec(codec router.Codec) Option { return func(c *config) { c.codec = codec } }
+
+// WithSource sets the CloudEvents source (ce_source) of published messages,
+// typically the service name, for example "/billing".
+func WithSource(source string) Option { return func(c *config) { c.source = source } }
+
+// WithRouterConfig sets the configuration of the underlying Watermill router
+// (for example its CloseTimeout, the time in-flight handlers get on shutdown).
+func WithRouterConfig(rc message.RouterConfig) Option { return func(c *config) { c.routerCfg = rc } }
+
+// WithWorker attaches a background worker that [App.Run] runs beside the router.
+func WithWorker(w Worker) Option { return func(c *config) { c.workers = append(c.workers, w) } }
+
+// WithMiddleware adds Watermill handler middleware to every handler, like
+// [App.Use]. The first middleware given runs outermost.
+func WithMiddleware(mw ...message.HandlerMiddleware) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+}
+
+// HandlerOption configures one handler added by [Handle] or [HandleFunc].
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	name  string
+	topic string
+}
+
+// WithName names the handler. Names must be unique in an App; the default is
+// the message type's wire name. Name a second handler of the same type.
+func WithName(name string) HandlerOption { return func(h *handlerConfig) { h.name = name } }
+
+// WithTopic makes the handler consume from topic instead of the one the
+// App's topic function gives.
+func WithTopic(topic string) HandlerOption { return func(h *handlerConfig) { h.topic = topic } }
