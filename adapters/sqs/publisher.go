@@ -1,0 +1,186 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// ErrClosed is returned by Publish and Subscribe after Close.
+var ErrClosed = errors.New("sqs: closed")
+
+// sendAttempts is how often an entry that SQS failed with a server fault is
+// sent in all.
+const sendAttempts = 3
+
+// Publisher is a Watermill [message.Publisher] that sends to SQS queues. It is
+// safe for concurrent use.
+type Publisher struct {
+	cfg    Config
+	client *sqs.Client
+	queues *queues
+	logger watermill.LoggerAdapter
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // in-flight Publish calls
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a Publisher. ctx is used only to load the AWS
+// configuration when cfg.Client is nil. logger may be nil.
+func NewPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := cfg.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	return &Publisher{
+		cfg:    cfg,
+		client: client,
+		queues: newQueues(client, cfg),
+		logger: logger.With(watermill.LogFields{"component": "sqs.Publisher"}),
+		ctx:    pctx,
+		cancel: cancel,
+	}, nil
+}
+
+// Publish sends msgs to the queue of topic in batches of up to 10 messages
+// (SendMessageBatch). It returns when SQS has accepted every message, or with
+// an error naming each message that was not sent; messages of earlier batches
+// may have been sent by then. The call is cancelled by the context of the
+// first message (message.Message.Context) and by Close.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return ErrClosed
+	}
+	p.wg.Add(1)
+	p.mu.RUnlock()
+	defer p.wg.Done()
+	if len(msgs) == 0 {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(msgs[0].Context())
+	defer cancel()
+	stop := context.AfterFunc(p.ctx, cancel)
+	defer stop()
+
+	q, err := p.queues.resolve(ctx, topic)
+	if err != nil {
+		return err
+	}
+
+	batch := make([]types.SendMessageBatchRequestEntry, 0, maxSendBatchEntries)
+	batchMsgs := make([]*message.Message, 0, maxSendBatchEntries)
+	batchBytes := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := p.send(ctx, topic, q, batch, batchMsgs)
+		batch, batchMsgs, batchBytes = batch[:0], batchMsgs[:0], 0
+		return err
+	}
+	for _, msg := range msgs {
+		e, err := toSQS(msg)
+		if err != nil {
+			return err
+		}
+		if e.size > p.cfg.MaxMessageBytes {
+			return fmt.Errorf("sqs: message %s is %d bytes with its attributes, over the limit of %d (Config.MaxMessageBytes); nothing from this message on was sent", msg.UUID, e.size, p.cfg.MaxMessageBytes)
+		}
+		if len(batch) == maxSendBatchEntries || batchBytes+e.size > p.cfg.MaxBatchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		entry := types.SendMessageBatchRequestEntry{
+			Id:                aws.String(strconv.Itoa(len(batch))),
+			MessageBody:       aws.String(e.body),
+			MessageAttributes: e.attrs,
+		}
+		if q.fifo {
+			group := msg.Metadata.Get(p.cfg.GroupIDKey)
+			if group == "" {
+				group = topic
+			}
+			entry.MessageGroupId = aws.String(group)
+			entry.MessageDeduplicationId = aws.String(msg.UUID)
+		}
+		batch = append(batch, entry)
+		batchMsgs = append(batchMsgs, msg)
+		batchBytes += e.size
+	}
+	return flush()
+}
+
+// send sends one batch, retrying entries that failed with a server fault.
+func (p *Publisher) send(ctx context.Context, topic string, q queueRef, entries []types.SendMessageBatchRequestEntry, msgs []*message.Message) error {
+	for attempt := 1; ; attempt++ {
+		out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
+		if err != nil {
+			if isQueueMissing(err) {
+				p.queues.forget(topic)
+			}
+			return fmt.Errorf("sqs: send %d messages to queue %q: %w", len(entries), q.name, err)
+		}
+		if len(out.Failed) == 0 {
+			return nil
+		}
+		var retry []types.SendMessageBatchRequestEntry
+		var permanent []string
+		for _, f := range out.Failed {
+			i, _ := strconv.Atoi(aws.ToString(f.Id))
+			if i < 0 || i >= len(entries) {
+				return fmt.Errorf("sqs: queue %q answered for unknown batch entry %q: %s", q.name, aws.ToString(f.Id), aws.ToString(f.Message))
+			}
+			if f.SenderFault || attempt == sendAttempts {
+				permanent = append(permanent, fmt.Sprintf("message %s: %s: %s", msgs[i].UUID, aws.ToString(f.Code), aws.ToString(f.Message)))
+				continue
+			}
+			retry = append(retry, entries[i])
+		}
+		if len(permanent) > 0 {
+			return fmt.Errorf("sqs: queue %q rejected %d of %d messages: %s", q.name, len(permanent), len(entries), strings.Join(permanent, "; "))
+		}
+		p.logger.Debug("Retrying SQS batch entries failed by the server", watermill.LogFields{"queue": q.name, "entries": len(retry), "attempt": attempt})
+		entries = retry
+	}
+}
+
+// Close makes later Publish calls fail with ErrClosed, cancels Publish calls
+// in flight and waits for them to return. It is safe to call more than once.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+	return nil
+}
