@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/ThreeDotsLabs/watermill"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -145,4 +147,18 @@ func assertNoAdapterGoroutines(t testing.TB) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+type sqsAttrValue = types.MessageAttributeValue
+
+// testLogger logs the adapter's errors and warnings through t.Log.
+func testLogger(t testing.TB) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), nil)
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
