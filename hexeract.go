@@ -54,7 +54,11 @@ func New(opts ...Option) (*App, error) {
 	if cfg.source == "" {
 		cfg.source = router.DefaultSource
 	}
-	wmLogger := watermill.NewSlogLogger(cfg.logger)
+	// Watermill logs its router's life cycle (handler added, subscriber
+	// started) at info level; those lines are debug detail for an App.
+	wmLogger := watermill.NewSlogLoggerWithLevelMapping(cfg.logger, map[slog.Level]slog.Level{
+		slog.LevelInfo: slog.LevelDebug,
+	})
 	app := &App{
 		registry: router.NewRegistry(),
 		codec:    cfg.codec,
@@ -249,7 +253,15 @@ func (a *App) Running() <-chan struct{} { return a.router.Running() }
 // publisher and subscriber. Transports passed in by the caller are left open
 // for the caller to close.
 func (a *App) Close() error {
-	err := a.router.Close()
+	a.mu.Lock()
+	ran := a.running
+	a.mu.Unlock()
+	var err error
+	if ran {
+		// A router that never ran has handlers that never started; closing
+		// it would wait the whole CloseTimeout for them.
+		err = a.router.Close()
+	}
 	if a.ownsPubSub {
 		err = errors.Join(err, a.publisher.Close())
 	}

@@ -21,6 +21,8 @@ type config struct {
 	routerCfg  message.RouterConfig
 	workers    []Worker
 	middleware []message.HandlerMiddleware
+	// noDefaults turns off the default middleware chain.
+	noDefaults bool
 }
 
 // Worker is a background process that [App.Run] runs beside the router, such
@@ -76,6 +78,11 @@ func WithWorker(w Worker) Option { return func(c *config) { c.workers = append(c
 func WithMiddleware(mw ...message.HandlerMiddleware) Option {
 	return func(c *config) { c.middleware = append(c.middleware, mw...) }
 }
+
+// WithoutDefaultMiddleware turns off the default middleware chain that New
+// installs, leaving only the middleware given with [WithMiddleware] and
+// [App.Use].
+func WithoutDefaultMiddleware() Option { return func(c *config) { c.noDefaults = true } }
 
 // HandlerOption configures one handler added by [Handle] or [HandleFunc].
 type HandlerOption func(*handlerConfig)

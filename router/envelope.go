@@ -144,7 +144,8 @@ func NewMessage(ctx context.Context, m Message, opts EncodeOptions) (*message.Me
 		source = DefaultSource
 	}
 	msg := message.NewMessage(id, payload)
-	md := msg.Metadata
+	md := make(message.Metadata, 10) // sized for the envelope plus trace context
+	msg.Metadata = md
 	md[KeyID] = id
 	md[KeyType] = m.MessageType()
 	md[KeySource] = source
