@@ -77,6 +77,9 @@ func New(opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hexeract: router config: %w", err)
 	}
+	if err := app.installDefaults(&cfg, r); err != nil {
+		return nil, err
+	}
 	r.AddMiddleware(cfg.middleware...)
 	app.router = r
 	return app, nil

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -23,6 +24,8 @@ type config struct {
 	middleware []message.HandlerMiddleware
 	// noDefaults turns off the default middleware chain.
 	noDefaults bool
+	// defaultMiddleware tunes the default chain (defaults.go).
+	defaultMiddleware []func(*middleware.DefaultConfig)
 }
 
 // Worker is a background process that [App.Run] runs beside the router, such

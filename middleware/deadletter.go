@@ -1,0 +1,327 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/hexeract/hexeract/router"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Fault metadata keys written on every dead letter. Times are RFC 3339 with
+// nanoseconds, in UTC. Values are single lines (newlines are replaced) so
+// every transport's header encoding carries them.
+const (
+	KeyFaultError        = "hexeract_fault_error"         // error text
+	KeyFaultType         = "hexeract_fault_type"          // Go type of the error, or "panic"
+	KeyFaultPermanent    = "hexeract_fault_permanent"     // "true" when the error was permanent
+	KeyFaultHandler      = "hexeract_fault_handler"       // Watermill handler name
+	KeyFaultTopic        = "hexeract_fault_topic"         // topic the message was consumed from
+	KeyFaultAttempts     = "hexeract_fault_attempts"      // handler calls made, first one included
+	KeyFaultFirstFailure = "hexeract_fault_first_failure" // time of the first failed attempt
+	KeyFaultLastFailure  = "hexeract_fault_last_failure"  // time of the last failed attempt
+	KeyFaultStack        = "hexeract_fault_stack"         // truncated stack, panics only; frames separated by " | "
+
+	// FaultKeyPrefix starts every fault key. Moving a dead letter back to
+	// its topic removes the keys with this prefix and Watermill's
+	// poison-queue keys.
+	FaultKeyPrefix = "hexeract_fault_"
+)
+
+// Watermill's poison-queue metadata keys, also written on every dead letter
+// so Watermill tools that read its PoisonQueue understand Hexeract's dead
+// letters.
+const (
+	KeyPoisonReason     = wmmiddleware.ReasonForPoisonedKey  // "reason_poisoned": error text
+	KeyPoisonTopic      = wmmiddleware.PoisonedTopicKey      // "topic_poisoned": original topic
+	KeyPoisonHandler    = wmmiddleware.PoisonedHandlerKey    // "handler_poisoned"
+	KeyPoisonSubscriber = wmmiddleware.PoisonedSubscriberKey // "subscriber_poisoned"
+)
+
+// DefaultDLQSuffix is appended to the original topic to name its dead-letter
+// topic.
+const DefaultDLQSuffix = ".dlq"
+
+// Default truncation limits of fault values.
+const (
+	DefaultMaxErrorLength = 2048
+	DefaultMaxStackLength = 4096
+)
+
+// DeadLetterOptions configure [DeadLetter]. The zero value is usable.
+type DeadLetterOptions struct {
+	// Topic maps the original topic to its dead-letter topic; nil means
+	// DLQTopic (topic + ".dlq").
+	Topic func(topic string) string
+	// IsSecret reports metadata keys that must not be copied into dead
+	// letters; nil means DefaultIsSecret.
+	IsSecret func(key string) bool
+	// SecretKeys are more metadata keys (compared without case) that are
+	// never copied, on top of IsSecret.
+	SecretKeys []string
+	// ShouldDeadLetter, when set, decides which final errors go to the
+	// dead-letter topic; the others are returned (the message is nacked and
+	// the transport redelivers it). nil dead-letters every final error.
+	ShouldDeadLetter func(err error) bool
+	// MaxErrorLength and MaxStackLength truncate the error text and the
+	// panic stack; 0 means DefaultMaxErrorLength and DefaultMaxStackLength.
+	MaxErrorLength int
+	MaxStackLength int
+	// Logger, when set, logs each dead letter at Error level.
+	Logger *slog.Logger
+}
+
+// DLQTopic is the default dead-letter topic of topic: topic + ".dlq".
+func DLQTopic(topic string) string { return topic + DefaultDLQSuffix }
+
+// DefaultIsSecret reports whether a metadata key looks like it carries a
+// credential: authorization, proxy-authorization, cookie, set-cookie, or any
+// key containing password, passwd, secret, token, credential, api_key,
+// api-key or apikey (without case).
+func DefaultIsSecret(key string) bool {
+	k := strings.ToLower(key)
+	switch k {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, s := range secretParts {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+var secretParts = []string{"password", "passwd", "secret", "token", "credential", "api_key", "api-key", "apikey"}
+
+type deadLetter struct {
+	pub        message.Publisher
+	topic      func(string) string
+	isSecret   func(string) bool
+	secretKeys map[string]bool
+	should     func(error) bool
+	maxErr     int
+	maxStack   int
+	logger     *slog.Logger
+}
+
+// DeadLetter returns middleware that moves a message whose handler failed
+// for good to a dead-letter topic and then acknowledges it, so the consumer
+// goes on with the next message. Place it outside [Retry]: the error it sees
+// is then the final one, after the retries, or a permanent one at once.
+//
+// The dead letter keeps the message's UUID, payload and metadata (minus the
+// keys that look secret, see DefaultIsSecret) and adds the fault keys
+// (KeyFaultError, ...) and Watermill's poison-queue keys. A panic in the
+// handler is recovered and dead-lettered with its stack.
+//
+// When the dead-letter publish fails, the middleware returns the handler's
+// error joined with the publish error, so the router nacks the message and
+// the transport redelivers it: nothing is lost. When the message context is
+// already cancelled (the router is shutting down mid-retry) the error is
+// returned as is, for the same reason.
+func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerMiddleware, error) {
+	if pub == nil {
+		return nil, errors.New("hexeract: DeadLetter needs a publisher for the dead-letter topic")
+	}
+	dl := &deadLetter{
+		pub:      pub,
+		topic:    opts.Topic,
+		isSecret: opts.IsSecret,
+		should:   opts.ShouldDeadLetter,
+		maxErr:   opts.MaxErrorLength,
+		maxStack: opts.MaxStackLength,
+		logger:   opts.Logger,
+	}
+	if dl.topic == nil {
+		dl.topic = DLQTopic
+	}
+	if dl.isSecret == nil {
+		dl.isSecret = DefaultIsSecret
+	}
+	if len(opts.SecretKeys) > 0 {
+		dl.secretKeys = make(map[string]bool, len(opts.SecretKeys))
+		for _, k := range opts.SecretKeys {
+			dl.secretKeys[strings.ToLower(k)] = true
+		}
+	}
+	if dl.maxErr <= 0 {
+		dl.maxErr = DefaultMaxErrorLength
+	}
+	if dl.maxStack <= 0 {
+		dl.maxStack = DefaultMaxStackLength
+	}
+	return dl.middleware, nil
+}
+
+func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		d := deliveryOf(msg)
+		ctx := msg.Context()
+		failures := d.lastFailure
+		defer func() {
+			if r := recover(); r != nil {
+				out, err = nil, wmmiddleware.RecoveredPanicError{V: r, Stacktrace: string(debug.Stack())}
+			}
+			if err == nil {
+				return
+			}
+			msg.SetContext(ctx)
+			if ctx.Err() != nil || (dl.should != nil && !dl.should(err)) {
+				return
+			}
+			if d.lastFailure.Equal(failures) { // no Retry inside recorded this failure
+				d.recordFailure(err, time.Now())
+			}
+			out, err = nil, dl.deadLetter(ctx, msg, d, err)
+		}()
+		return h(msg)
+	}
+}
+
+// deadLetter publishes the dead letter of msg and returns nil, or the cause
+// joined with the publish error.
+func (dl *deadLetter) deadLetter(ctx context.Context, msg *message.Message, d *delivery, cause error) error {
+	topic := message.SubscribeTopicFromCtx(ctx)
+	if topic == "" {
+		return errors.Join(cause, errors.New("hexeract: cannot dead-letter: the message context has no subscribe topic (not consumed through a Watermill router)"))
+	}
+	dlqTopic := dl.topic(topic)
+	if dlqTopic == "" {
+		return errors.Join(cause, fmt.Errorf("hexeract: cannot dead-letter: DeadLetterOptions.Topic returned an empty topic for %q", topic))
+	}
+	dead := dl.build(ctx, msg, d, cause, topic)
+	if err := dl.pub.Publish(dlqTopic, dead); err != nil {
+		return errors.Join(cause, fmt.Errorf("hexeract: publish dead letter of %s to %q (message nacked for redelivery): %w", msg.UUID, dlqTopic, err))
+	}
+	d.deadLettered = true
+	d.deadTopic = dlqTopic
+	if dl.logger != nil {
+		dl.logger.Error("hexeract: message dead-lettered",
+			"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID, "topic", topic,
+			"dead_letter_topic", dlqTopic, "attempts", d.attempts(), "error", cause)
+	}
+	return nil
+}
+
+func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delivery, cause error, topic string) *message.Message {
+	dead := message.NewMessage(msg.UUID, msg.Payload)
+	for k, v := range msg.Metadata {
+		if strings.HasPrefix(k, FaultKeyPrefix) || dl.isSecret(k) || (dl.secretKeys != nil && dl.secretKeys[strings.ToLower(k)]) {
+			continue
+		}
+		dead.Metadata[k] = v
+	}
+	text, typ, stack := describe(cause)
+	text = truncate(oneLine(text), dl.maxErr)
+	md := dead.Metadata
+	md[KeyFaultError] = text
+	md[KeyFaultType] = typ
+	md[KeyFaultPermanent] = strconv.FormatBool(router.IsPermanent(cause))
+	md[KeyFaultHandler] = message.HandlerNameFromCtx(ctx)
+	md[KeyFaultTopic] = topic
+	md[KeyFaultAttempts] = strconv.Itoa(d.attempts())
+	md[KeyFaultFirstFailure] = d.firstFailure.UTC().Format(time.RFC3339Nano)
+	md[KeyFaultLastFailure] = d.lastFailure.UTC().Format(time.RFC3339Nano)
+	if stack != "" {
+		md[KeyFaultStack] = truncate(stack, dl.maxStack)
+	}
+	md[KeyPoisonReason] = text
+	md[KeyPoisonTopic] = topic
+	md[KeyPoisonHandler] = md[KeyFaultHandler]
+	md[KeyPoisonSubscriber] = message.SubscriberNameFromCtx(ctx)
+	// The dead letter's publish span (TracingPublisher) is a child of the
+	// consumer span; the incoming message is deliberately not in this
+	// context, so correlation decorators leave the copied metadata alone.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		dead.SetContext(trace.ContextWithSpan(context.Background(), trace.SpanFromContext(ctx)))
+	}
+	return dead
+}
+
+// describe returns the error text, the error type and, for panics, the
+// stack of the panicking goroutine from the panic call on.
+func describe(err error) (text, typ, stack string) {
+	var p wmmiddleware.RecoveredPanicError
+	if errors.As(err, &p) {
+		return fmt.Sprintf("panic: %v", p.V), "panic", panicStack(p.Stacktrace)
+	}
+	return err.Error(), errorType(err), ""
+}
+
+// errorType names the Go type of err, looking through plain wrappers
+// (fmt.Errorf %w, router.Permanent, pkg/errors).
+func errorType(err error) string {
+	for err != nil {
+		t := fmt.Sprintf("%T", err)
+		switch t {
+		case "*fmt.wrapError", "*fmt.wrapErrors", "router.permanentError", "*errors.withStack", "*errors.withMessage":
+			next := errors.Unwrap(err)
+			if next == nil {
+				return t
+			}
+			err = next
+			continue
+		}
+		return t
+	}
+	return ""
+}
+
+// panicStack turns a debug.Stack dump into one line of frames starting at
+// the panic call ("function file:line | ..."), dropping the recovery frames.
+func panicStack(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	start := 1 // skip "goroutine N [running]:"
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic(") {
+			start = i
+			break
+		}
+	}
+	var b strings.Builder
+	for i := start; i+1 < len(lines); i += 2 {
+		if b.Len() > 0 {
+			b.WriteString(" | ")
+		}
+		b.WriteString(strings.TrimSpace(lines[i]))
+		b.WriteByte(' ')
+		file := strings.TrimSpace(lines[i+1])
+		if j := strings.LastIndex(file, " +0x"); j > 0 {
+			file = file[:j]
+		}
+		b.WriteString(file)
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "…(truncated)"
+	cut := n - len(more)
+	if cut < 0 {
+		cut = 0
+	}
+	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 { // keep UTF-8 whole
+		cut--
+	}
+	return s[:cut] + more
+}

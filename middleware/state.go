@@ -1,0 +1,73 @@
+package middleware
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// delivery is the per-delivery record the middleware share through the
+// message context. It is created by the outermost Hexeract middleware that
+// sees the message. The attempt number may be read from other goroutines
+// (a handler's helpers), so it is atomic; the other fields are written and
+// read by the middleware on the handler goroutine, one after the other.
+type delivery struct {
+	attempt      atomic.Int32
+	retries      int
+	firstFailure time.Time
+	lastFailure  time.Time
+	lastErr      error
+	deadLettered bool
+	deadTopic    string
+}
+
+type deliveryKey struct{}
+
+// deliveryOf returns the delivery record of msg, creating it and storing it
+// in the message context when msg has none yet.
+func deliveryOf(msg *message.Message) *delivery {
+	ctx := msg.Context()
+	if d, ok := ctx.Value(deliveryKey{}).(*delivery); ok {
+		return d
+	}
+	d := new(delivery)
+	msg.SetContext(context.WithValue(ctx, deliveryKey{}, d))
+	return d
+}
+
+func deliveryFrom(ctx context.Context) *delivery {
+	d, _ := ctx.Value(deliveryKey{}).(*delivery)
+	return d
+}
+
+// recordFailure notes a failed attempt.
+func (d *delivery) recordFailure(err error, at time.Time) {
+	if d.firstFailure.IsZero() {
+		d.firstFailure = at
+	}
+	d.lastFailure = at
+	d.lastErr = err
+}
+
+// attempts is the number of attempts made so far (at least 1).
+func (d *delivery) attempts() int {
+	if n := int(d.attempt.Load()); n > 0 {
+		return n
+	}
+	return 1
+}
+
+// Attempt returns the number of the current handling attempt of the message
+// being handled: 1 for the first call, 2 for the first retry, and so on. It
+// returns 0 when ctx does not come from a handler wrapped in [Retry].
+//
+// The count covers the retries of this delivery in this process; a message
+// that the transport redelivers starts again at 1.
+func Attempt(ctx context.Context) int {
+	if d := deliveryFrom(ctx); d != nil {
+		return int(d.attempt.Load())
+	}
+	return 0
+}
