@@ -28,6 +28,7 @@ import (
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/adapters/nats"
+	"github.com/hexeract/hexeract/adapters/sqs"
 )
 
 // EnvTransport is the environment variable [OpenFromEnv] reads.
@@ -83,6 +84,7 @@ var openers = map[string]opener{
 	"kafka": openKafka,
 	"nats":  openNATS,
 	"mem":   openMem,
+	"sqs":   openSQS,
 }
 
 // Schemes returns the URL schemes [Open] supports, sorted.
@@ -234,4 +236,22 @@ func openMem(_ context.Context, rawURL string, o options) (*Transport, error) {
 	}
 	ps := gochannel.New(cfg, o.logger)
 	return &Transport{Publisher: ps, Subscriber: ps, closers: []func() error{ps.Close}}, nil
+}
+
+// openSQS opens Amazon SQS. SQS has one queue per topic whose consumers
+// compete for messages; it has no consumer groups, so a group parameter is
+// accepted and ignored.
+func openSQS(ctx context.Context, rawURL string, o options) (*Transport, error) {
+	u, err := urlopt.Parse("sqs", rawURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	q.Del("group")
+	u.RawQuery = q.Encode()
+	pub, sub, err := sqs.Open(ctx, u.String(), o.logger)
+	if err != nil {
+		return nil, err
+	}
+	return pubSub(pub, sub), nil
 }
