@@ -419,6 +419,24 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 		t.Errorf("Publish allocates %.1f times per call", n)
 	}
 
+	// Typed behaviours see static types: no boxing.
+	must(t, mediator.UseFor(m, func(ctx context.Context, q GetUser, next mediator.HandlerFunc[GetUser, User]) (User, error) {
+		return next(ctx, q)
+	}))
+	must(t, mediator.UseForNotification(m, func(ctx context.Context, n UserCreated, next mediator.NotificationHandlerFunc[UserCreated]) error {
+		return next(ctx, n)
+	}))
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := mediator.Send[GetUser, User](ctx, m, GetUser{ID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := mediator.Publish(ctx, m, UserCreated{ID: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Send and Publish with typed behaviours allocate %.1f times per call", n)
+	}
+
 	// A behaviour that stays out (Validation of a type without Validate)
 	// costs nothing.
 	must(t, m.Use(mediator.Validation()))
@@ -429,7 +447,27 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Send with an idle Validation behaviour allocates %.1f times per call", n)
 	}
+
+	// Cross-cutting behaviours with pointer messages: nothing to box.
+	mp := newMediator(t, mediator.WithBehaviors(mediator.Around(func(ctx context.Context, _ mediator.Info, msg any, next mediator.Next) (any, error) {
+		return next(ctx, msg)
+	})))
+	must(t, mediator.RegisterFunc(mp, func(_ context.Context, q *GetUser) (*User, error) { return &theUser, nil }))
+	must(t, mediator.SubscribeFunc(mp, func(context.Context, *UserCreated) error { return nil }))
+	q, ev := &GetUser{ID: 1}, &UserCreated{ID: 1}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := mediator.Send[*GetUser, *User](ctx, mp, q); err != nil {
+			t.Fatal(err)
+		}
+		if err := mediator.Publish(ctx, mp, ev); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Send and Publish of pointer messages through a behaviour allocate %.1f times per call", n)
+	}
 }
+
+var theUser = User{ID: 1}
 
 // Distinct types, including ones with the same underlying type, must not
 // share a handler.
