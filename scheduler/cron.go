@@ -1,0 +1,216 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-co-op/gocron/v2"
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Metadata keys set on every message a cron job produces.
+const (
+	KeyCronJob  = "hexeract_cron_job"  // the job's name
+	KeyCronTick = "hexeract_cron_tick" // the tick time, RFC 3339 UTC
+)
+
+// CronOption configures one cron job.
+type CronOption func(*cronJob)
+
+// CronName names a cron job. The name identifies the job across replicas
+// (ticks are recorded under it), so it must be the same in every replica and
+// unique within the scheduler. The default is the spec itself.
+func CronName(name string) CronOption { return func(j *cronJob) { j.name = name } }
+
+type cronJob struct {
+	name     string
+	spec     string
+	schedule gocron.Cron
+	produce  func(tick time.Time) []router.Message
+}
+
+// Cron registers a cron job: at every tick of spec, produce is called with the
+// tick time and the messages it returns are handed to the sink. spec has six
+// fields, seconds first ("*/10 * * * * *" is every ten seconds; "0 30 9 * * MON-FRI"
+// is 9:30 on weekdays), or a descriptor such as "@hourly"; it is evaluated in
+// the scheduler's location ([WithLocation]) unless it starts with
+// "CRON_TZ=Zone/Name ". An invalid spec is an error that quotes it.
+//
+// Each tick fires once across all replicas running this scheduler's tables:
+// only the replica holding the PostgreSQL lease fires (a gocron Elector; the
+// lease passes to another replica within the lease TTL when the holder dies),
+// and the tick is recorded in the fired-ticks table in the same transaction
+// that hands the messages to the sink, so even two replicas that both believe
+// they lead cannot fire one tick twice. A tick missed while no replica
+// leads (during a failover) is not fired later.
+//
+// Register jobs before [Scheduler.Run]; produce runs on gocron's goroutines,
+// one tick of a job at a time.
+func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Message, opts ...CronOption) error {
+	if produce == nil {
+		return fmt.Errorf("scheduler: cron %q: nil produce function", spec)
+	}
+	j := &cronJob{name: spec, spec: spec, produce: produce}
+	for _, opt := range opts {
+		opt(j)
+	}
+	if j.name == "" {
+		return fmt.Errorf("scheduler: cron %q: empty job name", spec)
+	}
+	j.schedule = gocron.NewDefaultCron(true)
+	if err := j.schedule.IsValid(spec, s.cfg.location, time.Now()); err != nil {
+		return fmt.Errorf("scheduler: invalid cron spec %q: %v (want six fields with seconds first, e.g. \"0 */5 * * * *\", or a descriptor such as \"@hourly\")", spec, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		return fmt.Errorf("scheduler: cron %q registered after Run started; register cron jobs before Run", j.name)
+	}
+	if s.jobs[j.name] {
+		return fmt.Errorf("scheduler: a cron job named %q is already registered; give the second one another name with scheduler.CronName", j.name)
+	}
+	_, err := s.cron.NewJob(
+		gocron.CronJob(spec, true),
+		gocron.NewTask(func(ctx context.Context) { s.fire(ctx, j) }),
+		gocron.WithName(j.name),
+		gocron.WithSingletonMode(gocron.LimitModeReschedule),
+	)
+	if err != nil {
+		return fmt.Errorf("scheduler: invalid cron spec %q: %w", spec, err)
+	}
+	s.jobs[j.name] = true
+	return nil
+}
+
+// tickSlack absorbs timer jitter when finding the tick a run belongs to.
+const tickSlack = 200 * time.Millisecond
+
+// tickAt returns the latest tick of the job at or before now (+ slack): the
+// tick gocron is firing. Replicas whose clocks differ by less than half the
+// period agree on it.
+func (j *cronJob) tickAt(now time.Time) time.Time {
+	limit := now.Add(tickSlack)
+	for _, window := range []time.Duration{time.Minute, time.Hour, 48 * time.Hour, 400 * 24 * time.Hour} {
+		t := j.schedule.Next(now.Add(-window))
+		if t.IsZero() || t.After(limit) {
+			continue
+		}
+		for {
+			next := j.schedule.Next(t)
+			if next.IsZero() || next.After(limit) {
+				return t
+			}
+			t = next
+		}
+	}
+	return now.Truncate(time.Second)
+}
+
+// fire records the tick and hands the job's messages to the sink in one
+// transaction; a tick already recorded by another replica is skipped.
+func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
+	tick := j.tickAt(time.Now())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, s.sql.tick, j.name, tick, s.cfg.instanceID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil // another replica fired this tick
+		}
+		if _, err := tx.Exec(ctx, s.sql.pruneTicks, j.name, tick.Add(-24*time.Hour)); err != nil {
+			return err
+		}
+		msgs := j.produce(tick)
+		byTopic := map[string][]*message.Message{}
+		var order []string
+		for _, m := range msgs {
+			if m == nil {
+				return errors.New("produce returned a nil message")
+			}
+			wm, err := router.NewMessage(ctx, m, router.EncodeOptions{Codec: s.cfg.codec, Source: s.cfg.source})
+			if err != nil {
+				return fmt.Errorf("encode %s: %w", m.MessageType(), err)
+			}
+			wm.Metadata.Set(KeyCronJob, j.name)
+			wm.Metadata.Set(KeyCronTick, tick.UTC().Format(time.RFC3339Nano))
+			topic := s.cfg.topic(m.MessageType())
+			if _, ok := byTopic[topic]; !ok {
+				order = append(order, topic)
+			}
+			byTopic[topic] = append(byTopic[topic], wm)
+		}
+		for _, topic := range order {
+			if err := s.sink.PublishMessages(ctx, tx, topic, byTopic[topic]...); err != nil {
+				return fmt.Errorf("hand off to topic %q: %w", topic, err)
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		s.cfg.logger.Error("scheduler: cron tick failed", "job", j.name, "tick", tick, "error", err)
+	}
+}
+
+// ErrNotLeader is returned by the cron elector on replicas that do not hold
+// the lease; gocron then skips the tick on that replica.
+var ErrNotLeader = errors.New("scheduler: another replica holds the cron lease")
+
+// leaseElector is a gocron.Elector on a PostgreSQL lease row: the holder
+// renews it (on every tick and in the background), and any replica takes it
+// over once it has expired on the database clock.
+type leaseElector struct {
+	pool   *pgxpool.Pool
+	sql    statements
+	name   string
+	holder string
+	ttl    time.Duration
+}
+
+var _ gocron.Elector = (*leaseElector)(nil)
+
+// IsLeader acquires or renews the lease; it returns nil when this replica holds it.
+func (e *leaseElector) IsLeader(ctx context.Context) error {
+	var holder string
+	err := e.pool.QueryRow(ctx, e.sql.lease, e.name, e.holder, e.ttl.Seconds()).Scan(&holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotLeader
+	}
+	return err
+}
+
+func (e *leaseElector) release(ctx context.Context) {
+	_, _ = e.pool.Exec(ctx, e.sql.release, e.name, e.holder)
+}
+
+// keepLease renews (or tries to take) the lease every third of its TTL, so
+// the leader keeps it between sparse ticks and a follower takes over soon
+// after the leader dies.
+func (s *Scheduler) keepLease(ctx context.Context) {
+	t := time.NewTicker(s.cfg.leaseTTL / 3)
+	defer t.Stop()
+	for {
+		_ = s.elector.IsLeader(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// CronLeader returns the instance id of the replica holding the cron lease,
+// or "" when the lease is free or expired.
+func (s *Scheduler) CronLeader(ctx context.Context) (string, error) {
+	var holder string
+	err := s.pool.QueryRow(ctx, s.sql.leaseHolder, s.elector.name).Scan(&holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return holder, err
+}

@@ -1,0 +1,194 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
+)
+
+// Metadata keys written by [Scheduler.Redelivery].
+const (
+	// KeyRedeliveries is the number of times the message has been
+	// rescheduled after a failure.
+	KeyRedeliveries = "hexeract_redeliveries"
+	// KeyFaultHistory is the JSON array of [Fault] records, one per failed
+	// round of immediate attempts, oldest first.
+	KeyFaultHistory = "hexeract_fault_history"
+	// Keys set on a dead letter published by Redelivery itself
+	// (RedeliveryConfig.DeadLetter).
+	KeyDeadError           = "hexeract_dead_error"
+	KeyDeadHandler         = "hexeract_dead_handler"
+	KeyDeadTopic           = "hexeract_dead_original_topic"
+	KeyDeadAttempts        = "hexeract_dead_attempts"
+	KeyDeadFirstFailure    = "hexeract_dead_first_failure"
+	KeyDeadLastFailure     = "hexeract_dead_last_failure"
+	DefaultDeadLetterTopic = "hexeract.dead_letters"
+)
+
+// DefaultRedeliveryDelays are the delays used when RedeliveryConfig.Delays is empty.
+var DefaultRedeliveryDelays = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute}
+
+// Fault is one failed round of a message's handling, as recorded in
+// [KeyFaultHistory].
+type Fault struct {
+	Round    int       `json:"round"`    // 1 for the first delivery, 2 for the first redelivery, ...
+	Attempts int       `json:"attempts"` // immediate attempts in this round (from middleware.Retry; 1 without it)
+	Error    string    `json:"error"`
+	Handler  string    `json:"handler"`
+	Topic    string    `json:"topic"`
+	At       time.Time `json:"at"`
+}
+
+// FaultHistory decodes the [KeyFaultHistory] metadata of msg (nil when absent).
+func FaultHistory(msg *message.Message) ([]Fault, error) {
+	raw := msg.Metadata.Get(KeyFaultHistory)
+	if raw == "" {
+		return nil, nil
+	}
+	var h []Fault
+	if err := json.Unmarshal([]byte(raw), &h); err != nil {
+		return nil, fmt.Errorf("scheduler: bad %s metadata: %w", KeyFaultHistory, err)
+	}
+	return h, nil
+}
+
+// RedeliveryConfig configures [Scheduler.Redelivery].
+type RedeliveryConfig struct {
+	// Delays are the waits before each redelivery; the message is
+	// dead-lettered after the last one fails. Empty means
+	// DefaultRedeliveryDelays (10 s, 1 min, 5 min).
+	Delays []time.Duration
+	// Topic returns the topic the message is redelivered on; nil means the
+	// topic it was received from.
+	Topic func(msg *message.Message) string
+	// DeadLetter, when set, receives the message after the last redelivery
+	// fails (and at once for permanent errors), on DeadLetterTopic, with the
+	// KeyDead* metadata and the fault history; the middleware then acks it.
+	// When nil, the middleware returns the final error with the fault
+	// history in the message metadata, for an outer dead-letter middleware
+	// (middleware.DeadLetter, Watermill's PoisonQueue) to move it aside.
+	DeadLetter message.Publisher
+	// DeadLetterTopic is the dead-letter topic; "" means DefaultDeadLetterTopic.
+	DeadLetterTopic string
+	// IsPermanent classifies more errors as permanent (not redelivered), on
+	// top of router.IsPermanent.
+	IsPermanent func(err error) bool
+	// Logger logs each redelivery; nil means the scheduler's logger.
+	Logger *slog.Logger
+}
+
+// Redelivery returns middleware that gives a failing message more chances
+// later instead of holding the consumer: when the handler (wrapped in
+// immediate retries, for example middleware.Retry placed inside this
+// middleware) still fails, the message is written to the scheduler table to
+// be delivered again after the next delay, and acknowledged. The delays
+// therefore survive restarts. Each failure is appended to the
+// [KeyFaultHistory] metadata; when the delays are used up, or the error is
+// permanent, the message is dead-lettered with its full history.
+//
+// Place it outside Retry and inside DeadLetter:
+//
+//	router.AddMiddleware(deadLetter, redelivery, retry)
+//
+// The redelivered message keeps its UUID, payload and metadata (its ce_id
+// too, so an inbox still recognises it).
+func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware, error) {
+	delays := cfg.Delays
+	if len(delays) == 0 {
+		delays = DefaultRedeliveryDelays
+	}
+	for i, d := range delays {
+		if d <= 0 {
+			return nil, fmt.Errorf("scheduler: redelivery delay %d is %s; every delay must be positive", i+1, d)
+		}
+	}
+	delays = append([]time.Duration(nil), delays...)
+	dlqTopic := cfg.DeadLetterTopic
+	if dlqTopic == "" {
+		dlqTopic = DefaultDeadLetterTopic
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = s.cfg.logger
+	}
+	permanent := func(err error) bool {
+		return router.IsPermanent(err) || (cfg.IsPermanent != nil && cfg.IsPermanent(err))
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err == nil {
+				return out, nil
+			}
+			ctx := msg.Context()
+			topic := message.SubscribeTopicFromCtx(ctx)
+			if cfg.Topic != nil {
+				topic = cfg.Topic(msg)
+			}
+			history, herr := FaultHistory(msg)
+			if herr != nil {
+				logger.Warn("scheduler: dropping unreadable fault history", "message_uuid", msg.UUID, "error", herr)
+			}
+			round, _ := strconv.Atoi(msg.Metadata.Get(KeyRedeliveries))
+			attempts := middleware.Attempt(ctx)
+			if attempts == 0 {
+				attempts = 1
+			}
+			history = append(history, Fault{
+				Round:    round + 1,
+				Attempts: attempts,
+				Error:    err.Error(),
+				Handler:  message.HandlerNameFromCtx(ctx),
+				Topic:    topic,
+				At:       time.Now().UTC(),
+			})
+			encoded, jerr := json.Marshal(history)
+			if jerr != nil {
+				return nil, errors.Join(err, jerr)
+			}
+			if round < len(delays) && !permanent(err) && topic != "" {
+				next := msg.Copy()
+				next.Metadata.Set(KeyFaultHistory, string(encoded))
+				next.Metadata.Set(KeyRedeliveries, strconv.Itoa(round+1))
+				at := time.Now().Add(delays[round])
+				if _, serr := s.ScheduleMessages(ctx, s.pool, at, topic, next); serr != nil {
+					// Not rescheduled: nack, so the transport redelivers it.
+					return nil, fmt.Errorf("scheduler: redelivery of %s failed (%v) after handler error: %w", msg.UUID, serr, err)
+				}
+				logger.Warn("scheduler: handler failed; message rescheduled",
+					"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID, "topic", topic,
+					"redelivery", round+1, "of", len(delays), "at", at, "error", err)
+				return nil, nil
+			}
+			msg.Metadata.Set(KeyFaultHistory, string(encoded))
+			if cfg.DeadLetter == nil {
+				return nil, err
+			}
+			total := 0
+			for _, f := range history {
+				total += f.Attempts
+			}
+			dead := msg.Copy()
+			dead.Metadata.Set(KeyDeadError, err.Error())
+			dead.Metadata.Set(KeyDeadHandler, message.HandlerNameFromCtx(ctx))
+			dead.Metadata.Set(KeyDeadTopic, topic)
+			dead.Metadata.Set(KeyDeadAttempts, strconv.Itoa(total))
+			dead.Metadata.Set(KeyDeadFirstFailure, history[0].At.Format(time.RFC3339Nano))
+			dead.Metadata.Set(KeyDeadLastFailure, history[len(history)-1].At.Format(time.RFC3339Nano))
+			if perr := cfg.DeadLetter.Publish(dlqTopic, dead); perr != nil {
+				return nil, fmt.Errorf("scheduler: dead-letter publish of %s failed (%v) after handler error: %w", msg.UUID, perr, err)
+			}
+			logger.Error("scheduler: message dead-lettered",
+				"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID, "topic", topic,
+				"dead_letter_topic", dlqTopic, "rounds", len(history), "error", err)
+			return nil, nil
+		}
+	}, nil
+}

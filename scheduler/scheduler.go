@@ -1,0 +1,439 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-co-op/gocron/v2"
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// KeyDueAt is the metadata key the scheduler sets on every message it hands
+// off: the time (RFC 3339, UTC) the message was due.
+const KeyDueAt = "hexeract_due_at"
+
+// ErrNotFound is returned by Cancel and Reschedule when no pending scheduled
+// message has the id: it was never scheduled, was cancelled, or is already
+// handed off.
+var ErrNotFound = errors.New("scheduler: no pending scheduled message with this id")
+
+// Executor runs SQL in the caller's transaction: pgx.Tx, *pgx.Conn and
+// *pgxpool.Pool all satisfy it. Scheduling through a pgx.Tx makes the
+// scheduled message part of that transaction: it exists only if the
+// transaction commits.
+type Executor interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// Sink receives due messages. The poller calls PublishMessages inside the
+// transaction that deletes the messages from the scheduler table, so a sink
+// that writes into the same database (the transactional outbox) makes the
+// hand-off atomic: a crash before the commit leaves the messages scheduled, a
+// crash after it leaves them in the outbox, never both and never neither.
+// [*outbox.Outbox] is such a sink; [PublisherSink] publishes directly instead
+// (at-least-once).
+type Sink interface {
+	PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error
+}
+
+// SinkFunc adapts a function to [Sink].
+type SinkFunc func(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error
+
+// PublishMessages calls f.
+func (f SinkFunc) PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error {
+	return f(ctx, tx, topic, msgs...)
+}
+
+// PublisherSink returns a [Sink] that publishes due messages directly on a
+// Watermill publisher, inside the claiming transaction but before its commit.
+// Delivery is at-least-once: if the process dies after the publisher
+// acknowledged and before the commit, the messages are handed off again by
+// the next poll (consumers should be idempotent, for example with the inbox).
+// Prefer the outbox as sink when the broker is not PostgreSQL.
+func PublisherSink(p message.Publisher) Sink {
+	return SinkFunc(func(_ context.Context, _ Executor, topic string, msgs ...*message.Message) error {
+		return p.Publish(topic, msgs...)
+	})
+}
+
+// Scheduler stores delayed messages in PostgreSQL and hands them to a [Sink]
+// when they are due; it also runs cron schedules that fire once per tick
+// across all replicas. Build it with [New]; run its poller with
+// [Scheduler.Run] (it satisfies hexeract.Worker). Any number of Schedulers
+// on the same table may run side by side, in one process or many.
+type Scheduler struct {
+	pool   *pgxpool.Pool
+	sink   Sink
+	t      tables
+	cfg    config
+	sql    statements
+	wakeCh chan struct{}
+
+	cron     gocron.Scheduler
+	elector  *leaseElector
+	mu       sync.Mutex
+	jobs     map[string]bool
+	running  bool
+	stopHook func() // tests: simulate a crash (skip the lease release)
+}
+
+type config struct {
+	table        string
+	codec        router.Codec
+	source       string
+	topic        router.TopicFunc
+	batchSize    int
+	workers      int
+	pollInterval time.Duration
+	logger       *slog.Logger
+	location     *time.Location
+	leaseTTL     time.Duration
+	instanceID   string
+	migrate      bool
+}
+
+// Option configures a [Scheduler].
+type Option func(*config)
+
+// WithTable sets the table of scheduled messages (default
+// "hexeract_scheduled"; "schema.table" allowed). The fired-ticks and lease
+// tables are named after it with the suffixes _ticks and _leases.
+func WithTable(name string) Option { return func(c *config) { c.table = name } }
+
+// WithCodec sets the payload codec of typed messages (default JSON).
+func WithCodec(codec router.Codec) Option { return func(c *config) { c.codec = codec } }
+
+// WithSource sets the CloudEvents source of typed messages (default "hexeract").
+func WithSource(source string) Option { return func(c *config) { c.source = source } }
+
+// WithTopicFunc sets how a typed message's wire name maps to its topic
+// (default: the wire name).
+func WithTopicFunc(f router.TopicFunc) Option { return func(c *config) { c.topic = f } }
+
+// WithBatchSize sets how many due messages one claim transaction takes
+// (default 500).
+func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+
+// WithWorkers sets how many claim transactions one poller runs at once when
+// many messages are due (default 2).
+func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
+
+// WithPollInterval sets the longest time the poller sleeps without looking at
+// the table (default 2 s). The poller normally wakes exactly when the next
+// message is due, or when a NOTIFY announces an earlier one; the interval is
+// the fallback when notifications are lost.
+func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithLocation sets the time zone cron specs are evaluated in (default UTC).
+// A spec may also carry its own zone: "CRON_TZ=Europe/Paris 0 0 9 * * *".
+func WithLocation(loc *time.Location) Option { return func(c *config) { c.location = loc } }
+
+// WithLeaseTTL sets how long the cron leader's lease lasts without renewal
+// (default 10 s). When the leader dies, another replica takes over cron
+// firing within this time. The lease expiry is measured on the database
+// clock, so replicas' clocks need not agree.
+func WithLeaseTTL(d time.Duration) Option { return func(c *config) { c.leaseTTL = d } }
+
+// WithInstanceID names this replica in the lease and fired-ticks tables
+// (default host name, process id and a random suffix).
+func WithInstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
+
+// WithoutMigrate stops [Scheduler.Run] from applying the schema migrations,
+// for deployments that migrate with "hexeract schema migrate" beforehand.
+func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
+
+// New returns a Scheduler storing messages in pool's database and handing
+// due messages to sink. It checks the configuration but does not touch the
+// database; call [Scheduler.Migrate] (or [Scheduler.Run]) to create the tables.
+func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
+	if pool == nil {
+		return nil, errors.New("scheduler: nil pgx pool; pass the application's *pgxpool.Pool")
+	}
+	if sink == nil {
+		return nil, errors.New("scheduler: nil sink; pass the outbox (outbox.New) or scheduler.PublisherSink(publisher)")
+	}
+	host, _ := os.Hostname()
+	cfg := config{
+		table:        "hexeract_scheduled",
+		codec:        router.JSON{},
+		source:       router.DefaultSource,
+		topic:        router.DefaultTopic,
+		batchSize:    500,
+		workers:      2,
+		pollInterval: 2 * time.Second,
+		location:     time.UTC,
+		leaseTTL:     10 * time.Second,
+		instanceID:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), router.NewID()[24:]),
+		migrate:      true,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	switch {
+	case cfg.batchSize < 1:
+		return nil, fmt.Errorf("scheduler: batch size %d; use scheduler.WithBatchSize with at least 1", cfg.batchSize)
+	case cfg.workers < 1:
+		return nil, fmt.Errorf("scheduler: %d workers; use scheduler.WithWorkers with at least 1", cfg.workers)
+	case cfg.pollInterval <= 0:
+		return nil, fmt.Errorf("scheduler: poll interval %s; use scheduler.WithPollInterval with a positive duration", cfg.pollInterval)
+	case cfg.leaseTTL < 100*time.Millisecond:
+		return nil, fmt.Errorf("scheduler: lease TTL %s is too short; use scheduler.WithLeaseTTL with at least 100ms", cfg.leaseTTL)
+	case cfg.codec == nil || cfg.topic == nil || cfg.location == nil:
+		return nil, errors.New("scheduler: nil codec, topic function or location option")
+	case cfg.instanceID == "":
+		return nil, errors.New("scheduler: empty instance id; pass a non-empty name to scheduler.WithInstanceID")
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	t, err := newTables(cfg.table)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scheduler{
+		pool:   pool,
+		sink:   sink,
+		t:      t,
+		cfg:    cfg,
+		sql:    newStatements(t),
+		wakeCh: make(chan struct{}, 1),
+		jobs:   make(map[string]bool),
+	}
+	s.elector = &leaseElector{pool: pool, sql: s.sql, name: "cron", holder: cfg.instanceID, ttl: cfg.leaseTTL}
+	s.cron, err = gocron.NewScheduler(
+		gocron.WithLocation(cfg.location),
+		gocron.WithDistributedElector(s.elector),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: cron: %w", err)
+	}
+	return s, nil
+}
+
+// Table returns the validated name of the scheduled-messages table.
+func (s *Scheduler) Table() string { return s.t.name.String() }
+
+// InstanceID returns the name of this replica in the lease and ticks tables.
+func (s *Scheduler) InstanceID() string { return s.cfg.instanceID }
+
+// statements holds the SQL built once from the validated table names.
+type statements struct {
+	insert, claim, peek, cancel, reschedule, list, count string
+	lease, release, leaseHolder, tick, pruneTicks        string
+}
+
+func newStatements(t tables) statements {
+	return statements{
+		insert: `WITH ins AS (
+	INSERT INTO ` + t.Table + ` (id, topic, due_at, uuid, payload, metadata)
+	SELECT i, tp, d, u, p, m::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::text[]) AS x(i, tp, d, u, p, m)
+	RETURNING due_at)
+SELECT pg_notify($7, '') FROM (SELECT min(due_at) AS first FROM ins) f
+WHERE f.first < clock_timestamp() + make_interval(secs => $8)`,
+		claim: `DELETE FROM ` + t.Table + ` WHERE id IN (
+	SELECT id FROM ` + t.Table + ` WHERE due_at <= clock_timestamp()
+	ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, due_at, uuid, payload, metadata`,
+		peek: `SELECT EXTRACT(EPOCH FROM (due_at - clock_timestamp()))::float8 FROM ` + t.Table + `
+ORDER BY due_at LIMIT 1 FOR KEY SHARE SKIP LOCKED`,
+		cancel: `DELETE FROM ` + t.Table + ` WHERE id = $1`,
+		reschedule: `WITH upd AS (
+	UPDATE ` + t.Table + ` SET due_at = $2 WHERE id = $1 RETURNING due_at)
+SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4) THEN pg_notify($3, '') END FROM upd`,
+		list: `SELECT id, topic, due_at, metadata->>'ce_type', created_at FROM ` + t.Table + `
+WHERE ($1 = '' OR topic = $1) ORDER BY due_at, id LIMIT $2`,
+		count: `SELECT count(*) FROM ` + t.Table,
+		lease: `INSERT INTO ` + t.Leases + ` AS l (name, holder, expires_at)
+VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+WHERE l.holder = EXCLUDED.holder OR l.expires_at < clock_timestamp()
+RETURNING holder`,
+		release:     `DELETE FROM ` + t.Leases + ` WHERE name = $1 AND holder = $2`,
+		leaseHolder: `SELECT holder FROM ` + t.Leases + ` WHERE name = $1 AND expires_at > clock_timestamp()`,
+		tick:        `INSERT INTO ` + t.Ticks + ` (job, tick, holder) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		pruneTicks:  `DELETE FROM ` + t.Ticks + ` WHERE job = $1 AND tick < $2`,
+	}
+}
+
+// Schedule encodes msgs with the scheduler's envelope and stores them, due at
+// at, in tx: they exist only if tx commits. It returns their ids (the ce_id
+// of each message, also the id for [Scheduler.Cancel] and
+// [Scheduler.Reschedule]). A time in the past means "as soon as possible".
+// Inside a handler (ctx from the handler) the messages are correlated with
+// the message being handled.
+func (s *Scheduler) Schedule(ctx context.Context, tx Executor, at time.Time, msgs ...router.Message) ([]string, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	rows := make([]row, 0, len(msgs))
+	for _, m := range msgs {
+		if m == nil {
+			return nil, errors.New("scheduler: Schedule of a nil message")
+		}
+		wm, err := router.NewMessage(ctx, m, router.EncodeOptions{Codec: s.cfg.codec, Source: s.cfg.source})
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: encode %s: %w", m.MessageType(), err)
+		}
+		rows = append(rows, row{id: wm.UUID, topic: s.cfg.topic(m.MessageType()), msg: wm})
+	}
+	return s.insert(ctx, tx, at, rows)
+}
+
+// After is [Scheduler.Schedule] at time.Now().Add(d).
+func (s *Scheduler) After(ctx context.Context, tx Executor, d time.Duration, msgs ...router.Message) ([]string, error) {
+	return s.Schedule(ctx, tx, time.Now().Add(d), msgs...)
+}
+
+// ScheduleMessages stores already-built Watermill messages for topic, due at
+// at, in tx, keeping their UUID, metadata and payload as they are. Each gets
+// a new scheduler id (returned), so the same message may be scheduled more
+// than once (redelivery does this).
+func (s *Scheduler) ScheduleMessages(ctx context.Context, tx Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error) {
+	if topic == "" {
+		return nil, errors.New("scheduler: ScheduleMessages with an empty topic")
+	}
+	rows := make([]row, 0, len(msgs))
+	for _, m := range msgs {
+		if m == nil {
+			return nil, errors.New("scheduler: ScheduleMessages of a nil message")
+		}
+		rows = append(rows, row{id: router.NewID(), topic: topic, msg: m})
+	}
+	return s.insert(ctx, tx, at, rows)
+}
+
+type row struct {
+	id, topic string
+	msg       *message.Message
+}
+
+func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows []row) ([]string, error) {
+	if tx == nil {
+		return nil, errors.New("scheduler: nil transaction; pass a pgx.Tx (or the pool to schedule on its own)")
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	if at.IsZero() {
+		return nil, errors.New("scheduler: zero due time; pass the time the message is due")
+	}
+	n := len(rows)
+	ids, topics, uuids, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	dues, payloads := make([]time.Time, n), make([][]byte, n)
+	for i, r := range rows {
+		md, err := json.Marshal(r.msg.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: metadata of message %s: %w", r.msg.UUID, err)
+		}
+		payload := r.msg.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		ids[i], topics[i], uuids[i], metas[i], dues[i], payloads[i] = r.id, r.topic, r.msg.UUID, string(md), at, payload
+	}
+	if _, err := tx.Exec(ctx, s.sql.insert, ids, topics, dues, uuids, payloads, metas,
+		s.t.channel, s.cfg.pollInterval.Seconds()); err != nil {
+		return nil, fmt.Errorf("scheduler: insert into %s: %w", s.t.name, err)
+	}
+	return ids, nil
+}
+
+// Cancel removes a pending scheduled message. It returns [ErrNotFound] when
+// there is none with this id (for example it is already handed off).
+func (s *Scheduler) Cancel(ctx context.Context, id string) error {
+	return s.CancelTx(ctx, s.pool, id)
+}
+
+// CancelTx is [Scheduler.Cancel] inside the caller's transaction, for
+// example a saga cancelling its timeout in the transaction that saves its
+// state. A message that the poller is handing off at that moment is locked:
+// CancelTx waits for the hand-off to finish and then returns [ErrNotFound].
+func (s *Scheduler) CancelTx(ctx context.Context, tx Executor, id string) error {
+	if tx == nil {
+		return errors.New("scheduler: nil transaction")
+	}
+	tag, err := tx.Exec(ctx, s.sql.cancel, id)
+	if err != nil {
+		return fmt.Errorf("scheduler: cancel %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return nil
+}
+
+// Reschedule moves a pending scheduled message to a new due time. It returns
+// [ErrNotFound] when there is none with this id.
+func (s *Scheduler) Reschedule(ctx context.Context, id string, at time.Time) error {
+	return s.RescheduleTx(ctx, s.pool, id, at)
+}
+
+// RescheduleTx is [Scheduler.Reschedule] inside the caller's transaction.
+func (s *Scheduler) RescheduleTx(ctx context.Context, tx Executor, id string, at time.Time) error {
+	if tx == nil {
+		return errors.New("scheduler: nil transaction")
+	}
+	if at.IsZero() {
+		return errors.New("scheduler: zero due time")
+	}
+	tag, err := tx.Exec(ctx, s.sql.reschedule, id, at, s.t.channel, s.cfg.pollInterval.Seconds())
+	if err != nil {
+		return fmt.Errorf("scheduler: reschedule %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return nil
+}
+
+// Pending describes a scheduled message that is not yet due or not yet
+// handed off.
+type Pending struct {
+	ID        string
+	Topic     string
+	Type      string // ce_type of the message ("" for raw messages without it)
+	DueAt     time.Time
+	CreatedAt time.Time
+}
+
+// List returns up to limit pending messages in due order, only those for
+// topic when topic is not empty.
+func (s *Scheduler) List(ctx context.Context, topic string, limit int) ([]Pending, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, s.sql.list, topic, limit)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: list %s: %w", s.t.name, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pending, error) {
+		var p Pending
+		var typ *string
+		err := r.Scan(&p.ID, &p.Topic, &p.DueAt, &typ, &p.CreatedAt)
+		if typ != nil {
+			p.Type = *typ
+		}
+		return p, err
+	})
+}
+
+// Count returns the number of pending scheduled messages.
+func (s *Scheduler) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, s.sql.count).Scan(&n)
+	return n, err
+}
