@@ -1,0 +1,46 @@
+// Package outbox is Hexeract's transactional outbox and inbox on
+// PostgreSQL (pgx/v5).
+//
+// # Outbox
+//
+// [Outbox.Publish] writes messages into an outbox table inside the
+// transaction that changes the business state, so the state change and the
+// messages commit together or not at all:
+//
+//	tx, _ := pool.Begin(ctx)
+//	_, _ = tx.Exec(ctx, `INSERT INTO users (id, email) VALUES ($1, $2)`, id, email)
+//	ids, _ := ob.Publish(ctx, tx, UserRegistered{UserID: id, Email: email})
+//	_ = tx.Commit(ctx)
+//
+// A [Relay] (run it with hexeract.WithWorker or on its own) claims pending
+// rows in batches with FOR UPDATE SKIP LOCKED, publishes them to any
+// Watermill publisher and deletes them once the publisher returned. Publish
+// sends a PostgreSQL notification that wakes the relays at once; they also
+// poll. Several relays may run on one table; no row is in flight in two of
+// them at once. Delivery is at-least-once: pair it with the [Inbox] on the
+// consuming side for an exactly-once effect.
+//
+// Failed publishes are retried with exponential backoff; after
+// [WithMaxAttempts] failures a row moves to the dead table (name_dead),
+// where it stays until [Outbox.ReplayDead] or [Outbox.PurgeDead] (or the
+// "hexeract outbox dead" CLI commands). Messages with an ordering key
+// (router.Keyed, metadata ce_partitionkey) are delivered in commit order
+// per key, even with several relays; messages with different keys, or no
+// key, proceed in parallel. A failing row holds back only the later rows
+// of its own key.
+//
+// # Inbox
+//
+// [Inbox.Middleware], [TxHandler] and [Inbox.Process] run a handler's
+// database work and an INSERT ... ON CONFLICT DO NOTHING into the inbox
+// table in one transaction, so a redelivered message has its effect once.
+//
+// # Schema
+//
+// Tables are created by versioned migrations embedded in the package,
+// applied by [Migrate], [Outbox.Migrate], [Inbox.Migrate] or "hexeract
+// migrate up". Table names are validated (lower-case letters, digits and
+// underscores; optionally schema-qualified) before any SQL is built.
+//
+// See docs/outbox.md for the design and its trade-offs.
+package outbox

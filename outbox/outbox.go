@@ -1,0 +1,304 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Executor is what [Outbox.Publish] writes through. pgx.Tx, *pgxpool.Pool,
+// *pgxpool.Conn, *pgx.Conn and pgxpool.Tx all satisfy it. Pass the
+// transaction that writes the business state: the messages are committed,
+// or rolled back, with it.
+type Executor interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
+}
+
+// Outbox writes messages into an outbox table inside the caller's
+// transaction. It is safe for concurrent use. A [Relay] delivers the rows.
+type Outbox struct {
+	pool    *pgxpool.Pool
+	t       tables
+	codec   router.Codec
+	source  string
+	topic   router.TopicFunc
+	notify  bool
+	keyLock bool
+
+	insertSQL string // multi-row insert, with or without pg_notify
+	notifySQL string
+	lockSQL   string
+}
+
+// copyThreshold is the batch size from which Publish writes with COPY
+// instead of a multi-row INSERT.
+const copyThreshold = 512
+
+// New returns an Outbox on the table set by [WithTable] (default
+// [DefaultTable]). It validates the options, and the table name, before
+// any SQL is built; it does not touch the database. Create the tables with
+// [Outbox.Migrate] (or "hexeract migrate up").
+func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
+	cfg := outboxConfig{table: DefaultTable, notify: true, keyLock: true}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyOutbox(&cfg)
+		}
+	}
+	t, err := resolveTables(cfg.table)
+	if err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, errors.New("outbox: New needs a *pgxpool.Pool (it is used by Migrate and the admin methods)")
+	}
+	if cfg.codec == nil {
+		cfg.codec = router.JSON{}
+	}
+	if cfg.source == "" {
+		cfg.source = router.DefaultSource
+	}
+	if cfg.topic == nil {
+		cfg.topic = router.DefaultTopic
+	}
+	o := &Outbox{
+		pool: pool, t: t, codec: cfg.codec, source: cfg.source, topic: cfg.topic,
+		notify: cfg.notify, keyLock: cfg.keyLock,
+	}
+	insert := `INSERT INTO ` + t.table + ` (id, topic, ordering_key, metadata, payload)
+SELECT u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(i, t, k, m, p, n)
+ORDER BY u.n`
+	if o.notify {
+		o.insertSQL = `WITH ins AS (` + insert + `) SELECT pg_notify('` + t.channel + `', '')`
+	} else {
+		o.insertSQL = insert
+	}
+	o.notifySQL = `SELECT pg_notify('` + t.channel + `', '')`
+	o.lockSQL = `SELECT pg_advisory_xact_lock($1::integer, s.h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k WHERE k <> '' ORDER BY 1) AS s`
+	return o, nil
+}
+
+// Table returns the outbox table name as configured ("schema.table" or "table").
+func (o *Outbox) Table() string { return o.t.name.String() }
+
+// Channel returns the PostgreSQL notification channel on which
+// [Outbox.Publish] announces new rows and relays listen.
+func (o *Outbox) Channel() string { return o.t.channel }
+
+// Publish encodes msgs with the Hexeract envelope (see router.NewMessage:
+// a new UUIDv7 id, ce_type, ce_source, correlation and causation taken from
+// ctx, the W3C trace context of ctx) and writes them into the outbox through
+// tx, in one round trip. It returns the message ids in the order of msgs.
+// The messages are delivered only if tx commits. A message implementing
+// router.Keyed gets its ordering key: messages with the same key are
+// delivered in commit order.
+func (o *Outbox) Publish(ctx context.Context, tx Executor, msgs ...router.Message) ([]string, error) {
+	if tx == nil {
+		return nil, errors.New("outbox: Publish needs a transaction (pgx.Tx) to write through")
+	}
+	b := newBatch(len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for i, m := range msgs {
+		if m == nil {
+			return nil, fmt.Errorf("outbox: Publish: message %d is nil", i)
+		}
+		wm, err := router.NewMessage(ctx, m, router.EncodeOptions{Codec: o.codec, Source: o.source})
+		if err != nil {
+			return nil, fmt.Errorf("outbox: encode %s: %w", m.MessageType(), err)
+		}
+		topic := o.topic(m.MessageType())
+		if topic == "" {
+			return nil, fmt.Errorf("outbox: the topic function returned an empty topic for %s", m.MessageType())
+		}
+		if err := b.add(ctx, topic, wm); err != nil {
+			return nil, err
+		}
+		ids = append(ids, wm.UUID)
+	}
+	if err := o.write(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// PublishMessages writes pre-built Watermill messages for topic into the
+// outbox through tx, in one round trip. Each message keeps its UUID (the
+// row id) and metadata; its ordering key is the ce_partitionkey metadata
+// value, if any. The W3C trace context of ctx is added when the metadata
+// has none. Use it to hand over messages built elsewhere (scheduler, sagas,
+// forwarding).
+func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error {
+	if tx == nil {
+		return errors.New("outbox: PublishMessages needs a transaction (pgx.Tx) to write through")
+	}
+	if topic == "" {
+		return errors.New("outbox: PublishMessages: empty topic")
+	}
+	b := newBatch(len(msgs))
+	for i, m := range msgs {
+		if m == nil {
+			return fmt.Errorf("outbox: PublishMessages: message %d is nil", i)
+		}
+		if m.UUID == "" {
+			return fmt.Errorf("outbox: PublishMessages: message %d has an empty UUID", i)
+		}
+		if err := b.add(ctx, topic, m); err != nil {
+			return err
+		}
+	}
+	return o.write(ctx, tx, b)
+}
+
+// batch holds the column arrays of one Publish call.
+type batch struct {
+	ids, topics, keys, metadata []string
+	payloads                    [][]byte
+	keyed                       bool
+}
+
+func newBatch(n int) *batch {
+	return &batch{
+		ids: make([]string, 0, n), topics: make([]string, 0, n), keys: make([]string, 0, n),
+		metadata: make([]string, 0, n), payloads: make([][]byte, 0, n),
+	}
+}
+
+var traceContext = propagation.TraceContext{}
+
+func (b *batch) add(ctx context.Context, topic string, m *message.Message) error {
+	md := m.Metadata
+	if md == nil {
+		md = message.Metadata{}
+	}
+	if md.Get(router.KeyTraceParent) == "" && trace.SpanContextFromContext(ctx).IsValid() {
+		md = cloneMetadata(md)
+		traceContext.Inject(ctx, propagation.MapCarrier(md))
+	}
+	js, err := json.Marshal(map[string]string(md))
+	if err != nil {
+		return fmt.Errorf("outbox: metadata of message %s: %w", m.UUID, err)
+	}
+	key := md.Get(router.KeyPartitionKey)
+	if key != "" {
+		b.keyed = true
+	}
+	payload := []byte(m.Payload)
+	if payload == nil {
+		payload = []byte{}
+	}
+	b.ids = append(b.ids, m.UUID)
+	b.topics = append(b.topics, topic)
+	b.keys = append(b.keys, key)
+	b.metadata = append(b.metadata, string(js))
+	b.payloads = append(b.payloads, payload)
+	return nil
+}
+
+func cloneMetadata(md message.Metadata) message.Metadata {
+	c := make(message.Metadata, len(md)+2)
+	for k, v := range md {
+		c[k] = v
+	}
+	return c
+}
+
+func (o *Outbox) write(ctx context.Context, tx Executor, b *batch) error {
+	if len(b.ids) == 0 {
+		return nil
+	}
+	if b.keyed && o.keyLock {
+		if _, err := tx.Exec(ctx, o.lockSQL, o.t.lockClass, b.keys); err != nil {
+			return fmt.Errorf("outbox: lock ordering keys: %w", err)
+		}
+	}
+	if len(b.ids) >= copyThreshold {
+		rows := make([][]any, len(b.ids))
+		for i := range b.ids {
+			var key any
+			if b.keys[i] != "" {
+				key = b.keys[i]
+			}
+			rows[i] = []any{b.ids[i], b.topics[i], key, b.metadata[i], b.payloads[i]}
+		}
+		ident := pgx.Identifier{o.t.name.Table}
+		if o.t.name.Schema != "" {
+			ident = pgx.Identifier{o.t.name.Schema, o.t.name.Table}
+		}
+		if _, err := tx.CopyFrom(ctx, ident, []string{"id", "topic", "ordering_key", "metadata", "payload"}, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("outbox: write %d messages to %s: %w", len(b.ids), o.t.name, err)
+		}
+		if o.notify {
+			if _, err := tx.Exec(ctx, o.notifySQL); err != nil {
+				return fmt.Errorf("outbox: notify: %w", err)
+			}
+		}
+		return nil
+	}
+	if _, err := tx.Exec(ctx, o.insertSQL, b.ids, b.topics, b.keys, b.metadata, b.payloads); err != nil {
+		return fmt.Errorf("outbox: write %d messages to %s: %w", len(b.ids), o.t.name, err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction on the outbox's pool, commits it when fn
+// returns nil, and then calls [Outbox.Signal]. Write the business state and
+// call [Outbox.Publish] with the tx inside fn.
+func (o *Outbox) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginFunc(ctx, o.pool, fn); err != nil {
+		return err
+	}
+	o.Signal()
+	return nil
+}
+
+// Signal wakes the relays of this outbox table running in the same
+// process, without waiting for the PostgreSQL notification. Call it after
+// the transaction that published has committed ([Outbox.InTx] does). It is
+// an optimisation only: relays in other processes are woken by the
+// notification Publish sends, and every relay polls.
+func (o *Outbox) Signal() { signalLocal(o.t.channel) }
+
+// local is the in-process registry of running relays by channel.
+var local = struct {
+	sync.Mutex
+	relays map[string]map[*Relay]struct{}
+}{relays: map[string]map[*Relay]struct{}{}}
+
+func registerLocal(channel string, r *Relay) func() {
+	local.Lock()
+	set := local.relays[channel]
+	if set == nil {
+		set = map[*Relay]struct{}{}
+		local.relays[channel] = set
+	}
+	set[r] = struct{}{}
+	local.Unlock()
+	return func() {
+		local.Lock()
+		delete(local.relays[channel], r)
+		if len(local.relays[channel]) == 0 {
+			delete(local.relays, channel)
+		}
+		local.Unlock()
+	}
+}
+
+func signalLocal(channel string) {
+	local.Lock()
+	for r := range local.relays[channel] {
+		r.wake()
+	}
+	local.Unlock()
+}

@@ -1,0 +1,575 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Relay delivers outbox rows to a Watermill publisher. It runs until its
+// context is cancelled; several relays (goroutines or processes) can run
+// on the same table at once. It satisfies hexeract.Worker, so
+// hexeract.WithWorker(relay) runs it beside an App's router.
+//
+// Each worker of a relay claims a batch in a transaction with
+//
+//	DELETE ... WHERE seq IN (SELECT seq ... ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...
+//
+// publishes the rows, and commits only after the publisher returned
+// without error. The transaction stays open while the broker is called:
+// the claimed rows are locked, so no other worker or relay can claim them,
+// and if the relay dies (crash, lost connection) PostgreSQL rolls the
+// transaction back and the rows are claimable again at once. A relay that
+// hangs is cut off by PostgreSQL after the lease ([WithLease]), measured on
+// the database server's clock. Delivery is at-least-once: a batch published
+// but not committed is published again.
+type Relay struct {
+	src *pgxpool.Pool
+	pub message.Publisher
+	cfg relayConfig
+	t   tables
+	log *slog.Logger
+	m   *relayMetrics
+
+	wakeCh  chan struct{}
+	running atomic.Bool
+
+	claimSQL, followSQL, reinsertSQL, deadSQL, unarchiveSQL string
+}
+
+// NewRelay returns a relay that delivers the rows of the outbox table set
+// by [WithTable] to pub. The relay opens its own connections with the
+// configuration of pool (one per worker, one for statistics and one that
+// listens for notifications), so it does not take connections from pool.
+// It returns an error for a bad table name or option before any SQL runs.
+func NewRelay(pool *pgxpool.Pool, pub message.Publisher, opts ...RelayOption) (*Relay, error) {
+	cfg := relayConfig{
+		table: DefaultTable, batchSize: 256, workers: 4, pollInterval: time.Second,
+		maxAttempts: 10, backoffMin: time.Second, backoffMax: 5 * time.Minute,
+		lease: 30 * time.Second, listen: true, statsEvery: 5 * time.Second,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyRelay(&cfg)
+		}
+	}
+	t, err := resolveTables(cfg.table)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case pool == nil:
+		return nil, errors.New("outbox: NewRelay needs a *pgxpool.Pool")
+	case pub == nil:
+		return nil, errors.New("outbox: NewRelay needs a Watermill publisher to deliver to")
+	case cfg.batchSize < 1 || cfg.batchSize > 10000:
+		return nil, fmt.Errorf("outbox: batch size %d out of range; use WithBatchSize(1..10000)", cfg.batchSize)
+	case cfg.workers < 1 || cfg.workers > 256:
+		return nil, fmt.Errorf("outbox: %d workers out of range; use WithWorkers(1..256)", cfg.workers)
+	case cfg.pollInterval <= 0:
+		return nil, fmt.Errorf("outbox: poll interval %v must be positive", cfg.pollInterval)
+	case cfg.maxAttempts < 1:
+		return nil, fmt.Errorf("outbox: max attempts %d must be at least 1", cfg.maxAttempts)
+	case cfg.backoffMin <= 0 || cfg.backoffMax < cfg.backoffMin:
+		return nil, fmt.Errorf("outbox: backoff min %v / max %v: need 0 < min <= max", cfg.backoffMin, cfg.backoffMax)
+	case cfg.lease < time.Second:
+		return nil, fmt.Errorf("outbox: lease %v is too short; use WithLease of at least 1s", cfg.lease)
+	case cfg.retention < 0:
+		return nil, fmt.Errorf("outbox: negative retention %v", cfg.retention)
+	case cfg.statsEvery <= 0:
+		return nil, fmt.Errorf("outbox: stats interval %v must be positive", cfg.statsEvery)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	r := &Relay{
+		src: pool, pub: pub, cfg: cfg, t: t,
+		log:    cfg.logger.With("outbox", t.name.String()),
+		wakeCh: make(chan struct{}, 1),
+	}
+	r.m, err = newRelayMetrics(cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	r.buildSQL()
+	return r, nil
+}
+
+const returning = `d.seq, d.id, d.topic, d.ordering_key, d.metadata::text, d.payload, d.attempts, d.last_error, d.created_at`
+
+func (r *Relay) buildSQL() {
+	t := r.t
+	// Rows with an ordering key are claimable only when no earlier row
+	// with the same key exists: the earlier row is either locked by another
+	// worker (in flight), waiting for its retry time, or not yet visible.
+	heads := `SELECT c.seq FROM ` + t.table + ` c
+WHERE c.next_attempt_at <= now()
+  AND (c.ordering_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key AND p.seq < c.seq))
+ORDER BY c.seq LIMIT $1
+FOR UPDATE SKIP LOCKED`
+	// Followers: later rows of keys whose head this worker holds. No other
+	// worker can claim them while the head is locked.
+	follow := `SELECT c.seq FROM ` + t.table + ` c
+WHERE c.ordering_key = ANY($1::text[])
+ORDER BY c.seq LIMIT $2
+FOR UPDATE`
+	claim := func(sel string) string {
+		del := `DELETE FROM ` + t.table + ` d USING (` + sel + `) s WHERE d.seq = s.seq RETURNING `
+		if r.cfg.retention == 0 {
+			return del + returning
+		}
+		return `WITH d AS (` + del + `d.*), a AS (
+INSERT INTO ` + t.delivered + ` (seq, id, topic, ordering_key, metadata, payload, attempts, created_at)
+SELECT seq, id, topic, ordering_key, metadata, payload, attempts + 1, created_at FROM d)
+SELECT ` + returning + ` FROM d`
+	}
+	r.claimSQL = claim(heads)
+	r.followSQL = claim(follow)
+	r.reinsertSQL = `INSERT INTO ` + t.table + ` (seq, id, topic, ordering_key, metadata, payload, attempts, next_attempt_at, last_error, created_at)
+SELECT u.s, u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p, u.a, now() + make_interval(secs => u.d), NULLIF(u.e, ''), u.c
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int[], $8::float8[], $9::text[], $10::timestamptz[])
+  AS u(s, i, t, k, m, p, a, d, e, c)`
+	r.deadSQL = `INSERT INTO ` + t.dead + ` (seq, id, topic, ordering_key, metadata, payload, attempts, last_error, created_at)
+SELECT u.s, u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p, u.a, NULLIF(u.e, ''), u.c
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int[], $8::text[], $9::timestamptz[])
+  AS u(s, i, t, k, m, p, a, e, c)`
+	r.unarchiveSQL = `DELETE FROM ` + t.delivered + ` WHERE seq = ANY($1::bigint[])`
+}
+
+// wake makes one idle worker look for rows now.
+func (r *Relay) wake() {
+	select {
+	case r.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers rows until ctx is cancelled, then returns nil. Database and
+// publisher errors are logged, counted and retried; they do not stop Run.
+// A batch whose publish completed when ctx is cancelled is still committed.
+// Run returns an error only when called while already running.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("outbox: Relay.Run called while the relay is already running")
+	}
+	defer r.running.Store(false)
+
+	pcfg := r.src.Config()
+	pcfg.MaxConns = int32(r.cfg.workers + 1)
+	pcfg.MinConns = 0
+	listenCfg := pcfg.ConnConfig.Copy()
+	rp := pcfg.ConnConfig.RuntimeParams
+	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(r.cfg.lease.Milliseconds(), 10)
+	rp["application_name"] = "hexeract-relay " + r.t.name.String()
+	db, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("outbox: relay pool: %w", err)
+	}
+	defer db.Close()
+
+	unregister := registerLocal(r.t.channel, r)
+	defer unregister()
+
+	var wg sync.WaitGroup
+	if r.cfg.listen {
+		wg.Go(func() { r.listen(ctx, listenCfg) })
+	}
+	wg.Go(func() { r.statsLoop(ctx, db) })
+	if r.cfg.retention > 0 {
+		wg.Go(func() { r.retentionLoop(ctx, db) })
+	}
+	for range r.cfg.workers {
+		wg.Go(func() { r.work(ctx, db) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Relay) work(ctx context.Context, db *pgxpool.Pool) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		default:
+		}
+		n, err := r.relayBatch(ctx, db)
+		if err != nil && ctx.Err() == nil {
+			failures++
+			r.m.errors.Add(context.Background(), 1, r.m.attrs)
+			r.log.Warn("outbox relay batch failed", "error", err, "consecutive_failures", failures)
+			wait := min(r.cfg.pollInterval, time.Duration(failures)*100*time.Millisecond)
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if n == r.cfg.batchSize {
+			r.wake() // more rows are likely waiting: bring in another worker
+			continue
+		}
+		timer.Reset(r.cfg.pollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wakeCh:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// row is one claimed outbox row.
+type row struct {
+	seq       int64
+	id        string
+	topic     string
+	key       *string
+	metadata  string
+	payload   []byte
+	attempts  int32
+	lastError *string
+	createdAt time.Time
+}
+
+func scanRows(rows pgx.Rows, out []row) ([]row, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var w row
+		if err := rows.Scan(&w.seq, &w.id, &w.topic, &w.key, &w.metadata, &w.payload, &w.attempts, &w.lastError, &w.createdAt); err != nil {
+			return out, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// outcome of a row in a batch.
+const (
+	delivered = iota
+	failed    // publish failed: attempts+1, back off or die
+	putBack   // not attempted (an earlier row with its key failed)
+)
+
+// relayBatch claims, publishes and settles one batch. It returns the
+// number of rows claimed.
+func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
+	start := time.Now()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	bg := context.WithoutCancel(ctx)
+	defer func() { _ = tx.Rollback(bg) }() // no-op after Commit
+
+	rows, err := tx.Query(ctx, r.claimSQL, r.cfg.batchSize)
+	if err != nil {
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	claimed, err := scanRows(rows, make([]row, 0, r.cfg.batchSize))
+	if err != nil {
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	if len(claimed) == 0 {
+		return 0, tx.Rollback(bg)
+	}
+	var keys []string
+	for i := range claimed {
+		if claimed[i].key != nil {
+			keys = append(keys, *claimed[i].key)
+		}
+	}
+	if len(keys) > 0 && len(claimed) < r.cfg.batchSize {
+		rows, err := tx.Query(ctx, r.followSQL, keys, r.cfg.batchSize-len(claimed))
+		if err != nil {
+			return 0, fmt.Errorf("claim followers: %w", err)
+		}
+		if claimed, err = scanRows(rows, claimed); err != nil {
+			return 0, fmt.Errorf("claim followers: %w", err)
+		}
+	}
+	slices.SortFunc(claimed, func(a, b row) int { return int(a.seq - b.seq) })
+
+	ctx, span := r.m.tracer.Start(ctx, "outbox relay "+r.t.name.String(), trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(r.m.tableAttr))
+	defer span.End()
+
+	outcome := make([]uint8, len(claimed))
+	errText := make([]string, len(claimed))
+	r.publish(ctx, span, claimed, outcome, errText)
+
+	nDelivered, nFailed, nDead := 0, 0, 0
+	var back, dead []int
+	for i := range claimed {
+		switch outcome[i] {
+		case delivered:
+			nDelivered++
+		case failed:
+			nFailed++
+			if int(claimed[i].attempts)+1 >= r.cfg.maxAttempts {
+				dead = append(dead, i)
+				nDead++
+			} else {
+				back = append(back, i)
+			}
+		case putBack:
+			back = append(back, i)
+		}
+	}
+	if len(back) > 0 || len(dead) > 0 {
+		if err := r.settleFailures(bg, tx, claimed, outcome, errText, back, dead); err != nil {
+			span.RecordError(err)
+			return len(claimed), fmt.Errorf("record failures: %w", err)
+		}
+	}
+	if err := tx.Commit(bg); err != nil {
+		span.RecordError(err)
+		return len(claimed), fmt.Errorf("commit after publishing %d messages (they will be published again): %w", nDelivered, err)
+	}
+	mctx := context.Background()
+	r.m.relayed.Add(mctx, int64(nDelivered), r.m.attrs)
+	if nFailed > 0 {
+		r.m.failed.Add(mctx, int64(nFailed), r.m.attrs)
+	}
+	if nDead > 0 {
+		r.m.dead.Add(mctx, int64(nDead), r.m.attrs)
+		r.log.Error("outbox rows moved to the dead table after max attempts", "count", nDead, "dead_table", r.t.name.String()+"_dead", "last_error", errText[dead[0]])
+	}
+	r.m.batch.Record(mctx, time.Since(start).Seconds(), r.m.attrs)
+	r.m.lastProgress.Store(time.Now().UnixNano())
+	return len(claimed), nil
+}
+
+// publish publishes claimed rows in order, one Publish call per run of
+// rows with the same topic, and records each row's outcome.
+func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, outcome []uint8, errText []string) {
+	recording := span.IsRecording()
+	var blocked map[string]bool // keys with a failed row in this batch
+	msgs := make([]*message.Message, 0, len(claimed))
+	idx := make([]int, 0, len(claimed))
+	flush := func(topic string) {
+		if len(msgs) == 0 {
+			return
+		}
+		if err := r.pub.Publish(topic, msgs...); err != nil {
+			text := err.Error()
+			for _, i := range idx {
+				outcome[i] = failed
+				errText[i] = text
+				if k := claimed[i].key; k != nil {
+					if blocked == nil {
+						blocked = map[string]bool{}
+					}
+					blocked[*k] = true
+				}
+			}
+			span.RecordError(err)
+		}
+		msgs, idx = msgs[:0], idx[:0]
+	}
+	topic := ""
+	for i := range claimed {
+		w := &claimed[i]
+		if w.key != nil && blocked[*w.key] {
+			outcome[i] = putBack
+			continue
+		}
+		if w.topic != topic {
+			flush(topic)
+			topic = w.topic
+			if w.key != nil && blocked[*w.key] { // the flush may have failed this key
+				outcome[i] = putBack
+				continue
+			}
+		}
+		md := make(message.Metadata, 12)
+		if err := json.Unmarshal([]byte(w.metadata), (*map[string]string)(&md)); err != nil {
+			// jsonb of non-string values (written by hand): keep what decodes.
+			md = decodeLoose(w.metadata)
+		}
+		msg := message.NewMessage(w.id, w.payload)
+		msg.Metadata = md
+		mctx := ctx
+		if _, ok := md["traceparent"]; ok {
+			mctx = traceContext.Extract(ctx, propagation.MapCarrier(md))
+			if recording {
+				span.AddLink(trace.Link{SpanContext: trace.SpanContextFromContext(mctx)})
+			}
+		}
+		msg.SetContext(mctx)
+		msgs = append(msgs, msg)
+		idx = append(idx, i)
+	}
+	flush(topic)
+}
+
+func decodeLoose(js string) message.Metadata {
+	var raw map[string]any
+	md := message.Metadata{}
+	if json.Unmarshal([]byte(js), &raw) == nil {
+		for k, v := range raw {
+			if s, ok := v.(string); ok {
+				md[k] = s
+			} else {
+				b, _ := json.Marshal(v)
+				md[k] = string(b)
+			}
+		}
+	}
+	return md
+}
+
+// settleFailures writes failed and put-back rows back into the outbox (with
+// their original seq, so order is kept) and dead rows into the dead table,
+// in the claiming transaction.
+func (r *Relay) settleFailures(ctx context.Context, tx pgx.Tx, claimed []row, outcome []uint8, errText []string, back, dead []int) error {
+	if r.cfg.retention > 0 {
+		seqs := make([]int64, 0, len(back)+len(dead))
+		for _, i := range append(append([]int(nil), back...), dead...) {
+			seqs = append(seqs, claimed[i].seq)
+		}
+		if _, err := tx.Exec(ctx, r.unarchiveSQL, seqs); err != nil {
+			return err
+		}
+	}
+	if len(back) > 0 {
+		n := len(back)
+		s, ids, topics, keys, mds := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ps, as, ds, es, cs := make([][]byte, n), make([]int32, n), make([]float64, n), make([]string, n), make([]time.Time, n)
+		for j, i := range back {
+			w := &claimed[i]
+			s[j], ids[j], topics[j], mds[j], ps[j], as[j], cs[j] = w.seq, w.id, w.topic, w.metadata, w.payload, w.attempts, w.createdAt
+			if w.key != nil {
+				keys[j] = *w.key
+			}
+			if w.lastError != nil {
+				es[j] = *w.lastError
+			}
+			if outcome[i] == failed {
+				as[j] = w.attempts + 1
+				ds[j] = r.backoff(int(as[j])).Seconds()
+				es[j] = errText[i]
+			}
+		}
+		if _, err := tx.Exec(ctx, r.reinsertSQL, s, ids, topics, keys, mds, ps, as, ds, es, cs); err != nil {
+			return err
+		}
+	}
+	if len(dead) > 0 {
+		n := len(dead)
+		s, ids, topics, keys, mds := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ps, as, es, cs := make([][]byte, n), make([]int32, n), make([]string, n), make([]time.Time, n)
+		for j, i := range dead {
+			w := &claimed[i]
+			s[j], ids[j], topics[j], mds[j], ps[j], as[j], es[j], cs[j] = w.seq, w.id, w.topic, w.metadata, w.payload, w.attempts+1, errText[i], w.createdAt
+			if w.key != nil {
+				keys[j] = *w.key
+			}
+		}
+		if _, err := tx.Exec(ctx, r.deadSQL, s, ids, topics, keys, mds, ps, as, es, cs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backoff returns the wait before attempt number attempts+1: backoffMin
+// doubled per earlier failure, capped at backoffMax, minus up to 20% jitter.
+func (r *Relay) backoff(attempts int) time.Duration {
+	d := r.cfg.backoffMin
+	for i := 1; i < attempts && d < r.cfg.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.backoffMax)
+	return d - time.Duration(rand.Float64()*0.2*float64(d))
+}
+
+// listen keeps a dedicated connection LISTENing on the outbox channel and
+// wakes a worker on every notification. It reconnects after errors; the
+// workers' polling covers the gap.
+func (r *Relay) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			_, err = conn.Exec(ctx, `LISTEN "`+r.t.channel+`"`)
+			if err == nil {
+				r.wake() // rows may have arrived while not listening
+				for {
+					if _, err = conn.WaitForNotification(ctx); err != nil {
+						break
+					}
+					r.wake()
+				}
+			}
+			_ = conn.Close(context.WithoutCancel(ctx))
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("outbox relay lost its notification connection; polling until it is back", "error", err)
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+func (r *Relay) statsLoop(ctx context.Context, db *pgxpool.Pool) {
+	for {
+		st, err := queryStats(ctx, db, r.t)
+		if err == nil {
+			r.m.setStats(st)
+		} else if ctx.Err() == nil {
+			r.m.statsOK.Store(false)
+			r.log.Warn("outbox relay cannot read table statistics", "error", err)
+		}
+		if !sleep(ctx, r.cfg.statsEvery) {
+			return
+		}
+	}
+}
+
+func (r *Relay) retentionLoop(ctx context.Context, db *pgxpool.Pool) {
+	every := min(max(r.cfg.retention/10, time.Second), time.Minute)
+	for {
+		if _, err := cleanupDelivered(ctx, db, r.t, r.cfg.retention); err != nil && ctx.Err() == nil {
+			r.log.Warn("outbox retention cleanup failed", "error", err)
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+	}
+}
