@@ -159,7 +159,9 @@ func (m *Mediator) freeze() *table {
 		t.requests[k] = d.build(bs, &m.defs)
 	}
 	for k, d := range m.defs.notifications {
-		t.notifications[k] = d.build(bs)
+		if e := d.build(bs); e != nil {
+			t.notifications[k] = e
+		}
 	}
 	for k, d := range m.defs.streams {
 		t.streams[k] = d.build(bs)

@@ -140,6 +140,11 @@ type notificationEntry[N any] struct {
 
 func (d *notificationDefT[N]) build(bs []Behavior) any {
 	name, rt, n := typeName[N](), reflect.TypeFor[N](), len(d.handlers)
+	if n == 0 {
+		// Only typed behaviours so far: Publish has nothing to run (and
+		// no KindPublish behaviour, such as a span, runs for it).
+		return nil
+	}
 	e := &notificationEntry[N]{name: name, typed: make([]func(context.Context, N) error, n)}
 	for i, h := range d.handlers {
 		call := h

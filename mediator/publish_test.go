@@ -173,6 +173,15 @@ func TestPublishWithoutHandlersIsNotAnError(t *testing.T) {
 	if err := mediator.Publish(context.Background(), m, UserCreated{}); err != nil {
 		t.Fatal(err)
 	}
+	// KindPublish behaviours do not run either.
+	r := &recorder{}
+	must(t, m.Use(tag(r, "x")))
+	if err := mediator.Publish(context.Background(), m, UserCreated{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.take(); got != nil {
+		t.Fatalf("behaviours ran for a Publish without handlers: %v", got)
+	}
 }
 
 func TestPublishStrategiesWithBehaviors(t *testing.T) {
