@@ -25,7 +25,7 @@ type AccountEvent struct {
 	N       int    `json:"n"`
 }
 
-func (AccountEvent) MessageType() string { return "accounts.event" }
+func (AccountEvent) MessageType() string   { return "accounts.event" }
 func (e AccountEvent) OrderingKey() string { return e.Account }
 
 // newOutbox creates an outbox on a fresh table, migrated, dropped at the end.

@@ -122,7 +122,9 @@ func (f relayOptionFunc) applyRelay(c *relayConfig) { f(c) }
 // WithBatchSize sets how many rows a relay worker claims per transaction
 // (default 256, 1 to 10000). Larger batches drain a backlog faster; each
 // batch is one claim statement and one commit.
-func WithBatchSize(n int) RelayOption { return relayOptionFunc(func(c *relayConfig) { c.batchSize = n }) }
+func WithBatchSize(n int) RelayOption {
+	return relayOptionFunc(func(c *relayConfig) { c.batchSize = n })
+}
 
 // WithWorkers sets how many batches a relay processes concurrently, each on
 // its own database connection (default 4). Rows are never claimed by two
@@ -157,7 +159,9 @@ func WithBackoff(min, max time.Duration) RelayOption {
 // transaction longer than the lease (idle_in_transaction_session_timeout,
 // measured on the database server's clock), and the batch's rows become
 // claimable again.
-func WithLease(d time.Duration) RelayOption { return relayOptionFunc(func(c *relayConfig) { c.lease = d }) }
+func WithLease(d time.Duration) RelayOption {
+	return relayOptionFunc(func(c *relayConfig) { c.lease = d })
+}
 
 // WithRetention keeps delivered rows in the name_delivered table for d
 // before the relay deletes them in batches. The default (0) deletes
