@@ -1,0 +1,164 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+)
+
+// Context is what a saga handler acts through. It is a [context.Context]
+// (the message handler's, so [router.EnvelopeFrom] works and sent messages
+// are correlated with the incoming one) plus the saga's actions.
+//
+// Every action is recorded and carried out only when the handler returns
+// nil, in the same transaction that saves the state: with the PostgreSQL
+// store the messages go to the outbox and the timeouts to the scheduler in
+// that transaction, so a handler that returns an error, or a transition that
+// loses an optimistic-concurrency race, sends nothing. A handler may run more
+// than once for one message (redelivery, conflict retry); keep its effects
+// inside the Context and the state.
+type Context[S any] struct {
+	context.Context
+	def   *Definition[S]
+	key   string
+	inst  *Instance
+	tx    Tx
+	phase phase
+
+	sends    []router.Message
+	timeouts []timeoutReq
+	cancels  []string
+	comps    []router.Message
+	complete bool
+	stepDone bool
+	failure  error
+	err      error
+}
+
+type phase int
+
+const (
+	phaseEvent phase = iota
+	phaseTimeout
+	phaseCompensate
+)
+
+type timeoutReq struct {
+	after time.Duration
+	msg   router.Message
+}
+
+// Saga returns the saga name.
+func (c *Context[S]) Saga() string { return c.def.name }
+
+// Key returns the instance's correlation key.
+func (c *Context[S]) Key() string { return c.key }
+
+// Status returns the instance's status before this transition.
+func (c *Context[S]) Status() Status { return c.inst.Status }
+
+// IsNew reports whether this transition creates the instance.
+func (c *Context[S]) IsNew() bool { return c.inst.Version == 0 }
+
+// Tx returns the PostgreSQL transaction of the transition, for handlers
+// that write their own rows atomically with it; nil with the in-memory store.
+func (c *Context[S]) Tx() pgx.Tx {
+	if t, ok := c.tx.(*PostgresTx); ok {
+		return t.tx
+	}
+	return nil
+}
+
+func (c *Context[S]) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// Send sends commands. It is [Context.Publish] under the name that reads
+// right for commands: both go through the outbox to the topic of each
+// message's type.
+func (c *Context[S]) Send(msgs ...router.Message) { c.Publish(msgs...) }
+
+// Publish publishes messages when the transition commits. Each carries the
+// saga name and key in its metadata (saga_name, saga_key).
+func (c *Context[S]) Publish(msgs ...router.Message) {
+	for _, m := range msgs {
+		if m == nil {
+			c.fail(router.Permanent(errors.New("saga: Publish of a nil message")))
+			return
+		}
+	}
+	c.sends = append(c.sends, msgs...)
+}
+
+// Timeout schedules msg to come back to this instance after the given
+// duration, handled by the [OnTimeout] handler for msg's type. A pending
+// timeout of the same type is replaced (the old one is cancelled and, should
+// it still arrive, ignored). Pending timeouts are cancelled when the
+// instance completes or fails, and a timeout that arrives after that is
+// ignored.
+func (c *Context[S]) Timeout(after time.Duration, msg router.Message) {
+	switch {
+	case msg == nil:
+		c.fail(router.Permanent(errors.New("saga: Timeout with a nil message")))
+	case c.phase == phaseCompensate:
+		c.fail(router.Permanent(fmt.Errorf("saga %s: Timeout is not allowed in a compensation", c.def.name)))
+	case c.def.timeouts[msg.MessageType()] == nil:
+		c.fail(router.Permanent(fmt.Errorf("saga %s: Timeout(%s) has no handler; declare it with saga.OnTimeout", c.def.name, msg.MessageType())))
+	default:
+		c.timeouts = append(c.timeouts, timeoutReq{after: after, msg: msg})
+	}
+}
+
+// CancelTimeout cancels the pending timeout of msg's type, if any; msg may
+// be the zero value of the type.
+func (c *Context[S]) CancelTimeout(msg router.Message) {
+	if msg == nil {
+		return
+	}
+	c.cancels = append(c.cancels, msg.MessageType())
+}
+
+// Compensate registers a compensating action: msg runs if the saga later
+// fails ([Context.Fail]). Compensations run one at a time in reverse order of
+// registration, each as a durable message: in-process through the
+// [OnCompensate] handler for msg's type when there is one, otherwise sent on
+// msg's topic for another service. A compensation that fails is retried,
+// then dead-lettered with the saga name and key.
+func (c *Context[S]) Compensate(msg router.Message) {
+	switch {
+	case msg == nil:
+		c.fail(router.Permanent(errors.New("saga: Compensate with a nil message")))
+	case c.phase == phaseCompensate:
+		c.fail(router.Permanent(fmt.Errorf("saga %s: Compensate is not allowed in a compensation", c.def.name)))
+	default:
+		c.comps = append(c.comps, msg)
+	}
+}
+
+// Complete marks the instance completed when the transition commits: its
+// pending timeouts are cancelled and it is deleted, or kept as completed for
+// the retention period ([WithRetention]). Later events for it are treated as
+// events for an unknown instance.
+func (c *Context[S]) Complete() { c.complete = true }
+
+// Fail marks the saga failed: when the transition commits, its pending
+// timeouts are cancelled and its compensations start, last registered
+// first. With no compensation registered the instance finishes as failed
+// at once. Fail wins over Complete. A handler that returns an error does not
+// fail the saga: its message is retried.
+func (c *Context[S]) Fail(reason error) {
+	if c.phase == phaseCompensate {
+		c.fail(router.Permanent(fmt.Errorf("saga %s: Fail is not allowed in a compensation; return an error to retry it", c.def.name)))
+		return
+	}
+	if reason == nil {
+		reason = errors.New("failed")
+	}
+	c.failure = reason
+}

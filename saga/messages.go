@@ -1,0 +1,133 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	goruntime "runtime"
+	"sync"
+	"weak"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/router"
+)
+
+// Metadata keys the runtime sets on every message a saga sends, so
+// consumers, dead letters and traces can tell which instance sent it.
+const (
+	MetaSaga    = "saga_name"
+	MetaSagaKey = "saga_key"
+)
+
+// TimeoutMessage carries a timeout scheduled by [Context.Timeout] back to
+// its instance. Its wire name is "hexeract.saga.timeout"; every saga of an
+// App shares that topic (mapped by the App's topic function), and the
+// runtime routes each message to its saga by name.
+type TimeoutMessage struct {
+	Saga    string          `json:"saga"`
+	Key     string          `json:"key"`
+	Token   string          `json:"token"`
+	Type    string          `json:"type"`    // wire name of the user's timeout message
+	Payload json.RawMessage `json:"payload"` // its JSON
+}
+
+// MessageType returns "hexeract.saga.timeout".
+func (TimeoutMessage) MessageType() string { return "hexeract.saga.timeout" }
+
+// OrderingKey keeps the messages of one instance in order where the
+// transport partitions.
+func (m TimeoutMessage) OrderingKey() string { return m.Saga + "/" + m.Key }
+
+// CompensationMessage runs one compensation step of a failed instance. Its
+// wire name is "hexeract.saga.compensate", shared by the sagas of an App
+// like [TimeoutMessage].
+type CompensationMessage struct {
+	Saga    string          `json:"saga"`
+	Key     string          `json:"key"`
+	Step    int             `json:"step"` // index in the instance's compensation list; runs from last to 0
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// MessageType returns "hexeract.saga.compensate".
+func (CompensationMessage) MessageType() string { return "hexeract.saga.compensate" }
+
+// OrderingKey keeps the messages of one instance in order.
+func (m CompensationMessage) OrderingKey() string { return m.Saga + "/" + m.Key }
+
+// rawMessage is a message known only by wire name and JSON payload: a
+// compensation sent on for another service.
+type rawMessage struct {
+	typ     string
+	payload json.RawMessage
+}
+
+func (r rawMessage) MessageType() string          { return r.typ }
+func (r rawMessage) MarshalJSON() ([]byte, error) { return r.payload, nil }
+
+// stepRunner is a registered saga as the per-App dispatcher sees it.
+type stepRunner interface {
+	onTimeout(ctx context.Context, m TimeoutMessage) error
+	onCompensate(ctx context.Context, m CompensationMessage) error
+}
+
+// dispatcher routes the shared internal messages of one App to its sagas.
+type dispatcher struct {
+	mu    sync.RWMutex
+	sagas map[string]stepRunner
+}
+
+var dispatchers sync.Map // weak.Pointer[hexeract.App] -> *dispatcher
+
+func dispatcherFor(app *hexeract.App) (*dispatcher, error) {
+	wp := weak.Make(app)
+	if d, ok := dispatchers.Load(wp); ok {
+		return d.(*dispatcher), nil
+	}
+	d := &dispatcher{sagas: make(map[string]stepRunner)}
+	if actual, loaded := dispatchers.LoadOrStore(wp, d); loaded {
+		return actual.(*dispatcher), nil
+	}
+	goruntime.AddCleanup(app, func(wp weak.Pointer[hexeract.App]) { dispatchers.Delete(wp) }, wp)
+	err := hexeract.HandleFunc(app, func(ctx context.Context, m TimeoutMessage) error {
+		r, err := d.lookup(m.Saga)
+		if err != nil {
+			return err
+		}
+		return r.onTimeout(ctx, m)
+	}, hexeract.WithName("saga.timeouts"))
+	if err == nil {
+		err = hexeract.HandleFunc(app, func(ctx context.Context, m CompensationMessage) error {
+			r, err := d.lookup(m.Saga)
+			if err != nil {
+				return err
+			}
+			return r.onCompensate(ctx, m)
+		}, hexeract.WithName("saga.compensations"))
+	}
+	if err != nil {
+		dispatchers.Delete(wp)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *dispatcher) lookup(name string) (stepRunner, error) {
+	d.mu.RLock()
+	r, ok := d.sagas[name]
+	d.mu.RUnlock()
+	if !ok {
+		return nil, router.Permanent(fmt.Errorf("saga: no saga named %q is registered in this App", name))
+	}
+	return r, nil
+}
+
+func (d *dispatcher) add(name string, r stepRunner) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, dup := d.sagas[name]; dup {
+		return fmt.Errorf("saga: a saga named %q is already registered in this App", name)
+	}
+	d.sagas[name] = r
+	return nil
+}

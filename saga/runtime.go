@@ -1,0 +1,462 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/router"
+)
+
+// UnknownOutcome is what happens to an event that is not a start event and
+// whose instance does not exist (never started, or finished).
+type UnknownOutcome int
+
+const (
+	// UnknownDeadLetter returns a permanent [*UnknownInstanceError]: retry
+	// middleware skips it and dead-letter middleware moves the message to the
+	// dead-letter topic at once. The default: nothing is dropped silently.
+	UnknownDeadLetter UnknownOutcome = iota
+	// UnknownIgnore acknowledges the event and logs it at debug level.
+	UnknownIgnore
+	// UnknownError returns a retryable [*UnknownInstanceError], so the
+	// message is redelivered (and dead-lettered once retries run out): for
+	// events that may overtake the event that starts their instance.
+	UnknownError
+)
+
+func (o UnknownOutcome) String() string {
+	switch o {
+	case UnknownIgnore:
+		return "ignore"
+	case UnknownError:
+		return "error"
+	default:
+		return "dead-letter"
+	}
+}
+
+// Option configures [Register].
+type Option func(*options)
+
+type options struct {
+	unknown   UnknownOutcome
+	retention time.Duration
+	retries   int
+	outbox    Outbox
+	sched     Scheduler
+	logger    *slog.Logger
+}
+
+// WithUnknownInstance sets the outcome for events of an unknown instance;
+// the default is [UnknownDeadLetter].
+func WithUnknownInstance(o UnknownOutcome) Option { return func(c *options) { c.unknown = o } }
+
+// WithRetention keeps finished (completed or failed) instances for d
+// instead of deleting them at once; [Store.Purge] (or [Purger]) deletes them
+// afterwards. 0, the default, deletes an instance when it finishes.
+func WithRetention(d time.Duration) Option { return func(c *options) { c.retention = d } }
+
+// WithConflictRetries sets how many times a transition that lost an
+// optimistic-concurrency race is run again at once (on the reloaded state)
+// before the message is handed back as a retryable error. The default is 20.
+func WithConflictRetries(n int) Option { return func(c *options) { c.retries = n } }
+
+// WithOutbox makes a saga on the PostgreSQL store write its outgoing
+// messages (and compensation steps) into o inside the transition's
+// transaction; an [*outbox.Outbox] on the same database as the store. A
+// relay (outbox.NewRelay) delivers them.
+func WithOutbox(o Outbox) Option { return func(c *options) { c.outbox = o } }
+
+// WithScheduler makes a saga on the PostgreSQL store schedule and cancel
+// its timeouts in s inside the transition's transaction; a
+// [*scheduler.Scheduler] on the same database as the store, whose poller
+// runs somewhere (scheduler.Run, for example as an App worker).
+func WithScheduler(s Scheduler) Option { return func(c *options) { c.sched = s } }
+
+// WithLogger sets the logger; the default is the App's.
+func WithLogger(l *slog.Logger) Option { return func(c *options) { c.logger = l } }
+
+type runtime[S any] struct {
+	def   *Definition[S]
+	app   *hexeract.App
+	store Store
+	tr    transport
+	opt   options
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// Register attaches the saga def to app with store: it adds one typed
+// handler per declared event (named "saga.<name>.<wire name>") and, once per
+// App, the handlers of the shared timeout and compensation topics.
+//
+// With a [*PostgresStore], outgoing messages go through the outbox in the
+// transition's transaction, so [WithOutbox] (or [WithTxPublisher]) is
+// required, and [WithScheduler] when the saga uses timeouts. With any other
+// store (the [MemoryStore]) messages are published through the App after the
+// commit and timeouts use in-process timers.
+func Register[S any](app *hexeract.App, def *Definition[S], store Store, opts ...Option) error {
+	_, err := register(app, def, store, opts...)
+	return err
+}
+
+func register[S any](app *hexeract.App, def *Definition[S], store Store, opts ...Option) (*runtime[S], error) {
+	if app == nil || def == nil || store == nil {
+		return nil, errors.New("saga: Register needs an App, a Definition and a Store")
+	}
+	if err := def.Err(); err != nil {
+		return nil, err
+	}
+	if len(def.events) == 0 {
+		return nil, fmt.Errorf("saga %s: no events; declare at least one with saga.StartedBy", def.name)
+	}
+	hasStart := false
+	for _, e := range def.events {
+		hasStart = hasStart || e.start
+	}
+	if !hasStart {
+		return nil, fmt.Errorf("saga %s: no start event; declare one with saga.StartedBy", def.name)
+	}
+	o := options{retries: 20}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	rt := &runtime[S]{def: def, app: app, store: store, opt: o, log: o.logger, now: time.Now}
+	if rt.log == nil {
+		rt.log = app.Logger()
+	}
+	rt.log = rt.log.With("saga", def.name)
+	if _, ok := store.(*PostgresStore); ok {
+		if o.outbox == nil {
+			return nil, fmt.Errorf("saga %s: the PostgreSQL store writes outgoing messages through the outbox in the same transaction; pass saga.WithOutbox(outbox) to saga.Register", def.name)
+		}
+		if len(def.timeouts) > 0 && o.sched == nil {
+			return nil, fmt.Errorf("saga %s: it declares timeouts, which need the durable scheduler; pass saga.WithScheduler(scheduler) to saga.Register", def.name)
+		}
+		rt.tr = &pgTransport{outbox: o.outbox, sched: o.sched}
+	} else {
+		rt.tr = &memTransport{app: app, log: rt.log, timers: make(map[string]*time.Timer)}
+	}
+	d, err := dispatcherFor(app)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.add(def.name, rt); err != nil {
+		return nil, err
+	}
+	for _, e := range def.events {
+		if err := e.add(app, rt); err != nil {
+			return nil, fmt.Errorf("saga %s: %w", def.name, err)
+		}
+	}
+	return rt, nil
+}
+
+// check decides, for a loaded (or missing) instance, whether the
+// transition runs. proceed false with a nil error means "acknowledge and
+// skip".
+type check func(in *Instance) (proceed bool, err error)
+
+// runPhase performs one transition for the instance key, running it again
+// on optimistic-concurrency conflicts.
+func (rt *runtime[S]) runPhase(ctx context.Context, key, wire string, start bool, ph phase, chk check, call func(*Context[S], *S) error) error {
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := rt.attempt(ctx, key, wire, start, ph, chk, call)
+		if err == nil || !isConflict(err) {
+			return err
+		}
+		if attempt >= rt.opt.retries {
+			return fmt.Errorf("saga %s key %q: %s: gave up after %d attempts, the message will be redelivered: %w", rt.def.name, key, wire, attempt+1, err)
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		if backoff < 50*time.Millisecond {
+			backoff *= 2
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func isConflict(err error) bool {
+	if errors.Is(err, ErrConflict) {
+		return true
+	}
+	var pgErr interface{ SQLState() string }
+	return errors.As(err, &pgErr) && (pgErr.SQLState() == "40001" || pgErr.SQLState() == "40P01")
+}
+
+func (rt *runtime[S]) attempt(ctx context.Context, key, wire string, start bool, ph phase, chk check, call func(*Context[S], *S) error) (err error) {
+	tx, err := rt.store.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	in, err := tx.Load(ctx, rt.def.name, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		in = nil
+	case err != nil:
+		return err
+	}
+	if chk != nil {
+		ok, err := chk(in)
+		if !ok || err != nil {
+			return err
+		}
+	} else if in == nil || in.Status != Running {
+		switch {
+		case in == nil && start:
+			in = &Instance{Saga: rt.def.name, Key: key, Status: Running}
+		case in != nil && in.Status == Compensating:
+			rt.log.Debug("saga: event ignored, the instance is compensating", "key", key, "event", wire)
+			return nil
+		case in != nil && start:
+			rt.log.Debug("saga: start event ignored, the instance has finished", "key", key, "event", wire, "status", in.Status)
+			return nil
+		default:
+			return rt.unknown(key, wire)
+		}
+	}
+	var state S
+	if len(in.State) > 0 {
+		if err := json.Unmarshal(in.State, &state); err != nil {
+			return router.Permanent(fmt.Errorf("saga %s key %q: stored state does not decode: %w", rt.def.name, key, err))
+		}
+	}
+	c := &Context[S]{Context: ctx, def: rt.def, key: key, inst: in, tx: tx, phase: ph}
+	if err := call(c, &state); err != nil {
+		return err
+	}
+	if c.err != nil {
+		return c.err
+	}
+	p, err := rt.apply(ctx, c, &state)
+	if err != nil {
+		return err
+	}
+	if err := rt.tr.write(ctx, tx, p); err != nil {
+		return err
+	}
+	for _, s := range p.sched {
+		pt := in.Meta.Timeouts[s.typ]
+		pt.ScheduleID = s.id
+		in.Meta.Timeouts[s.typ] = pt
+	}
+	switch {
+	case in.Status.Finished() && rt.opt.retention <= 0:
+		if in.Version > 0 {
+			err = tx.Delete(ctx, in)
+		}
+	case in.Version == 0:
+		err = tx.Insert(ctx, in)
+	default:
+		err = tx.Update(ctx, in)
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	committed = true
+	rt.tr.committed(p)
+	return nil
+}
+
+func (rt *runtime[S]) unknown(key, wire string) error {
+	e := &UnknownInstanceError{Saga: rt.def.name, Key: key, Type: wire}
+	switch rt.opt.unknown {
+	case UnknownIgnore:
+		rt.log.Debug("saga: event for an unknown instance ignored", "key", key, "event", wire)
+		return nil
+	case UnknownError:
+		return e
+	default:
+		return router.Permanent(e)
+	}
+}
+
+// apply turns the Context's recorded actions into changes of the instance
+// and a plan of messages.
+func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan, error) {
+	in := c.inst
+	p := &plan{}
+	now := rt.now()
+	for _, typ := range c.cancels {
+		if pt, ok := in.Meta.Timeouts[typ]; ok {
+			p.cancel = append(p.cancel, pt.ScheduleID)
+			delete(in.Meta.Timeouts, typ)
+		}
+	}
+	for _, t := range c.timeouts {
+		typ := t.msg.MessageType()
+		if old, ok := in.Meta.Timeouts[typ]; ok {
+			p.cancel = append(p.cancel, old.ScheduleID)
+		}
+		payload, err := json.Marshal(t.msg)
+		if err != nil {
+			return nil, router.Permanent(fmt.Errorf("saga %s: encode timeout %s: %w", rt.def.name, typ, err))
+		}
+		at := now.Add(t.after)
+		tm := TimeoutMessage{Saga: rt.def.name, Key: c.key, Token: router.NewID(), Type: typ, Payload: payload}
+		if in.Meta.Timeouts == nil {
+			in.Meta.Timeouts = make(map[string]PendingTimeout)
+		}
+		in.Meta.Timeouts[typ] = PendingTimeout{Token: tm.Token, At: at}
+		wm, err := rt.encode(ctx, c.key, tm)
+		if err != nil {
+			return nil, err
+		}
+		p.sched = append(p.sched, &scheduled{at: at, topic: rt.app.TopicFor(tm), msg: wm, typ: typ})
+	}
+	for _, m := range c.comps {
+		payload, err := json.Marshal(m)
+		if err != nil {
+			return nil, router.Permanent(fmt.Errorf("saga %s: encode compensation %s: %w", rt.def.name, m.MessageType(), err))
+		}
+		in.Meta.Compensations = append(in.Meta.Compensations, Step{Type: m.MessageType(), Payload: payload})
+	}
+	for _, m := range c.sends {
+		if err := rt.send(ctx, p, c.key, m); err != nil {
+			return nil, err
+		}
+	}
+	if c.phase == phaseCompensate {
+		if c.stepDone {
+			n := len(in.Meta.Compensations) - 1
+			in.Meta.Compensations = in.Meta.Compensations[:n]
+			if n == 0 {
+				rt.finish(in, p, Failed, now)
+			} else if err := rt.sendStep(ctx, p, c.key, in, n-1); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		switch {
+		case c.failure != nil:
+			in.Meta.Failure = c.failure.Error()
+			rt.cancelAll(in, p)
+			if n := len(in.Meta.Compensations); n > 0 {
+				in.Status = Compensating
+				if err := rt.sendStep(ctx, p, c.key, in, n-1); err != nil {
+					return nil, err
+				}
+			} else {
+				rt.finish(in, p, Failed, now)
+			}
+		case c.complete:
+			rt.finish(in, p, Completed, now)
+		}
+	}
+	st, err := json.Marshal(state)
+	if err != nil {
+		return nil, router.Permanent(fmt.Errorf("saga %s key %q: encode state: %w", rt.def.name, c.key, err))
+	}
+	in.State = st
+	return p, nil
+}
+
+func (rt *runtime[S]) send(ctx context.Context, p *plan, key string, m router.Message) error {
+	wm, err := rt.encode(ctx, key, m)
+	if err != nil {
+		return err
+	}
+	p.out = append(p.out, outgoing{topic: rt.app.TopicFor(m), msg: wm})
+	return nil
+}
+
+// encode builds the message with the App's envelope, correlated with the
+// message being handled, and tags it with the saga name and key.
+func (rt *runtime[S]) encode(ctx context.Context, key string, m router.Message) (*message.Message, error) {
+	wm, err := rt.app.NewMessage(ctx, m)
+	if err != nil {
+		return nil, router.Permanent(fmt.Errorf("saga %s: encode %s: %w", rt.def.name, m.MessageType(), err))
+	}
+	wm.Metadata.Set(MetaSaga, rt.def.name)
+	wm.Metadata.Set(MetaSagaKey, key)
+	return wm, nil
+}
+
+func (rt *runtime[S]) sendStep(ctx context.Context, p *plan, key string, in *Instance, i int) error {
+	s := in.Meta.Compensations[i]
+	return rt.send(ctx, p, key, CompensationMessage{Saga: rt.def.name, Key: key, Step: i, Type: s.Type, Payload: s.Payload})
+}
+
+func (rt *runtime[S]) cancelAll(in *Instance, p *plan) {
+	for _, pt := range in.Meta.Timeouts {
+		p.cancel = append(p.cancel, pt.ScheduleID)
+	}
+	in.Meta.Timeouts = nil
+}
+
+func (rt *runtime[S]) finish(in *Instance, p *plan, st Status, now time.Time) {
+	rt.cancelAll(in, p)
+	in.Status = st
+	in.CompletedAt = now
+	in.Meta.Compensations = nil
+}
+
+// onTimeout handles a TimeoutMessage for this saga.
+func (rt *runtime[S]) onTimeout(ctx context.Context, m TimeoutMessage) error {
+	h := rt.def.timeouts[m.Type]
+	if h == nil {
+		return router.Permanent(fmt.Errorf("saga %s key %q: no OnTimeout handler for %s", rt.def.name, m.Key, m.Type))
+	}
+	chk := func(in *Instance) (bool, error) {
+		if in == nil || in.Status != Running {
+			rt.log.Debug("saga: timeout ignored, the instance is gone or finished", "key", m.Key, "timeout", m.Type)
+			return false, nil
+		}
+		if pt, ok := in.Meta.Timeouts[m.Type]; !ok || pt.Token != m.Token {
+			rt.log.Debug("saga: stale timeout ignored", "key", m.Key, "timeout", m.Type)
+			return false, nil
+		}
+		delete(in.Meta.Timeouts, m.Type)
+		return true, nil
+	}
+	return rt.runPhase(ctx, m.Key, m.Type, false, phaseTimeout, chk, func(c *Context[S], s *S) error {
+		return h(c, s, m.Payload)
+	})
+}
+
+// onCompensate runs one compensation step and starts the next.
+func (rt *runtime[S]) onCompensate(ctx context.Context, m CompensationMessage) error {
+	chk := func(in *Instance) (bool, error) {
+		if in == nil || in.Status != Compensating || m.Step != len(in.Meta.Compensations)-1 {
+			rt.log.Debug("saga: duplicate or stale compensation step ignored", "key", m.Key, "step", m.Step)
+			return false, nil
+		}
+		return true, nil
+	}
+	err := rt.runPhase(ctx, m.Key, m.Type, false, phaseCompensate, chk, func(c *Context[S], s *S) error {
+		if h := rt.def.comps[m.Type]; h != nil {
+			if err := h(c, s, m.Payload); err != nil {
+				return err
+			}
+		} else {
+			c.Publish(rawMessage{typ: m.Type, payload: m.Payload})
+		}
+		c.stepDone = true
+		return nil
+	})
+	if err != nil && !isConflict(err) {
+		return fmt.Errorf("saga %s key %q: compensation step %d (%s): %w", rt.def.name, m.Key, m.Step, m.Type, err)
+	}
+	return err
+}

@@ -1,0 +1,154 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/scheduler"
+)
+
+// plan is what one transition sends, schedules and cancels.
+type plan struct {
+	out    []outgoing
+	sched  []*scheduled
+	cancel []string // schedule ids
+}
+
+type outgoing struct {
+	topic string
+	msg   *message.Message
+}
+
+type scheduled struct {
+	at    time.Time
+	topic string
+	msg   *message.Message // an encoded TimeoutMessage
+	typ   string           // wire name of the user's timeout message
+	id    string           // scheduler id, set by transport.write
+}
+
+// transport carries out a plan: inside the unit of work (write) and after
+// it committed (committed).
+type transport interface {
+	write(ctx context.Context, tx Tx, p *plan) error
+	committed(p *plan)
+}
+
+// Outbox is the part of [*outbox.Outbox] a saga on the PostgreSQL store
+// writes its messages through, in the transition's transaction.
+type Outbox interface {
+	PublishMessages(ctx context.Context, tx outbox.Executor, topic string, msgs ...*message.Message) error
+	// Signal wakes the relays of this process after a commit.
+	Signal()
+}
+
+// Scheduler is the part of [*scheduler.Scheduler] a saga on the PostgreSQL
+// store schedules and cancels its timeouts through, in the transition's
+// transaction.
+type Scheduler interface {
+	ScheduleMessages(ctx context.Context, tx scheduler.Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error)
+	CancelTx(ctx context.Context, tx scheduler.Executor, id string) error
+}
+
+type pgTransport struct {
+	outbox Outbox
+	sched  Scheduler
+}
+
+func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
+	ptx, ok := tx.(*PostgresTx)
+	if !ok {
+		return errors.New("saga: the outbox needs the PostgreSQL store")
+	}
+	if (len(p.sched) > 0 || len(p.cancel) > 0) && t.sched == nil {
+		return router.Permanent(errors.New("saga: Timeout needs the durable scheduler; pass saga.WithScheduler to saga.Register"))
+	}
+	for _, id := range p.cancel {
+		// Not found: the timeout was handed off already; its token is gone
+		// from the state, so it is ignored when it arrives.
+		if err := t.sched.CancelTx(ctx, ptx.tx, id); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+			return fmt.Errorf("saga: cancel timeout %s: %w", id, err)
+		}
+	}
+	for _, s := range p.sched {
+		ids, err := t.sched.ScheduleMessages(ctx, ptx.tx, s.at, s.topic, s.msg)
+		if err != nil {
+			return fmt.Errorf("saga: schedule timeout: %w", err)
+		}
+		s.id = ids[0]
+	}
+	for i := 0; i < len(p.out); {
+		j := i + 1
+		for j < len(p.out) && p.out[j].topic == p.out[i].topic {
+			j++
+		}
+		msgs := make([]*message.Message, 0, j-i)
+		for _, o := range p.out[i:j] {
+			msgs = append(msgs, o.msg)
+		}
+		if err := t.outbox.PublishMessages(ctx, ptx.tx, p.out[i].topic, msgs...); err != nil {
+			return fmt.Errorf("saga: outbox: %w", err)
+		}
+		i = j
+	}
+	return nil
+}
+
+func (t *pgTransport) committed(p *plan) {
+	if len(p.out) > 0 {
+		t.outbox.Signal()
+	}
+}
+
+// memTransport publishes after the commit and keeps timeouts in timers: the
+// in-memory mode, for tests.
+type memTransport struct {
+	app *hexeract.App
+	log *slog.Logger
+
+	mu     sync.Mutex
+	timers map[string]*time.Timer
+}
+
+func (t *memTransport) write(_ context.Context, _ Tx, p *plan) error {
+	for _, s := range p.sched {
+		s.id = router.NewID()
+	}
+	return nil
+}
+
+func (t *memTransport) committed(p *plan) {
+	for _, o := range p.out {
+		if err := t.app.Publisher().Publish(o.topic, o.msg); err != nil {
+			t.log.Error("saga: in-memory publish failed after commit; the message is lost", "topic", o.topic, "error", err)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range p.cancel {
+		if tm, ok := t.timers[id]; ok {
+			tm.Stop()
+			delete(t.timers, id)
+		}
+	}
+	for _, s := range p.sched {
+		wm, topic, id := s.msg, s.topic, s.id
+		wm.SetContext(context.Background())
+		t.timers[id] = time.AfterFunc(time.Until(s.at), func() {
+			t.mu.Lock()
+			delete(t.timers, id)
+			t.mu.Unlock()
+			if err := t.app.Publisher().Publish(topic, wm); err != nil {
+				t.log.Error("saga: in-memory timeout publish failed", "topic", topic, "error", err)
+			}
+		})
+	}
+}
