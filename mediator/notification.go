@@ -187,6 +187,15 @@ func (d *notificationDefT[N]) build(bs []Behavior) any {
 }
 
 func (e *notificationEntry[N]) publish(ctx context.Context, s Strategy, n N) error {
+	if e.erased == nil && e.pub[s] == nil && (s == StopOnFirstError || len(e.typed) == 1) {
+		// The common case, without the strategy switch.
+		for _, h := range e.typed {
+			if err := h(ctx, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if p := e.pub[s]; p != nil {
 		_, err := p(ctx, n)
 		return err
