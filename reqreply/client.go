@@ -1,0 +1,470 @@
+package reqreply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/router"
+)
+
+// DefaultTimeout is how long a request waits for its reply when neither its
+// context nor [Timeout] sets a deadline.
+const DefaultTimeout = 30 * time.Second
+
+// ReplyTopicPrefix starts the default per-instance reply topic,
+// "hexeract.replies.<instance id>".
+const ReplyTopicPrefix = "hexeract.replies."
+
+// Client is the calling side of request/reply for one App: one subscription
+// to the App instance's own reply topic and a table of pending requests keyed
+// by request id. Every request of the App goes through its single Client, so
+// the process keeps one reply subscriber however many requests are in flight.
+//
+// [Request] creates the App's Client on first use with the defaults; call
+// [NewClient] first to configure it. A Client is safe for concurrent use.
+type Client struct {
+	app            *hexeract.App
+	publisher      message.Publisher
+	replyTopic     string
+	defaultTimeout time.Duration
+	tracer         trace.Tracer
+	state          *appState
+	cancel         context.CancelFunc
+	done           chan struct{}
+
+	mu      sync.Mutex
+	pending map[string]*call
+	closed  bool
+}
+
+// call is one pending request. ch receives its reply (and a receipt first
+// when one was asked for).
+type call struct {
+	ch chan *message.Message
+}
+
+// ClientOption configures a [Client].
+type ClientOption func(*clientConfig)
+
+type clientConfig struct {
+	replyTopic     string
+	subscriber     message.Subscriber
+	publisher      message.Publisher
+	defaultTimeout time.Duration
+	tp             trace.TracerProvider
+}
+
+// ReplyTopic sets the topic this App instance receives its replies on. It
+// must be unique per running instance; the default is
+// "hexeract.replies.<random instance id>".
+func ReplyTopic(topic string) ClientOption { return func(c *clientConfig) { c.replyTopic = topic } }
+
+// ReplySubscriber sets the subscriber replies are consumed with; the default
+// is the App's subscriber. Give one configured for a private, short-lived
+// destination, for example an exclusive auto-delete queue on RabbitMQ, a core
+// (non-JetStream) subscription on NATS, or a consumer group of its own on Kafka.
+func ReplySubscriber(s message.Subscriber) ClientOption {
+	return func(c *clientConfig) { c.subscriber = s }
+}
+
+// RequestPublisher sets the publisher requests are sent with; the default is
+// the App's publisher.
+func RequestPublisher(p message.Publisher) ClientOption {
+	return func(c *clientConfig) { c.publisher = p }
+}
+
+// DefaultRequestTimeout sets how long requests without a deadline wait;
+// the default is [DefaultTimeout].
+func DefaultRequestTimeout(d time.Duration) ClientOption {
+	return func(c *clientConfig) { c.defaultTimeout = d }
+}
+
+// TracerProvider sets the OpenTelemetry tracer provider of the request
+// spans; the default is the global one ([otel.GetTracerProvider]).
+func TracerProvider(tp trace.TracerProvider) ClientOption {
+	return func(c *clientConfig) { c.tp = tp }
+}
+
+// NewClient creates app's request/reply client and subscribes to its reply
+// topic at once, so no reply can be missed. An App has at most one Client:
+// NewClient fails if app already has one (created by an earlier NewClient
+// or by the first [Request]). The App does not need to be running to send
+// requests. Close the Client (or the transport) to end its subscription.
+func NewClient(app *hexeract.App, opts ...ClientOption) (*Client, error) {
+	if app == nil {
+		return nil, errors.New("reqreply: NewClient with a nil App")
+	}
+	st := stateOf(app)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.client != nil {
+		return nil, errors.New("reqreply: this App already has a request/reply client; call reqreply.NewClient once, before the first reqreply.Request")
+	}
+	c, err := newClient(app, st, opts)
+	if err != nil {
+		return nil, err
+	}
+	st.client = c
+	return c, nil
+}
+
+// ClientFor returns app's Client, creating it with the defaults when app has
+// none yet.
+func ClientFor(app *hexeract.App) (*Client, error) {
+	if app == nil {
+		return nil, errors.New("reqreply: nil App")
+	}
+	st := stateOf(app)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.client != nil {
+		return st.client, nil
+	}
+	c, err := newClient(app, st, nil)
+	if err != nil {
+		return nil, err
+	}
+	st.client = c
+	return c, nil
+}
+
+func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, error) {
+	cfg := clientConfig{defaultTimeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.subscriber == nil {
+		cfg.subscriber = app.Subscriber()
+	}
+	if cfg.publisher == nil {
+		cfg.publisher = app.Publisher()
+	}
+	if cfg.subscriber == nil {
+		return nil, errors.New("reqreply: the client needs a subscriber for its replies; give the App one (hexeract.WithSubscriber) or pass reqreply.ReplySubscriber")
+	}
+	if cfg.publisher == nil {
+		return nil, errors.New("reqreply: the client needs a publisher for its requests; give the App one (hexeract.WithPublisher) or pass reqreply.RequestPublisher")
+	}
+	if cfg.defaultTimeout <= 0 {
+		return nil, fmt.Errorf("reqreply: DefaultRequestTimeout must be positive, got %s", cfg.defaultTimeout)
+	}
+	if cfg.replyTopic == "" {
+		cfg.replyTopic = ReplyTopicPrefix + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	}
+	if cfg.tp == nil {
+		cfg.tp = otel.GetTracerProvider()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	replies, err := cfg.subscriber.Subscribe(ctx, cfg.replyTopic)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("reqreply: subscribe to reply topic %q: %w", cfg.replyTopic, err)
+	}
+	c := &Client{
+		app:            app,
+		publisher:      cfg.publisher,
+		replyTopic:     cfg.replyTopic,
+		defaultTimeout: cfg.defaultTimeout,
+		tracer:         cfg.tp.Tracer(instrumentationName),
+		state:          st,
+		cancel:         cancel,
+		done:           make(chan struct{}),
+		pending:        make(map[string]*call),
+	}
+	go c.receive(replies)
+	return c, nil
+}
+
+// ReplyTopic returns the topic this client receives replies on.
+func (c *Client) ReplyTopic() string { return c.replyTopic }
+
+// Pending returns the number of requests waiting for their reply.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// Close ends the reply subscription. Requests still waiting fail with
+// [ErrClosed]; later requests through the same App create a new Client.
+func (c *Client) Close() error {
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+// receive dispatches replies to their callers until the subscription ends.
+func (c *Client) receive(replies <-chan *message.Message) {
+	defer close(c.done)
+	for msg := range replies {
+		c.dispatch(msg)
+	}
+	c.mu.Lock()
+	c.closed = true
+	pending := c.pending
+	c.pending = make(map[string]*call)
+	c.mu.Unlock()
+	for _, p := range pending {
+		close(p.ch)
+	}
+	c.state.mu.Lock()
+	if c.state.client == c {
+		c.state.client = nil
+	}
+	c.state.mu.Unlock()
+}
+
+func (c *Client) dispatch(msg *message.Message) {
+	id := msg.Metadata.Get(KeyRequestID)
+	accepted := msg.Metadata.Get(KeyReplyStatus) == StatusAccepted
+	c.mu.Lock()
+	p := c.pending[id]
+	if p != nil && !accepted {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	if p == nil {
+		if !accepted {
+			c.state.late.Add(1)
+			c.app.Logger().Debug("reqreply: dropped a reply nobody waits for", "request_id", id, "reply_topic", c.replyTopic)
+		}
+		msg.Ack()
+		return
+	}
+	select {
+	case p.ch <- msg:
+	default: // a duplicate receipt; the final reply always has room
+	}
+	msg.Ack()
+}
+
+// forget removes a pending request after its caller gave up. A reply that
+// arrived in between is dropped and counted.
+func (c *Client) forget(id string, p *call) {
+	c.mu.Lock()
+	if c.pending[id] == p {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	for {
+		select {
+		case m, ok := <-p.ch:
+			if ok && m.Metadata.Get(KeyReplyStatus) != StatusAccepted {
+				c.state.late.Add(1)
+			}
+			if ok {
+				continue
+			}
+		default:
+		}
+		return
+	}
+}
+
+// RequestOption configures one request.
+type RequestOption func(*requestConfig)
+
+type requestConfig struct {
+	timeout     time.Duration
+	topic       string
+	noResponder time.Duration
+}
+
+// Timeout bounds how long the request waits for its reply. The earlier of
+// this and the context's deadline applies, and travels with the request.
+func Timeout(d time.Duration) RequestOption { return func(c *requestConfig) { c.timeout = d } }
+
+// Topic sends the request on topic instead of the topic the App gives the
+// request type (see [HandlerTopic]).
+func Topic(topic string) RequestOption { return func(c *requestConfig) { c.topic = topic } }
+
+// NoResponderTimeout asks the responder to confirm receipt as soon as it
+// picks the request up, and fails the request with [ErrNoResponder] when no
+// receipt (or reply) arrives within d. It costs one extra message per
+// request; use it where telling "nobody listens" apart from "slow" matters.
+func NoResponderTimeout(d time.Duration) RequestOption {
+	return func(c *requestConfig) { c.noResponder = d }
+}
+
+// Request sends req and waits for its reply, decoded as a Resp. It uses
+// app's [Client] (created on first use). The deadline is the earliest of the
+// context's, [Timeout] and the client's default; it travels with the request.
+//
+// The error is a [*RemoteError] when the responder's handler failed,
+// [ErrTimeout] when no reply came in time, [ErrNoResponder] (with
+// [NoResponderTimeout]), the context's error when ctx was cancelled, or a
+// publish or decode error. Resp may be an interface type, as with [RequestAny].
+func Request[Req, Resp router.Message](ctx context.Context, app *hexeract.App, req Req, opts ...RequestOption) (Resp, error) {
+	var zero Resp
+	c, err := ClientFor(app)
+	if err != nil {
+		return zero, err
+	}
+	return Call[Req, Resp](ctx, c, req, opts...)
+}
+
+// Call is [Request] through a given client.
+func Call[Req, Resp router.Message](ctx context.Context, c *Client, req Req, opts ...RequestOption) (Resp, error) {
+	var zero Resp
+	reply, err := c.roundTrip(ctx, req, opts)
+	if err != nil {
+		return zero, err
+	}
+	return decodeReply[Resp](c, reply, req.MessageType())
+}
+
+// RequestAny sends req and returns the reply as whatever registered message
+// type it is, for requests answered by one of several types: switch on the
+// result's type. Register the possible reply types in the App's registry
+// first (router.Register[OrderAccepted](app.Registry())); a responder in the
+// same App registers its concrete Resp type itself.
+func RequestAny[Req router.Message](ctx context.Context, app *hexeract.App, req Req, opts ...RequestOption) (router.Message, error) {
+	return Request[Req, router.Message](ctx, app, req, opts...)
+}
+
+func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []RequestOption) (*message.Message, error) {
+	if req == nil {
+		return nil, errors.New("reqreply: nil request")
+	}
+	var cfg requestConfig
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	reqType := req.MessageType()
+	timeout := cfg.timeout
+	if timeout <= 0 {
+		timeout = c.defaultTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	ctx, span := c.tracer.Start(ctx, reqType+" request", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("hexeract.message.type", reqType)))
+	defer span.End()
+	fail := func(err error) (*message.Message, error) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		return nil, err
+	}
+
+	msg, err := c.app.NewMessage(ctx, req)
+	if err != nil {
+		return fail(fmt.Errorf("reqreply: encode %s: %w", reqType, err))
+	}
+	id := msg.UUID
+	md := msg.Metadata
+	md[KeyReplyTo] = c.replyTopic
+	md[KeyRequestID] = id
+	md[KeyDeadline] = formatDeadline(deadline)
+	if cfg.noResponder > 0 {
+		md[KeyAck] = "1"
+	}
+	propagator.Inject(ctx, propagation.MapCarrier(md))
+	span.SetAttributes(attribute.String("messaging.message.id", id))
+
+	p := &call{ch: make(chan *message.Message, 2)}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fail(ErrClosed)
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+
+	topic := cfg.topic
+	if topic == "" {
+		topic = c.app.TopicFor(req)
+	}
+	c.state.requests.Add(1)
+	if err := c.publisher.Publish(topic, msg); err != nil {
+		c.forget(id, p)
+		return fail(fmt.Errorf("reqreply: publish %s on %q: %w", reqType, topic, err))
+	}
+
+	var noResponder <-chan time.Time
+	if cfg.noResponder > 0 {
+		t := time.NewTimer(cfg.noResponder)
+		defer t.Stop()
+		noResponder = t.C
+	}
+	for {
+		select {
+		case reply, ok := <-p.ch:
+			if !ok {
+				return fail(ErrClosed)
+			}
+			if reply.Metadata.Get(KeyReplyStatus) == StatusAccepted {
+				noResponder = nil
+				continue
+			}
+			c.state.replies.Add(1)
+			return reply, nil
+		case <-noResponder:
+			c.forget(id, p)
+			return fail(fmt.Errorf("%w: %s on %q within %s (request %s)", ErrNoResponder, reqType, topic, cfg.noResponder, id))
+		case <-ctx.Done():
+			c.forget(id, p)
+			err := ctx.Err()
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.state.timeouts.Add(1)
+				return fail(fmt.Errorf("%w: %s on %q (request %s, deadline %s): %w", ErrTimeout, reqType, topic, id, deadline.Format(time.RFC3339Nano), err))
+			}
+			return fail(err)
+		}
+	}
+}
+
+// decodeReply turns a reply into a Resp or a *RemoteError.
+func decodeReply[Resp router.Message](c *Client, reply *message.Message, reqType string) (Resp, error) {
+	var zero Resp
+	codec := c.app.Codec()
+	if reply.Metadata.Get(KeyReplyStatus) == StatusError {
+		var e errorReply
+		if err := codec.Unmarshal(reply.Payload, &e); err != nil {
+			return zero, fmt.Errorf("reqreply: cannot decode the error reply to %s: %w", reqType, err)
+		}
+		return zero, &RemoteError{
+			Code:        e.Code,
+			Message:     e.Message,
+			RequestType: reqType,
+			Responder:   reply.Metadata.Get(router.KeySource),
+			permanent:   e.Permanent,
+		}
+	}
+	if reflect.TypeFor[Resp]().Kind() != reflect.Interface {
+		want, err := router.TypeName[Resp]()
+		if err != nil {
+			return zero, err
+		}
+		return router.Decode[Resp](reply, codec, want)
+	}
+	// Resp is an interface: decode the concrete type the reply names.
+	typ := reply.Metadata.Get(router.KeyType)
+	m, err := c.app.Registry().DecodeAny(codec, typ, reply.Payload)
+	if err != nil {
+		return zero, fmt.Errorf("reqreply: reply to %s: %w (register the reply types with router.Register[T](app.Registry()))", reqType, err)
+	}
+	resp, ok := m.(Resp)
+	if !ok {
+		return zero, fmt.Errorf("reqreply: reply to %s is a %q (%T), which does not implement %T", reqType, typ, m, (*Resp)(nil))
+	}
+	return resp, nil
+}

@@ -1,0 +1,268 @@
+package reqreply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/router"
+)
+
+const instrumentationName = "github.com/hexeract/hexeract/reqreply"
+
+var propagator = propagation.TraceContext{}
+
+// HandlerOption configures a responder added by [Handle].
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	name      string
+	topic     string
+	publisher message.Publisher
+	tp        trace.TracerProvider
+}
+
+// HandlerName names the responder's Watermill handler. Names must be unique
+// in an App; the default is "reqreply." followed by the request's wire name.
+func HandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.name = name } }
+
+// HandlerTopic makes the responder consume requests from topic instead of
+// the topic the App gives the request type. Callers must use the same topic
+// ([Topic]).
+func HandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
+
+// ReplyPublisher sets the publisher replies are sent with; the default is the
+// App's publisher. Use it when requests and replies travel differently, for
+// example requests on NATS JetStream (durable) and replies on core NATS.
+func ReplyPublisher(p message.Publisher) HandlerOption {
+	return func(c *handlerConfig) { c.publisher = p }
+}
+
+// HandlerTracerProvider sets the OpenTelemetry tracer provider of the
+// responder's spans; the default is the global one ([otel.GetTracerProvider]).
+func HandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
+	return func(c *handlerConfig) { c.tp = tp }
+}
+
+// Handle adds a responder to app: h answers requests of type Req with a Resp
+// or an error. The responder consumes the topic the App gives Req's wire name
+// (like [hexeract.Handle]) and publishes each answer on the reply topic the
+// request names. An error from h reaches the caller as a [*RemoteError] with
+// its code (see [NewError]), its message and its permanent marker.
+//
+// Resp may be an interface type (router.Message or your own) when the
+// answer is one of several message types; each reply then carries the wire
+// name of the concrete value h returned, and the caller decodes it with
+// [RequestAny] or a Request whose Resp is the same interface.
+//
+// h runs with a context that ends at the caller's deadline; a request whose
+// deadline passed before it was picked up is acknowledged and skipped
+// (counted in [Stats].Expired). Every request is acknowledged once its reply
+// is published; if publishing the reply fails the request is not
+// acknowledged, so the transport redelivers it. A message on the topic without
+// reply-to metadata is not a request: the handler returns a permanent error
+// for it, for dead-letter middleware to move aside.
+//
+// Handle may be called before or after [hexeract.App.Run].
+func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Context, req Req) (Resp, error), opts ...HandlerOption) error {
+	if app == nil {
+		return errors.New("reqreply: Handle with a nil App")
+	}
+	if h == nil {
+		return fmt.Errorf("reqreply: nil handler for %s", reflect.TypeFor[Req]())
+	}
+	want, err := router.Register[Req](app.Registry())
+	if err != nil {
+		return err
+	}
+	if reflect.TypeFor[Resp]().Kind() != reflect.Interface {
+		if _, err := router.Register[Resp](app.Registry()); err != nil {
+			return err
+		}
+	}
+	var zero Req
+	cfg := handlerConfig{name: "reqreply." + want, topic: app.TopicFor(zero)}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.publisher == nil {
+		cfg.publisher = app.Publisher()
+	}
+	if cfg.publisher == nil {
+		return fmt.Errorf("reqreply: responder for %q needs a publisher for its replies; give the App one (hexeract.WithPublisher) or pass reqreply.ReplyPublisher", want)
+	}
+	if cfg.tp == nil {
+		cfg.tp = otel.GetTracerProvider()
+	}
+	r := &responder[Req, Resp]{
+		app:       app,
+		h:         h,
+		want:      want,
+		codec:     app.Codec(),
+		publisher: cfg.publisher,
+		tracer:    cfg.tp.Tracer(instrumentationName),
+		state:     stateOf(app),
+		spanName:  want + " handle",
+	}
+	return app.AddHandler(cfg.name, cfg.topic, r.handle)
+}
+
+type responder[Req, Resp router.Message] struct {
+	app       *hexeract.App
+	h         func(ctx context.Context, req Req) (Resp, error)
+	want      string
+	spanName  string
+	codec     router.Codec
+	publisher message.Publisher
+	tracer    trace.Tracer
+	state     *appState
+}
+
+func (r *responder[Req, Resp]) handle(msg *message.Message) error {
+	md := msg.Metadata
+	replyTo := md.Get(KeyReplyTo)
+	if replyTo == "" {
+		return router.Permanent(fmt.Errorf("reqreply: message %s (type %q) on the %q request topic has no %s metadata; send requests with reqreply.Request", msg.UUID, md.Get(router.KeyType), r.want, KeyReplyTo))
+	}
+	reqID := md.Get(KeyRequestID)
+	if reqID == "" {
+		reqID = md.Get(router.KeyID)
+	}
+	deadline, hasDeadline := ParseDeadline(md.Get(KeyDeadline))
+	if hasDeadline && !time.Now().Before(deadline) {
+		r.state.expired.Add(1)
+		r.app.Logger().Debug("reqreply: skipping expired request", "request_id", reqID, "type", r.want, "deadline", deadline)
+		return nil
+	}
+
+	base := msg.Context()
+	if !trace.SpanContextFromContext(base).IsValid() {
+		base = propagator.Extract(base, propagation.MapCarrier(md))
+	}
+	base, span := r.tracer.Start(base, r.spanName,
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			attribute.String("messaging.message.id", reqID),
+			attribute.String("messaging.destination.name", message.SubscribeTopicFromCtx(msg.Context())),
+			attribute.String("hexeract.message.type", r.want),
+		))
+	defer span.End()
+	// Replies are built from a context that outlives the deadline: a late
+	// reply is still published (the caller drops and counts it), and a
+	// cancelled context must not fail the publish.
+	replyCtx := router.WithIncoming(context.WithoutCancel(base), msg)
+
+	if md.Get(KeyAck) == "1" {
+		if err := r.publishAccepted(replyCtx, replyTo, reqID); err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			return err
+		}
+	}
+
+	reply, err := r.answer(replyCtx, msg, deadline, hasDeadline, span)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return err
+	}
+	reply.Metadata[KeyRequestID] = reqID
+	propagator.Inject(replyCtx, propagation.MapCarrier(reply.Metadata))
+	if err := r.publisher.Publish(replyTo, reply); err != nil {
+		err = fmt.Errorf("reqreply: publish reply to %s on %q: %w", r.want, replyTo, err)
+		span.SetStatus(codes.Error, err.Error())
+		return err
+	}
+	r.state.handled.Add(1)
+	return nil
+}
+
+// answer runs the handler and encodes its result or error as a reply.
+func (r *responder[Req, Resp]) answer(replyCtx context.Context, msg *message.Message, deadline time.Time, hasDeadline bool, span trace.Span) (*message.Message, error) {
+	req, err := router.Decode[Req](msg, r.codec, r.want)
+	if err != nil {
+		r.app.Logger().Warn("reqreply: cannot decode request", "error", err)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "bad request")
+		return r.errorMessage(replyCtx, errorReply{Code: CodeBadRequest, Message: err.Error(), Permanent: true})
+	}
+	ctx := replyCtx
+	if hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(replyCtx, deadline)
+		defer cancel()
+	}
+	resp, herr := r.h(ctx, req)
+	if herr != nil {
+		span.RecordError(herr)
+		span.SetStatus(codes.Error, herr.Error())
+		return r.errorMessage(replyCtx, remoteFrom(herr))
+	}
+	if any(resp) == nil {
+		e := errorReply{Code: CodeInternal, Message: fmt.Sprintf("handler for %s returned a nil response and no error", r.want)}
+		span.SetStatus(codes.Error, e.Message)
+		return r.errorMessage(replyCtx, e)
+	}
+	reply, err := r.app.NewMessage(replyCtx, resp)
+	if err != nil {
+		e := errorReply{Code: CodeInternal, Message: fmt.Sprintf("cannot encode the %s response: %v", resp.MessageType(), err)}
+		span.SetStatus(codes.Error, e.Message)
+		return r.errorMessage(replyCtx, e)
+	}
+	reply.Metadata[KeyReplyStatus] = StatusOK
+	return reply, nil
+}
+
+func (r *responder[Req, Resp]) errorMessage(ctx context.Context, e errorReply) (*message.Message, error) {
+	m, err := r.app.NewMessage(ctx, e)
+	if err != nil {
+		return nil, fmt.Errorf("reqreply: encode error reply: %w", err)
+	}
+	m.Metadata[KeyReplyStatus] = StatusError
+	return m, nil
+}
+
+func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, reqID string) error {
+	m, err := r.app.NewMessage(ctx, acceptedReply{})
+	if err != nil {
+		return fmt.Errorf("reqreply: encode receipt: %w", err)
+	}
+	m.Metadata[KeyReplyStatus] = StatusAccepted
+	m.Metadata[KeyRequestID] = reqID
+	propagator.Inject(ctx, propagation.MapCarrier(m.Metadata))
+	if err := r.publisher.Publish(replyTo, m); err != nil {
+		return fmt.Errorf("reqreply: publish receipt for %s on %q: %w", r.want, replyTo, err)
+	}
+	return nil
+}
+
+// remoteFrom turns a handler error into the error reply the caller gets.
+func remoteFrom(err error) errorReply {
+	e := errorReply{Code: CodeInternal, Message: err.Error(), Permanent: router.IsPermanent(err)}
+	var re *RemoteError
+	var coder interface{ ErrorCode() string }
+	switch {
+	case errors.As(err, &re):
+		e.Code = re.Code
+		if re.Message != "" && err == error(re) {
+			e.Message = re.Message
+		}
+		e.Permanent = e.Permanent || re.permanent
+	case errors.As(err, &coder) && coder.ErrorCode() != "":
+		e.Code = coder.ErrorCode()
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Code = CodeDeadlineExceeded
+	}
+	if e.Code == "" {
+		e.Code = CodeInternal
+	}
+	return e
+}
