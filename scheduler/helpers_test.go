@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func newScheduler(t testing.TB, pool *pgxpool.Pool, sink scheduler.Sink, table s
 		table = "sched_" + testenv.Suffix()
 		t.Cleanup(func() { dropTables(pool, table) })
 	}
-	s, err := scheduler.New(pool, sink, append([]scheduler.Option{scheduler.WithTable(table)}, opts...)...)
+	s, err := scheduler.New(pool, sink, append([]scheduler.Option{scheduler.WithTable(table), scheduler.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,23 +13,16 @@ import (
 	"github.com/hexeract/hexeract/router"
 )
 
-// Metadata keys written by [Scheduler.Redelivery].
+// Metadata keys written by [Scheduler.Redelivery]. They do not start with
+// middleware.FaultKeyPrefix, so middleware.DeadLetter keeps them on the dead
+// letter.
 const (
 	// KeyRedeliveries is the number of times the message has been
 	// rescheduled after a failure.
 	KeyRedeliveries = "hexeract_redeliveries"
 	// KeyFaultHistory is the JSON array of [Fault] records, one per failed
 	// round of immediate attempts, oldest first.
-	KeyFaultHistory = "hexeract_fault_history"
-	// Keys set on a dead letter published by Redelivery itself
-	// (RedeliveryConfig.DeadLetter).
-	KeyDeadError           = "hexeract_dead_error"
-	KeyDeadHandler         = "hexeract_dead_handler"
-	KeyDeadTopic           = "hexeract_dead_original_topic"
-	KeyDeadAttempts        = "hexeract_dead_attempts"
-	KeyDeadFirstFailure    = "hexeract_dead_first_failure"
-	KeyDeadLastFailure     = "hexeract_dead_last_failure"
-	DefaultDeadLetterTopic = "hexeract.dead_letters"
+	KeyFaultHistory = "hexeract_redelivery_history"
 )
 
 // DefaultRedeliveryDelays are the delays used when RedeliveryConfig.Delays is empty.
@@ -68,15 +61,6 @@ type RedeliveryConfig struct {
 	// Topic returns the topic the message is redelivered on; nil means the
 	// topic it was received from.
 	Topic func(msg *message.Message) string
-	// DeadLetter, when set, receives the message after the last redelivery
-	// fails (and at once for permanent errors), on DeadLetterTopic, with the
-	// KeyDead* metadata and the fault history; the middleware then acks it.
-	// When nil, the middleware returns the final error with the fault
-	// history in the message metadata, for an outer dead-letter middleware
-	// (middleware.DeadLetter, Watermill's PoisonQueue) to move it aside.
-	DeadLetter message.Publisher
-	// DeadLetterTopic is the dead-letter topic; "" means DefaultDeadLetterTopic.
-	DeadLetterTopic string
 	// IsPermanent classifies more errors as permanent (not redelivered), on
 	// top of router.IsPermanent.
 	IsPermanent func(err error) bool
@@ -91,11 +75,16 @@ type RedeliveryConfig struct {
 // be delivered again after the next delay, and acknowledged. The delays
 // therefore survive restarts. Each failure is appended to the
 // [KeyFaultHistory] metadata; when the delays are used up, or the error is
-// permanent, the message is dead-lettered with its full history.
+// permanent, the middleware returns the error with the full history on the
+// message, for middleware.DeadLetter to dead-letter it (the dead letter keeps
+// the history next to its own fault keys).
 //
-// Place it outside Retry and inside DeadLetter:
+// Place it inside DeadLetter and outside Retry:
 //
 //	router.AddMiddleware(deadLetter, redelivery, retry)
+//
+// Without a dead-letter middleware outside it, a message that exhausted its
+// redeliveries is nacked and the transport delivers it again.
 //
 // The redelivered message keeps its UUID, payload and metadata (its ce_id
 // too, so an inbox still recognises it).
@@ -110,10 +99,6 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 		}
 	}
 	delays = append([]time.Duration(nil), delays...)
-	dlqTopic := cfg.DeadLetterTopic
-	if dlqTopic == "" {
-		dlqTopic = DefaultDeadLetterTopic
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = s.cfg.logger
@@ -167,28 +152,10 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 					"redelivery", round+1, "of", len(delays), "at", at, "error", err)
 				return nil, nil
 			}
+			// Out of delays, or permanent: hand the final error, with the
+			// history on the message, to the dead-letter middleware outside.
 			msg.Metadata.Set(KeyFaultHistory, string(encoded))
-			if cfg.DeadLetter == nil {
-				return nil, err
-			}
-			total := 0
-			for _, f := range history {
-				total += f.Attempts
-			}
-			dead := msg.Copy()
-			dead.Metadata.Set(KeyDeadError, err.Error())
-			dead.Metadata.Set(KeyDeadHandler, message.HandlerNameFromCtx(ctx))
-			dead.Metadata.Set(KeyDeadTopic, topic)
-			dead.Metadata.Set(KeyDeadAttempts, strconv.Itoa(total))
-			dead.Metadata.Set(KeyDeadFirstFailure, history[0].At.Format(time.RFC3339Nano))
-			dead.Metadata.Set(KeyDeadLastFailure, history[len(history)-1].At.Format(time.RFC3339Nano))
-			if perr := cfg.DeadLetter.Publish(dlqTopic, dead); perr != nil {
-				return nil, fmt.Errorf("scheduler: dead-letter publish of %s failed (%v) after handler error: %w", msg.UUID, perr, err)
-			}
-			logger.Error("scheduler: message dead-lettered",
-				"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID, "topic", topic,
-				"dead_letter_topic", dlqTopic, "rounds", len(history), "error", err)
-			return nil, nil
+			return nil, err
 		}
 	}, nil
 }

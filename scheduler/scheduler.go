@@ -12,9 +12,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
+	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -30,18 +30,16 @@ var ErrNotFound = errors.New("scheduler: no pending scheduled message with this 
 // Executor runs SQL in the caller's transaction: pgx.Tx, *pgx.Conn and
 // *pgxpool.Pool all satisfy it. Scheduling through a pgx.Tx makes the
 // scheduled message part of that transaction: it exists only if the
-// transaction commits.
-type Executor interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
-}
+// transaction commits. It is the outbox's Executor, so one transaction serves
+// both.
+type Executor = outbox.Executor
 
 // Sink receives due messages. The poller calls PublishMessages inside the
 // transaction that deletes the messages from the scheduler table, so a sink
 // that writes into the same database (the transactional outbox) makes the
 // hand-off atomic: a crash before the commit leaves the messages scheduled, a
 // crash after it leaves them in the outbox, never both and never neither.
-// [*outbox.Outbox] is such a sink; [PublisherSink] publishes directly instead
+// *outbox.Outbox is such a sink; [PublisherSink] publishes directly instead
 // (at-least-once).
 type Sink interface {
 	PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error
@@ -437,3 +435,5 @@ func (s *Scheduler) Count(ctx context.Context) (int64, error) {
 	err := s.pool.QueryRow(ctx, s.sql.count).Scan(&n)
 	return n, err
 }
+
+var _ Sink = (*outbox.Outbox)(nil)

@@ -236,7 +236,10 @@ func TestConfigErrors(t *testing.T) {
 		{"nil sink", func() error { _, err := scheduler.New(pool, nil); return err }, "sink"},
 		{"bad table", func() error { _, err := scheduler.New(pool, sink, scheduler.WithTable("x; DROP TABLE y")); return err }, "WithTable"},
 		{"batch", func() error { _, err := scheduler.New(pool, sink, scheduler.WithBatchSize(0)); return err }, "WithBatchSize"},
-		{"lease", func() error { _, err := scheduler.New(pool, sink, scheduler.WithLeaseTTL(time.Millisecond)); return err }, "WithLeaseTTL"},
+		{"lease", func() error {
+			_, err := scheduler.New(pool, sink, scheduler.WithLeaseTTL(time.Millisecond))
+			return err
+		}, "WithLeaseTTL"},
 	}
 	for _, c := range cases {
 		err := c.err()
