@@ -28,6 +28,8 @@ import (
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/adapters/nats"
+	"github.com/hexeract/hexeract/adapters/redis"
+	hsql "github.com/hexeract/hexeract/adapters/sql"
 	"github.com/hexeract/hexeract/adapters/sqs"
 )
 
@@ -79,12 +81,16 @@ func WithLogger(l watermill.LoggerAdapter) Option { return func(o *options) { o.
 type opener func(ctx context.Context, rawURL string, o options) (*Transport, error)
 
 var openers = map[string]opener{
-	"amqp":  openAMQP,
-	"amqps": openAMQP,
-	"kafka": openKafka,
-	"nats":  openNATS,
-	"mem":   openMem,
-	"sqs":   openSQS,
+	"amqp":       openAMQP,
+	"amqps":      openAMQP,
+	"kafka":      openKafka,
+	"nats":       openNATS,
+	"mem":        openMem,
+	"sqs":        openSQS,
+	"postgres":   openPostgres,
+	"postgresql": openPostgres,
+	"redis":      openRedis,
+	"rediss":     openRedis,
 }
 
 // Schemes returns the URL schemes [Open] supports, sorted.
@@ -254,4 +260,36 @@ func openSQS(ctx context.Context, rawURL string, o options) (*Transport, error) 
 		return nil, err
 	}
 	return pubSub(pub, sub), nil
+}
+
+// openPostgres opens PostgreSQL as a bus, on a pool of its own that Close closes.
+func openPostgres(ctx context.Context, rawURL string, o options) (*Transport, error) {
+	opts, err := hsql.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	opts.Group = group(opts.Group, o)
+	pub, sub, pool, err := opts.Open(ctx, o.logger)
+	if err != nil {
+		return nil, err
+	}
+	t := pubSub(pub, sub)
+	t.closers = append(t.closers, func() error { pool.Close(); return nil })
+	return t, nil
+}
+
+// openRedis opens Redis Streams, on a client of its own that Close closes.
+func openRedis(ctx context.Context, rawURL string, o options) (*Transport, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	opts.Group = group(opts.Group, o)
+	pub, sub, client, err := opts.Open(ctx, o.logger)
+	if err != nil {
+		return nil, err
+	}
+	t := pubSub(pub, sub)
+	t.closers = append(t.closers, client.Close)
+	return t, nil
 }

@@ -112,6 +112,10 @@ func TestRoundTripAMQP(t *testing.T) { roundTrip(t, testenv.AMQPURL(t), 50) }
 
 func TestRoundTripNATS(t *testing.T) { roundTrip(t, testenv.NATSURL(t), 50) }
 
+func TestRoundTripPostgres(t *testing.T) { roundTrip(t, testenv.PostgresURL(t), 50) }
+
+func TestRoundTripRedis(t *testing.T) { roundTrip(t, testenv.RedisURL(t), 50) }
+
 func TestRoundTripKafka(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	roundTrip(t, "kafka://"+strings.Join(brokers, ",")+"/", 50)
@@ -135,6 +139,10 @@ func TestOpenErrors(t *testing.T) {
 		{"nats://u:s3cr3t-pw@host:4222/?ack_wait=long", `ack_wait="long"`},
 		{"nats://host:4222/?group=a.b", "must not contain"},
 		{"mem://?buffer=-1", "buffer must not be negative"},
+		{"postgres://u:s3cr3t-pw@localhost/db?schema=Bad-Name", "not a valid schema name"},
+		{"postgres://u:s3cr3t-pw@localhost/db?poll_interval=often", `poll_interval="often"`},
+		{"redis://u:s3cr3t-pw@localhost:6379/0?max_len=lots", `max_len="lots"`},
+		{"redis://u:s3cr3t-pw@localhost:6379/0?bogus=1", "bogus"},
 	}
 	for _, c := range cases {
 		t.Run(c.url, func(t *testing.T) {
@@ -167,6 +175,8 @@ func TestOpenNeverLeaksCredentials(t *testing.T) {
 		"amqp://guest:" + secret + "@127.0.0.1:1/",
 		"nats://user:" + secret + "@127.0.0.1:1",
 		"kafka://user:" + secret + "@127.0.0.1:1/",
+		"postgres://postgres:" + secret + "@127.0.0.1:1/test?sslmode=disable&connect_timeout=2",
+		"redis://user:" + secret + "@127.0.0.1:1/0",
 	}
 	// The real RabbitMQ with a wrong password: an authentication failure.
 	if u, err := url.Parse(testenv.AMQPURL(t)); err == nil && u.User != nil {
