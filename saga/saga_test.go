@@ -506,7 +506,6 @@ func waitMsg[T any](t *testing.T, ch <-chan T, within time.Duration) T {
 	}
 }
 
-
 func TestUnknownInstance(t *testing.T) {
 	for _, tc := range []struct {
 		outcome  saga.UnknownOutcome

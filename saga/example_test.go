@@ -1,0 +1,143 @@
+package saga_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/scheduler"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type BookingRequested struct{ BookingID string }
+
+func (BookingRequested) MessageType() string { return "example.booking.requested" }
+
+type ReserveSeat struct{ BookingID string }
+
+func (ReserveSeat) MessageType() string { return "example.seat.reserve" }
+
+type SeatReserved struct {
+	BookingID string
+	Seat      string
+}
+
+func (SeatReserved) MessageType() string { return "example.seat.reserved" }
+
+type BookingExpired struct{ BookingID string }
+
+func (BookingExpired) MessageType() string { return "example.booking.expired" }
+
+type Booking struct {
+	ID   string
+	Seat string
+}
+
+// A booking saga on the in-memory store: the request reserves a seat with a
+// one-hour deadline; the reservation completes the booking (cancelling the
+// deadline), and the completed instance is deleted.
+func Example() {
+	app, _ := hexeract.New(hexeract.WithLogger(quietLogger()))
+	defer app.Close()
+	store := saga.NewMemoryStore()
+	confirmed := make(chan struct{})
+
+	def := saga.Define[Booking]("bookings")
+	saga.StartedBy(def, func(e BookingRequested) string { return e.BookingID },
+		func(c *saga.Context[Booking], s *Booking, e BookingRequested) error {
+			s.ID = e.BookingID
+			c.Send(ReserveSeat{BookingID: e.BookingID})
+			c.Timeout(time.Hour, BookingExpired{BookingID: e.BookingID})
+			return nil
+		})
+	saga.Handles(def, func(e SeatReserved) string { return e.BookingID },
+		func(c *saga.Context[Booking], s *Booking, e SeatReserved) error {
+			s.Seat = e.Seat
+			fmt.Printf("booking %s confirmed: seat %s\n", s.ID, s.Seat)
+			c.Complete()
+			return nil
+		})
+	saga.OnTimeout(def, func(c *saga.Context[Booking], s *Booking, e BookingExpired) error {
+		c.Fail(errors.New("no seat in time"))
+		return nil
+	})
+	if err := saga.Register(app, def, store); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// The seat service.
+	_ = hexeract.HandleFunc(app, func(ctx context.Context, m ReserveSeat) error {
+		fmt.Println("seat service reserves a seat for", m.BookingID)
+		defer close(confirmed)
+		return app.Publish(ctx, SeatReserved{BookingID: m.BookingID, Seat: "12A"})
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = app.Run(ctx) }()
+	<-app.Running()
+	_ = app.Publish(ctx, BookingRequested{BookingID: "b-1"})
+
+	<-confirmed
+	for {
+		if _, err := store.Get(ctx, "bookings", "b-1"); errors.Is(err, saga.ErrNotFound) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("booking b-1 finished and removed from the store")
+	// Output:
+	// seat service reserves a seat for b-1
+	// booking b-1 confirmed: seat 12A
+	// booking b-1 finished and removed from the store
+}
+
+// The PostgreSQL store commits the state, the outgoing messages (outbox) and
+// the timeouts (scheduler) in one transaction.
+func ExampleNewPostgresStore() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("HEXERACT_DATABASE_URL"))
+	if err != nil {
+		panic(err)
+	}
+	ob, err := outbox.New(pool) // the saga writes its messages here
+	if err != nil {
+		panic(err)
+	}
+	sched, err := scheduler.New(pool, ob) // due timeouts go to the outbox
+	if err != nil {
+		panic(err)
+	}
+	store, err := saga.NewPostgresStore(ctx, pool) // creates the hexeract_sagas table
+	if err != nil {
+		panic(err)
+	}
+	transport := gochannel.New(gochannel.Config{}, nil) // any Watermill transport
+	relay, err := outbox.NewRelay(pool, transport)
+	if err != nil {
+		panic(err)
+	}
+	app, err := hexeract.New(hexeract.WithPubSub(transport, transport),
+		hexeract.WithWorker(relay), hexeract.WithWorker(sched))
+	if err != nil {
+		panic(err)
+	}
+	def := saga.Define[Booking]("bookings")
+	saga.StartedBy(def, func(e BookingRequested) string { return e.BookingID },
+		func(c *saga.Context[Booking], s *Booking, e BookingRequested) error {
+			c.Send(ReserveSeat{BookingID: e.BookingID})
+			return nil
+		})
+	err = saga.Register(app, def, store, saga.WithOutbox(ob), saga.WithScheduler(sched),
+		saga.WithUnknownInstance(saga.UnknownDeadLetter), saga.WithRetention(7*24*time.Hour))
+	if err != nil {
+		panic(err)
+	}
+	_ = app.Run(ctx)
+}
