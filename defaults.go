@@ -29,7 +29,8 @@ func WithDefaultMiddleware(configure func(*middleware.DefaultConfig)) Option {
 // installDefaults decorates the App's publisher (correlation, then tracing)
 // and adds the default middleware chain (see [middleware.Default]) to r,
 // unless [WithoutDefaultMiddleware] was given. Dead letters go through the
-// decorated publisher; an App without a publisher gets the chain without
+// decorated publisher, and each dead-letter topic is created through the
+// subscriber's SubscribeInitialize when it has one; an App without a publisher gets the chain without
 // its dead-letter step (failures are nacked) and a warning in the log.
 func (a *App) installDefaults(cfg *config, r *message.Router) error {
 	if cfg.noDefaults {
@@ -46,6 +47,12 @@ func (a *App) installDefaults(cfg *config, r *message.Router) error {
 		}
 	} else if a.subscriber != nil && dc.Publisher == nil {
 		a.logger.Warn("hexeract: the App has no publisher, so the default middleware has no dead-letter step; messages that fail for good are nacked and redelivered. Pass hexeract.WithPublisher to dead-letter them.")
+	}
+	if si, ok := a.subscriber.(message.SubscribeInitializer); ok && dc.DeadLetter.Initialize == nil {
+		// Create each dead-letter topic for the App's consumer group before
+		// the first failure: on RabbitMQ a dead letter published to an
+		// exchange without a bound queue would be dropped.
+		dc.DeadLetter.Initialize = si.SubscribeInitialize
 	}
 	chain, err := middleware.Default(dc)
 	if err != nil {

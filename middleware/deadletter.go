@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -75,6 +76,14 @@ type DeadLetterOptions struct {
 	// panic stack; 0 means DefaultMaxErrorLength and DefaultMaxStackLength.
 	MaxErrorLength int
 	MaxStackLength int
+	// Initialize, when set, is called once per dead-letter topic, before
+	// the handler sees its first message, so the topic exists where the
+	// transport needs it: on RabbitMQ a message published to an exchange no
+	// queue is bound to is dropped, so pass the subscriber's
+	// SubscribeInitialize there (hexeract.New does when its subscriber has
+	// one). A failure is returned for the message (nacked) and retried
+	// with the next one.
+	Initialize func(topic string) error
 	// Logger, when set, logs each dead letter at Error level.
 	Logger *slog.Logger
 }
@@ -110,6 +119,7 @@ type deadLetter struct {
 	should     func(error) bool
 	maxErr     int
 	maxStack   int
+	initialize func(string) error
 	logger     *slog.Logger
 }
 
@@ -133,13 +143,14 @@ func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerM
 		return nil, errors.New("hexeract: DeadLetter needs a publisher for the dead-letter topic")
 	}
 	dl := &deadLetter{
-		pub:      pub,
-		topic:    opts.Topic,
-		isSecret: opts.IsSecret,
-		should:   opts.ShouldDeadLetter,
-		maxErr:   opts.MaxErrorLength,
-		maxStack: opts.MaxStackLength,
-		logger:   opts.Logger,
+		pub:        pub,
+		topic:      opts.Topic,
+		isSecret:   opts.IsSecret,
+		should:     opts.ShouldDeadLetter,
+		maxErr:     opts.MaxErrorLength,
+		maxStack:   opts.MaxStackLength,
+		initialize: opts.Initialize,
+		logger:     opts.Logger,
 	}
 	if dl.topic == nil {
 		dl.topic = DLQTopic
@@ -163,9 +174,17 @@ func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerM
 }
 
 func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
+	var initialized atomic.Bool
 	return func(msg *message.Message) (out []*message.Message, err error) {
 		d := deliveryOf(msg)
 		ctx := msg.Context()
+		if dl.initialize != nil && !initialized.Load() {
+			topic := dl.topic(message.SubscribeTopicFromCtx(ctx))
+			if err := dl.initialize(topic); err != nil {
+				return nil, fmt.Errorf("hexeract: initialize dead-letter topic %q: %w", topic, err)
+			}
+			initialized.Store(true)
+		}
 		failures := d.lastFailure
 		defer func() {
 			if r := recover(); r != nil {

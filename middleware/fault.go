@@ -1,0 +1,87 @@
+package middleware
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Fault is the fault record of a dead letter, read back from its metadata
+// with [FaultOf]. Dead letters written by Watermill's PoisonQueue have only
+// Error, Topic and Handler.
+type Fault struct {
+	Error        string
+	Type         string
+	Permanent    bool
+	Handler      string
+	Topic        string // the topic the message was consumed from
+	Attempts     int
+	FirstFailure time.Time
+	LastFailure  time.Time
+	Stack        string
+}
+
+// FaultOf reads the fault record of a dead letter from its metadata,
+// falling back to Watermill's poison-queue keys. ok is false when md has
+// neither.
+func FaultOf(md message.Metadata) (f Fault, ok bool) {
+	f = Fault{
+		Error:   md.Get(KeyFaultError),
+		Type:    md.Get(KeyFaultType),
+		Handler: md.Get(KeyFaultHandler),
+		Topic:   md.Get(KeyFaultTopic),
+		Stack:   md.Get(KeyFaultStack),
+	}
+	f.Permanent, _ = strconv.ParseBool(md.Get(KeyFaultPermanent))
+	f.Attempts, _ = strconv.Atoi(md.Get(KeyFaultAttempts))
+	f.FirstFailure, _ = time.Parse(time.RFC3339Nano, md.Get(KeyFaultFirstFailure))
+	f.LastFailure, _ = time.Parse(time.RFC3339Nano, md.Get(KeyFaultLastFailure))
+	if f.Error == "" {
+		f.Error = md.Get(KeyPoisonReason)
+	}
+	if f.Topic == "" {
+		f.Topic = md.Get(KeyPoisonTopic)
+	}
+	if f.Handler == "" {
+		f.Handler = md.Get(KeyPoisonHandler)
+	}
+	return f, f.Error != "" || f.Topic != ""
+}
+
+// IsFaultKey reports whether a metadata key is one a dead-letter step adds:
+// the hexeract_fault_ keys and Watermill's poison-queue keys.
+func IsFaultKey(key string) bool {
+	switch key {
+	case KeyPoisonReason, KeyPoisonTopic, KeyPoisonHandler, KeyPoisonSubscriber:
+		return true
+	}
+	return strings.HasPrefix(key, FaultKeyPrefix)
+}
+
+// ErrNoOriginalTopic is returned by [Revive] for a dead letter that records
+// no original topic.
+var ErrNoOriginalTopic = errors.New("hexeract: dead letter has no original topic (no hexeract_fault_topic or topic_poisoned metadata)")
+
+// Revive turns a dead letter back into the message that failed: same UUID,
+// payload and metadata without the fault keys (see [IsFaultKey]). It
+// returns the topic to publish it on: to when not empty, otherwise the
+// original topic recorded in the dead letter, or [ErrNoOriginalTopic].
+func Revive(dead *message.Message, to string) (*message.Message, string, error) {
+	if to == "" {
+		f, _ := FaultOf(dead.Metadata)
+		to = f.Topic
+	}
+	if to == "" {
+		return nil, "", ErrNoOriginalTopic
+	}
+	msg := message.NewMessage(dead.UUID, dead.Payload)
+	for k, v := range dead.Metadata {
+		if !IsFaultKey(k) {
+			msg.Metadata[k] = v
+		}
+	}
+	return msg, to, nil
+}
