@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	hsqs "github.com/hexeract/hexeract/adapters/sqs"
+	"github.com/hexeract/hexeract/router"
 )
 
 // receiveOne waits for one message.
@@ -196,7 +197,16 @@ func TestMetadataRoundTrip(t *testing.T) {
 	empty := message.NewMessage(watermill.NewUUID(), nil)
 	empty.Metadata.Set("k", "v")
 
-	sent := []*message.Message{few, many, empty}
+	// A full Hexeract envelope has 11 keys: trace context and the CloudEvents
+	// type stay plain attributes, the rest is packed.
+	full := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	for _, k := range []string{router.KeyID, router.KeyType, router.KeySource, router.KeySpecVersion, router.KeyTime,
+		router.KeyContentType, router.KeyPartitionKey, router.KeyCorrelationID, router.KeyCausationID,
+		router.KeyTraceParent, router.KeyTraceState} {
+		full.Metadata.Set(k, "v-"+k)
+	}
+
+	sent := []*message.Message{few, many, empty, full}
 	if err := pub.Publish(topic, sent...); err != nil {
 		t.Fatal(err)
 	}
@@ -213,17 +223,33 @@ func TestMetadataRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checked := 0
 	for _, m := range raw.Messages {
 		if n := len(m.MessageAttributes); n > 10 {
 			t.Fatalf("message has %d attributes; SQS allows 10", n)
 		}
+		if hsqsAttr(m.MessageAttributes, hsqs.AttrUUID) == full.UUID {
+			checked++
+			for _, k := range []string{router.KeyTraceParent, router.KeyTraceState, router.KeyType, router.KeyID} {
+				if got := hsqsAttr(m.MessageAttributes, k); got != "v-"+k {
+					t.Fatalf("envelope key %s as attribute = %q, want it plain", k, got)
+				}
+			}
+			if hsqsAttr(m.MessageAttributes, hsqs.AttrMetadata) == "" {
+				t.Fatal("11 envelope keys sent without a packed attribute")
+			}
+		}
 		if hsqsAttr(m.MessageAttributes, hsqs.AttrUUID) == few.UUID {
+			checked++
 			for _, k := range []string{"ce_type", "content-type", "traceparent"} {
 				if got := hsqsAttr(m.MessageAttributes, k); got != few.Metadata.Get(k) {
 					t.Fatalf("plain attribute %s = %q, want %q", k, got, few.Metadata.Get(k))
 				}
 			}
 		}
+	}
+	if checked != 2 {
+		t.Fatalf("raw receive returned %d messages without the two checked ones", len(raw.Messages))
 	}
 	if len(raw.Messages) > 0 { // make them visible again for the subscriber
 		for _, m := range raw.Messages {

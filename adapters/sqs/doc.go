@@ -52,8 +52,9 @@
 // message, and attribute names and values have rules of their own (names of
 // at most 256 characters of A-Z a-z 0-9 _ - . that do not start with "AWS."
 // or "Amazon."; values not empty). When the metadata does not fit (too many
-// keys, or a key or value that SQS would reject), the first keys in sorted
-// order that fit are sent as attributes and all the others are packed as a
+// keys, or a key or value that SQS would reject), the first keys that fit are
+// sent as attributes (traceparent and tracestate first, then Hexeract's
+// envelope keys, then the others by name) and all the others are packed as a
 // JSON object into a single "hexeract.metadata" attribute. The subscriber
 // unpacks it, so every metadata key and value round-trips, while consumers in
 // other languages still see the common keys as plain attributes. Attribute

@@ -1,16 +1,19 @@
 package sqs
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Message attribute names used by the adapter. Names starting with
@@ -68,7 +71,7 @@ func toSQS(msg *message.Message) (sqsEntry, error) {
 	for k := range msg.Metadata {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sortKeys(keys)
 	slots := maxAttributes - len(e.attrs)
 	plain := keys[:0:0]
 	var packed map[string]string
@@ -108,6 +111,32 @@ func toSQS(msg *message.Message) (sqsEntry, error) {
 		e.size += len(name) + len(*v.DataType) + len(*v.StringValue)
 	}
 	return e, nil
+}
+
+// plainFirst lists the metadata keys that stay plain attributes first, in
+// this order: W3C trace context (read by OpenTelemetry SQS instrumentation in
+// other languages), then Hexeract's CloudEvents envelope.
+var plainFirst = []string{
+	router.KeyTraceParent, router.KeyTraceState, router.KeyType, router.KeyID,
+	router.KeyContentType, router.KeySource, router.KeySpecVersion, router.KeyTime,
+	router.KeyCorrelationID, router.KeyCausationID, router.KeyPartitionKey,
+}
+
+// sortKeys orders metadata keys: those of plainFirst in its order, then the
+// others by name.
+func sortKeys(keys []string) {
+	rank := func(k string) int {
+		if i := slices.Index(plainFirst, k); i >= 0 {
+			return i
+		}
+		return len(plainFirst)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 }
 
 // plainAttributeOK reports whether a metadata entry can be its own SQS
