@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -133,3 +134,5 @@ func must[T any](v T, err error) T {
 }
 
 func wmTimeout(d time.Duration) message.HandlerMiddleware { return wmmiddleware.Timeout(d) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

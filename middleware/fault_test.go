@@ -1,0 +1,71 @@
+package middleware_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/hexeract/hexeract/middleware"
+)
+
+// TestFaultOfReadsWatermillPoisonQueue: a dead letter written by
+// Watermill's own PoisonQueue is understood, and revived onto its topic.
+func TestFaultOfReadsWatermillPoisonQueue(t *testing.T) {
+	ps := newPubSub(t)
+	topic := topicName("wm")
+	poisonTopic := topic + ".poison"
+	poisoned := subscribe(t, ps, poisonTopic)
+	pq := must(wmmiddleware.PoisonQueue(ps, poisonTopic))
+	runRouter(t, ps, topic, func(*message.Message) error { return errors.New("bad data") }, pq)
+	publish(t, ps, topic, message.NewMessage("w1", []byte("x")))
+	dead := recv(t, poisoned)
+	f, ok := middleware.FaultOf(dead.Metadata)
+	if !ok || f.Error != "bad data" || f.Topic != topic || f.Handler != "handler-"+topic {
+		t.Fatalf("fault = %+v, ok %v", f, ok)
+	}
+	msg, to, err := middleware.Revive(dead, "")
+	if err != nil || to != topic || msg.UUID != "w1" {
+		t.Fatalf("revive: %v %q %v", msg, to, err)
+	}
+	for k := range msg.Metadata {
+		if middleware.IsFaultKey(k) {
+			t.Errorf("fault key %s kept", k)
+		}
+	}
+	if _, _, err := middleware.Revive(message.NewMessage("x", nil), ""); !errors.Is(err, middleware.ErrNoOriginalTopic) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestDeadLetterInitializesTopicBeforeFirstMessage: Initialize runs once per
+// handler, before the first message, with the dead-letter topic.
+func TestDeadLetterInitializesTopicBeforeFirstMessage(t *testing.T) {
+	ps := newPubSub(t)
+	topic := topicName("init")
+	var mu sync.Mutex
+	var initialized []string
+	failOnce := true
+	dead := must(middleware.DeadLetter(ps, middleware.DeadLetterOptions{Initialize: func(topic string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		initialized = append(initialized, topic)
+		if failOnce {
+			failOnce = false
+			return errors.New("broker starting")
+		}
+		return nil
+	}}))
+	handled := make(chan string, 4)
+	runRouter(t, ps, topic, func(msg *message.Message) error { handled <- msg.UUID; return nil }, dead)
+	publish(t, ps, topic, message.NewMessage("i1", nil))
+	recv(t, handled)
+	publish(t, ps, topic, message.NewMessage("i2", nil))
+	recv(t, handled)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(initialized) != 2 || initialized[0] != topic+".dlq" || initialized[1] != topic+".dlq" {
+		t.Fatalf("initialized %v, want the DLQ topic twice (failed once, then once)", initialized)
+	}
+}
