@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,12 +65,29 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
-// wake asks the poller to look at the table now.
-func (s *Scheduler) wake() {
+// wake tells the poller that a message due at due (zero: unknown) was
+// scheduled. Announcements are merged: the poller sees the earliest.
+func (s *Scheduler) wake(due time.Time) {
+	s.wakeMu.Lock()
+	if due.IsZero() {
+		s.wakeAt = time.Unix(0, 0) // "look now"
+	} else if s.wakeAt.IsZero() || due.Before(s.wakeAt) {
+		s.wakeAt = due
+	}
+	s.wakeMu.Unlock()
 	select {
 	case s.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+// announced returns and clears the earliest announced due time.
+func (s *Scheduler) announced() time.Time {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	at := s.wakeAt
+	s.wakeAt = time.Time{}
+	return at
 }
 
 // poll is the claim loop: drain everything due with the configured number of
@@ -77,85 +95,102 @@ func (s *Scheduler) wake() {
 func (s *Scheduler) poll(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.drain(ctx)
+		next, err := s.drain(ctx)
 		var sleep time.Duration
-		if err == nil {
-			sleep, err = s.nextDue(ctx)
-		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			s.cfg.logger.Error("scheduler: poll failed; retrying", "table", s.t.name.String(), "error", err, "retry_in", backoff)
-			sleep = backoff
+			sleep, next = backoff, nextDue{}
 			backoff = min(backoff*2, s.cfg.pollInterval)
 		} else {
 			backoff = 50 * time.Millisecond
+			sleep = s.cfg.pollInterval
+			if !next.at.IsZero() {
+				if next.in < sleep {
+					sleep = next.in
+				} else {
+					next = nextDue{} // beyond the poll interval: any announcement is earlier
+				}
+			}
 		}
-		if sleep <= 0 {
-			continue
+		if sleep > 0 {
+			s.sleep(ctx, sleep, next.at)
 		}
-		timer := time.NewTimer(sleep)
+	}
+}
+
+// nextDue is the earliest pending due time a claim saw after the rows it
+// claimed: at on the database's timeline, in from the database's now.
+type nextDue struct {
+	at time.Time // zero: nothing pending
+	in time.Duration
+}
+
+func (n nextDue) earlier(o nextDue) nextDue {
+	if n.at.IsZero() || (!o.at.IsZero() && o.at.Before(n.at)) {
+		return o
+	}
+	return n
+}
+
+// sleep waits d, or less when a message due before nextAt is announced.
+// Announcements of later messages do not wake the poller: it looks at the
+// table at nextAt anyway.
+func (s *Scheduler) sleep(ctx context.Context, d time.Duration, nextAt time.Time) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			timer.Stop()
+			return
+		case <-timer.C:
 			return
 		case <-s.wakeCh:
-			timer.Stop()
-		case <-timer.C:
+			at := s.announced()
+			if at.IsZero() || nextAt.IsZero() || at.Before(nextAt) {
+				return
+			}
 		}
 	}
 }
 
 // drain claims batches with up to cfg.workers concurrent transactions until
-// a claim comes back short.
-func (s *Scheduler) drain(ctx context.Context) error {
+// a claim comes back short, and returns the earliest next due time seen.
+func (s *Scheduler) drain(ctx context.Context) (nextDue, error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		next     nextDue
 	)
 	for range s.cfg.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A batch in flight when ctx is cancelled is finished (bounded
+			// by a timeout), not rolled back: shutdown does not redo work.
 			for ctx.Err() == nil {
-				n, err := s.claim(ctx)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				n, nd, err := s.claim(cctx)
+				cancel()
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
 				}
-				if n < s.cfg.batchSize {
+				if err == nil && n < s.cfg.batchSize {
+					next = next.earlier(nd)
+				}
+				mu.Unlock()
+				if err != nil || n < s.cfg.batchSize {
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return firstErr
-}
-
-// nextDue returns how long to sleep: until the earliest due message that no
-// other poller is handing off, at most the poll interval.
-func (s *Scheduler) nextDue(ctx context.Context) (time.Duration, error) {
-	var secs float64
-	err := s.pool.QueryRow(ctx, s.sql.peek).Scan(&secs)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s.cfg.pollInterval, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	d := time.Duration(secs * float64(time.Second))
-	if d <= 0 {
-		// Due but not claimed: another transaction held it for a moment.
-		return time.Millisecond, nil
-	}
-	return min(d, s.cfg.pollInterval), nil
+	return next, firstErr
 }
 
 type claimed struct {
@@ -165,28 +200,36 @@ type claimed struct {
 }
 
 // claim hands one batch of due messages to the sink in the transaction that
-// deletes them. It returns the number handed off.
-func (s *Scheduler) claim(ctx context.Context) (int, error) {
+// deletes them. It returns the number handed off and the next due time.
+func (s *Scheduler) claim(ctx context.Context) (int, nextDue, error) {
+	var next nextDue
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, err
+		return 0, next, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	rows, err := tx.Query(ctx, s.sql.claim, s.cfg.batchSize)
 	if err != nil {
-		return 0, fmt.Errorf("claim from %s: %w", s.t.name, err)
+		return 0, next, fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
 	var batch []claimed
 	for rows.Next() {
 		var (
-			c        claimed
-			uuid     string
-			payload  []byte
-			metadata []byte
+			id, topic, uuid *string
+			due             *time.Time
+			payload         []byte
+			metadata        []byte
+			in              *float64
 		)
-		if err := rows.Scan(&c.id, &c.topic, &c.due, &uuid, &payload, &metadata); err != nil {
+		if err := rows.Scan(&id, &topic, &due, &uuid, &payload, &metadata, &in); err != nil {
 			rows.Close()
-			return 0, err
+			return 0, next, err
+		}
+		if id == nil { // the next-due row
+			if due != nil && in != nil {
+				next = nextDue{at: *due, in: time.Duration(*in * float64(time.Second))}
+			}
+			continue
 		}
 		md := message.Metadata{}
 		if err := json.Unmarshal(metadata, &md); err != nil {
@@ -194,19 +237,19 @@ func (s *Scheduler) claim(ctx context.Context) (int, error) {
 			// deliverable and say what went wrong.
 			md = message.Metadata{"hexeract_metadata_error": err.Error()}
 		}
-		md[KeyDueAt] = c.due.UTC().Format(time.RFC3339Nano)
-		c.msg = message.NewMessage(uuid, payload)
-		c.msg.Metadata = md
-		batch = append(batch, c)
+		md[KeyDueAt] = due.UTC().Format(time.RFC3339Nano)
+		msg := message.NewMessage(*uuid, payload)
+		msg.Metadata = md
+		batch = append(batch, claimed{id: *id, topic: *topic, due: *due, msg: msg})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("claim from %s: %w", s.t.name, err)
+		return 0, next, fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
 	if len(batch) == 0 {
-		return 0, nil
+		return 0, next, nil
 	}
-	// Hand off in due order, one sink call per run of the same topic.
+	// Hand off in due order, one sink call per topic.
 	sort.SliceStable(batch, func(i, j int) bool {
 		if !batch[i].due.Equal(batch[j].due) {
 			return batch[i].due.Before(batch[j].due)
@@ -219,18 +262,17 @@ func (s *Scheduler) claim(ctx context.Context) (int, error) {
 		if _, ok := byTopic[c.topic]; !ok {
 			order = append(order, c.topic)
 		}
-		c.msg.SetContext(ctx)
 		byTopic[c.topic] = append(byTopic[c.topic], c.msg)
 	}
 	for _, topic := range order {
 		if err := s.sink.PublishMessages(ctx, tx, topic, byTopic[topic]...); err != nil {
-			return 0, fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
+			return 0, next, fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit hand-off: %w", err)
+		return 0, next, fmt.Errorf("commit hand-off: %w", err)
 	}
-	return len(batch), nil
+	return len(batch), next, nil
 }
 
 // listen holds one connection LISTENing on the table's channel and wakes the
@@ -264,11 +306,16 @@ func (s *Scheduler) listenOnce(ctx context.Context) error {
 	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{s.t.channel}.Sanitize()); err != nil {
 		return err
 	}
-	s.wake() // something may have been scheduled while we were not listening
+	s.wake(time.Time{}) // something may have been scheduled while we were not listening
 	for {
-		if _, err := pc.WaitForNotification(ctx); err != nil {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		s.wake()
+		var due time.Time
+		if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			due = time.UnixMicro(us)
+		}
+		s.wake(due)
 	}
 }

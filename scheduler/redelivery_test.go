@@ -21,8 +21,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// newOutbox creates an outbox table for the test and runs its relay to pub.
-func newOutbox(t *testing.T, pool *pgxpool.Pool, pub message.Publisher) *outbox.Outbox {
+// newOutbox creates an outbox table for the test and, when pub is not nil,
+// runs its relay to pub.
+func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.Outbox {
 	t.Helper()
 	ctx := context.Background()
 	table := "sched_outbox_" + testenv.Suffix()
@@ -36,6 +37,9 @@ func newOutbox(t *testing.T, pool *pgxpool.Pool, pub message.Publisher) *outbox.
 	}
 	if err := ob.Migrate(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if pub == nil {
+		return ob
 	}
 	relay, err := outbox.NewRelay(pool, pub, outbox.WithTable(table), outbox.WithPollInterval(100*time.Millisecond))
 	if err != nil {

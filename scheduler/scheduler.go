@@ -77,6 +77,8 @@ type Scheduler struct {
 	cfg    config
 	sql    statements
 	wakeCh chan struct{}
+	wakeMu sync.Mutex
+	wakeAt time.Time // earliest due time announced since the poller last looked; zero: unknown
 
 	cron     gocron.Scheduler
 	elector  *leaseElector
@@ -230,8 +232,8 @@ func (s *Scheduler) InstanceID() string { return s.cfg.instanceID }
 
 // statements holds the SQL built once from the validated table names.
 type statements struct {
-	insert, claim, peek, cancel, reschedule, list, count string
-	lease, release, leaseHolder, tick, pruneTicks        string
+	insert, claim, cancel, reschedule, list, count string
+	lease, release, leaseHolder, tick, pruneTicks  string
 }
 
 func newStatements(t tables) statements {
@@ -240,18 +242,27 @@ func newStatements(t tables) statements {
 	INSERT INTO ` + t.Table + ` (id, topic, due_at, uuid, payload, metadata)
 	SELECT i, tp, d, u, p, m::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::text[]) AS x(i, tp, d, u, p, m)
 	RETURNING due_at)
-SELECT pg_notify($7, '') FROM (SELECT min(due_at) AS first FROM ins) f
+SELECT pg_notify($7, (EXTRACT(EPOCH FROM f.first) * 1000000)::bigint::text) FROM (SELECT min(due_at) AS first FROM ins) f
 WHERE f.first < clock_timestamp() + make_interval(secs => $8)`,
-		claim: `DELETE FROM ` + t.Table + ` WHERE id IN (
-	SELECT id FROM ` + t.Table + ` WHERE due_at <= clock_timestamp()
-	ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, topic, due_at, uuid, payload, metadata`,
-		peek: `SELECT EXTRACT(EPOCH FROM (due_at - clock_timestamp()))::float8 FROM ` + t.Table + `
-ORDER BY due_at LIMIT 1 FOR KEY SHARE SKIP LOCKED`,
+		// One statement claims the due rows and reports the next due time
+		// after them (in an extra row whose id is NULL), so the poller
+		// knows how long to sleep without another round trip. Rows due but
+		// locked by another poller are that poller's business.
+		claim: `WITH c AS (SELECT clock_timestamp() AS ts),
+claimed AS (
+	DELETE FROM ` + t.Table + ` WHERE id IN (
+		SELECT id FROM ` + t.Table + ` WHERE due_at <= (SELECT ts FROM c)
+		ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+	RETURNING id, topic, due_at, uuid, payload, metadata)
+SELECT id, topic, due_at, uuid, payload, metadata, NULL::float8 FROM claimed
+UNION ALL
+SELECT NULL, NULL, n.due_at, NULL, NULL, NULL, EXTRACT(EPOCH FROM (n.due_at - clock_timestamp()))::float8
+FROM (SELECT min(due_at) AS due_at FROM ` + t.Table + ` WHERE due_at > (SELECT ts FROM c)) n`,
 		cancel: `DELETE FROM ` + t.Table + ` WHERE id = $1`,
 		reschedule: `WITH upd AS (
 	UPDATE ` + t.Table + ` SET due_at = $2 WHERE id = $1 RETURNING due_at)
-SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4) THEN pg_notify($3, '') END FROM upd`,
+SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4)
+	THEN pg_notify($3, (EXTRACT(EPOCH FROM due_at) * 1000000)::bigint::text) END FROM upd`,
 		list: `SELECT id, topic, due_at, metadata->>'ce_type', created_at FROM ` + t.Table + `
 WHERE ($1 = '' OR topic = $1) ORDER BY due_at, id LIMIT $2`,
 		count: `SELECT count(*) FROM ` + t.Table,
