@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/components/requestreply"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmgochannel "github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/testenv"
@@ -43,8 +43,10 @@ func (g *goChannelBench) replies(b *testing.B) message.Subscriber { return g.ps 
 // consumer per call.
 type natsBench struct{ url string }
 
-func (n *natsBench) requests(b *testing.B) (message.Publisher, message.Subscriber) { return n.requestsT(b) }
-func (n *natsBench) replies(b *testing.B) message.Subscriber                    { return n.repliesT(b) }
+func (n *natsBench) requests(b *testing.B) (message.Publisher, message.Subscriber) {
+	return n.requestsT(b)
+}
+func (n *natsBench) replies(b *testing.B) message.Subscriber { return n.repliesT(b) }
 
 func (n *natsBench) requestsT(b testing.TB) (message.Publisher, message.Subscriber) {
 	pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: n.url, JetStream: wnats.JetStreamConfig{Disabled: true}}, watermill.NopLogger{})
