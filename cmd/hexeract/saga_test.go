@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/saga"
+)
+
+func runSagaCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&out)
+	rootCmd.SetArgs(args)
+	err := rootCmd.Execute()
+	return out.String(), err
+}
+
+func TestSagaListAndShow(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	table := "saga_cli_" + testenv.Suffix()
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
+	})
+	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two instances: one running with a timeout and a compensation, one
+	// failed and kept.
+	tx, err := store.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := &saga.Instance{Saga: "orders", Key: "o-1", Status: saga.Running, State: json.RawMessage(`{"amount":42,"reserved":true}`),
+		Meta: saga.Meta{
+			Timeouts:      map[string]saga.PendingTimeout{"orders.payment_due": {Token: "t", ScheduleID: "s-1", At: time.Now().Add(time.Hour)}},
+			Compensations: []saga.Step{{Type: "stock.release", Payload: json.RawMessage(`{"order_id":"o-1"}`)}},
+		}}
+	failed := &saga.Instance{Saga: "orders", Key: "o-2", Status: saga.Failed, State: json.RawMessage(`{}`),
+		Meta: saga.Meta{Failure: "card declined"}, CompletedAt: time.Now()}
+	for _, in := range []*saga.Instance{running, failed} {
+		if err := tx.Insert(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table, "--saga", "", "--status", "", "--json=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SAGA", "o-1", "running", "o-2", "failed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("saga list output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table, "--saga", "orders", "--status", "failed", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v["key"] != "o-2" || v["failure"] != "card declined" {
+		t.Fatalf("saga list --status failed --json = %s (%v)", out, err)
+	}
+
+	out, err = runSagaCLI(t, "saga", "show", "orders", "o-1", "--database-url", url, "--table", table, "--json=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"status:    running", "version:   1", `"amount": 42`, "orders.payment_due", "s-1", "stock.release"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("saga show output lacks %q:\n%s", want, out)
+		}
+	}
+
+	if _, err := runSagaCLI(t, "saga", "show", "orders", "missing", "--database-url", url, "--table", table); err == nil || !strings.Contains(err.Error(), `no instance of saga "orders" with key "missing"`) {
+		t.Fatalf("show of a missing instance: %v", err)
+	}
+	if _, err := runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table, "--status", "bogus"); err == nil || !strings.Contains(err.Error(), "unknown --status") {
+		t.Fatalf("bad status: %v", err)
+	}
+	if _, err := runSagaCLI(t, "saga", "list", "--database-url", url, "--table", "bad;name", "--status", ""); err == nil || !strings.Contains(err.Error(), "invalid SQL name") {
+		t.Fatalf("bad table: %v", err)
+	}
+}
