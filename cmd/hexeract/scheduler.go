@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/scheduler"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+)
+
+// schedulerFlags are the flags of the scheduler subcommands.
+type schedulerFlags struct {
+	table   string
+	topic   string
+	limit   int
+	jsonOut bool
+}
+
+func init() {
+	var f schedulerFlags
+	cmd := &cobra.Command{
+		Use:   "scheduler",
+		Short: "List and cancel pending scheduled messages",
+		Long: `Scheduled messages wait in a PostgreSQL table (default hexeract_scheduled)
+until they are due; the scheduler's poller then hands them to the outbox.
+These commands read and change that table directly; they need
+--database-url or $HEXERACT_DATABASE_URL.`,
+	}
+	cmd.PersistentFlags().StringVar(&f.table, "table", "hexeract_scheduled", "scheduled-messages table (table or schema.table)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Print pending scheduled messages in due order",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler) error {
+				return runSchedulerList(ctx, cmd, s, f)
+			})
+		},
+	}
+	list.Flags().StringVar(&f.topic, "topic", "", "only messages for this topic")
+	list.Flags().IntVar(&f.limit, "limit", 100, "print at most this many messages")
+	list.Flags().BoolVar(&f.jsonOut, "json", false, "print one JSON object per message")
+
+	cancel := &cobra.Command{
+		Use:   "cancel ID...",
+		Short: "Cancel pending scheduled messages by id",
+		Long: `Removes each pending scheduled message with one of the given ids (as printed
+by "hexeract scheduler list"). An id with no pending message (never scheduled,
+already cancelled or already handed off) is reported and makes the command
+fail after the others were processed.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler) error {
+				var missing []string
+				for _, id := range args {
+					err := s.Cancel(ctx, id)
+					switch {
+					case errors.Is(err, scheduler.ErrNotFound):
+						missing = append(missing, id)
+						fmt.Fprintf(cmd.ErrOrStderr(), "not pending: %s\n", id)
+					case err != nil:
+						return err
+					default:
+						fmt.Fprintf(cmd.OutOrStdout(), "cancelled %s\n", id)
+					}
+				}
+				if len(missing) > 0 {
+					return fmt.Errorf("%d of %d ids had no pending scheduled message", len(missing), len(args))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(list, cancel)
+	rootCmd.AddCommand(cmd)
+}
+
+// refuseSink is the sink of the CLI's Scheduler, which only reads and
+// cancels: it never runs the poller, so nothing is handed off.
+var refuseSink = scheduler.SinkFunc(func(context.Context, scheduler.Executor, string, ...*message.Message) error {
+	return errors.New("the hexeract CLI does not deliver scheduled messages")
+})
+
+func withScheduler(cmd *cobra.Command, f schedulerFlags, fn func(context.Context, *scheduler.Scheduler) error) error {
+	pool, err := connectDB(cmd)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(f.table))
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := checkSchedulerTable(ctx, pool, s.Table()); err != nil {
+		return err
+	}
+	return fn(ctx, s)
+}
+
+func checkSchedulerTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("table %s does not exist: start a scheduler once (it migrates its tables) or pass --table", table)
+	}
+	return nil
+}
+
+func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Scheduler, f schedulerFlags) error {
+	pending, err := s.List(ctx, f.topic, f.limit)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if f.jsonOut {
+		enc := json.NewEncoder(out)
+		for _, p := range pending {
+			if err := enc.Encode(struct {
+				ID        string    `json:"id"`
+				Topic     string    `json:"topic"`
+				Type      string    `json:"type,omitempty"`
+				DueAt     time.Time `json:"due_at"`
+				CreatedAt time.Time `json:"created_at"`
+			}{p.ID, p.Topic, p.Type, p.DueAt.UTC(), p.CreatedAt.UTC()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	total, err := s.Count(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTOPIC\tTYPE\tDUE (UTC)\tIN")
+	now := time.Now()
+	for _, p := range pending {
+		in := p.DueAt.Sub(now).Round(time.Second)
+		when := "in " + in.String()
+		if in <= 0 {
+			when = "due now"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Topic, p.Type, p.DueAt.UTC().Format(time.RFC3339), when)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d shown, %d pending in %s\n", len(pending), total, s.Table())
+	return nil
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hexeract/hexeract/internal/migrate"
+	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/scheduler"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+type cliReminder struct {
+	Note string `json:"note"`
+}
+
+func (cliReminder) MessageType() string { return "cli.reminder" }
+
+// runSchedulerCLI runs the hexeract command with args after resetting the
+// flags of the scheduler commands (cobra keeps flag values between runs).
+func runSchedulerCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var reset func(*cobra.Command)
+	reset = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				if f.Name != "help" {
+					_ = f.Value.Set(f.DefValue)
+					f.Changed = false
+				}
+			})
+		}
+		for _, sub := range c.Commands() {
+			reset(sub)
+		}
+	}
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == "scheduler" {
+			reset(c)
+		}
+	}
+	var out, errOut bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&errOut)
+	rootCmd.SetArgs(args)
+	err = rootCmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+func TestSchedulerListAndCancel(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	table := "cli_sched_" + testenv.Suffix()
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
+	})
+	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	later, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "later"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sooner, err := s.After(ctx, pool, time.Minute, cliReminder{Note: "sooner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, err := runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "2 shown, 2 pending") || strings.Index(out, sooner[0]) > strings.Index(out, later[0]) ||
+		!strings.Contains(out, "cli.reminder") || !strings.Contains(out, "in 1m0s") {
+		t.Fatalf("list output:\n%s", out)
+	}
+
+	out, _, err = runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, later[0])
+	if err != nil || !strings.Contains(out, "cancelled "+later[0]) {
+		t.Fatalf("cancel: %v\n%s", err, out)
+	}
+	_, errOut, err := runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, later[0])
+	if err == nil || !strings.Contains(errOut, "not pending: "+later[0]) {
+		t.Fatalf("second cancel of %s: err %v, stderr %q", later[0], err, errOut)
+	}
+
+	out, _, err = runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var got struct {
+		ID    string    `json:"id"`
+		Topic string    `json:"topic"`
+		Type  string    `json:"type"`
+		DueAt time.Time `json:"due_at"`
+	}
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &got) != nil || got.ID != sooner[0] || got.Type != "cli.reminder" {
+		t.Fatalf("list --json after cancel:\n%s", out)
+	}
+
+	_, _, err = runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", "no_such_table_"+testenv.Suffix())
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("list of a missing table: %v", err)
+	}
+	_, _, err = runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", "bad name")
+	if err == nil || !strings.Contains(err.Error(), "invalid SQL name") {
+		t.Fatalf("list with a bad table name: %v", err)
+	}
+}
