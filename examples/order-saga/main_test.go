@@ -1,0 +1,16 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/hexeract/hexeract/internal/testenv"
+)
+
+// TestRun runs the example end to end on the test database: one order
+// ships, one is declined and one times out, both releasing their stock.
+func TestRun(t *testing.T) {
+	t.Setenv("HEXERACT_DATABASE_URL", testenv.PostgresURL(t))
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+}
