@@ -1,0 +1,264 @@
+// Command scheduler shows Hexeract's scheduler on PostgreSQL: a delayed
+// message scheduled in a business transaction, a cron job that fires once
+// per tick across replicas, and redelivery of a failing message after
+// increasing delays, ending in the dead-letter topic with its history. Due
+// messages go through the transactional outbox and its relay to the bus.
+//
+// It needs PostgreSQL ($HEXERACT_DATABASE_URL, default
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and creates, then
+// drops, its own tables:
+//
+//	go run ./examples/scheduler
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/scheduler"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PaymentReminder is sent some time after an invoice is created.
+type PaymentReminder struct {
+	InvoiceID string `json:"invoice_id"`
+}
+
+// MessageType returns the wire name.
+func (PaymentReminder) MessageType() string { return "billing.payment_reminder" }
+
+// Heartbeat is produced by a cron job every second.
+type Heartbeat struct {
+	Tick time.Time `json:"tick"`
+}
+
+// MessageType returns the wire name.
+func (Heartbeat) MessageType() string { return "ops.heartbeat" }
+
+// ChargeCard fails twice (a flaky provider), then succeeds.
+type ChargeCard struct {
+	ChargeID string `json:"charge_id"`
+}
+
+// MessageType returns the wire name.
+func (ChargeCard) MessageType() string { return "billing.charge_card" }
+
+// IssueRefund always fails: it ends in the dead-letter topic.
+type IssueRefund struct {
+	RefundID string `json:"refund_id"`
+}
+
+// MessageType returns the wire name.
+func (IssueRefund) MessageType() string { return "billing.issue_refund" }
+
+func main() {
+	url := os.Getenv("HEXERACT_DATABASE_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, os.Stdout, url); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, dbURL string) error {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	schedTable, outboxTable := "example_scheduled_"+suffix, "example_outbox_"+suffix
+	defer dropTables(pool, schedTable, outboxTable)
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus := gochannel.New(gochannel.Config{Buffer: 64}, watermill.NopLogger{})
+	defer bus.Close()
+
+	// Outbox and its relay: due messages are handed to the outbox in the
+	// transaction that removes them from the scheduler table.
+	ob, err := outbox.New(pool, outbox.WithTable(outboxTable))
+	if err != nil {
+		return err
+	}
+	if err := ob.Migrate(ctx); err != nil {
+		return err
+	}
+	relay, err := outbox.NewRelay(pool, bus, outbox.WithTable(outboxTable), outbox.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	sched, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	if err := sched.Migrate(ctx); err != nil {
+		return err
+	}
+
+	// Middleware: dead letter → redelivery (300 ms, 600 ms) → 2 immediate attempts.
+	deadLetter, err := middleware.DeadLetter(bus, middleware.DeadLetterOptions{})
+	if err != nil {
+		return err
+	}
+	redelivery, err := sched.Redelivery(scheduler.RedeliveryConfig{
+		Delays: []time.Duration{300 * time.Millisecond, 600 * time.Millisecond},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	retry, err := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 2, InitialInterval: 20 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	app, err := hexeract.New(
+		hexeract.WithPubSub(bus, bus),
+		hexeract.WithLogger(logger),
+		hexeract.WithoutDefaultMiddleware(),
+		hexeract.WithMiddleware(middleware.Correlation, deadLetter, redelivery, retry),
+		hexeract.WithWorker(relay),
+		hexeract.WithWorker(sched),
+	)
+	if err != nil {
+		return err
+	}
+
+	// A cron job: every second, once per tick however many replicas run.
+	err = sched.Cron("* * * * * *", func(tick time.Time) []router.Message {
+		return []router.Message{Heartbeat{Tick: tick}}
+	}, scheduler.CronName("heartbeat"))
+	if err != nil {
+		return err
+	}
+
+	reminders := make(chan string, 1)
+	beats := make(chan time.Time, 16)
+	charged := make(chan string, 1)
+	var chargeCalls, refundCalls atomic.Int32
+	err = errors.Join(
+		hexeract.HandleFunc(app, func(ctx context.Context, m PaymentReminder) error {
+			env, _ := router.EnvelopeFrom(ctx)
+			due, _ := time.Parse(time.RFC3339Nano, env.Metadata.Get(scheduler.KeyDueAt))
+			reminders <- fmt.Sprintf("reminder for %s delivered, not early: %t", m.InvoiceID, !time.Now().Before(due))
+			return nil
+		}),
+		hexeract.HandleFunc(app, func(ctx context.Context, m Heartbeat) error {
+			beats <- m.Tick
+			return nil
+		}),
+		hexeract.HandleFunc(app, func(ctx context.Context, m ChargeCard) error {
+			n := chargeCalls.Add(1)
+			if n <= 2 {
+				return fmt.Errorf("card provider timeout (call %d)", n)
+			}
+			env, _ := router.EnvelopeFrom(ctx)
+			charged <- fmt.Sprintf("charge %s succeeded on handler call %d after %s redelivery", m.ChargeID, n, env.Metadata.Get(scheduler.KeyRedeliveries))
+			return nil
+		}),
+		hexeract.HandleFunc(app, func(ctx context.Context, m IssueRefund) error {
+			return fmt.Errorf("refund provider rejected %s (call %d)", m.RefundID, refundCalls.Add(1))
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	dead, err := bus.Subscribe(ctx, "billing.issue_refund.dlq")
+	if err != nil {
+		return err
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- app.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-runErr
+	}()
+	select {
+	case <-app.Running():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	// Schedule a reminder in the transaction that would create the invoice.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := sched.After(ctx, tx, 500*time.Millisecond, PaymentReminder{InvoiceID: "inv-1"}); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "scheduled a reminder for inv-1 in 500ms")
+	// The failing messages go through the outbox like any other.
+	if err := ob.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := ob.Publish(ctx, tx, ChargeCard{ChargeID: "c-1"}, IssueRefund{RefundID: "r-1"})
+		return err
+	}); err != nil {
+		return err
+	}
+
+	wait := func(what string) error {
+		return fmt.Errorf("timed out waiting for %s: %w", what, ctx.Err())
+	}
+	select {
+	case line := <-reminders:
+		fmt.Fprintln(out, line)
+	case <-ctx.Done():
+		return wait("the reminder")
+	}
+	select {
+	case tick := <-beats:
+		fmt.Fprintf(out, "cron heartbeat fired for a whole second: %t\n", tick.Equal(tick.Truncate(time.Second)))
+	case <-ctx.Done():
+		return wait("the heartbeat")
+	}
+	select {
+	case line := <-charged:
+		fmt.Fprintln(out, line)
+	case <-ctx.Done():
+		return wait("the charge")
+	}
+	select {
+	case msg := <-dead:
+		msg.Ack()
+		history, err := scheduler.FaultHistory(msg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "refund r-1 dead-lettered after %d rounds (%s: %s)\n", len(history), middleware.KeyFaultError, msg.Metadata.Get(middleware.KeyFaultError))
+		for _, f := range history {
+			fmt.Fprintf(out, "  round %d: %d attempts, %s\n", f.Round, f.Attempts, f.Error)
+		}
+	case <-ctx.Done():
+		return wait("the dead letter")
+	}
+	fmt.Fprintln(out, "scheduler example done")
+	return nil
+}
+
+func dropTables(pool *pgxpool.Pool, sched, ob string) {
+	ctx := context.Background()
+	_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+sched+`, `+sched+`_ticks, `+sched+`_leases, `+ob+`, `+ob+`_dead, `+ob+`_delivered`)
+	_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component IN ($1, $2)`, "scheduler:"+sched, "outbox:"+ob)
+}
