@@ -13,15 +13,15 @@ import (
 // with [FaultOf]. Dead letters written by Watermill's PoisonQueue have only
 // Error, Topic and Handler.
 type Fault struct {
-	Error        string
-	Type         string
-	Permanent    bool
-	Handler      string
-	Topic        string // the topic the message was consumed from
-	Attempts     int
-	FirstFailure time.Time
-	LastFailure  time.Time
-	Stack        string
+	Error        string    `json:"error"`
+	Type         string    `json:"type,omitempty"`
+	Permanent    bool      `json:"permanent"`
+	Handler      string    `json:"handler,omitempty"`
+	Topic        string    `json:"topic,omitempty"` // the topic the message was consumed from
+	Attempts     int       `json:"attempts,omitempty"`
+	FirstFailure time.Time `json:"first_failure,omitzero"`
+	LastFailure  time.Time `json:"last_failure,omitzero"`
+	Stack        string    `json:"stack,omitempty"`
 }
 
 // FaultOf reads the fault record of a dead letter from its metadata,
