@@ -1,0 +1,241 @@
+// Command reqreply shows typed request/reply over Hexeract's bus: a
+// checkout service asks an inventory service to reserve stock and gets one
+// of two answers, a typed remote error, or a timeout.
+//
+// It runs on the in-memory transport by default; give a transport URL to
+// run the two services over a broker:
+//
+//	go run ./examples/reqreply
+//	go run ./examples/reqreply amqp://guest:guest@127.0.0.1:5672/
+//	go run ./examples/reqreply nats://127.0.0.1:4222
+//	go run ./examples/reqreply kafka://127.0.0.1:9092
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/adapters"
+	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/reqreply/replyamqp"
+	"github.com/hexeract/hexeract/reqreply/replynats"
+	"github.com/hexeract/hexeract/router"
+)
+
+// ReserveStock asks the inventory service to hold items for an order.
+type ReserveStock struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+// MessageType returns the wire name of the request.
+func (ReserveStock) MessageType() string { return "inventory.reserve_stock" }
+
+// StockReserved is the answer when the items are held.
+type StockReserved struct {
+	ReservationID string `json:"reservation_id"`
+}
+
+// MessageType returns the wire name of the answer.
+func (StockReserved) MessageType() string { return "inventory.stock_reserved" }
+
+// StockShort is the answer when there are not enough items.
+type StockShort struct {
+	Available int `json:"available"`
+}
+
+// MessageType returns the wire name of the answer.
+func (StockShort) MessageType() string { return "inventory.stock_short" }
+
+// ErrUnknownSKU is the remote error for a product the inventory does not know.
+var ErrUnknownSKU = reqreply.NewError("unknown_sku", "no such product")
+
+func main() {
+	transport := "mem://"
+	if len(os.Args) > 1 {
+		transport = os.Args[1]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, os.Stdout, transport); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// services holds what the two services need for one transport.
+type services struct {
+	inventory, checkout *hexeract.App
+	handlerOpts         []reqreply.HandlerOption
+	clientOpts          []reqreply.ClientOption
+	closers             []func() error
+}
+
+func (s *services) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+}
+
+// setup opens the transport and builds the two Apps. Replies need a
+// private, short-lived destination per caller instance, which depends on
+// the broker: an exclusive auto-delete queue on RabbitMQ, core NATS (not
+// JetStream), a consumer group of the instance's own on Kafka.
+func setup(ctx context.Context, rawURL string) (*services, error) {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	s := &services{}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("transport URL: %w", err)
+	}
+	open := func(group string) (*adapters.Transport, error) {
+		t, err := adapters.Open(ctx, rawURL, adapters.WithGroup(group))
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, t.Close)
+		return t, nil
+	}
+	inv, err := open("inventory")
+	if err != nil {
+		return nil, err
+	}
+	checkout := inv // the in-memory transport only works within one Pub/Sub
+	if u.Scheme != "mem" {
+		if checkout, err = open("checkout"); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	var replyPub message.Publisher
+	var replySub message.Subscriber
+	switch u.Scheme {
+	case "amqp", "amqps":
+		amqpURL := strings.SplitN(rawURL, "?", 2)[0]
+		if replyPub, err = replyamqp.NewReplyPublisher(amqpURL, nil); err == nil {
+			replySub, err = replyamqp.NewReplySubscriber(amqpURL, nil)
+		}
+	case "nats":
+		natsURL := "nats://" + u.Host
+		if replyPub, err = replynats.NewReplyPublisher(natsURL, nil); err == nil {
+			replySub, err = replynats.NewReplySubscriber(natsURL, nil)
+		}
+	case "mem":
+		replySub = inv.Subscriber // in memory, every topic is private to the process
+	case "kafka":
+		var t *adapters.Transport
+		if t, err = open("checkout-replies-" + router.NewID()); err == nil {
+			replySub = t.Subscriber
+		}
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if replyPub != nil {
+		s.closers = append(s.closers, replyPub.Close)
+		s.handlerOpts = append(s.handlerOpts, reqreply.ReplyPublisher(replyPub))
+	}
+	if replySub != nil {
+		if u.Scheme != "mem" && u.Scheme != "kafka" {
+			s.closers = append(s.closers, replySub.Close)
+		}
+		s.clientOpts = append(s.clientOpts, reqreply.ReplySubscriber(replySub))
+	}
+	if s.inventory, err = hexeract.New(hexeract.WithPubSub(inv.Publisher, inv.Subscriber), hexeract.WithSource("/inventory"), hexeract.WithLogger(logger)); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.checkout, err = hexeract.New(hexeract.WithPublisher(checkout.Publisher), hexeract.WithSource("/checkout"), hexeract.WithLogger(logger)); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, out io.Writer, transport string) error {
+	s, err := setup(ctx, transport)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	// The inventory service answers ReserveStock with one of two types.
+	stock := map[string]int{"book": 10, "lamp": 3}
+	err = reqreply.Handle(s.inventory, func(ctx context.Context, r ReserveStock) (router.Message, error) {
+		if r.SKU == "slow" {
+			time.Sleep(300 * time.Millisecond) // longer than the caller waits
+		}
+		available, ok := stock[r.SKU]
+		switch {
+		case !ok:
+			return nil, hexeract.Permanent(fmt.Errorf("sku %q: %w", r.SKU, ErrUnknownSKU))
+		case r.Qty > available:
+			return StockShort{Available: available}, nil
+		}
+		return StockReserved{ReservationID: "res-" + r.SKU}, nil
+	}, s.handlerOpts...)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.inventory.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	select {
+	case <-s.inventory.Running():
+	case err := <-done:
+		return err
+	}
+
+	// The checkout service: one client, one reply subscription.
+	if _, err := reqreply.NewClient(s.checkout, s.clientOpts...); err != nil {
+		return err
+	}
+	for _, reg := range []func(*router.Registry) (string, error){router.Register[StockReserved], router.Register[StockShort]} {
+		if _, err := reg(s.checkout.Registry()); err != nil {
+			return err
+		}
+	}
+	for _, req := range []ReserveStock{{SKU: "book", Qty: 2}, {SKU: "lamp", Qty: 5}, {SKU: "chair", Qty: 1}, {SKU: "slow", Qty: 1}} {
+		timeout := 10 * time.Second
+		if req.SKU == "slow" {
+			timeout = 100 * time.Millisecond
+		}
+		reply, err := reqreply.RequestAny(ctx, s.checkout, req, reqreply.Timeout(timeout))
+		var remote *reqreply.RemoteError
+		switch {
+		case errors.Is(err, reqreply.ErrTimeout):
+			fmt.Fprintf(out, "%s: no answer within %s\n", req.SKU, timeout)
+		case errors.As(err, &remote):
+			fmt.Fprintf(out, "%s: refused (%s, permanent: %t)\n", req.SKU, remote.Code, remote.Permanent())
+		case err != nil:
+			return err
+		default:
+			switch r := reply.(type) {
+			case StockReserved:
+				fmt.Fprintf(out, "%s: reserved as %s\n", req.SKU, r.ReservationID)
+			case StockShort:
+				fmt.Fprintf(out, "%s: only %d available\n", req.SKU, r.Available)
+			}
+		}
+	}
+	// The slow answer still arrives; nobody waits for it any more.
+	deadline := time.Now().Add(10 * time.Second)
+	for reqreply.StatsFor(s.checkout).LateReplies == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := reqreply.StatsFor(s.checkout)
+	fmt.Fprintf(out, "checkout: %d requests, %d answers, %d timeout, %d late reply dropped\n", st.Requests, st.Replies, st.Timeouts, st.LateReplies)
+	return nil
+}
