@@ -30,8 +30,7 @@ type Context[S any] struct {
 	phase phase
 
 	sends    []router.Message
-	timeouts []timeoutReq
-	cancels  []string
+	timeouts []timeoutOp // Timeout and CancelTimeout calls, in order
 	comps    []router.Message
 	complete bool
 	stepDone bool
@@ -47,7 +46,9 @@ const (
 	phaseCompensate
 )
 
-type timeoutReq struct {
+// timeoutOp is a Timeout (msg set) or a CancelTimeout (msg nil) call.
+type timeoutOp struct {
+	typ   string
 	after time.Duration
 	msg   router.Message
 }
@@ -111,17 +112,18 @@ func (c *Context[S]) Timeout(after time.Duration, msg router.Message) {
 	case c.def.timeouts[msg.MessageType()] == nil:
 		c.fail(router.Permanent(fmt.Errorf("saga %s: Timeout(%s) has no handler; declare it with saga.OnTimeout", c.def.name, msg.MessageType())))
 	default:
-		c.timeouts = append(c.timeouts, timeoutReq{after: after, msg: msg})
+		c.timeouts = append(c.timeouts, timeoutOp{typ: msg.MessageType(), after: after, msg: msg})
 	}
 }
 
 // CancelTimeout cancels the pending timeout of msg's type, if any; msg may
-// be the zero value of the type.
+// be the zero value of the type. Timeout and CancelTimeout calls take effect
+// in the order they were made.
 func (c *Context[S]) CancelTimeout(msg router.Message) {
 	if msg == nil {
 		return
 	}
-	c.cancels = append(c.cancels, msg.MessageType())
+	c.timeouts = append(c.timeouts, timeoutOp{typ: msg.MessageType()})
 }
 
 // Compensate registers a compensating action: msg runs if the saga later

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hexeract/hexeract"
@@ -298,32 +299,26 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 	in := c.inst
 	p := &plan{}
 	now := rt.now()
-	for _, typ := range c.cancels {
-		if pt, ok := in.Meta.Timeouts[typ]; ok {
-			p.cancel = append(p.cancel, pt.ScheduleID)
-			delete(in.Meta.Timeouts, typ)
+	for _, op := range c.timeouts { // in call order
+		rt.cancelTimeout(in, p, op.typ)
+		if op.msg == nil {
+			continue
 		}
-	}
-	for _, t := range c.timeouts {
-		typ := t.msg.MessageType()
-		if old, ok := in.Meta.Timeouts[typ]; ok {
-			p.cancel = append(p.cancel, old.ScheduleID)
-		}
-		payload, err := json.Marshal(t.msg)
+		payload, err := json.Marshal(op.msg)
 		if err != nil {
-			return nil, router.Permanent(fmt.Errorf("saga %s: encode timeout %s: %w", rt.def.name, typ, err))
+			return nil, router.Permanent(fmt.Errorf("saga %s: encode timeout %s: %w", rt.def.name, op.typ, err))
 		}
-		at := now.Add(t.after)
-		tm := TimeoutMessage{Saga: rt.def.name, Key: c.key, Token: router.NewID(), Type: typ, Payload: payload}
+		at := now.Add(op.after)
+		tm := TimeoutMessage{Saga: rt.def.name, Key: c.key, Token: router.NewID(), Type: op.typ, Payload: payload}
 		if in.Meta.Timeouts == nil {
 			in.Meta.Timeouts = make(map[string]PendingTimeout)
 		}
-		in.Meta.Timeouts[typ] = PendingTimeout{Token: tm.Token, At: at}
+		in.Meta.Timeouts[op.typ] = PendingTimeout{Token: tm.Token, At: at}
 		wm, err := rt.encode(ctx, c.key, tm)
 		if err != nil {
 			return nil, err
 		}
-		p.sched = append(p.sched, &scheduled{at: at, topic: rt.app.TopicFor(tm), msg: wm, typ: typ})
+		p.sched = append(p.sched, &scheduled{at: at, topic: rt.app.TopicFor(tm), msg: wm, typ: op.typ})
 	}
 	for _, m := range c.comps {
 		payload, err := json.Marshal(m)
@@ -398,9 +393,25 @@ func (rt *runtime[S]) sendStep(ctx context.Context, p *plan, key string, in *Ins
 	return rt.send(ctx, p, key, CompensationMessage{Saga: rt.def.name, Key: key, Step: i, Type: s.Type, Payload: s.Payload})
 }
 
-func (rt *runtime[S]) cancelAll(in *Instance, p *plan) {
-	for _, pt := range in.Meta.Timeouts {
+// cancelTimeout drops the pending timeout of type typ: a stored one is
+// cancelled in the scheduler, one scheduled in this same transition is not
+// written at all.
+func (rt *runtime[S]) cancelTimeout(in *Instance, p *plan, typ string) {
+	pt, ok := in.Meta.Timeouts[typ]
+	if !ok {
+		return
+	}
+	delete(in.Meta.Timeouts, typ)
+	if pt.ScheduleID != "" {
 		p.cancel = append(p.cancel, pt.ScheduleID)
+		return
+	}
+	p.sched = slices.DeleteFunc(p.sched, func(s *scheduled) bool { return s.typ == typ })
+}
+
+func (rt *runtime[S]) cancelAll(in *Instance, p *plan) {
+	for typ := range in.Meta.Timeouts {
+		rt.cancelTimeout(in, p, typ)
 	}
 	in.Meta.Timeouts = nil
 }
