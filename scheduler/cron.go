@@ -115,6 +115,7 @@ func (j *cronJob) tickAt(now time.Time) time.Time {
 // transaction; a tick already recorded by another replica is skipped.
 func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 	tick := j.tickAt(time.Now())
+	fired := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, s.sql.tick, j.name, tick, s.cfg.instanceID)
 		if err != nil {
@@ -150,8 +151,12 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 				return fmt.Errorf("hand off to topic %q: %w", topic, err)
 			}
 		}
+		fired = true
 		return nil
 	})
+	if fired && err == nil {
+		s.signalSink()
+	}
 	if err != nil && ctx.Err() == nil {
 		s.cfg.logger.Error("scheduler: cron tick failed", "job", j.name, "tick", tick, "error", err)
 	}

@@ -272,6 +272,7 @@ func (s *Scheduler) claim(ctx context.Context) (int, nextDue, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return 0, next, fmt.Errorf("commit hand-off: %w", err)
 	}
+	s.signalSink()
 	return len(batch), next, nil
 }
 
@@ -317,5 +318,13 @@ func (s *Scheduler) listenOnce(ctx context.Context) error {
 			due = time.UnixMicro(us)
 		}
 		s.wake(due)
+	}
+}
+
+// signalSink tells a sink with a Signal method (the outbox: it wakes the
+// relays in this process at once) that a hand-off has committed.
+func (s *Scheduler) signalSink() {
+	if sig, ok := s.sink.(interface{ Signal() }); ok {
+		sig.Signal()
 	}
 }

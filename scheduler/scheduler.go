@@ -40,7 +40,9 @@ type Executor = outbox.Executor
 // hand-off atomic: a crash before the commit leaves the messages scheduled, a
 // crash after it leaves them in the outbox, never both and never neither.
 // *outbox.Outbox is such a sink; [PublisherSink] publishes directly instead
-// (at-least-once).
+// (at-least-once). When the sink also has a Signal() method, the poller
+// calls it after each committed hand-off; the outbox uses it to wake its
+// relays in this process at once.
 type Sink interface {
 	PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error
 }
