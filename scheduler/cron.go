@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -37,7 +38,9 @@ type cronJob struct {
 // Cron registers a cron job: at every tick of spec, produce is called with the
 // tick time and the messages it returns are handed to the sink. spec has six
 // fields, seconds first ("*/10 * * * * *" is every ten seconds; "0 30 9 * * MON-FRI"
-// is 9:30 on weekdays), or a descriptor such as "@hourly"; it is evaluated in
+// is 9:30 on weekdays; five fields are minute-precision), or a descriptor
+// such as "@hourly" ("@every" is refused: its ticks are not anchored to the
+// clock, so replicas could not agree on them); it is evaluated in
 // the scheduler's location ([WithLocation]) unless it starts with
 // "CRON_TZ=Zone/Name ". An invalid spec is an error that quotes it.
 //
@@ -61,6 +64,9 @@ func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Mess
 	}
 	if j.name == "" {
 		return fmt.Errorf("scheduler: cron %q: empty job name", spec)
+	}
+	if strings.Contains(spec, "@every") {
+		return fmt.Errorf("scheduler: invalid cron spec %q: @every ticks are not anchored to the clock, so replicas cannot agree on them; use a spec such as \"*/30 * * * * *\"", spec)
 	}
 	j.schedule = gocron.NewDefaultCron(true)
 	if err := j.schedule.IsValid(spec, s.cfg.location, time.Now()); err != nil {

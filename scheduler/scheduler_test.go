@@ -203,7 +203,7 @@ func TestCronInvalidSpecRefused(t *testing.T) {
 	pool := testenv.Postgres(t)
 	s := newScheduler(t, pool, newTableSink(t, pool), "")
 	produce := func(time.Time) []router.Message { return nil }
-	for _, spec := range []string{"* * * *", "61 * * * * *", "every minute", "", "CRON_TZ=Mars/Olympus * * * * * *"} {
+	for _, spec := range []string{"* * * *", "61 * * * * *", "every minute", "", "@every 10s", "CRON_TZ=Mars/Olympus * * * * * *"} {
 		err := s.Cron(spec, produce)
 		if err == nil {
 			t.Errorf("Cron(%q) accepted an invalid spec", spec)
