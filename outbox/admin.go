@@ -111,14 +111,14 @@ func (o *Outbox) moveDead(ctx context.Context, ids []string, batch int, progress
 		` ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) s WHERE x.seq = s.seq`
 	sql := del
 	if replay {
-		sql = `WITH d AS (` + del + ` RETURNING x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at)
-INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payload, created_at)
-SELECT id, topic, ordering_key, metadata, payload, created_at FROM d ORDER BY created_at`
+		notify := `''`
 		if o.notify {
-			sql = `WITH ins AS (` + sql + ` RETURNING 1) SELECT count(*), pg_notify('` + o.t.channel + `', '') FROM ins`
-		} else {
-			sql = `WITH ins AS (` + sql + ` RETURNING 1) SELECT count(*), '' FROM ins`
+			notify = `pg_notify('` + o.t.channel + `', '')::text`
 		}
+		sql = `WITH d AS (` + del + ` RETURNING x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),
+ins AS (INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payload, created_at)
+  SELECT id, topic, ordering_key, metadata, payload, created_at FROM d ORDER BY created_at RETURNING 1)
+SELECT (SELECT count(*) FROM ins), ` + notify
 	}
 	var total int64
 	for {

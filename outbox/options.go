@@ -46,6 +46,7 @@ type relayConfig struct {
 	lease        time.Duration
 	retention    time.Duration
 	listen       bool
+	syncCommit   bool
 	statsEvery   time.Duration
 	logger       *slog.Logger
 	meter        metric.MeterProvider
@@ -217,4 +218,15 @@ func WithInboxTable(name string) InboxOption {
 // runs again, so keep rows longer than the broker can redeliver.
 func WithInboxRetention(d time.Duration) InboxOption {
 	return inboxOptionFunc(func(c *inboxConfig) { c.retention = d })
+}
+
+// WithSynchronousCommit makes the relay's transactions wait for their WAL
+// flush, like ordinary transactions. By default the relay runs its sessions
+// with synchronous_commit = off: a relay transaction only removes rows that
+// the broker already acknowledged (or records a failed attempt), so losing
+// the last few hundred milliseconds of relay commits in a database crash
+// only makes those rows be delivered again, which at-least-once delivery
+// allows. The producer's transactions are not affected.
+func WithSynchronousCommit() RelayOption {
+	return relayOptionFunc(func(c *relayConfig) { c.syncCommit = true })
 }

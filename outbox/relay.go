@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -176,6 +175,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	rp := pcfg.ConnConfig.RuntimeParams
 	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(r.cfg.lease.Milliseconds(), 10)
 	rp["application_name"] = "hexeract-relay " + r.t.name.String()
+	if !r.cfg.syncCommit {
+		rp["synchronous_commit"] = "off"
+	}
 	db, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("outbox: relay pool: %w", err)
@@ -289,23 +291,47 @@ const (
 // number of rows claimed.
 func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
 	start := time.Now()
-	tx, err := db.Begin(ctx)
+	conn, err := db.Acquire(ctx)
 	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	// A connection released inside a transaction is closed by the pool, so
+	// every early return below rolls the claim back.
+	defer conn.Release()
+	bg := context.WithoutCancel(ctx)
+	inTx := false
+	defer func() {
+		if inTx {
+			_, _ = conn.Exec(bg, "ROLLBACK")
+		}
+	}()
+
+	// BEGIN and the claim go in one round trip.
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(r.claimSQL, r.cfg.batchSize)
+	br := conn.SendBatch(ctx, &b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
 		return 0, fmt.Errorf("begin: %w", err)
 	}
-	bg := context.WithoutCancel(ctx)
-	defer func() { _ = tx.Rollback(bg) }() // no-op after Commit
-
-	rows, err := tx.Query(ctx, r.claimSQL, r.cfg.batchSize)
+	inTx = true
+	rows, err := br.Query()
 	if err != nil {
+		_ = br.Close()
 		return 0, fmt.Errorf("claim: %w", err)
 	}
 	claimed, err := scanRows(rows, make([]row, 0, r.cfg.batchSize))
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
 	if len(claimed) == 0 {
-		return 0, tx.Rollback(bg)
+		inTx = false
+		_, err := conn.Exec(bg, "ROLLBACK")
+		return 0, err
 	}
 	var keys []string
 	for i := range claimed {
@@ -314,7 +340,7 @@ func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
 		}
 	}
 	if len(keys) > 0 && len(claimed) < r.cfg.batchSize {
-		rows, err := tx.Query(ctx, r.followSQL, keys, r.cfg.batchSize-len(claimed))
+		rows, err := conn.Query(ctx, r.followSQL, keys, r.cfg.batchSize-len(claimed))
 		if err != nil {
 			return 0, fmt.Errorf("claim followers: %w", err)
 		}
@@ -351,12 +377,17 @@ func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
 		}
 	}
 	if len(back) > 0 || len(dead) > 0 {
-		if err := r.settleFailures(bg, tx, claimed, outcome, errText, back, dead); err != nil {
+		if err := r.settleFailures(bg, conn, claimed, outcome, errText, back, dead); err != nil {
 			span.RecordError(err)
 			return len(claimed), fmt.Errorf("record failures: %w", err)
 		}
 	}
-	if err := tx.Commit(bg); err != nil {
+	tag, err := conn.Exec(bg, "COMMIT")
+	inTx = false
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("transaction aborted (%s)", tag)
+	}
+	if err != nil {
 		span.RecordError(err)
 		return len(claimed), fmt.Errorf("commit after publishing %d messages (they will be published again): %w", nDelivered, err)
 	}
@@ -416,11 +447,7 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 				continue
 			}
 		}
-		md := make(message.Metadata, 12)
-		if err := json.Unmarshal([]byte(w.metadata), (*map[string]string)(&md)); err != nil {
-			// jsonb of non-string values (written by hand): keep what decodes.
-			md = decodeLoose(w.metadata)
-		}
+		md := decodeMetadata(w.metadata)
 		msg := message.NewMessage(w.id, w.payload)
 		msg.Metadata = md
 		mctx := ctx
@@ -437,26 +464,10 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 	flush(topic)
 }
 
-func decodeLoose(js string) message.Metadata {
-	var raw map[string]any
-	md := message.Metadata{}
-	if json.Unmarshal([]byte(js), &raw) == nil {
-		for k, v := range raw {
-			if s, ok := v.(string); ok {
-				md[k] = s
-			} else {
-				b, _ := json.Marshal(v)
-				md[k] = string(b)
-			}
-		}
-	}
-	return md
-}
-
 // settleFailures writes failed and put-back rows back into the outbox (with
 // their original seq, so order is kept) and dead rows into the dead table,
 // in the claiming transaction.
-func (r *Relay) settleFailures(ctx context.Context, tx pgx.Tx, claimed []row, outcome []uint8, errText []string, back, dead []int) error {
+func (r *Relay) settleFailures(ctx context.Context, tx *pgxpool.Conn, claimed []row, outcome []uint8, errText []string, back, dead []int) error {
 	if r.cfg.retention > 0 {
 		seqs := make([]int64, 0, len(back)+len(dead))
 		for _, i := range append(append([]int(nil), back...), dead...) {
