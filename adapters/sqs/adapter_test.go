@@ -483,3 +483,83 @@ func TestQueueCreationDisabled(t *testing.T) {
 		t.Fatal("publishing to a missing queue with creation disabled succeeded")
 	}
 }
+
+// TestPublishRejectedEntries checks that entries SQS rejects in a batch make
+// Publish fail with an error naming exactly those messages, while the others
+// of the batch are delivered.
+func TestPublishRejectedEntries(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.QueueAttributes = map[string]string{"MaximumMessageSize": "1024"} // smaller than the adapter's limit
+	topic := "rejected-" + suffix()
+	pub, sub := newPub(t, cfg), newSub(t, cfg)
+	ok := message.NewMessage(watermill.NewUUID(), []byte("small"))
+	big := message.NewMessage(watermill.NewUUID(), bytes.Repeat([]byte("z"), 2048))
+	err := pub.Publish(topic, ok, big)
+	if err == nil || !strings.Contains(err.Error(), big.UUID) || strings.Contains(err.Error(), ok.UUID) {
+		t.Fatalf("err = %v; want one naming only %s", err, big.UUID)
+	}
+	msgs, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := receiveOne(t, msgs, 10*time.Second)
+	m.Ack()
+	if m.UUID != ok.UUID {
+		t.Fatalf("received %s, want the accepted message %s", m.UUID, ok.UUID)
+	}
+}
+
+// TestUndecodableMessageIsDelivered checks that a message whose hexeract.*
+// attributes are broken is delivered with the raw body and the reason in
+// metadata, never dropped, and that good messages behind it are not held back.
+func TestUndecodableMessageIsDelivered(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Client = rawClient(t, nil)
+	topic := "undecodable-" + suffix()
+	pub, sub := newPub(t, cfg), newSub(t, cfg)
+	if err := sub.SubscribeInitialize(topic); err != nil {
+		t.Fatal(err)
+	}
+	qurl, err := cfg.Client.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(topic)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.Client.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl: qurl.QueueUrl, MessageBody: aws.String("%%% not base64 %%%"),
+		MessageAttributes: map[string]sqsAttrValue{
+			hsqs.AttrUUID:         {DataType: aws.String("String"), StringValue: aws.String("bad-1")},
+			hsqs.AttrBodyEncoding: {DataType: aws.String("String"), StringValue: aws.String("base64")},
+			hsqs.AttrMetadata:     {DataType: aws.String("String"), StringValue: aws.String("{not json")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := message.NewMessage(watermill.NewUUID(), []byte("good"))
+	if err := pub.Publish(topic, good); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*message.Message{}
+	for len(got) < 2 {
+		m := receiveOne(t, msgs, 10*time.Second)
+		got[m.UUID] = m
+		m.Ack()
+	}
+	bad := got["bad-1"]
+	if bad == nil || string(bad.Payload) != "%%% not base64 %%%" {
+		t.Fatalf("undecodable message not delivered raw: %v", bad)
+	}
+	reason := bad.Metadata.Get(hsqs.MetadataDecodeError)
+	if !strings.Contains(reason, "base64") || !strings.Contains(reason, hsqs.AttrMetadata) {
+		t.Fatalf("decode error metadata = %q; want both faults named", reason)
+	}
+	if g := got[good.UUID]; g == nil || string(g.Payload) != "good" || g.Metadata.Get(hsqs.MetadataDecodeError) != "" {
+		t.Fatalf("good message: %v", g)
+	}
+}
