@@ -70,21 +70,29 @@ func benchMessage(b *testing.B) *message.Message {
 }
 
 // routerContext returns the context a Watermill router gives a message
-// (handler name, subscriber, topic), captured from a real router.
+// (GoChannel's cancelable context plus handler name, subscriber and topic),
+// captured from a real router whose handler stays in flight until the
+// benchmark ends, so the context stays live.
 func routerContext(b *testing.B) context.Context {
 	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	defer ps.Close()
 	got := make(chan context.Context, 1)
+	release := make(chan struct{})
 	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	r.AddNoPublisherHandler("users.registered", "users.registered", ps, func(msg *message.Message) error {
-		got <- context.WithoutCancel(msg.Context())
+		got <- msg.Context()
+		<-release
 		return nil
 	})
 	go func() { _ = r.Run(context.Background()) }()
-	defer r.Close()
 	<-r.Running()
 	_ = ps.Publish("users.registered", message.NewMessage("x", nil))
-	return <-got
+	ctx := <-got
+	b.Cleanup(func() {
+		close(release)
+		_ = r.Close()
+		_ = ps.Close()
+	})
+	return ctx
 }
 
 // BenchmarkDefaultChainDirect measures the middleware alone: one op is one

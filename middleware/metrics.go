@@ -39,8 +39,14 @@ type metrics struct {
 }
 
 type metricAttrs struct {
-	set attribute.Set
-	opt metric.MeasurementOption
+	set    attribute.Set
+	add    []metric.AddOption    // pre-built so Add does not allocate a slice per message
+	record []metric.RecordOption // same for Record
+}
+
+func newMetricAttrs(set attribute.Set) *metricAttrs {
+	opt := metric.WithAttributeSet(set)
+	return &metricAttrs{set: set, add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
 }
 
 // Metrics returns middleware that records, per handler and topic, the
@@ -99,29 +105,28 @@ func (m *metrics) middleware(h message.HandlerFunc) message.HandlerFunc {
 				semconv.MessagingOperationTypeProcess,
 				AttrHandler.String(message.HandlerNameFromCtx(ctx)),
 			)
-			a = &metricAttrs{set: set, opt: metric.WithAttributeSet(set)}
+			a = newMetricAttrs(set)
 			attrs.Store(a)
 		}
 		start := time.Now()
 		out, err := h(msg)
 		elapsed := time.Since(start).Seconds()
-		opt := a.opt
 		failure := err
 		if failure == nil && d.deadLettered {
 			failure = d.lastErr
 		}
+		outcome := a
 		if failure != nil {
-			kvs := append(a.set.ToSlice(), semconv.ErrorType(failure))
-			opt = metric.WithAttributeSet(attribute.NewSet(kvs...))
-			m.failed.Add(ctx, 1, opt)
+			outcome = newMetricAttrs(attribute.NewSet(append(a.set.ToSlice(), semconv.ErrorType(failure))...))
+			m.failed.Add(ctx, 1, outcome.add...)
 		}
-		m.consumed.Add(ctx, 1, opt)
-		m.duration.Record(ctx, elapsed, opt)
+		m.consumed.Add(ctx, 1, outcome.add...)
+		m.duration.Record(ctx, elapsed, outcome.record...)
 		if d.retries > 0 {
-			m.retried.Add(ctx, int64(d.retries), a.opt)
+			m.retried.Add(ctx, int64(d.retries), a.add...)
 		}
 		if d.deadLettered {
-			m.dead.Add(ctx, 1, opt)
+			m.dead.Add(ctx, 1, outcome.add...)
 		}
 		return out, err
 	}

@@ -87,6 +87,7 @@ type handlerInfo struct {
 func Tracing(opts TracingOptions) message.HandlerMiddleware {
 	tracer := opts.tracer()
 	prop := opts.propagator()
+	fields := prop.Fields()
 	system := opts.system()
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		var info atomic.Pointer[handlerInfo]
@@ -114,16 +115,13 @@ func Tracing(opts TracingOptions) message.HandlerMiddleware {
 				}
 				info.Store(hi)
 			}
-			if len(msg.Metadata) > 0 {
+			if hasAny(msg.Metadata, fields) {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 			}
 			ctx, span := tracer.Start(ctx, hi.spanName, hi.spanOpts...)
 			defer span.End()
 			if span.IsRecording() {
-				span.SetAttributes(semconv.MessagingMessageID(messageID(msg)))
-				if c := msg.Metadata.Get(router.KeyCorrelationID); c != "" {
-					span.SetAttributes(semconv.MessagingMessageConversationID(c))
-				}
+				setMessageAttributes(span, msg)
 			}
 			msg.SetContext(ctx)
 			out, err := h(msg)
@@ -146,6 +144,26 @@ func Tracing(opts TracingOptions) message.HandlerMiddleware {
 			return out, err
 		}
 	}
+}
+
+// setMessageAttributes sets the per-message attributes in one call.
+func setMessageAttributes(span trace.Span, msg *message.Message) {
+	id := semconv.MessagingMessageID(messageID(msg))
+	if c := msg.Metadata.Get(router.KeyCorrelationID); c != "" {
+		span.SetAttributes(id, semconv.MessagingMessageConversationID(c))
+		return
+	}
+	span.SetAttributes(id)
+}
+
+// hasAny reports whether md has one of keys.
+func hasAny(md message.Metadata, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := md[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // messageID is the CloudEvents id of msg, or its Watermill UUID.
@@ -201,10 +219,7 @@ func (p *tracingPublisher) Publish(topic string, msgs ...*message.Message) error
 	for i, msg := range msgs {
 		ctx, span := p.tracer.Start(msg.Context(), name, spanOpts...)
 		if span.IsRecording() {
-			span.SetAttributes(semconv.MessagingMessageID(messageID(msg)))
-			if c := msg.Metadata.Get(router.KeyCorrelationID); c != "" {
-				span.SetAttributes(semconv.MessagingMessageConversationID(c))
-			}
+			setMessageAttributes(span, msg)
 		}
 		if msg.Metadata == nil {
 			msg.Metadata = make(message.Metadata)
