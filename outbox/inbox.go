@@ -45,6 +45,9 @@ func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: inbox table: %w; pass a name like \"hexeract_inbox\" or \"app.inbox\" to WithInboxTable", err)
 	}
+	if _, err := indexName(n, "_recv_at"); err != nil {
+		return nil, fmt.Errorf("outbox: inbox %w; pass a shorter name to WithInboxTable", err)
+	}
 	if pool == nil {
 		return nil, errors.New("outbox: NewInbox needs a *pgxpool.Pool")
 	}
@@ -65,7 +68,7 @@ func (i *Inbox) Table() string { return i.name.String() }
 func (i *Inbox) component() string { return "inbox:" + i.name.String() }
 
 func (i *Inbox) migrations() ([]migrate.Migration, error) {
-	idx, err := indexName(i.name, "_received_at_idx")
+	idx, err := indexName(i.name, "_recv_at")
 	if err != nil {
 		return nil, fmt.Errorf("outbox: inbox %w", err)
 	}

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"embed"
 	"fmt"
@@ -21,6 +22,10 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// maxTableLen keeps every derived name (name_delivered, name_dlv_at_idx
+// ...) within PostgreSQL's 63-byte identifier limit.
+const maxTableLen = 63 - len("_delivered")
+
 // tables holds the validated, quoted names built from one configured
 // outbox table name.
 type tables struct {
@@ -37,13 +42,10 @@ func resolveTables(name string) (tables, error) {
 	if err != nil {
 		return tables{}, fmt.Errorf("outbox: table: %w; pass a name like \"hexeract_outbox\" or \"app.outbox\" to WithTable", err)
 	}
-	dead, err := n.Derive("_dead")
-	if err != nil {
-		return tables{}, fmt.Errorf("outbox: table %q is too long to derive its dead table (%v); use a table name of at most 54 bytes", name, err)
-	}
-	delivered, err := n.Derive("_delivered")
-	if err != nil {
-		return tables{}, fmt.Errorf("outbox: table %q is too long to derive its delivered table (%v); use a table name of at most 53 bytes", name, err)
+	dead, err1 := n.Derive("_dead")
+	delivered, err2 := n.Derive("_delivered")
+	if err := errors.Join(err1, err2); err != nil || len(n.Table) > maxTableLen {
+		return tables{}, fmt.Errorf("outbox: table name %q is too long: the names derived from it (%s_delivered, index names) need it to be at most %d bytes; pass a shorter name to WithTable", name, n.Table, maxTableLen)
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(n.String()))
@@ -110,7 +112,7 @@ func (t tables) migrations() ([]migrate.Migration, error) {
 	if t.name.Schema != "" {
 		data["Schema"] = `"` + t.name.Schema + `"`
 	}
-	for key, suffix := range map[string]string{"KeyIndex": "_key_idx", "DeadIDIndex": "_dead_id_idx", "DeliveredAtIndex": "_delivered_at_idx"} {
+	for key, suffix := range map[string]string{"KeyIndex": "_key_idx", "DeadIDIndex": "_dead_id", "DeliveredAtIndex": "_dlv_at"} {
 		idx, err := indexName(t.name, suffix)
 		if err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)

@@ -1,0 +1,160 @@
+package outbox_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+func TestNotificationWakesRelayWithoutPolling(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	rec := newRecorder()
+	runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithPollInterval(time.Hour))
+	time.Sleep(300 * time.Millisecond) // let the relay do its first, empty round and LISTEN
+	start := time.Now()
+	publishN(t, pool, ob, 1, 1) // a plain commit: only the notification can wake the relay
+	waitFor(t, 5*time.Second, "delivery through LISTEN/NOTIFY", func() bool { return rec.distinct() == 1 })
+	t.Logf("commit to publish through NOTIFY: %v", time.Since(start))
+}
+
+func TestSignalWakesRelayInProcess(t *testing.T) {
+	pool, ob, table := newOutbox(t, outbox.WithoutNotify())
+	rec := newRecorder()
+	runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithPollInterval(time.Hour), outbox.WithoutListen())
+	time.Sleep(300 * time.Millisecond)
+	ctx := context.Background()
+	if err := ob.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := ob.Publish(ctx, tx, UserRegistered{UserID: "s"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "delivery through Signal", func() bool { return rec.distinct() == 1 })
+}
+
+func TestMetricsAndTraceContext(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+
+	// The producer's span context is stored with the row.
+	pctx, producer := tp.Tracer("test").Start(ctx, "register user")
+	if err := pgx.BeginFunc(pctx, pool, func(tx pgx.Tx) error {
+		_, err := ob.Publish(pctx, tx, UserRegistered{UserID: "t"}, UserRegistered{UserID: "u"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	producer.End()
+	publishN(t, pool, ob, 3, 3)
+
+	// Before the relay runs, the gauges show 5 pending rows.
+	rec := newRecorder()
+	stop := runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithMeterProvider(mp), outbox.WithTracerProvider(tp),
+		outbox.WithStatsInterval(50*time.Millisecond), outbox.WithBatchSize(100))
+	waitFor(t, 5*time.Second, "delivery", func() bool { return rec.distinct() == 5 })
+	time.Sleep(150 * time.Millisecond)
+	stop()
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					got[m.Name] += float64(p.Value)
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					got[m.Name] = float64(p.Value)
+				}
+			case metricdata.Gauge[float64]:
+				for _, p := range d.DataPoints {
+					got[m.Name] = p.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					got[m.Name] += float64(p.Count)
+				}
+			}
+		}
+	}
+	if got["hexeract.outbox.relayed"] != 5 {
+		t.Fatalf("relayed = %v (all metrics %v)", got["hexeract.outbox.relayed"], got)
+	}
+	for _, name := range []string{"hexeract.outbox.pending", "hexeract.outbox.oldest_pending_age", "hexeract.outbox.dead_rows", "hexeract.outbox.last_progress_age", "hexeract.outbox.batch.duration"} {
+		if _, ok := got[name]; !ok {
+			t.Fatalf("metric %s missing (got %v)", name, got)
+		}
+	}
+	if got["hexeract.outbox.pending"] != 0 {
+		t.Fatalf("pending gauge = %v after the drain", got["hexeract.outbox.pending"])
+	}
+
+	traceID := producer.SpanContext().TraceID()
+	continued := 0
+	for _, m := range rec.messages() {
+		if tp := m.Metadata.Get(router.KeyTraceParent); tp != "" {
+			if !contains(tp, traceID.String()) {
+				t.Fatalf("traceparent %s does not continue trace %s", tp, traceID)
+			}
+			continued++
+		}
+	}
+	if continued != 2 {
+		t.Fatalf("%d delivered messages carry the producer's trace, want 2", continued)
+	}
+	var batchSpans, linked int
+	for _, s := range spans.Ended() {
+		if s.Name() == "outbox relay "+table {
+			batchSpans++
+			for _, l := range s.Links() {
+				if l.SpanContext.TraceID() == traceID {
+					linked++
+				}
+			}
+		}
+	}
+	if batchSpans == 0 || linked != 2 {
+		t.Fatalf("%d relay batch spans, %d links to the producer trace; want >=1 and 2", batchSpans, linked)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+
+func TestRetentionKeepsDeliveredRowsThenCleans(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	publishN(t, pool, ob, 50, 50)
+	rec := newRecorder()
+	stop := runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithRetention(time.Hour))
+	waitFor(t, 5*time.Second, "delivery", func() bool { return rec.distinct() == 50 })
+	stop()
+	st := pending(t, ob)
+	if st.Pending != 0 || st.Delivered != 50 {
+		t.Fatalf("with retention: %+v", st)
+	}
+	if n, err := ob.CleanupDelivered(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("cleanup of young rows = %d, %v", n, err)
+	}
+	if n, err := ob.CleanupDelivered(ctx, 0); err != nil || n != 50 {
+		t.Fatalf("cleanup = %d, %v", n, err)
+	}
+}
