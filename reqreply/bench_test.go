@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,6 +82,15 @@ func (n *natsBench) repliesT(b testing.TB) message.Subscriber {
 }
 
 type benchResult struct{ rps, p50, p99 float64 }
+
+// cpuTime returns the user+system CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkRequestReply compares Hexeract's request/reply with Watermill's
 // components/requestreply on the same transport, with 1 and 16 concurrent
@@ -159,6 +169,7 @@ func runRequests(b *testing.B, callers int, call func(ctx context.Context, n int
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	for range callers {
 		wg.Add(1)
@@ -188,6 +199,7 @@ func runRequests(b *testing.B, callers int, call func(ctx context.Context, n int
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Logf("%d of %d requests failed; first error: %v", n, b.N, *firstErr.Load())
@@ -202,6 +214,10 @@ func runRequests(b *testing.B, callers int, call func(ctx context.Context, n int
 	b.ReportMetric(r.rps, "req/s")
 	b.ReportMetric(r.p50, "p50-µs")
 	b.ReportMetric(r.p99, "p99-µs")
+	// CPU time of this process (caller, responder and client libraries; not
+	// the broker) per request: unlike wall-clock figures, it does not depend
+	// on what else the machine runs.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
 	return r
 }
 
