@@ -138,7 +138,6 @@ func TestMetricsAndTraceContext(t *testing.T) {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-
 func TestRetentionKeepsDeliveredRowsThenCleans(t *testing.T) {
 	pool, ob, table := newOutbox(t)
 	ctx := context.Background()
@@ -146,6 +145,7 @@ func TestRetentionKeepsDeliveredRowsThenCleans(t *testing.T) {
 	rec := newRecorder()
 	stop := runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithRetention(time.Hour))
 	waitFor(t, 5*time.Second, "delivery", func() bool { return rec.distinct() == 50 })
+	waitFor(t, 5*time.Second, "commit", func() bool { return pending(t, ob).Pending == 0 })
 	stop()
 	st := pending(t, ob)
 	if st.Pending != 0 || st.Delivered != 50 {

@@ -173,6 +173,7 @@ func TestRelayContextCancelledMidBatchLosesNothing(t *testing.T) {
 	rec := g.recorder
 	runRelay(t, pool, rec, outbox.WithTable(table))
 	waitFor(t, 20*time.Second, "the rest", func() bool { return rec.distinct() == len(ids) })
+	waitFor(t, 10*time.Second, "outbox empty", func() bool { return pending(t, ob).Pending == 0 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	for _, id := range ids {
@@ -231,6 +232,7 @@ func TestFailuresBackOffEndDeadAndReplay(t *testing.T) {
 	}
 	runRelay(t, pool, rec, outbox.WithTable(table))
 	waitFor(t, 10*time.Second, "replayed delivery", func() bool { return rec.distinct() == 5 })
+	waitFor(t, 10*time.Second, "commit", func() bool { return pending(t, ob).Pending == 0 })
 	if st := pending(t, ob); st.Dead != 0 || st.Pending != 0 {
 		t.Fatalf("after replay %+v", st)
 	}

@@ -2,9 +2,9 @@ package outbox
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
