@@ -62,12 +62,19 @@ func NewError(code, message string) *RemoteError {
 	return &RemoteError{Code: code, Message: message}
 }
 
-// Error returns "remote error <code>: <message>" with the request type when known.
+// Error returns "reqreply: <request type>: remote error <code>: <message>"
+// on the caller side. On the responder side (no request type yet) it returns
+// the message alone (the code when there is no message), so a handler that
+// wraps a sentinel, fmt.Errorf("sku %s: %w", sku, ErrOutOfStock), sends the
+// message "sku A-1: item is out of stock".
 func (e *RemoteError) Error() string {
 	if e.RequestType != "" {
 		return fmt.Sprintf("reqreply: %s: remote error %s: %s", e.RequestType, e.Code, e.Message)
 	}
-	return fmt.Sprintf("reqreply: remote error %s: %s", e.Code, e.Message)
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Message
 }
 
 // ErrorCode returns Code.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
 	"github.com/hexeract/hexeract/router"
 )
@@ -541,3 +543,35 @@ func testResponderRestart(t *testing.T, tr transport) {
 }
 
 var _ message.Publisher // keep the import for transports' files
+
+// A message on a request topic without reply-to metadata is not a request:
+// the responder fails it permanently and the App's dead-letter middleware
+// moves it aside with the fault recorded.
+func TestNotARequestIsDeadLettered(t *testing.T) {
+	tr := goChannelTransport(t)
+	resp, _ := tr.newResponder(t)
+	var calls atomic.Int64
+	if err := reqreply.Handle(resp, doubleHandler("a", &calls)); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := resp.Subscriber().Subscribe(context.Background(), resp.TopicFor(Double{})+middleware.DefaultDLQSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startApp(t, resp)
+	if err := resp.Publish(context.Background(), Double{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-dlq:
+		m.Ack()
+		if m.Metadata.Get(middleware.KeyFaultPermanent) != "true" || !strings.Contains(m.Metadata.Get(middleware.KeyFaultError), reqreply.KeyReplyTo) {
+			t.Errorf("dead letter fault metadata: %v", m.Metadata)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message was not dead-lettered")
+	}
+	if calls.Load() != 0 {
+		t.Errorf("the handler ran for a message that is not a request")
+	}
+}
