@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -507,5 +508,42 @@ func TestTypesWithSameShapeAreDistinct(t *testing.T) {
 	check(s, err, "*Box[int]")
 	if _, err := mediator.Send[Box[ID2], string](ctx, m, Box[ID2]{}); !errors.Is(err, mediator.ErrNoHandler) {
 		t.Errorf("Box[ID2]: %v", err)
+	}
+}
+
+func TestBehaviorsAreBuiltOnceNotPerCall(t *testing.T) {
+	var mu sync.Mutex
+	built := map[mediator.Kind]int{}
+	counting := func(info mediator.Info, next mediator.Next) mediator.Next {
+		mu.Lock()
+		built[info.Kind]++
+		mu.Unlock()
+		return func(ctx context.Context, msg any) (any, error) { return next(ctx, msg) }
+	}
+	m := newMediator(t, mediator.WithBehaviors(counting))
+	must(t, mediator.Register[GetUser, User](m, &userRepo{names: map[int]string{1: "ada"}}))
+	must(t, mediator.SubscribeFunc(m, func(context.Context, UserCreated) error { return nil }))
+	must(t, mediator.SubscribeFunc(m, func(context.Context, UserCreated) error { return nil }))
+	ctx := context.Background()
+	for range 100 {
+		if _, err := mediator.Send[GetUser, User](ctx, m, GetUser{ID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		must(t, mediator.Publish(ctx, m, UserCreated{}))
+		must(t, mediator.PublishWith(ctx, m, mediator.RunAll, UserCreated{}))
+	}
+	// One request chain, one chain per notification handler, one
+	// publish-level chain per strategy.
+	want := map[mediator.Kind]int{mediator.KindRequest: 1, mediator.KindNotification: 2, mediator.KindPublish: 3}
+	if !maps.Equal(built, want) {
+		t.Fatalf("behaviour built %v; want %v", built, want)
+	}
+	// A registration rebuilds the table once, at the next dispatch.
+	must(t, mediator.RegisterCommand(m, func(context.Context, CreateUser) error { return nil }))
+	for range 10 {
+		must(t, mediator.Execute(ctx, m, CreateUser{}))
+	}
+	if built[mediator.KindRequest] != 3 || built[mediator.KindNotification] != 4 {
+		t.Fatalf("after one registration: %v", built)
 	}
 }
