@@ -1,6 +1,9 @@
 package reqreply_test
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,3 +195,39 @@ func kafkaTransport(t *testing.T) transport {
 }
 
 func TestKafka(t *testing.T) { runSuite(t, kafkaTransport) }
+
+// With replyamqp.Marshaler the request's expiration is its deadline: a
+// request nobody waits for any more is dropped by RabbitMQ, so a responder
+// that starts later never even receives it.
+func TestRabbitMQRequestTTL(t *testing.T) {
+	tr := amqpTransport(t)
+	respA, hopts := tr.newResponder(t)
+	if err := reqreply.Handle(respA, doubleHandler("a", nil), hopts...); err != nil {
+		t.Fatal(err)
+	}
+	stopA := startApp(t, respA) // declares the durable request queue
+	stopA()
+	caller := newClient(t, tr)
+	_, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 1}, reqreply.Timeout(200*time.Millisecond))
+	if !errors.Is(err, reqreply.ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout while no responder runs", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	var calls atomic.Int64
+	respB, hopts := tr.newResponder(t)
+	if err := reqreply.Handle(respB, doubleHandler("b", &calls), hopts...); err != nil {
+		t.Fatal(err)
+	}
+	startApp(t, respB)
+	got, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 2}, reqreply.Timeout(20*time.Second))
+	if err != nil || got.Result != 4 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("responder B ran %d times, want 1: the expired request should have been dropped by the broker", n)
+	}
+	if st := reqreply.StatsFor(respB); st.Expired != 0 {
+		t.Errorf("responder B skipped %d expired requests, want 0 (the broker drops them)", st.Expired)
+	}
+}
