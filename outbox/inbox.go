@@ -41,13 +41,10 @@ func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
 			opt.applyInbox(&cfg)
 		}
 	}
-	n, err := sqlident.Parse(cfg.table)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: inbox table: %w; pass a name like \"hexeract_inbox\" or \"app.inbox\" to WithInboxTable", err)
+	if err := CheckInboxTable(cfg.table); err != nil {
+		return nil, err
 	}
-	if _, err := indexName(n, "_recv_at"); err != nil {
-		return nil, fmt.Errorf("outbox: inbox %w; pass a shorter name to WithInboxTable", err)
-	}
+	n := sqlident.MustParse(cfg.table)
 	if pool == nil {
 		return nil, errors.New("outbox: NewInbox needs a *pgxpool.Pool")
 	}
@@ -60,6 +57,19 @@ func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
 	i := &Inbox{pool: pool, name: n, table: n.Quoted(), retention: cfg.retention, log: cfg.logger}
 	i.claimSQL = `INSERT INTO ` + i.table + ` (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
 	return i, nil
+}
+
+// CheckInboxTable reports whether name is usable as an inbox table name
+// (see [WithInboxTable]), without touching a database.
+func CheckInboxTable(name string) error {
+	n, err := sqlident.Parse(name)
+	if err != nil {
+		return fmt.Errorf("outbox: inbox table: %w; pass a name like \"hexeract_inbox\" or \"app.inbox\" to WithInboxTable", err)
+	}
+	if _, err := indexName(n, "_recv_at"); err != nil {
+		return fmt.Errorf("outbox: inbox %w; pass a shorter name to WithInboxTable", err)
+	}
+	return nil
 }
 
 // Table returns the inbox table name as configured.

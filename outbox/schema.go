@@ -60,6 +60,13 @@ func resolveTables(name string) (tables, error) {
 	}, nil
 }
 
+// CheckTable reports whether name is usable as an outbox table name (see
+// [WithTable]), without touching a database.
+func CheckTable(name string) error {
+	_, err := resolveTables(name)
+	return err
+}
+
 // component is the name under which the table's migrations are recorded.
 func (t tables) component() string { return "outbox:" + t.name.String() }
 
