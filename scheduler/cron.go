@@ -80,6 +80,16 @@ func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Mess
 	if s.jobs[j.name] {
 		return fmt.Errorf("scheduler: a cron job named %q is already registered; give the second one another name with scheduler.CronName", j.name)
 	}
+	if s.cron == nil {
+		c, err := gocron.NewScheduler(
+			gocron.WithLocation(s.cfg.location),
+			gocron.WithDistributedElector(s.elector),
+		)
+		if err != nil {
+			return fmt.Errorf("scheduler: cron: %w", err)
+		}
+		s.cron = c
+	}
 	_, err := s.cron.NewJob(
 		gocron.CronJob(spec, true),
 		gocron.NewTask(func(ctx context.Context) { s.fire(ctx, j) }),

@@ -37,6 +37,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	if s.cfg.migrate {
 		if err := s.Migrate(ctx); err != nil {
+			if s.cron != nil {
+				_ = s.cron.Shutdown()
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -52,7 +55,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.cron.Start()
 	}
 	s.poll(ctx)
-	if hasJobs {
+	if s.cron != nil {
 		_ = s.cron.Shutdown()
 	}
 	wg.Wait()

@@ -82,7 +82,7 @@ type Scheduler struct {
 	wakeMu sync.Mutex
 	wakeAt time.Time // earliest due time announced since the poller last looked; zero: unknown
 
-	cron     gocron.Scheduler
+	cron     gocron.Scheduler // created by the first Cron call; shut down when Run returns
 	elector  *leaseElector
 	mu       sync.Mutex
 	jobs     map[string]bool
@@ -216,13 +216,6 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		jobs:   make(map[string]bool),
 	}
 	s.elector = &leaseElector{pool: pool, sql: s.sql, name: "cron", holder: cfg.instanceID, ttl: cfg.leaseTTL}
-	s.cron, err = gocron.NewScheduler(
-		gocron.WithLocation(cfg.location),
-		gocron.WithDistributedElector(s.elector),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: cron: %w", err)
-	}
 	return s, nil
 }
 
