@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -54,7 +55,8 @@ type Client struct {
 // call is one pending request. ch receives its reply (and a receipt first
 // when one was asked for).
 type call struct {
-	ch chan *message.Message
+	ch       chan *message.Message // room for one receipt and the reply
+	accepted atomic.Bool           // a receipt was delivered
 }
 
 // ClientOption configures a [Client].
@@ -111,7 +113,7 @@ func NewClient(app *hexeract.App, opts ...ClientOption) (*Client, error) {
 	st := stateOf(app)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.client != nil {
+	if st.client != nil && !st.client.isClosed() {
 		return nil, errors.New("reqreply: this App already has a request/reply client; call reqreply.NewClient once, before the first reqreply.Request")
 	}
 	c, err := newClient(app, st, opts)
@@ -123,7 +125,9 @@ func NewClient(app *hexeract.App, opts ...ClientOption) (*Client, error) {
 }
 
 // ClientFor returns app's Client, creating it with the defaults when app has
-// none yet.
+// none yet. Once the Client is closed, ClientFor keeps returning it (and
+// requests fail with [ErrClosed]) until [NewClient] creates a new one: a
+// Client configured with options is never silently replaced by a default one.
 func ClientFor(app *hexeract.App) (*Client, error) {
 	if app == nil {
 		return nil, errors.New("reqreply: nil App")
@@ -199,12 +203,27 @@ func (c *Client) Pending() int {
 	return len(c.pending)
 }
 
-// Close ends the reply subscription. Requests still waiting fail with
-// [ErrClosed]; later requests through the same App create a new Client.
+// closeTimeout bounds how long Close waits for the subscription to end.
+const closeTimeout = 30 * time.Second
+
+// Close ends the reply subscription. Requests still waiting, and later
+// requests through the same App, fail with [ErrClosed]; call [NewClient]
+// to create a new Client. The Client also closes when its subscription ends
+// on its own, for example because the transport was closed.
 func (c *Client) Close() error {
 	c.cancel()
-	<-c.done
-	return nil
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("reqreply: the subscription to %q did not end within %s of Close", c.replyTopic, closeTimeout)
+	}
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // receive dispatches replies to their callers until the subscription ends.
@@ -221,11 +240,6 @@ func (c *Client) receive(replies <-chan *message.Message) {
 	for _, p := range pending {
 		close(p.ch)
 	}
-	c.state.mu.Lock()
-	if c.state.client == c {
-		c.state.client = nil
-	}
-	c.state.mu.Unlock()
 }
 
 func (c *Client) dispatch(msg *message.Message) {
@@ -245,9 +259,9 @@ func (c *Client) dispatch(msg *message.Message) {
 		msg.Ack()
 		return
 	}
-	select {
-	case p.ch <- msg:
-	default: // a duplicate receipt; the final reply always has room
+	// At most one receipt and one reply reach p.ch, so the send never blocks.
+	if !accepted || p.accepted.CompareAndSwap(false, true) {
+		p.ch <- msg
 	}
 	msg.Ack()
 }

@@ -157,9 +157,11 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 			attribute.String("hexeract.message.type", r.want),
 		))
 	defer span.End()
-	// Replies are built from a context that outlives the deadline: a late
-	// reply is still published (the caller drops and counts it), and a
-	// cancelled context must not fail the publish.
+	// The handler's context ends at the deadline or when the router cancels
+	// it. Replies are built from a context that outlives both: a late reply
+	// is still published (the caller drops and counts it), and a cancelled
+	// context must not fail the publish.
+	handlerCtx := router.WithIncoming(base, msg)
 	replyCtx := router.WithIncoming(context.WithoutCancel(base), msg)
 
 	if md.Get(KeyAck) == "1" {
@@ -169,7 +171,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 		}
 	}
 
-	reply, err := r.answer(replyCtx, msg, deadline, hasDeadline, span)
+	reply, err := r.answer(handlerCtx, replyCtx, msg, deadline, hasDeadline, span)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return err
@@ -186,7 +188,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 }
 
 // answer runs the handler and encodes its result or error as a reply.
-func (r *responder[Req, Resp]) answer(replyCtx context.Context, msg *message.Message, deadline time.Time, hasDeadline bool, span trace.Span) (*message.Message, error) {
+func (r *responder[Req, Resp]) answer(ctx, replyCtx context.Context, msg *message.Message, deadline time.Time, hasDeadline bool, span trace.Span) (*message.Message, error) {
 	req, err := router.Decode[Req](msg, r.codec, r.want)
 	if err != nil {
 		r.app.Logger().Warn("reqreply: cannot decode request", "error", err)
@@ -194,10 +196,9 @@ func (r *responder[Req, Resp]) answer(replyCtx context.Context, msg *message.Mes
 		span.SetStatus(codes.Error, "bad request")
 		return r.errorMessage(replyCtx, errorReply{Code: CodeBadRequest, Message: err.Error(), Permanent: true})
 	}
-	ctx := replyCtx
 	if hasDeadline {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(replyCtx, deadline)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 	resp, herr := r.h(ctx, req)

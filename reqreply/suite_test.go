@@ -575,3 +575,47 @@ func TestNotARequestIsDeadLettered(t *testing.T) {
 		t.Errorf("the handler ran for a message that is not a request")
 	}
 }
+
+func TestClientClose(t *testing.T) {
+	tr := goChannelTransport(t)
+	resp, _ := tr.newResponder(t)
+	if err := reqreply.Handle(resp, doubleHandler("a", nil)); err != nil {
+		t.Fatal(err)
+	}
+	startApp(t, resp)
+	caller, _ := tr.newCaller(t)
+	c, err := reqreply.NewClient(caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reqreply.NewClient(caller); err == nil {
+		t.Fatal("a second NewClient on the same App should fail")
+	}
+	// A request in flight when the client closes fails with ErrClosed.
+	errs := make(chan error, 1)
+	go func() {
+		_, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 1, Sleep: time.Second}, reqreply.Timeout(10*time.Second))
+		errs <- err
+	}()
+	eventually(t, "request pending", 5*time.Second, func() bool { return c.Pending() == 1 })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, reqreply.ErrClosed) {
+		t.Fatalf("in-flight request: err = %v, want ErrClosed", err)
+	}
+	if _, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 2}); !errors.Is(err, reqreply.ErrClosed) {
+		t.Fatalf("after Close: err = %v, want ErrClosed", err)
+	}
+	c2, err := reqreply.NewClient(caller)
+	if err != nil {
+		t.Fatalf("NewClient after Close: %v", err)
+	}
+	t.Cleanup(func() { _ = c2.Close() })
+	if c2.ReplyTopic() == c.ReplyTopic() {
+		t.Error("a new client should get a new reply topic")
+	}
+	if got, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 3}, reqreply.Timeout(10*time.Second)); err != nil || got.Result != 6 {
+		t.Fatalf("with the new client: %+v, %v", got, err)
+	}
+}
