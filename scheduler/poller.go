@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -93,21 +94,64 @@ func (s *Scheduler) announced() time.Time {
 	return at
 }
 
-// poll is the claim loop: drain everything due with the configured number of
-// concurrent claimers, then sleep until the next due time.
+// poll is the claim loop. It sleeps until the next due time, then starts a
+// hand-off transaction; as soon as that transaction's claim statement has
+// returned (the rows are locked and the next due time is known) the loop goes
+// on, while the batch is handed to the sink and committed in the background.
+// Up to cfg.workers hand-offs are in flight at once, so a slow commit does not
+// delay the messages that fall due meanwhile, and a backlog is drained by
+// several transactions in parallel.
 func (s *Scheduler) poll(ctx context.Context) {
+	slots := make(chan struct{}, s.cfg.workers)
+	var (
+		wg       sync.WaitGroup
+		failures atomic.Int64 // hand-offs that failed after their claim
+		seen     int64
+	)
+	defer wg.Wait()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		next, err := s.drain(ctx)
-		var sleep time.Duration
-		if err != nil {
-			if ctx.Err() != nil {
-				return
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		claimedCh := make(chan claimResult, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			// A batch in flight when ctx is cancelled is finished (bounded
+			// by a timeout), not rolled back: shutdown does not redo work.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := s.claim(cctx, claimedCh); err != nil {
+				failures.Add(1)
+				if ctx.Err() == nil {
+					s.cfg.logger.Error("scheduler: hand-off failed; the messages stay scheduled and are retried",
+						"table", s.t.name.String(), "error", err)
+				}
+				s.wake(time.Time{})
 			}
-			s.cfg.logger.Error("scheduler: poll failed; retrying", "table", s.t.name.String(), "error", err, "retry_in", backoff)
+		}()
+		res := <-claimedCh
+
+		var (
+			sleep time.Duration
+			next  = res.next
+		)
+		switch f := failures.Load(); {
+		case res.err != nil || f != seen:
+			seen = f
+			if res.err != nil && ctx.Err() == nil {
+				s.cfg.logger.Error("scheduler: claim failed; retrying", "table", s.t.name.String(), "error", res.err, "retry_in", backoff)
+			}
 			sleep, next = backoff, nextDue{}
 			backoff = min(backoff*2, s.cfg.pollInterval)
-		} else {
+		case res.n == s.cfg.batchSize:
+			backoff = 50 * time.Millisecond
+			continue // more may be due: claim again at once
+		default:
 			backoff = 50 * time.Millisecond
 			sleep = s.cfg.pollInterval
 			if !next.at.IsZero() {
@@ -124,18 +168,19 @@ func (s *Scheduler) poll(ctx context.Context) {
 	}
 }
 
+// claimResult is what a hand-off transaction reports once its claim
+// statement has returned.
+type claimResult struct {
+	n    int     // rows claimed
+	next nextDue // earliest pending due time after them
+	err  error   // the claim statement failed (nothing claimed)
+}
+
 // nextDue is the earliest pending due time a claim saw after the rows it
 // claimed: at on the database's timeline, in from the database's now.
 type nextDue struct {
 	at time.Time // zero: nothing pending
 	in time.Duration
-}
-
-func (n nextDue) earlier(o nextDue) nextDue {
-	if n.at.IsZero() || (!o.at.IsZero() && o.at.Before(n.at)) {
-		return o
-	}
-	return n
 }
 
 // sleep waits d, or less when a message due before nextAt is announced.
@@ -159,63 +204,43 @@ func (s *Scheduler) sleep(ctx context.Context, d time.Duration, nextAt time.Time
 	}
 }
 
-// drain claims batches with up to cfg.workers concurrent transactions until
-// a claim comes back short, and returns the earliest next due time seen.
-func (s *Scheduler) drain(ctx context.Context) (nextDue, error) {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		next     nextDue
-	)
-	for range s.cfg.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A batch in flight when ctx is cancelled is finished (bounded
-			// by a timeout), not rolled back: shutdown does not redo work.
-			for ctx.Err() == nil {
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				n, nd, err := s.claim(cctx)
-				cancel()
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				if err == nil && n < s.cfg.batchSize {
-					next = next.earlier(nd)
-				}
-				mu.Unlock()
-				if err != nil || n < s.cfg.batchSize {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return next, firstErr
-}
-
 type claimed struct {
 	id, topic string
 	due       time.Time
 	msg       *message.Message
 }
 
-// claim hands one batch of due messages to the sink in the transaction that
-// deletes them. It returns the number handed off and the next due time.
-func (s *Scheduler) claim(ctx context.Context) (int, nextDue, error) {
-	var next nextDue
+// claim runs one hand-off transaction: it claims a batch of due messages,
+// reports the claim on claimedCh (exactly once), hands the batch to the sink
+// and commits. The returned error is a failure after the claim was reported;
+// the transaction is then rolled back and the messages stay scheduled.
+func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (err error) {
+	reported := false
+	report := func(r claimResult) {
+		if !reported {
+			reported = true
+			claimedCh <- r
+		}
+	}
+	defer func() {
+		if !reported {
+			report(claimResult{err: err})
+			err = nil
+		}
+	}()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, next, err
+		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	rows, err := tx.Query(ctx, s.sql.claim, s.cfg.batchSize)
 	if err != nil {
-		return 0, next, fmt.Errorf("claim from %s: %w", s.t.name, err)
+		return fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
-	var batch []claimed
+	var (
+		batch []claimed
+		next  nextDue
+	)
 	for rows.Next() {
 		var (
 			id, topic, uuid *string
@@ -226,7 +251,7 @@ func (s *Scheduler) claim(ctx context.Context) (int, nextDue, error) {
 		)
 		if err := rows.Scan(&id, &topic, &due, &uuid, &payload, &metadata, &in); err != nil {
 			rows.Close()
-			return 0, next, err
+			return err
 		}
 		if id == nil { // the next-due row
 			if due != nil && in != nil {
@@ -247,10 +272,11 @@ func (s *Scheduler) claim(ctx context.Context) (int, nextDue, error) {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, next, fmt.Errorf("claim from %s: %w", s.t.name, err)
+		return fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
+	report(claimResult{n: len(batch), next: next})
 	if len(batch) == 0 {
-		return 0, next, nil
+		return nil
 	}
 	// Hand off in due order, one sink call per topic.
 	sort.SliceStable(batch, func(i, j int) bool {
@@ -269,14 +295,14 @@ func (s *Scheduler) claim(ctx context.Context) (int, nextDue, error) {
 	}
 	for _, topic := range order {
 		if err := s.sink.PublishMessages(ctx, tx, topic, byTopic[topic]...); err != nil {
-			return 0, next, fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
+			return fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, next, fmt.Errorf("commit hand-off: %w", err)
+		return fmt.Errorf("commit hand-off: %w", err)
 	}
 	s.signalSink()
-	return len(batch), next, nil
+	return nil
 }
 
 // listen holds one connection LISTENing on the table's channel and wakes the
