@@ -160,7 +160,7 @@ func BenchmarkDefaultChainRouter(b *testing.B) {
 }
 
 // BenchmarkDefaultChainStep measures each step of the default chain alone
-// (global no-op OpenTelemetry providers), wrapped around a handler that
+// (global no-op OpenTelemetry providers; the -sdk steps with the SDK), wrapped around a handler that
 // returns nil, to show where the chain's cost goes.
 func BenchmarkDefaultChainStep(b *testing.B) {
 	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
@@ -173,10 +173,17 @@ func BenchmarkDefaultChainStep(b *testing.B) {
 	if len(chain) != len(names) {
 		b.Fatalf("default chain has %d steps, want %d", len(chain), len(names))
 	}
-	base := routerContext(b)
+	steps := map[string]message.HandlerMiddleware{}
 	for i, name := range names {
+		steps[name] = chain[i]
+	}
+	sdk := benchChains(b, ps)["default-sdk"]
+	steps["tracing-sdk"], steps["metrics-sdk"] = sdk[1], sdk[2]
+	names = append(names, "tracing-sdk", "metrics-sdk")
+	base := routerContext(b)
+	for _, name := range names {
 		b.Run(name, func(b *testing.B) {
-			h := middleware.Chain(func(msg *message.Message) ([]*message.Message, error) { return nil, nil }, chain[i])
+			h := middleware.Chain(func(msg *message.Message) ([]*message.Message, error) { return nil, nil }, steps[name])
 			msg := benchMessage(b)
 			b.ReportAllocs()
 			b.ResetTimer()
