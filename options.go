@@ -84,7 +84,9 @@ func WithMiddleware(mw ...message.HandlerMiddleware) Option {
 
 // WithoutDefaultMiddleware turns off the default middleware chain that New
 // installs, leaving only the middleware given with [WithMiddleware] and
-// [App.Use].
+// [App.Use]. The App's publisher is then not decorated either (no trace
+// context or correlation stamping beyond what router.NewMessage does); see
+// defaults.go and [WithDefaultMiddleware].
 func WithoutDefaultMiddleware() Option { return func(c *config) { c.noDefaults = true } }
 
 // HandlerOption configures one handler added by [Handle] or [HandleFunc].
