@@ -58,7 +58,7 @@ func EnvelopeOf(msg *message.Message) Envelope {
 		Source:        md.Get(KeySource),
 		SpecVersion:   md.Get(KeySpecVersion),
 		ContentType:   md.Get(KeyContentType),
-		CorrelationID: md.Get(KeyCorrelationID),
+		CorrelationID: CorrelationIDOf(md),
 		CausationID:   md.Get(KeyCausationID),
 		Topic:         message.SubscribeTopicFromCtx(msg.Context()),
 		Metadata:      md,
@@ -164,7 +164,7 @@ func NewMessage(ctx context.Context, m Message, opts EncodeOptions) (*message.Me
 			inID = in.UUID
 		}
 		md[KeyCausationID] = inID
-		if c := in.Metadata.Get(KeyCorrelationID); c != "" {
+		if c := CorrelationIDOf(in.Metadata); c != "" {
 			correlation = c
 		} else {
 			correlation = inID

@@ -66,6 +66,14 @@ type Config struct {
 	// ReconnectMaxInterval caps the backoff between reconnection attempts;
 	// 0 means 10s.
 	ReconnectMaxInterval time.Duration
+
+	// KafkaStyleHeaders writes the envelope as Watermill's DefaultMarshaler
+	// does ("ce_type" headers, "content-type" header) instead of following
+	// the CloudEvents AMQP binding ("cloudEvents_type" headers, content-type
+	// property; see [Marshaler]). Set it only while consumers that decode
+	// with Watermill's DefaultMarshaler still read these messages; decoding
+	// accepts both forms either way (see [Marshaler]).
+	KafkaStyleHeaders bool
 }
 
 func (c Config) withDefaults() Config {
@@ -124,6 +132,7 @@ func (c Config) WatermillConfig() wamqp.Config {
 	wc.Publish.ConfirmDelivery = !c.NoConfirm
 	wc.Publish.ChannelPoolSize = c.ChannelPoolSize
 	wc.Consume.Qos.PrefetchCount = c.Prefetch
+	wc.Marshaler = Marshaler{KafkaStyleHeaders: c.KafkaStyleHeaders}
 	return wc
 }
 
