@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/router"
-	"github.com/jackc/pgx/v5"
 )
 
 // Context is what a saga handler acts through. It is a [context.Context]
@@ -66,10 +65,11 @@ func (c *Context[S]) Status() Status { return c.inst.Status }
 func (c *Context[S]) IsNew() bool { return c.inst.Version == 0 }
 
 // Tx returns the PostgreSQL transaction of the transition, for handlers
-// that write their own rows atomically with it; nil with the in-memory store.
-func (c *Context[S]) Tx() pgx.Tx {
+// that write their own rows atomically with the state and the messages;
+// nil with the in-memory store. Do not commit or roll it back.
+func (c *Context[S]) Tx() DB {
 	if t, ok := c.tx.(*PostgresTx); ok {
-		return t.tx
+		return t.conn
 	}
 	return nil
 }

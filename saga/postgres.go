@@ -14,6 +14,7 @@ import (
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/sqlident"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,7 +37,7 @@ type PostgresStore struct {
 }
 
 type pgQueries struct {
-	load, insert, update, del, get, list, purge string
+	load, save, get, list, purge string
 }
 
 // PostgresOption configures [NewPostgresStore].
@@ -70,13 +71,15 @@ func NewPostgresStore(ctx context.Context, pool *pgxpool.Pool, opts ...PostgresO
 	if err != nil {
 		return nil, fmt.Errorf("saga: table name: %w", err)
 	}
+	fn, err := table.Derive("_save")
+	if err != nil {
+		return nil, fmt.Errorf("saga: table name %q is too long for its save function name: %w", cfg.table, err)
+	}
 	t := table.Quoted()
 	s := &PostgresStore{pool: pool, table: table, q: pgQueries{
-		load:   `SELECT status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
-		insert: `INSERT INTO ` + t + ` (saga, key, status, version, state, meta, completed_at) VALUES ($1, $2, $3, 1, $4, $5, $6) ON CONFLICT (saga, key) DO NOTHING`,
-		update: `UPDATE ` + t + ` SET status = $3, version = version + 1, state = $4, meta = $5, completed_at = $6, updated_at = now() WHERE saga = $1 AND key = $2 AND version = $7`,
-		del:    `DELETE FROM ` + t + ` WHERE saga = $1 AND key = $2 AND version = $3`,
-		get:    `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
+		load: `SELECT status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
+		save: `SELECT ` + fn.Quoted() + `($1, $2, $3, $4, $5, $6, $7, $8)`,
+		get:  `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
 		list: `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t +
 			` WHERE ($1 = '' OR saga = $1) AND ($2 = '' OR status = $2) ORDER BY updated_at DESC, key LIMIT $3`,
 		purge: `DELETE FROM ` + t + ` WHERE completed_at IS NOT NULL AND completed_at < $1`,
@@ -102,9 +105,9 @@ func Migrations(table string) ([]migrate.Migration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("saga: table name: %w", err)
 	}
-	upd, err := sqlident.Parse(name.Table + "_upd_idx")
+	fn, err := name.Derive("_save")
 	if err != nil {
-		return nil, fmt.Errorf("saga: table name %q is too long for its index names: %w", table, err)
+		return nil, fmt.Errorf("saga: table name %q is too long for its save function name: %w", table, err)
 	}
 	done, err := sqlident.Parse(name.Table + "_done_idx")
 	if err != nil {
@@ -126,7 +129,7 @@ func Migrations(table string) ([]migrate.Migration, error) {
 		}
 		var buf bytes.Buffer
 		if err := tpl.Execute(&buf, map[string]string{
-			"Table": name.Quoted(), "UpdatedIndex": upd.Quoted(), "CompletedIndex": done.Quoted(),
+			"Table": name.Quoted(), "CompletedIndex": done.Quoted(), "SaveFunc": fn.Quoted(),
 		}); err != nil {
 			return nil, err
 		}
@@ -154,13 +157,14 @@ func (s *PostgresStore) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Begin starts a pgx transaction.
+// Begin takes a connection for a unit of work. The transaction itself
+// starts with the first Load, in the same round trip.
 func (s *PostgresStore) Begin(ctx context.Context) (Tx, error) {
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &PostgresTx{s: s, tx: tx}, nil
+	return &PostgresTx{s: s, conn: conn}, nil
 }
 
 // Get returns one instance.
@@ -220,23 +224,68 @@ func scanInstances(rows pgx.Rows) ([]*Instance, error) {
 	return out, rows.Err()
 }
 
-// PostgresTx is the unit of work of a [PostgresStore]: a pgx transaction.
-type PostgresTx struct {
-	s  *PostgresStore
-	tx pgx.Tx
+// DB runs SQL inside the transaction of a transition: saga handlers reach
+// it through [Context.Tx] to write their own rows atomically with the
+// state and the messages. The runtime commits or rolls back; a handler must
+// not. pgx.Tx, *pgx.Conn and *pgxpool.Conn satisfy it.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// Pgx returns the underlying transaction. Saga handlers reach it through
-// [Context.Tx] to write their own rows atomically with the transition.
-func (t *PostgresTx) Pgx() pgx.Tx { return t.tx }
+// PostgresTx is the unit of work of a [PostgresStore]: a transaction on
+// one pooled connection, pipelined so that a transition that sends messages
+// takes three round trips (BEGIN with the load; the outbox insert; the save
+// with the COMMIT) instead of five.
+type PostgresTx struct {
+	s       *PostgresStore
+	conn    *pgxpool.Conn
+	begun   bool
+	pending pgx.Batch // the save, sent with the COMMIT
+	done    bool
+}
 
-// Load reads an instance.
+// DB returns the transaction, for SQL of the handler's own.
+func (t *PostgresTx) DB() DB { return t.conn }
+
+func (t *PostgresTx) begin(ctx context.Context) error {
+	if t.begun {
+		return nil
+	}
+	if _, err := t.conn.Exec(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	t.begun = true
+	return nil
+}
+
+// Load reads an instance; the first Load also begins the transaction, in
+// the same round trip.
 func (t *PostgresTx) Load(ctx context.Context, saga, key string) (*Instance, error) {
 	in := &Instance{Saga: saga, Key: key}
 	var status string
 	var meta []byte
 	var completed *time.Time
-	err := t.tx.QueryRow(ctx, t.s.q.load, saga, key).Scan(&status, &in.Version, &in.State, &meta, &in.CreatedAt, &in.UpdatedAt, &completed)
+	dest := []any{&status, &in.Version, &in.State, &meta, &in.CreatedAt, &in.UpdatedAt, &completed}
+	var err error
+	if t.begun {
+		err = t.conn.QueryRow(ctx, t.s.q.load, saga, key).Scan(dest...)
+	} else {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(t.s.q.load, saga, key)
+		br := t.conn.SendBatch(ctx, b)
+		if _, err = br.Exec(); err == nil {
+			t.begun = true
+			err = br.QueryRow().Scan(dest...)
+		}
+		if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+			err = cerr
+		}
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("saga %s key %q: %w", saga, key, ErrNotFound)
 	}
@@ -269,64 +318,108 @@ func completedAt(in *Instance) *time.Time {
 	return &in.CompletedAt
 }
 
-// Insert creates the instance; a concurrent creator of the same key makes
-// it return [ErrConflict] (INSERT ... ON CONFLICT DO NOTHING, so the
-// transaction stays usable).
-func (t *PostgresTx) Insert(ctx context.Context, in *Instance) error {
+func (t *PostgresTx) queueSave(ctx context.Context, op string, in *Instance) error {
+	if err := t.begin(ctx); err != nil {
+		return err
+	}
 	meta, err := metaJSON(in.Meta)
 	if err != nil {
 		return err
 	}
-	tag, err := t.tx.Exec(ctx, t.s.q.insert, in.Saga, in.Key, string(in.Status), []byte(in.State), meta, completedAt(in))
-	if err != nil {
-		return err
+	state := []byte(in.State)
+	if len(state) == 0 {
+		state = []byte("null")
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("saga %s key %q: insert: %w", in.Saga, in.Key, ErrConflict)
+	t.pending.Queue(t.s.q.save, op, in.Saga, in.Key, string(in.Status), state, meta, completedAt(in), in.Version)
+	return nil
+}
+
+// Insert queues the creation of the instance; it is sent with the commit,
+// which fails with [ErrConflict] when the key was taken meanwhile (a
+// concurrent start).
+func (t *PostgresTx) Insert(ctx context.Context, in *Instance) error {
+	if err := t.queueSave(ctx, "i", in); err != nil {
+		return err
 	}
 	in.Version = 1
 	return nil
 }
 
-// Update saves in if nobody changed it since it was loaded.
+// Update queues the save of in; it is sent with the commit, which fails
+// with [ErrConflict] when the stored version is no longer in.Version.
 func (t *PostgresTx) Update(ctx context.Context, in *Instance) error {
-	meta, err := metaJSON(in.Meta)
-	if err != nil {
+	if err := t.queueSave(ctx, "u", in); err != nil {
 		return err
-	}
-	tag, err := t.tx.Exec(ctx, t.s.q.update, in.Saga, in.Key, string(in.Status), []byte(in.State), meta, completedAt(in), in.Version)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("saga %s key %q: update of version %d: %w", in.Saga, in.Key, in.Version, ErrConflict)
 	}
 	in.Version++
 	return nil
 }
 
-// Delete removes in if nobody changed it since it was loaded.
+// Delete queues the removal of in, with the same version check as Update.
 func (t *PostgresTx) Delete(ctx context.Context, in *Instance) error {
-	tag, err := t.tx.Exec(ctx, t.s.q.del, in.Saga, in.Key, in.Version)
+	return t.queueSave(ctx, "d", in)
+}
+
+// Commit sends the queued saves and the COMMIT in one round trip. A
+// version conflict (or a serialization failure or deadlock) aborts the
+// transaction, so nothing of it is committed, and is reported as
+// [ErrConflict].
+func (t *PostgresTx) Commit(ctx context.Context) error {
+	if t.done {
+		return errors.New("saga: transaction already finished")
+	}
+	if !t.begun {
+		t.finish()
+		return nil
+	}
+	t.pending.Queue("COMMIT")
+	n := t.pending.Len()
+	br := t.conn.SendBatch(ctx, &t.pending)
+	var err error
+	for range n {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && t.conn.Conn().PgConn().TxStatus() != 'I' {
+		err = errors.New("saga: COMMIT did not end the transaction")
+	}
 	if err != nil {
+		t.rollback(ctx)
+		t.finish()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+			return fmt.Errorf("saga: %s: %w", pgErr.Message, ErrConflict)
+		}
 		return err
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("saga %s key %q: delete of version %d: %w", in.Saga, in.Key, in.Version, ErrConflict)
-	}
+	t.finish()
 	return nil
 }
 
-// Commit commits the transaction. A serialization failure is reported as
-// [ErrConflict].
-func (t *PostgresTx) Commit(ctx context.Context) error {
-	err := t.tx.Commit(ctx)
-	var pgErr interface{ SQLState() string }
-	if errors.As(err, &pgErr) && (pgErr.SQLState() == "40001" || pgErr.SQLState() == "40P01") {
-		return fmt.Errorf("saga: commit: %v: %w", err, ErrConflict)
+// Rollback abandons the transaction; after Commit it does nothing.
+func (t *PostgresTx) Rollback(ctx context.Context) error {
+	if t.done {
+		return nil
 	}
-	return err
+	t.rollback(ctx)
+	t.finish()
+	return nil
 }
 
-// Rollback rolls the transaction back.
-func (t *PostgresTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+// rollback ends an open transaction. When that fails (a broken
+// connection), the pool destroys the connection on release because it is
+// not idle.
+func (t *PostgresTx) rollback(ctx context.Context) {
+	if t.conn.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+}
+
+func (t *PostgresTx) finish() {
+	t.done = true
+	t.conn.Release()
+}
