@@ -1,0 +1,12 @@
+// Package interop holds the polyglot interoperability test: a Node.js
+// service written with the official CloudEvents SDK (interop/node) exchanges
+// events with a Hexeract Go service over RabbitMQ and over Kafka, in both
+// directions, and a malformed event from Node ends in Hexeract's
+// dead-letter topic. See docs/interop.md.
+//
+// The test needs Node.js 20 and the Node dependencies, installed with
+//
+//	npm ci --prefix interop/node
+//
+// It fails, naming that command, when they are missing.
+package interop
