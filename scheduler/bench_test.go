@@ -100,6 +100,13 @@ func BenchmarkDueThroughput(b *testing.B) {
 // reports how late each message was handed to the sink: p50, p99 and max of
 // (hand-off commit time − due time), both read from the database clock.
 func BenchmarkLatenessAt1kPerSecond(b *testing.B) {
+	b.Run("notify", func(b *testing.B) { benchLateness(b) })
+	b.Run("no-notify-poll-50ms", func(b *testing.B) {
+		benchLateness(b, scheduler.WithoutNotify(), scheduler.WithPollInterval(50*time.Millisecond))
+	})
+}
+
+func benchLateness(b *testing.B, opts ...scheduler.Option) {
 	const (
 		rate     = 1000
 		duration = 3 * time.Second
@@ -110,7 +117,7 @@ func BenchmarkLatenessAt1kPerSecond(b *testing.B) {
 	var p50s, p99s, maxs []float64
 	for i := 0; i < b.N; i++ {
 		sink := newTableSink(b, pool)
-		s := newScheduler(b, pool, sink, "", scheduler.WithoutMigrate())
+		s := newScheduler(b, pool, sink, "", append([]scheduler.Option{scheduler.WithoutMigrate()}, opts...)...)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = s.Run(runCtx) }()

@@ -103,6 +103,7 @@ type config struct {
 	leaseTTL     time.Duration
 	instanceID   string
 	migrate      bool
+	notify       bool
 }
 
 // Option configures a [Scheduler].
@@ -127,8 +128,9 @@ func WithTopicFunc(f router.TopicFunc) Option { return func(c *config) { c.topic
 // (default 500).
 func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 
-// WithWorkers sets how many claim transactions one poller runs at once when
-// many messages are due (default 2).
+// WithWorkers sets how many hand-off transactions one poller keeps in flight
+// (default 2): the next claim starts as soon as the previous claim statement
+// returned, while that batch is handed to the sink and committed.
 func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
 
 // WithPollInterval sets the longest time the poller sleeps without looking at
@@ -158,6 +160,14 @@ func WithInstanceID(id string) Option { return func(c *config) { c.instanceID = 
 // for deployments that migrate with "hexeract schema migrate" beforehand.
 func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
 
+// WithoutNotify stops Schedule and Reschedule from sending a NOTIFY for
+// messages due within the poll interval. PostgreSQL serialises the commits of
+// transactions that notify, so at thousands of Schedule calls per second the
+// notifications cost throughput; without them a message due earlier than the
+// poller's planned wake-up waits until the poller next looks, at most the
+// poll interval: pair it with a short WithPollInterval (for example 50 ms).
+func WithoutNotify() Option { return func(c *config) { c.notify = false } }
+
 // New returns a Scheduler storing messages in pool's database and handing
 // due messages to sink. It checks the configuration but does not touch the
 // database; call [Scheduler.Migrate] (or [Scheduler.Run]) to create the tables.
@@ -181,6 +191,7 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		leaseTTL:     10 * time.Second,
 		instanceID:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), router.NewID()[24:]),
 		migrate:      true,
+		notify:       true,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -350,10 +361,19 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 		ids[i], topics[i], uuids[i], metas[i], dues[i], payloads[i] = r.id, r.topic, r.msg.UUID, string(md), at, payload
 	}
 	if _, err := tx.Exec(ctx, s.sql.insert, ids, topics, dues, uuids, payloads, metas,
-		s.t.channel, s.cfg.pollInterval.Seconds()); err != nil {
+		s.t.channel, s.notifyWithin()); err != nil {
 		return nil, fmt.Errorf("scheduler: insert into %s: %w", s.t.name, err)
 	}
 	return ids, nil
+}
+
+// notifyWithin is the horizon, in seconds, within which a newly scheduled
+// message is announced with NOTIFY (negative: never).
+func (s *Scheduler) notifyWithin() float64 {
+	if !s.cfg.notify {
+		return -1e9
+	}
+	return s.cfg.pollInterval.Seconds()
 }
 
 // Cancel removes a pending scheduled message. It returns [ErrNotFound] when
@@ -394,7 +414,7 @@ func (s *Scheduler) RescheduleTx(ctx context.Context, tx Executor, id string, at
 	if at.IsZero() {
 		return errors.New("scheduler: zero due time")
 	}
-	tag, err := tx.Exec(ctx, s.sql.reschedule, id, at, s.t.channel, s.cfg.pollInterval.Seconds())
+	tag, err := tx.Exec(ctx, s.sql.reschedule, id, at, s.t.channel, s.notifyWithin())
 	if err != nil {
 		return fmt.Errorf("scheduler: reschedule %s: %w", id, err)
 	}
