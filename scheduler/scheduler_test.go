@@ -261,3 +261,47 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("redelivery with a zero delay accepted")
 	}
 }
+
+// A running poller sleeping until a message due in 10 s is woken by the
+// NOTIFY of a Reschedule to an earlier time.
+func TestRescheduleEarlierWakesSleepingPoller(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	sink := newTableSink(t, pool)
+	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(30*time.Second))
+	ctx := context.Background()
+	ids, err := s.After(ctx, pool, 10*time.Second, reminder{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	time.Sleep(300 * time.Millisecond) // the poller now sleeps until +10s
+	due := time.Now().Add(300 * time.Millisecond)
+	if err := s.Reschedule(ctx, ids[0], due); err != nil {
+		t.Fatal(err)
+	}
+	sink.waitCount(t, 1, 3*time.Second)
+	d := sink.deliveries(t)[ids[0]]
+	if late := d.DeliveredAt.Sub(due); late < 0 || late > 250*time.Millisecond {
+		t.Fatalf("rescheduled message delivered %s after its new due time", late)
+	}
+}
+
+// Without notifications the poll interval bounds the lateness.
+func TestWithoutNotifyPollsAtTheInterval(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	sink := newTableSink(t, pool)
+	s := newScheduler(t, pool, sink, "", scheduler.WithoutNotify(), scheduler.WithPollInterval(200*time.Millisecond))
+	run(t, s)
+	time.Sleep(300 * time.Millisecond)
+	ids, err := s.After(context.Background(), pool, 50*time.Millisecond, reminder{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.waitCount(t, 1, 3*time.Second)
+	d := sink.deliveries(t)[ids[0]]
+	if late := d.DeliveredAt.Sub(d.DueAt); late < 0 || late > 200*time.Millisecond+150*time.Millisecond {
+		t.Fatalf("delivered %s after due with a 200ms poll interval", late)
+	}
+}
