@@ -1,0 +1,121 @@
+package amqp_test
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/adapters/amqp"
+	"github.com/hexeract/hexeract/router"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+type userRegistered struct {
+	UserID string `json:"user_id"`
+}
+
+func (userRegistered) MessageType() string { return "users.registered" }
+
+// TestMarshalerFollowsTheAMQPBinding: on the wire the envelope's ce_
+// attributes are cloudEvents_ headers and the content type is the AMQP
+// content-type property; decoding gives back the same metadata.
+func TestMarshalerFollowsTheAMQPBinding(t *testing.T) {
+	ctx := router.WithCorrelationID(context.Background(), "conv-1")
+	msg, err := router.NewMessage(ctx, userRegistered{UserID: "u-1"}, router.EncodeOptions{Source: "/users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Metadata.Set(router.KeyPartitionKey, "u-1")
+	p, err := amqp.Marshaler{}.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"cloudEvents_id":           msg.UUID,
+		"cloudEvents_type":         "users.registered",
+		"cloudEvents_source":       "/users",
+		"cloudEvents_specversion":  "1.0",
+		"cloudEvents_time":         msg.Metadata.Get(router.KeyTime),
+		"cloudEvents_partitionkey": "u-1",
+		"correlation_id":           "conv-1",
+		"_watermill_message_uuid":  msg.UUID,
+	}
+	for k, v := range want {
+		if p.Headers[k] != v {
+			t.Errorf("header %s = %v, want %q", k, p.Headers[k], v)
+		}
+	}
+	for _, k := range []string{"ce_id", "ce_type", "content-type"} {
+		if _, ok := p.Headers[k]; ok {
+			t.Errorf("header %s is on the wire; the binding has no such header", k)
+		}
+	}
+	if p.ContentType != "application/json" || p.DeliveryMode != amqp091.Persistent {
+		t.Errorf("content-type property %q, delivery mode %d", p.ContentType, p.DeliveryMode)
+	}
+
+	back, err := amqp.Marshaler{}.Unmarshal(amqp091.Delivery{Headers: p.Headers, ContentType: p.ContentType, Body: p.Body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.UUID != msg.UUID || string(back.Payload) != string(msg.Payload) || !maps.Equal(back.Metadata, msg.Metadata) {
+		t.Fatalf("round trip:\n got %s %v\nwant %s %v", back.UUID, back.Metadata, msg.UUID, msg.Metadata)
+	}
+}
+
+// TestMarshalerAcceptsOtherSpellings: the older cloudEvents: prefix, plain
+// ce_ headers (Watermill's DefaultMarshaler, or KafkaStyleHeaders), a
+// content-type header, non-string header values, and no Watermill UUID
+// header (the CloudEvents id is the UUID then).
+func TestMarshalerAcceptsOtherSpellings(t *testing.T) {
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	d := amqp091.Delivery{
+		Headers: amqp091.Table{
+			"cloudEvents:id":          "evt-1",
+			"cloudEvents:type":        "users.registered",
+			"ce_source":               "/node",
+			"cloudEvents_specversion": "1.0",
+			"content-type":            "application/json",
+			"correlation_id":          []byte("conv-9"),
+			"retries":                 int32(3),
+			"sent":                    at,
+		},
+		Body: []byte(`{"user_id":"u-9"}`),
+	}
+	msg, err := amqp.Marshaler{}.Unmarshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := message.Metadata{
+		"ce_id": "evt-1", "ce_type": "users.registered", "ce_source": "/node", "ce_specversion": "1.0",
+		"content-type": "application/json", "correlation_id": "conv-9", "retries": "3", "sent": "2026-11-26T12:00:00Z",
+	}
+	if msg.UUID != "evt-1" || !maps.Equal(msg.Metadata, want) {
+		t.Fatalf("got %s %v\nwant evt-1 %v", msg.UUID, msg.Metadata, want)
+	}
+	if _, err := (amqp.Marshaler{}).Unmarshal(amqp091.Delivery{Headers: amqp091.Table{"nested": amqp091.Table{}}}); err == nil {
+		t.Fatal("a table header value was accepted as text")
+	}
+}
+
+// TestKafkaStyleHeaders writes ce_ headers and a content-type header, as
+// Watermill's DefaultMarshaler does.
+func TestKafkaStyleHeaders(t *testing.T) {
+	msg, err := router.NewMessage(context.Background(), userRegistered{UserID: "u-1"}, router.EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := amqp.Marshaler{KafkaStyleHeaders: true}.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Headers["ce_type"] != "users.registered" || p.Headers["content-type"] != "application/json" || p.ContentType != "" {
+		t.Fatalf("headers %v, content-type property %q", p.Headers, p.ContentType)
+	}
+	cfg := amqp.Config{URL: "amqp://x/", KafkaStyleHeaders: true}
+	if m, ok := cfg.WatermillConfig().Marshaler.(amqp.Marshaler); !ok || !m.KafkaStyleHeaders {
+		t.Fatal("WatermillConfig does not use amqp.Marshaler with KafkaStyleHeaders")
+	}
+}
