@@ -112,7 +112,7 @@ func (o *Outbox) moveDead(ctx context.Context, ids []string, batch int, progress
 	sql := del
 	if replay {
 		notify := `''`
-		if o.notify {
+		if o.notify != notifyOff {
 			notify = `pg_notify('` + o.t.channel + `', '')::text`
 		}
 		sql = `WITH d AS (` + del + ` RETURNING x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),

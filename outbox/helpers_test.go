@@ -40,7 +40,7 @@ func newOutbox(t testing.TB, opts ...outbox.Option) (*pgxpool.Pool, *outbox.Outb
 	if err := ob.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dropOutbox(pool, table) })
+	t.Cleanup(func() { ob.Close(); dropOutbox(pool, table) })
 	return pool, ob, table
 }
 

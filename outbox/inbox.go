@@ -28,6 +28,7 @@ type Inbox struct {
 	table     string
 	retention time.Duration
 	log       *slog.Logger
+	signal    []*Outbox
 	claimSQL  string
 }
 
@@ -54,7 +55,7 @@ func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	i := &Inbox{pool: pool, name: n, table: n.Quoted(), retention: cfg.retention, log: cfg.logger}
+	i := &Inbox{pool: pool, name: n, table: n.Quoted(), retention: cfg.retention, log: cfg.logger, signal: cfg.signal}
 	i.claimSQL = `INSERT INTO ` + i.table + ` (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
 	return i, nil
 }
@@ -150,6 +151,9 @@ func (i *Inbox) Process(ctx context.Context, consumer, messageID string, fn func
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("outbox: inbox commit of %s for %s: %w", messageID, consumer, err)
+	}
+	for _, o := range i.signal {
+		o.Signal()
 	}
 	return true, nil
 }

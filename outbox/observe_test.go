@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +17,37 @@ import (
 )
 
 func TestNotificationWakesRelayWithoutPolling(t *testing.T) {
-	pool, ob, table := newOutbox(t)
-	rec := newRecorder()
-	runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithPollInterval(time.Hour))
-	time.Sleep(300 * time.Millisecond) // let the relay do its first, empty round and LISTEN
-	start := time.Now()
-	publishN(t, pool, ob, 1, 1) // a plain commit: only the notification can wake the relay
-	waitFor(t, 5*time.Second, "delivery through LISTEN/NOTIFY", func() bool { return rec.distinct() == 1 })
-	t.Logf("commit to publish through NOTIFY: %v", time.Since(start))
+	for _, inTx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("notify_in_tx=%v", inTx), func(t *testing.T) {
+			var opts []outbox.Option
+			if inTx {
+				opts = append(opts, outbox.WithNotifyInTx())
+			}
+			pool, ob, table := newOutbox(t, opts...)
+			rec := newRecorder()
+			r, err := outbox.NewRelay(pool, rec, outbox.WithTable(table), outbox.WithPollInterval(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			outbox.IgnoreLocalSignals(r) // as if the relay ran in another process
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			time.Sleep(300 * time.Millisecond) // let the relay do its first, empty round and LISTEN
+			start := time.Now()
+			publishN(t, pool, ob, 1, 1) // a plain commit
+			if !inTx {
+				time.Sleep(300 * time.Millisecond)
+				if rec.distinct() != 0 {
+					t.Fatal("relay woke without a notification")
+				}
+				ob.Signal() // notification from outside the producer's transaction
+			}
+			waitFor(t, 5*time.Second, "delivery through LISTEN/NOTIFY", func() bool { return rec.distinct() == 1 })
+			t.Logf("commit to publish through NOTIFY: %v", time.Since(start))
+		})
+	}
 }
 
 func TestSignalWakesRelayInProcess(t *testing.T) {

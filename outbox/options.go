@@ -31,9 +31,17 @@ type outboxConfig struct {
 	codec   router.Codec
 	source  string
 	topic   router.TopicFunc
-	notify  bool
+	notify  notifyMode
 	keyLock bool
 }
+
+type notifyMode uint8
+
+const (
+	notifyAfterCommit notifyMode = iota // Signal sends pg_notify outside the producer's tx
+	notifyInTx                          // Publish sends pg_notify in the producer's tx
+	notifyOff
+)
 
 type relayConfig struct {
 	table        string
@@ -54,6 +62,7 @@ type relayConfig struct {
 }
 
 type inboxConfig struct {
+	signal    []*Outbox
 	table     string
 	retention time.Duration
 	logger    *slog.Logger
@@ -97,13 +106,24 @@ func WithTopicFunc(f router.TopicFunc) Option {
 	return outboxOptionFunc(func(c *outboxConfig) { c.topic = f })
 }
 
-// WithoutNotify stops [Outbox.Publish] from sending a PostgreSQL
-// notification with each write. Relays then find new rows by polling (and
-// through [Outbox.Signal] in the same process) only. Notifications are
-// cheap; turn them off only when a connection pooler in transaction mode
-// drops them anyway.
+// WithoutNotify stops [Outbox.Signal] from sending PostgreSQL
+// notifications. Relays in other processes then find new rows by polling;
+// relays in the same process are still woken by Signal. Use it when a
+// connection pooler in transaction mode drops notifications anyway.
 func WithoutNotify() Option {
-	return outboxOptionFunc(func(c *outboxConfig) { c.notify = false })
+	return outboxOptionFunc(func(c *outboxConfig) { c.notify = notifyOff })
+}
+
+// WithNotifyInTx makes [Outbox.Publish] send the PostgreSQL notification
+// inside the producer's transaction (pg_notify, delivered at commit), so
+// relays in every process wake at commit even when the producer never
+// calls [Outbox.Signal]. The price: PostgreSQL serialises the commits of
+// all transactions that notify, cluster-wide, until their WAL is flushed,
+// which adds latency to every producer transaction under concurrency (see
+// docs/performance-outbox.md). The default sends the notification from
+// Signal instead, outside the producer's transaction.
+func WithNotifyInTx() Option {
+	return outboxOptionFunc(func(c *outboxConfig) { c.notify = notifyInTx })
 }
 
 // WithoutKeyLock stops [Outbox.Publish] from taking a transaction-scoped
@@ -229,4 +249,11 @@ func WithInboxRetention(d time.Duration) InboxOption {
 // allows. The producer's transactions are not affected.
 func WithSynchronousCommit() RelayOption {
 	return relayOptionFunc(func(c *relayConfig) { c.syncCommit = true })
+}
+
+// WithSignal makes the inbox call [Outbox.Signal] on each of obs after a
+// handler's transaction commits, so the messages the handler published
+// through those outboxes are relayed at once.
+func WithSignal(obs ...*Outbox) InboxOption {
+	return inboxOptionFunc(func(c *inboxConfig) { c.signal = append(c.signal, obs...) })
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/router"
@@ -33,8 +34,9 @@ type Outbox struct {
 	codec   router.Codec
 	source  string
 	topic   router.TopicFunc
-	notify  bool
+	notify  notifyMode
 	keyLock bool
+	n       *notifier
 
 	insertSQL string // multi-row insert, with or without pg_notify
 	notifySQL string
@@ -50,7 +52,7 @@ const copyThreshold = 512
 // any SQL is built; it does not touch the database. Create the tables with
 // [Outbox.Migrate] (or "hexeract migrate up").
 func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
-	cfg := outboxConfig{table: DefaultTable, notify: true, keyLock: true}
+	cfg := outboxConfig{table: DefaultTable, notify: notifyAfterCommit, keyLock: true}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyOutbox(&cfg)
@@ -80,10 +82,13 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
 SELECT u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(i, t, k, m, p, n)
 ORDER BY u.n`
-	if o.notify {
+	if o.notify == notifyInTx {
 		o.insertSQL = `WITH ins AS (` + insert + `) SELECT pg_notify('` + t.channel + `', '')`
 	} else {
 		o.insertSQL = insert
+	}
+	if o.notify != notifyOff {
+		o.n = &notifier{src: pool, sql: `SELECT pg_notify('` + t.channel + `', '')`}
 	}
 	o.notifySQL = `SELECT pg_notify('` + t.channel + `', '')`
 	o.lockSQL = `SELECT pg_advisory_xact_lock($1::integer, s.h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k WHERE k <> '' ORDER BY 1) AS s`
@@ -239,7 +244,7 @@ func (o *Outbox) write(ctx context.Context, tx Executor, b *batch) error {
 		if _, err := tx.CopyFrom(ctx, ident, []string{"id", "topic", "ordering_key", "metadata", "payload"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("outbox: write %d messages to %s: %w", len(b.ids), o.t.name, err)
 		}
-		if o.notify {
+		if o.notify == notifyInTx {
 			if _, err := tx.Exec(ctx, o.notifySQL); err != nil {
 				return fmt.Errorf("outbox: notify: %w", err)
 			}
@@ -263,12 +268,102 @@ func (o *Outbox) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return nil
 }
 
-// Signal wakes the relays of this outbox table running in the same
-// process, without waiting for the PostgreSQL notification. Call it after
-// the transaction that published has committed ([Outbox.InTx] does). It is
-// an optimisation only: relays in other processes are woken by the
-// notification Publish sends, and every relay polls.
-func (o *Outbox) Signal() { signalLocal(o.t.channel) }
+// Signal announces that a transaction which published has committed. It
+// wakes the relays of this outbox table running in the same process at
+// once, and (unless [WithoutNotify]) sends a PostgreSQL notification, from
+// the outbox's pool and outside any producer transaction, that wakes the
+// relays of other processes. Notifications from many Signal calls in a
+// burst are coalesced. Call it after Commit; [Outbox.InTx] does. Without
+// it, relays find the rows by polling ([WithPollInterval]), or through the
+// in-transaction notification of [WithNotifyInTx].
+func (o *Outbox) Signal() {
+	signalLocal(o.t.channel)
+	if o.n != nil {
+		o.n.kick()
+	}
+}
+
+// Close releases the connection [Outbox.Signal] sends notifications on
+// (opened on first use and closed after a minute without use anyway). The
+// Outbox stays usable: a later Signal opens it again.
+func (o *Outbox) Close() {
+	if o.n != nil {
+		o.n.close()
+	}
+}
+
+// notifier sends pg_notify on its own connection (synchronous_commit off,
+// so the notifying transaction does not wait for a WAL flush), with at most
+// one send in flight: calls during a send cause exactly one more send.
+type notifier struct {
+	src     *pgxpool.Pool
+	sql     string
+	mu      sync.Mutex
+	db      *pgxpool.Pool
+	running bool
+	again   bool
+}
+
+func (n *notifier) kick() {
+	n.mu.Lock()
+	if n.running {
+		n.again = true
+		n.mu.Unlock()
+		return
+	}
+	n.running = true
+	n.mu.Unlock()
+	go n.loop()
+}
+
+func (n *notifier) pool() (*pgxpool.Pool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.db != nil {
+		return n.db, nil
+	}
+	cfg := n.src.Config()
+	cfg.MaxConns, cfg.MinConns = 1, 0
+	cfg.MaxConnIdleTime = time.Minute
+	cfg.HealthCheckPeriod = 30 * time.Second
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.ConnConfig.RuntimeParams["application_name"] = "hexeract-outbox-notify"
+	db, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.db = db
+	return db, nil
+}
+
+func (n *notifier) close() {
+	n.mu.Lock()
+	db := n.db
+	n.db = nil
+	n.mu.Unlock()
+	if db != nil {
+		db.Close()
+	}
+}
+
+func (n *notifier) loop() {
+	for {
+		// The relays poll as well: a failed notification only delays delivery.
+		if db, err := n.pool(); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = db.Exec(ctx, n.sql)
+			cancel()
+		}
+		n.mu.Lock()
+		if !n.again {
+			n.running = false
+			n.mu.Unlock()
+			return
+		}
+		n.again = false
+		n.mu.Unlock()
+	}
+}
 
 // local is the in-process registry of running relays by channel.
 var local = struct {

@@ -46,6 +46,7 @@ type Relay struct {
 
 	wakeCh  chan struct{}
 	running atomic.Bool
+	noLocal bool // tests: ignore in-process signals, rely on notifications
 
 	claimSQL, followSQL, reinsertSQL, deadSQL, unarchiveSQL string
 }
@@ -184,8 +185,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer db.Close()
 
-	unregister := registerLocal(r.t.channel, r)
-	defer unregister()
+	if !r.noLocal {
+		unregister := registerLocal(r.t.channel, r)
+		defer unregister()
+	}
 
 	var wg sync.WaitGroup
 	if r.cfg.listen {
