@@ -289,6 +289,17 @@ func (c *Client) forget(id string, p *call) {
 	}
 }
 
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+
+// spanError records err on span and returns it.
+func spanError(span trace.Span, err error) error {
+	if span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
 // RequestOption configures one request.
 type RequestOption func(*requestConfig)
 
@@ -370,14 +381,13 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
-	ctx, span := c.tracer.Start(ctx, reqType+" request", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("hexeract.message.type", reqType)))
+	ctx, span := c.tracer.Start(ctx, reqType+" request", clientSpan)
 	defer span.End()
-	fail := func(err error) (*message.Message, error) {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-		return nil, err
+	recording := span.IsRecording()
+	if recording {
+		span.SetAttributes(attribute.String("hexeract.message.type", reqType))
 	}
+	fail := func(err error) (*message.Message, error) { return nil, spanError(span, err) }
 
 	msg, err := c.app.NewMessage(ctx, req)
 	if err != nil {
@@ -392,7 +402,9 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 		md[KeyAck] = "1"
 	}
 	propagator.Inject(ctx, propagation.MapCarrier(md))
-	span.SetAttributes(attribute.String("messaging.message.id", id))
+	if recording {
+		span.SetAttributes(attribute.String("messaging.message.id", id))
+	}
 
 	p := &call{ch: make(chan *message.Message, 2)}
 	c.mu.Lock()

@@ -22,6 +22,8 @@ const instrumentationName = "github.com/hexeract/hexeract/reqreply"
 
 var propagator = propagation.TraceContext{}
 
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
 // HandlerOption configures a responder added by [Handle].
 type HandlerOption func(*handlerConfig)
 
@@ -149,14 +151,15 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	if !trace.SpanContextFromContext(base).IsValid() {
 		base = propagator.Extract(base, propagation.MapCarrier(md))
 	}
-	base, span := r.tracer.Start(base, r.spanName,
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
+	base, span := r.tracer.Start(base, r.spanName, serverSpan)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.message.id", reqID),
 			attribute.String("messaging.destination.name", message.SubscribeTopicFromCtx(msg.Context())),
 			attribute.String("hexeract.message.type", r.want),
-		))
-	defer span.End()
+		)
+	}
 	// The handler's context ends at the deadline or when the router cancels
 	// it. Replies are built from a context that outlives both: a late reply
 	// is still published (the caller drops and counts it), and a cancelled
