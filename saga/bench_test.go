@@ -43,9 +43,8 @@ type benchState struct {
 const benchParallelism = 4
 
 // benchEnv is the PostgreSQL setup shared by the benchmarks: a pool of 16
-// connections, a raw one-row table, a saga store and two saga runtimes, one
-// writing to an outbox without NOTIFY and one to an outbox with the
-// outbox's default NOTIFY per transaction.
+// connections, a raw one-row table, a saga store and one saga runtime per
+// outbox configuration.
 type benchEnv struct {
 	pool     *pgxpool.Pool
 	raw      string
@@ -74,9 +73,14 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Cleanup(pool.Close)
 	sfx := testenv.Suffix()
 	e := &benchEnv{pool: pool, raw: "saga_bench_raw_" + sfx}
-	storeTable, obTable, obNotifyTable := "saga_bench_"+sfx, "saga_bench_ob_"+sfx, "saga_bench_obn_"+sfx
+	storeTable := "saga_bench_" + sfx
+	obTables := []string{"saga_bench_ob_" + sfx, "saga_bench_obq_" + sfx, "saga_bench_obt_" + sfx}
 	b.Cleanup(func() {
-		for _, t := range []string{e.raw, storeTable, obTable, obTable + "_dead", obTable + "_delivered", obNotifyTable, obNotifyTable + "_dead", obNotifyTable + "_delivered"} {
+		drop := []string{e.raw, storeTable}
+		for _, t := range obTables {
+			drop = append(drop, t, t+"_dead", t+"_delivered")
+		}
+		for _, t := range drop {
 			_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+t)
 		}
 		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component LIKE '%'||$1`, sfx)
@@ -88,20 +92,20 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Without NOTIFY, relays are woken in-process by Outbox.Signal (the
-	// saga calls it after each commit) and poll otherwise.
-	ob, err := outbox.New(pool, outbox.WithTable(obTable), outbox.WithoutNotify())
-	if err != nil {
-		b.Fatal(err)
-	}
-	obNotify, err := outbox.New(pool, outbox.WithTable(obNotifyTable))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, o := range []*outbox.Outbox{ob, obNotify} {
-		if err := o.Migrate(ctx); err != nil {
+	// Three outbox configurations: the default (the NOTIFY that wakes
+	// relays in other processes is sent by Outbox.Signal after the commit,
+	// on a connection of its own; the saga calls Signal after each commit),
+	// without NOTIFY (relays poll), and NOTIFY inside the producer's
+	// transaction.
+	outboxes := make([]*outbox.Outbox, len(obTables))
+	for i, opt := range []outbox.Option{nil, outbox.WithoutNotify(), outbox.WithNotifyInTx()} {
+		if outboxes[i], err = outbox.New(pool, outbox.WithTable(obTables[i]), opt); err != nil {
 			b.Fatal(err)
 		}
+		if err := outboxes[i].Migrate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(outboxes[i].Close)
 	}
 	app, err := hexeract.New()
 	if err != nil {
@@ -120,8 +124,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		return rt
 	}
 	e.runtimes = []benchRuntime{
-		{"outbox_no_notify", newRuntime("bench", ob)},
-		{"outbox_notify", newRuntime("bench_notify", obNotify)},
+		{"outbox_default", newRuntime("bench", outboxes[0])},
+		{"outbox_without_notify", newRuntime("bench_quiet", outboxes[1])},
+		{"outbox_notify_in_tx", newRuntime("bench_notify_tx", outboxes[2])},
 	}
 	return e
 }
