@@ -141,3 +141,71 @@ func ExampleNewPostgresStore() {
 	}
 	_ = app.Run(ctx)
 }
+
+type JourneyRequested struct{ TripID string }
+
+func (JourneyRequested) MessageType() string { return "example.journey.requested" }
+
+type RentCar struct{ TripID string }
+
+func (RentCar) MessageType() string { return "example.car.rent" }
+
+type CarUnavailable struct{ TripID string }
+
+func (CarUnavailable) MessageType() string { return "example.car.unavailable" }
+
+type CancelBooking struct{ What string }
+
+func (CancelBooking) MessageType() string { return "example.journey.cancel_booking" }
+
+type Journey struct{ Booked []string }
+
+// Compensations run one at a time, last registered first, when the saga
+// fails.
+func ExampleOnCompensate() {
+	app, _ := hexeract.New(hexeract.WithLogger(quietLogger()))
+	defer app.Close()
+	done := make(chan struct{})
+
+	def := saga.Define[Journey]("journeys")
+	saga.StartedBy(def, func(e JourneyRequested) string { return e.TripID },
+		func(c *saga.Context[Journey], s *Journey, e JourneyRequested) error {
+			for _, what := range []string{"flight", "hotel"} {
+				s.Booked = append(s.Booked, what)
+				c.Compensate(CancelBooking{What: what})
+			}
+			c.Send(RentCar{TripID: e.TripID})
+			return nil
+		})
+	saga.Handles(def, func(e CarUnavailable) string { return e.TripID },
+		func(c *saga.Context[Journey], s *Journey, e CarUnavailable) error {
+			fmt.Println("no car: the trip fails")
+			c.Fail(errors.New("no car available"))
+			return nil
+		})
+	saga.OnCompensate(def, func(c *saga.Context[Journey], s *Journey, cb CancelBooking) error {
+		fmt.Println("cancel", cb.What)
+		if cb.What == "flight" {
+			close(done)
+		}
+		return nil
+	})
+	if err := saga.Register(app, def, saga.NewMemoryStore()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = hexeract.HandleFunc(app, func(ctx context.Context, m RentCar) error {
+		return app.Publish(ctx, CarUnavailable(m))
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = app.Run(ctx) }()
+	<-app.Running()
+	_ = app.Publish(ctx, JourneyRequested{TripID: "t-1"})
+	<-done
+	// Output:
+	// no car: the trip fails
+	// cancel hotel
+	// cancel flight
+}
