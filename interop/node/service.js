@@ -21,7 +21,7 @@ const assert = require("node:assert/strict");
 const { CloudEvent, Kafka: KafkaBinding, ValidationError } = require("cloudevents");
 const amqplib = require("amqplib");
 const { Kafka: KafkaClient, logLevel } = require("kafkajs");
-const { toAMQP, fromAMQP, encodeData } = require("./amqp-binding");
+const { toAMQP, fromAMQP, encodeData, PREFIX } = require("./amqp-binding");
 
 const DEFAULTS = {
   transport: "amqp", // "amqp" (RabbitMQ) or "kafka"
@@ -102,6 +102,19 @@ function badOrder(cfg) {
   return bad;
 }
 
+// checkAMQPWire checks that a RabbitMQ delivery follows the CloudEvents AMQP
+// binding: attributes under the cloudEvents_ prefix, none under the Kafka
+// binding's ce_, and the data content type in the content-type property.
+function checkAMQPWire(msg) {
+  const names = Object.keys(msg.properties.headers || {});
+  const kafkaStyle = names.filter((k) => k.startsWith("ce_") || k === "content-type");
+  assert.deepEqual(kafkaStyle, [], `headers not in the AMQP binding's form (all headers: ${names.join(", ")})`);
+  for (const attr of ["id", "type", "source", "specversion", "time"]) {
+    assert.ok(names.includes(PREFIX + attr), `no ${PREFIX}${attr} header (all headers: ${names.join(", ")})`);
+  }
+  assert.equal(msg.properties.contentType, "application/json", "AMQP content-type property");
+}
+
 // AMQP (RabbitMQ): Hexeract declares one durable fanout exchange per topic;
 // we bind an exclusive queue of our own to each topic we consume.
 async function amqpTransport(cfg) {
@@ -114,9 +127,14 @@ async function amqpTransport(cfg) {
       const { queue } = await ch.assertQueue("", { exclusive: true, autoDelete: true });
       await ch.bindQueue(queue, topic, "");
       await ch.consume(queue, (msg) => {
-        const { event, headers } = fromAMQP(msg);
         ch.ack(msg);
-        onEvent(event, headers);
+        try {
+          checkAMQPWire(msg);
+          const { event, headers } = fromAMQP(msg);
+          onEvent(event, headers);
+        } catch (err) {
+          fail(err);
+        }
       });
     },
     async publish(topic, event) {
