@@ -127,11 +127,11 @@ async function amqpTransport(cfg) {
       const { queue } = await ch.assertQueue("", { exclusive: true, autoDelete: true });
       await ch.bindQueue(queue, topic, "");
       await ch.consume(queue, (msg) => {
-        ch.ack(msg);
         try {
           checkAMQPWire(msg);
           const { event, headers } = fromAMQP(msg);
           onEvent(event, headers);
+          ch.ack(msg); // after handling: a crash before this leaves the message for redelivery
         } catch (err) {
           fail(err);
         }
@@ -189,8 +189,8 @@ async function kafkaTransport(cfg) {
 async function main() {
   const cfg = config();
   const transport = cfg.transport === "kafka" ? await kafkaTransport(cfg) : await amqpTransport(cfg);
-  const timer = setTimeout(() => fail(new Error(`timed out after ${cfg.timeoutMs} ms; still waiting for: ${[...pending].join(", ")}`)), cfg.timeoutMs);
   const pending = new Set(["users.registered", "orders.accepted"]);
+  const timer = setTimeout(() => fail(new Error(`timed out after ${cfg.timeoutMs} ms; still waiting for: ${[...pending].join(", ")}`)), cfg.timeoutMs);
   let placed = null;
   let finish;
   const finished = new Promise((resolve) => (finish = resolve));
