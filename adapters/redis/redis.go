@@ -103,13 +103,14 @@ type Publisher = wredis.Publisher
 // Subscriber is Watermill's Redis Streams subscriber.
 type Subscriber = wredis.Subscriber
 
-// NewPublisher returns a publisher (XADD per message). logger may be nil.
+// NewPublisher returns a publisher (XADD per message). Closing it leaves
+// cfg.Client open. logger may be nil.
 func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	p, err := wredis.NewPublisher(wredis.PublisherConfig{
-		Client:        cfg.Client,
+		Client:        keepOpen{cfg.Client},
 		DefaultMaxlen: cfg.MaxLen,
 	}, nopIfNil(logger))
 	if err != nil {
@@ -118,14 +119,15 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	return p, nil
 }
 
-// NewSubscriber returns a subscriber of cfg.Group. logger may be nil.
+// NewSubscriber returns a subscriber of cfg.Group. Closing it leaves
+// cfg.Client open. logger may be nil.
 func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	s, err := wredis.NewSubscriber(wredis.SubscriberConfig{
-		Client:                        cfg.Client,
+		Client:                        keepOpen{cfg.Client},
 		Consumer:                      cfg.Consumer,
 		ConsumerGroup:                 cfg.Group,
 		NackResendSleep:               cfg.NackResendSleep,
@@ -141,7 +143,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 }
 
 // New returns a publisher and a subscriber sharing cfg.Client. Close both
-// when done; the client stays open.
+// when done; the client stays open for its owner to close.
 func New(cfg Config, logger watermill.LoggerAdapter) (*Publisher, *Subscriber, error) {
 	pub, err := NewPublisher(cfg, logger)
 	if err != nil {
@@ -154,6 +156,13 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Publisher, *Subscriber, e
 	}
 	return pub, sub, nil
 }
+
+// keepOpen hides Close from Watermill, whose publisher and subscriber would
+// otherwise each close the client they were given, breaking the other.
+type keepOpen struct{ goredis.UniversalClient }
+
+// Close does nothing: the client belongs to the caller.
+func (keepOpen) Close() error { return nil }
 
 func nopIfNil(l watermill.LoggerAdapter) watermill.LoggerAdapter {
 	if l == nil {
