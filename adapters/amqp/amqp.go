@@ -11,7 +11,10 @@
 //     message;
 //   - automatic reconnection with exponential backoff, for publishers and
 //     subscribers;
-//   - a prefetch window so the consumer does not wait a round trip per message.
+//   - a prefetch window so the consumer does not wait a round trip per message;
+//   - the envelope on the wire follows the CloudEvents AMQP binding
+//     ("cloudEvents_type" headers, the content-type property; see [Marshaler]),
+//     so CloudEvents SDKs in other languages read and write the messages.
 //
 // The Publisher and Subscriber returned are Watermill's own types; every
 // Watermill feature (middleware, router, SubscribeInitialize) works unchanged.
