@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	wmsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"

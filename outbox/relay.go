@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -116,7 +119,7 @@ func (r *Relay) buildSQL() {
 	// Rows with an ordering key are claimable only when no earlier row
 	// with the same key exists: the earlier row is either locked by another
 	// worker (in flight), waiting for its retry time, or not yet visible.
-	heads := `SELECT c.seq FROM ` + t.table + ` c
+	heads := `SELECT c.ctid FROM ` + t.table + ` c
 WHERE c.next_attempt_at <= now()
   AND (c.ordering_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key AND p.seq < c.seq))
@@ -124,12 +127,14 @@ ORDER BY c.seq LIMIT $1
 FOR UPDATE SKIP LOCKED`
 	// Followers: later rows of keys whose head this worker holds. No other
 	// worker can claim them while the head is locked.
-	follow := `SELECT c.seq FROM ` + t.table + ` c
+	follow := `SELECT c.ctid FROM ` + t.table + ` c
 WHERE c.ordering_key = ANY($1::text[])
 ORDER BY c.seq LIMIT $2
 FOR UPDATE`
 	claim := func(sel string) string {
-		del := `DELETE FROM ` + t.table + ` d USING (` + sel + `) s WHERE d.seq = s.seq RETURNING `
+		// The claimed rows are locked by this transaction, so their ctids
+		// stay valid: the DELETE finds them with a TID scan.
+		del := `DELETE FROM ` + t.table + ` d WHERE d.ctid = ANY(ARRAY(` + sel + `)) RETURNING `
 		if r.cfg.retention == 0 {
 			return del + returning
 		}
@@ -273,14 +278,70 @@ type row struct {
 
 func scanRows(rows pgx.Rows, out []row) ([]row, error) {
 	defer rows.Close()
+	fast := binaryLayout(rows.FieldDescriptions())
 	for rows.Next() {
 		var w row
-		if err := rows.Scan(&w.seq, &w.id, &w.topic, &w.key, &w.metadata, &w.payload, &w.attempts, &w.lastError, &w.createdAt); err != nil {
+		if fast {
+			if err := w.decode(rows.RawValues()); err != nil {
+				return out, err
+			}
+		} else if err := rows.Scan(&w.seq, &w.id, &w.topic, &w.key, &w.metadata, &w.payload, &w.attempts, &w.lastError, &w.createdAt); err != nil {
 			return out, err
 		}
 		out = append(out, w)
 	}
 	return out, rows.Err()
+}
+
+// binaryLayout reports whether the claim's result columns arrive in the
+// formats row.decode reads: binary int8, int4 and timestamptz; text and
+// bytea either way (their binary form is the raw bytes).
+func binaryLayout(fds []pgconn.FieldDescription) bool {
+	want := []uint32{pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.ByteaOID, pgtype.Int4OID, pgtype.TextOID, pgtype.TimestamptzOID}
+	if len(fds) != len(want) {
+		return false
+	}
+	for i, fd := range fds {
+		if fd.DataTypeOID != want[i] {
+			return false
+		}
+		switch fd.DataTypeOID {
+		case pgtype.Int8OID, pgtype.Int4OID, pgtype.TimestamptzOID, pgtype.ByteaOID:
+			if fd.Format != pgtype.BinaryFormatCode {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pgEpoch is PostgreSQL's timestamp epoch in Unix microseconds.
+const pgEpoch = 946684800 * 1000000
+
+var errRowLayout = errors.New("outbox: unexpected claim row layout")
+
+// decode reads one claim row from its raw column values (see binaryLayout),
+// without the per-column scan plans of rows.Scan.
+func (w *row) decode(v [][]byte) error {
+	if len(v[0]) != 8 || len(v[6]) != 4 || len(v[8]) != 8 || v[1] == nil || v[2] == nil || v[4] == nil {
+		return errRowLayout
+	}
+	w.seq = int64(binary.BigEndian.Uint64(v[0]))
+	w.id = string(v[1])
+	w.topic = string(v[2])
+	if v[3] != nil {
+		k := string(v[3])
+		w.key = &k
+	}
+	w.metadata = string(v[4])
+	w.payload = append(make([]byte, 0, len(v[5])), v[5]...)
+	w.attempts = int32(binary.BigEndian.Uint32(v[6]))
+	if v[7] != nil {
+		e := string(v[7])
+		w.lastError = &e
+	}
+	w.createdAt = time.UnixMicro(int64(binary.BigEndian.Uint64(v[8])) + pgEpoch)
+	return nil
 }
 
 // outcome of a row in a batch.
