@@ -95,3 +95,33 @@ func TestSagaListAndShow(t *testing.T) {
 		t.Fatalf("bad table: %v", err)
 	}
 }
+
+func TestMigrateSagaTable(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	pool := testenv.Postgres(t)
+	table := "saga_cli_mig_" + testenv.Suffix()
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
+		_, _ = pool.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+table+`_save`)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
+	})
+	// Only the saga table: the outbox and inbox flags set to none.
+	args := []string{"--database-url", url, "--outbox-table", "", "--inbox-table", "", "--saga-table", table}
+	out, err := runSagaCLI(t, append([]string{"migrate", "status"}, args...)...)
+	if err != nil || !strings.Contains(out, "saga:"+table) || !strings.Contains(out, "pending") {
+		t.Fatalf("migrate status before: %v\n%s", err, out)
+	}
+	out, err = runSagaCLI(t, append([]string{"migrate", "up"}, args...)...)
+	if err != nil || !strings.Contains(out, "applied saga:"+table+" version 1") || !strings.Contains(out, "applied saga:"+table+" version 2") {
+		t.Fatalf("migrate up: %v\n%s", err, out)
+	}
+	out, err = runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table, "--saga", "", "--status", "", "--json=false")
+	if err != nil || !strings.Contains(out, "no saga instances") {
+		t.Fatalf("list on the migrated table: %v\n%s", err, out)
+	}
+	if _, err := runSagaCLI(t, "migrate", "up", "--database-url", url, "--outbox-table", "", "--inbox-table", "", "--saga-table", "Bad-Name"); err == nil {
+		t.Fatal("migrate up accepted a bad saga table name")
+	}
+	// Reset the flag for other tests of the migrate command.
+	sagaTables = nil
+}
