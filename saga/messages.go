@@ -77,16 +77,24 @@ type dispatcher struct {
 	sagas map[string]stepRunner
 }
 
-var dispatchers sync.Map // weak.Pointer[hexeract.App] -> *dispatcher
+// dispatchers finds the dispatcher of an App. Keys and values are weak:
+// the App holds its dispatcher through its handlers, so neither is kept
+// alive by this map, and the entry is removed when the App is collected.
+var dispatchers sync.Map // weak.Pointer[hexeract.App] -> weak.Pointer[dispatcher]
 
 func dispatcherFor(app *hexeract.App) (*dispatcher, error) {
 	wp := weak.Make(app)
-	if d, ok := dispatchers.Load(wp); ok {
-		return d.(*dispatcher), nil
+	if v, ok := dispatchers.Load(wp); ok {
+		if d := v.(weak.Pointer[dispatcher]).Value(); d != nil {
+			return d, nil
+		}
 	}
 	d := &dispatcher{sagas: make(map[string]stepRunner)}
-	if actual, loaded := dispatchers.LoadOrStore(wp, d); loaded {
-		return actual.(*dispatcher), nil
+	if v, loaded := dispatchers.LoadOrStore(wp, weak.Make(d)); loaded {
+		if other := v.(weak.Pointer[dispatcher]).Value(); other != nil {
+			return other, nil
+		}
+		dispatchers.Store(wp, weak.Make(d))
 	}
 	goruntime.AddCleanup(app, func(wp weak.Pointer[hexeract.App]) { dispatchers.Delete(wp) }, wp)
 	err := hexeract.HandleFunc(app, func(ctx context.Context, m TimeoutMessage) error {
