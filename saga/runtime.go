@@ -32,6 +32,7 @@ const (
 	UnknownError
 )
 
+// String returns "dead-letter", "ignore" or "error".
 func (o UnknownOutcome) String() string {
 	switch o {
 	case UnknownIgnore:

@@ -152,6 +152,7 @@ type UnknownInstanceError struct {
 	Saga, Key, Type string
 }
 
+// Error names the saga, the key and the event type.
 func (e *UnknownInstanceError) Error() string {
 	return fmt.Sprintf("saga %s: no running instance with key %q for event %s (not a start event)", e.Saga, e.Key, e.Type)
 }
