@@ -1,0 +1,171 @@
+// Command outbox-postgres is the quick start of the original Hexeract on
+// PostgreSQL: registering a user writes the user row and a UserRegistered
+// event in one transaction (the transactional outbox); a relay running
+// inside the App delivers the event; its handler records a welcome email
+// through the inbox, so a redelivered event is handled once.
+//
+// It needs PostgreSQL at $HEXERACT_DATABASE_URL (default
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable):
+//
+//	go run ./examples/outbox-postgres
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// UserRegistered is the domain event; its wire name is "users.registered".
+type UserRegistered struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+}
+
+// MessageType returns the stable wire name of the event.
+func (UserRegistered) MessageType() string { return "users.registered" }
+
+// OrderingKey keeps the events of one user in commit order.
+func (e UserRegistered) OrderingKey() string { return e.UserID }
+
+const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func main() {
+	if err := run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
+	url := os.Getenv("HEXERACT_DATABASE_URL")
+	if url == "" {
+		url = defaultURL
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("PostgreSQL is not reachable (set HEXERACT_DATABASE_URL): %w", err)
+	}
+
+	// Schema: the example's business tables, plus the outbox and inbox
+	// tables (the same migrations "hexeract migrate up" applies).
+	if _, err := pool.Exec(ctx, `
+CREATE TABLE IF NOT EXISTS example_users (id text PRIMARY KEY, email text NOT NULL);
+CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sent_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return err
+	}
+	opts := []outbox.Option{outbox.WithTable("example_outbox"), outbox.WithSource("/users")}
+	ob, err := outbox.New(pool, opts...)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	if err := ob.Migrate(ctx); err != nil {
+		return err
+	}
+	inbox, err := outbox.NewInbox(pool, outbox.WithInboxTable("example_inbox"))
+	if err != nil {
+		return err
+	}
+	if err := inbox.Migrate(ctx); err != nil {
+		return err
+	}
+
+	// The transport (in memory here; any Watermill publisher works) and the
+	// relay that moves committed outbox rows onto it, run by the App.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	bus := gochannel.New(gochannel.Config{Buffer: 64}, nil)
+	relay, err := outbox.NewRelay(pool, bus, outbox.WithTable("example_outbox"), outbox.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	app, err := hexeract.New(hexeract.WithPubSub(bus, bus), hexeract.WithWorker(relay), hexeract.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	handled := make(chan string, 1)
+	// The handler's database work and the inbox record commit in one
+	// transaction: a redelivered event finds its inbox row and is skipped.
+	welcome := outbox.TxHandler(inbox, "welcome-email", func(ctx context.Context, tx pgx.Tx, ev UserRegistered) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO example_welcome_emails (user_id) VALUES ($1) ON CONFLICT DO NOTHING`, ev.UserID); err != nil {
+			return err
+		}
+		env, _ := router.EnvelopeFrom(ctx)
+		fmt.Printf("handled %s for %s <%s> (source %s)\n", env.Type, ev.UserID, ev.Email, env.Source)
+		handled <- ev.UserID
+		return nil
+	})
+	if err := hexeract.Handle(app, welcome); err != nil {
+		return err
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- app.Run(runCtx) }()
+	<-app.Running()
+
+	// Register a user: the business row and the event commit together.
+	userID := "u-" + router.NewID()[24:]
+	err = ob.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO example_users (id, email) VALUES ($1, $2)`, userID, "ada@example.com"); err != nil {
+			return err
+		}
+		_, err := ob.Publish(ctx, tx, UserRegistered{UserID: userID, Email: "ada@example.com"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println("registered user and stored UserRegistered in the outbox")
+
+	// A registration that fails after publishing rolls back: no event.
+	_ = ob.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := ob.Publish(ctx, tx, UserRegistered{UserID: "never", Email: "x@example.com"}); err != nil {
+			return err
+		}
+		return errors.New("validation failed")
+	})
+
+	select {
+	case id := <-handled:
+		if id != userID {
+			return fmt.Errorf("handled %s, want %s", id, userID)
+		}
+	case <-time.After(10 * time.Second):
+		return errors.New("the event was not delivered within 10s")
+	}
+	var emails int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM example_welcome_emails WHERE user_id = $1`, userID).Scan(&emails); err != nil {
+		return err
+	}
+	// The relay removes the row once the transport acknowledged it.
+	var st outbox.Stats
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err = ob.Stats(ctx); err != nil || st.Pending == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("welcome emails for the user: %d; outbox pending: %d, dead: %d\n", emails, st.Pending, st.Dead)
+	stop()
+	return <-runErr
+}
