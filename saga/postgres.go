@@ -98,9 +98,16 @@ func (s *PostgresStore) Table() string { return s.table.String() }
 // Pool returns the store's pool.
 func (s *PostgresStore) Pool() *pgxpool.Pool { return s.pool }
 
-// Migrations returns the store's schema migrations for table, with the table
-// name validated and quoted. "hexeract schema migrate" uses it.
-func Migrations(table string) ([]migrate.Migration, error) {
+// CheckTable validates a store table name (and the names derived from it)
+// without touching a database.
+func CheckTable(table string) error {
+	_, err := migrations(table)
+	return err
+}
+
+// migrations returns the store's schema migrations for table, with the
+// table name validated and quoted.
+func migrations(table string) ([]migrate.Migration, error) {
 	name, err := sqlident.Parse(table)
 	if err != nil {
 		return nil, fmt.Errorf("saga: table name: %w", err)
@@ -142,12 +149,38 @@ func Migrations(table string) ([]migrate.Migration, error) {
 	return out, nil
 }
 
-// Component is the migration component name of the store on table.
+// Component is the migration component name of the store on table, as
+// recorded in hexeract_schema_migrations.
 func Component(table string) string { return "saga:" + table }
+
+// SchemaStep is one schema migration of the store and when it was applied.
+type SchemaStep struct {
+	Component string
+	Version   int
+	Name      string
+	AppliedAt time.Time // zero while pending
+}
+
+// SchemaStatus reports the store's migrations and which are applied.
+func (s *PostgresStore) SchemaStatus(ctx context.Context) ([]SchemaStep, error) {
+	ms, err := migrations(s.table.String())
+	if err != nil {
+		return nil, err
+	}
+	st, err := migrate.Statuses(ctx, s.pool, Component(s.table.String()), ms)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SchemaStep, len(st))
+	for i, x := range st {
+		out[i] = SchemaStep{Component: x.Component, Version: x.Version, Name: x.Name, AppliedAt: x.AppliedAt}
+	}
+	return out, nil
+}
 
 // Migrate applies the store's pending schema migrations.
 func (s *PostgresStore) Migrate(ctx context.Context) error {
-	ms, err := Migrations(s.table.String())
+	ms, err := migrations(s.table.String())
 	if err != nil {
 		return err
 	}

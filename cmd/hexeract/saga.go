@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -78,21 +77,18 @@ func registerSagaSchema() {
 		}
 	}
 	registerSchema(schemaComponent{
-		check: func(table string) error {
-			_, err := saga.Migrations(table)
-			return err
-		},
+		check:  saga.CheckTable,
 		tables: func() []string { return nonEmpty(sagaTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
 			_, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table))
 			return err
 		},
 		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
-			ms, err := saga.Migrations(table)
+			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
 			if err != nil {
 				return nil, err
 			}
-			st, err := migrate.Statuses(ctx, pool, saga.Component(table), ms)
+			st, err := store.SchemaStatus(ctx)
 			out := make([]schemaStep, len(st))
 			for i, s := range st {
 				out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
