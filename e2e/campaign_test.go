@@ -1,0 +1,365 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// testPassword is put in every DSN the processes get (PostgreSQL accepts
+// it under trust authentication); no log line, error or CLI output may
+// contain it. See TestNoPasswordInOutput.
+const testPassword = "Hx3e2eS3cretPw9q"
+
+// full reports whether the full campaign was asked for.
+func full() bool { return os.Getenv("HEXERACT_E2E_FULL") == "1" }
+
+// plan is the shape of one campaign run.
+type plan struct {
+	transactions  int           // producer transactions
+	rate          int           // producer transactions per second
+	kills         int           // rounds of SIGKILL (relay and consumer)
+	terminates    int           // pg_terminate_backend of the consumer's connections
+	pgRestart     bool          // restart PostgreSQL (full only)
+	brokerRestart bool          // restart the broker (full only, where possible)
+	drain         time.Duration // time allowed to deliver everything after the producer ends
+	consumerKills int           // SIGKILLs of the consumer (<= kills)
+}
+
+func shortPlan() plan {
+	return plan{transactions: 1200, rate: 120, kills: 5, consumerKills: 5, terminates: 2, drain: 60 * time.Second}
+}
+
+func fullPlan() plan {
+	return plan{transactions: 9000, rate: 150, kills: 5, consumerKills: 5, terminates: 3, pgRestart: true, brokerRestart: true, drain: 3 * time.Minute}
+}
+
+// TestCampaign runs the fault campaign on RabbitMQ, NATS JetStream and Kafka
+// (kfake), in parallel in the short form and one after the other in the
+// full form (whose restarts affect the whole machine).
+func TestCampaign(t *testing.T) {
+	bin := serviceBinary(t)
+	pgURL := withPassword(t, testenv.PostgresURL(t))
+	p := shortPlan()
+	mode := "short"
+	if full() {
+		p = fullPlan()
+		mode = "full"
+	}
+	var mu sync.Mutex
+	var reports []*report
+	transports := []struct {
+		name string
+		url  func(t *testing.T) string
+		// restart restarts the broker; nil when it cannot be restarted.
+		restart func(t *testing.T) error
+	}{
+		{"amqp", func(t *testing.T) string { return testenv.AMQPURL(t) }, restartRabbitMQ},
+		{"nats", func(t *testing.T) string { return natsURL(t) }, restartNATS},
+		{"kafka", func(t *testing.T) string { return "kafka://" + strings.Join(testenv.Kafka(t), ",") + "/" }, nil},
+	}
+	start := time.Now()
+	t.Run("transports", func(t *testing.T) {
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				if !full() {
+					t.Parallel()
+				}
+				pl := p
+				if tr.name == "kafka" {
+					// A killed Kafka group member holds its partitions until
+					// its session times out (10 s), so fewer consumer kills.
+					pl.consumerKills = min(pl.consumerKills, 2)
+				}
+				if tr.restart == nil {
+					pl.brokerRestart = false
+				}
+				c := &campaign{t: t, name: tr.name, bin: bin, db: pgURL, transport: tr.url(t), plan: pl, restart: tr.restart}
+				r := c.run()
+				mu.Lock()
+				reports = append(reports, r)
+				mu.Unlock()
+			})
+		}
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hexeract end-to-end campaign (%s), %s, took %s\n", mode, time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	for _, r := range reports {
+		b.WriteString(r.String())
+	}
+	t.Log("\n" + b.String())
+	path := os.Getenv("HEXERACT_E2E_REPORT")
+	if path == "" {
+		path = filepath.Join(os.TempDir(), "hexeract-e2e-report-"+mode+".txt")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Errorf("write report: %v", err)
+	} else {
+		t.Logf("report written to %s", path)
+	}
+}
+
+// withPassword returns the PostgreSQL URL with testPassword as password.
+func withPassword(t *testing.T, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "postgres"
+	if u.User != nil && u.User.Username() != "" {
+		user = u.User.Username()
+	}
+	u.User = url.UserPassword(user, testPassword)
+	return u.String()
+}
+
+// natsURL is the NATS URL with a short ack wait, so messages of a killed
+// consumer are redelivered within seconds.
+func natsURL(t *testing.T) string {
+	u := strings.TrimRight(testenv.NATSURL(t), "/")
+	return u + "/?ack_wait=3s"
+}
+
+type campaign struct {
+	t         *testing.T
+	name      string
+	bin       string
+	db        string
+	transport string
+	plan      plan
+	restart   func(t *testing.T) error
+
+	prefix string
+	pool   *pgxpool.Pool
+	dir    string
+
+	producer, relay, consumer *proc
+	faults                    []fault
+	selfExits                 int
+}
+
+type fault struct {
+	kind string
+	at   time.Time // database clock
+}
+
+func (c *campaign) run() *report {
+	t := c.t
+	c.prefix = "e2e_" + testenv.Suffix() + "_" + c.name
+	c.pool = testenv.Postgres(t)
+	c.dir = t.TempDir()
+	common := []string{"-db", c.db, "-transport", c.transport, "-prefix", c.prefix}
+	setup := newProc(t, c.dir, "setup", c.bin, append([]string{"-role", "setup"}, common...)...)
+	setup.start()
+	if err := setup.wait(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.dropTables() })
+	c.consumer = newProc(t, c.dir, "consumer", c.bin, append([]string{"-role", "consumer"}, common...)...)
+	c.relay = newProc(t, c.dir, "relay", c.bin, append([]string{"-role", "relay", "-batch", "50"}, common...)...)
+	c.producer = newProc(t, c.dir, "producer", c.bin, append([]string{"-role", "producer",
+		"-count", strconv.Itoa(c.plan.transactions), "-rate", strconv.Itoa(c.plan.rate)}, common...)...)
+
+	c.consumer.start()
+	if err := c.consumer.waitLog("consumer ready", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.relay.start()
+	if err := c.relay.waitLog("relay running", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	began := c.dbNow()
+	c.producer.start()
+
+	c.injectFaults()
+
+	if err := c.producer.wait(c.plan.drain + time.Duration(c.plan.transactions/c.plan.rate)*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	drained := c.waitDrained(c.plan.drain)
+	c.consumer.stop()
+	c.relay.stop()
+	r := c.reconcile(began)
+	r.drained = drained
+	r.check(t)
+	r.logBytes = scanDirForPassword(t, c.dir)
+	return r
+}
+
+// injectFaults spreads the plan's faults over the producer's run, so
+// traffic keeps flowing after the last one and recovery can be measured.
+func (c *campaign) injectFaults() {
+	t := c.t
+	var steps []func()
+	for i := range c.plan.kills {
+		steps = append(steps, func() { c.kill(c.relay, "relay", "relay running") })
+		if i < c.plan.consumerKills {
+			steps = append(steps, func() { c.kill(c.consumer, "consumer", "consumer ready") })
+		}
+		if i < c.plan.terminates {
+			steps = append(steps, c.terminate)
+		}
+	}
+	if c.plan.pgRestart {
+		steps = append(steps, c.restartPostgres)
+	}
+	if c.plan.brokerRestart {
+		steps = append(steps, func() {
+			c.mark("broker restart")
+			if err := c.restart(t); err != nil {
+				t.Errorf("broker restart: %v", err)
+			}
+		})
+	}
+	// Use the first 70% of the production time, then let it run clean.
+	total := time.Duration(c.plan.transactions) * time.Second / time.Duration(c.plan.rate)
+	gap := total * 7 / 10 / time.Duration(len(steps)+1)
+	for _, step := range steps {
+		time.Sleep(gap)
+		c.superviseOnce()
+		step()
+	}
+}
+
+// superviseOnce restarts a relay or consumer that exited by itself (as a
+// process supervisor would) and counts it.
+func (c *campaign) superviseOnce() {
+	for _, p := range []struct {
+		p     *proc
+		ready string
+	}{{c.relay, "relay running"}, {c.consumer, "consumer ready"}} {
+		if gone, how := p.p.exited(); gone {
+			c.selfExits++
+			c.t.Logf("%s exited by itself (%s); restarting it. Log tail:\n%s", p.p.name, how, p.p.tail(15))
+			p.p.start()
+		}
+	}
+}
+
+func (c *campaign) dbNow() time.Time {
+	var now time.Time
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now)
+		cancel()
+		if err == nil {
+			return now
+		}
+		if i > 100 {
+			c.t.Fatalf("database clock: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *campaign) mark(kind string) {
+	c.faults = append(c.faults, fault{kind: kind, at: c.dbNow()})
+}
+
+// kill SIGKILLs p (mid-batch: the producer is running) and starts it again.
+func (c *campaign) kill(p *proc, what, ready string) {
+	c.mark("SIGKILL " + what)
+	p.kill()
+	p.start()
+	if err := p.waitLog(ready, p.runs, time.Minute); err != nil {
+		c.t.Error(err)
+	}
+}
+
+// terminate cuts the consumer's database connections.
+func (c *campaign) terminate() {
+	c.mark("pg_terminate_backend consumer")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n int
+	err := c.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+		c.prefix+"-consumer").Scan(&n)
+	if err != nil {
+		c.t.Errorf("pg_terminate_backend: %v", err)
+	}
+	if n == 0 {
+		c.t.Errorf("pg_terminate_backend: the consumer had no connection to cut")
+	}
+}
+
+const pgRestartCmd = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart"
+
+func (c *campaign) restartPostgres() {
+	t := c.t
+	brokerLock(t)
+	t.Cleanup(func() {
+		if _, err := runCmd(60*time.Second, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start || true; pg_isready -h 127.0.0.1 -t 30"); err != nil {
+			t.Errorf("restoring PostgreSQL: %v; start it with: %s", err, testenv.StartPostgres)
+		}
+	})
+	c.mark("PostgreSQL restart")
+	if _, err := runCmd(90*time.Second, pgRestartCmd); err != nil {
+		t.Errorf("PostgreSQL restart: %v", err)
+	}
+	c.pool.Reset()
+}
+
+// waitDrained waits until every committed message has been applied and
+// every payment saga has completed; it returns how long that took.
+func (c *campaign) waitDrained(max time.Duration) time.Duration {
+	start := time.Now()
+	deadline := start.Add(max)
+	for time.Now().Before(deadline) {
+		c.superviseOnce()
+		missing, sagas, err := c.pending()
+		if err == nil && missing == 0 && sagas == 0 {
+			return time.Since(start)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	missing, sagas, err := c.pending()
+	c.t.Errorf("not drained after %s: %d committed messages not applied, %d sagas not completed (err %v)\nrelay log:\n%s\nconsumer log:\n%s",
+		max, missing, sagas, err, c.relay.tail(20), c.consumer.tail(20))
+	return time.Since(start)
+}
+
+func (c *campaign) pending() (missing, sagas int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := c.prefix
+	err = c.pool.QueryRow(ctx, `SELECT
+ (SELECT count(*) FROM `+p+`_committed c WHERE NOT EXISTS (SELECT 1 FROM `+p+`_effects e WHERE e.msg_id = c.msg_id)),
+ (SELECT count(*) FROM `+p+`_committed c WHERE c.kind = 'e2e.payment.requested' AND NOT EXISTS
+   (SELECT 1 FROM `+p+`_sagas s WHERE s.saga = 'payment' AND s.key = c.order_id AND s.status = 'completed'))`).Scan(&missing, &sagas)
+	return
+}
+
+func (c *campaign) dropTables() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE tablename LIKE $1`, c.prefix+"%")
+	if err != nil {
+		return
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		names = append(names, n)
+	}
+	rows.Close()
+	if os.Getenv("HEXERACT_E2E_KEEP") == "1" {
+		c.t.Logf("keeping tables %v", names)
+		return
+	}
+	for _, n := range names {
+		_, _ = c.pool.Exec(ctx, `DROP TABLE IF EXISTS `+n+` CASCADE`)
+	}
+	_, _ = c.pool.Exec(ctx, `DROP FUNCTION IF EXISTS `+c.prefix+`_sagas_save CASCADE`)
+	_, _ = c.pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component LIKE $1`, "%"+c.prefix+"%")
+}
