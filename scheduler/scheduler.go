@@ -134,9 +134,12 @@ func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
 
 // WithPollInterval sets the longest time the poller sleeps without looking at
-// the table (default 2 s). The poller normally wakes exactly when the next
-// message is due, or when a NOTIFY announces an earlier one; the interval is
-// the fallback when notifications are lost.
+// the table (default 500 ms). The poller normally wakes exactly when the next
+// message is due. Schedule announces a message with NOTIFY only when it is
+// due within the poll interval (a later one is found by the poller's next
+// look, which then sleeps exactly until it), so the interval also bounds how
+// many Schedule transactions notify; it is the fallback when a notification
+// is lost.
 func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -186,7 +189,7 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		topic:        router.DefaultTopic,
 		batchSize:    500,
 		workers:      2,
-		pollInterval: 2 * time.Second,
+		pollInterval: 500 * time.Millisecond,
 		location:     time.UTC,
 		leaseTTL:     10 * time.Second,
 		instanceID:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), router.NewID()[24:]),
