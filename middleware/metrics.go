@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -95,39 +96,58 @@ func (m *metrics) middleware(h message.HandlerFunc) message.HandlerFunc {
 	var attrs atomic.Pointer[metricAttrs]
 	return func(msg *message.Message) ([]*message.Message, error) {
 		d := deliveryOf(msg)
-		ctx := msg.Context()
 		a := attrs.Load()
 		if a == nil {
-			set := attribute.NewSet(
-				semconv.MessagingSystemKey.String(m.system),
-				semconv.MessagingDestinationName(message.SubscribeTopicFromCtx(ctx)),
-				semconv.MessagingOperationName("process"),
-				semconv.MessagingOperationTypeProcess,
-				AttrHandler.String(message.HandlerNameFromCtx(ctx)),
-			)
-			a = newMetricAttrs(set)
+			a = m.handlerAttrs(msg.Context())
 			attrs.Store(a)
 		}
 		start := time.Now()
 		out, err := h(msg)
 		elapsed := time.Since(start).Seconds()
-		failure := err
-		if failure == nil && d.deadLettered {
-			failure = d.lastErr
+		if err != nil || d.deadLettered || d.retries > 0 {
+			m.recordUnusual(msg.Context(), a, d, err, elapsed)
+			return out, err
 		}
-		outcome := a
-		if failure != nil {
-			outcome = newMetricAttrs(attribute.NewSet(append(a.set.ToSlice(), semconv.ErrorType(failure))...))
-			m.failed.Add(ctx, 1, outcome.add...)
-		}
-		m.consumed.Add(ctx, 1, outcome.add...)
-		m.duration.Record(ctx, elapsed, outcome.record...)
-		if d.retries > 0 {
-			m.retried.Add(ctx, int64(d.retries), a.add...)
-		}
-		if d.deadLettered {
-			m.dead.Add(ctx, 1, outcome.add...)
-		}
+		ctx := msg.Context()
+		m.consumed.Add(ctx, 1, a.add...)
+		m.duration.Record(ctx, elapsed, a.record...)
 		return out, err
+	}
+}
+
+// handlerAttrs builds the attribute set of a handler, once.
+//
+//go:noinline
+func (m *metrics) handlerAttrs(ctx context.Context) *metricAttrs {
+	return newMetricAttrs(attribute.NewSet(
+		semconv.MessagingSystemKey.String(m.system),
+		semconv.MessagingDestinationName(message.SubscribeTopicFromCtx(ctx)),
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingOperationTypeProcess,
+		AttrHandler.String(message.HandlerNameFromCtx(ctx)),
+	))
+}
+
+// recordUnusual records a delivery that failed, was dead-lettered or
+// needed retries (off the hot path).
+//
+//go:noinline
+func (m *metrics) recordUnusual(ctx context.Context, a *metricAttrs, d *delivery, err error, elapsed float64) {
+	failure := err
+	if failure == nil && d.deadLettered {
+		failure = d.lastErr
+	}
+	outcome := a
+	if failure != nil {
+		outcome = newMetricAttrs(attribute.NewSet(append(a.set.ToSlice(), semconv.ErrorType(failure))...))
+		m.failed.Add(ctx, 1, outcome.add...)
+	}
+	m.consumed.Add(ctx, 1, outcome.add...)
+	m.duration.Record(ctx, elapsed, outcome.record...)
+	if d.retries > 0 {
+		m.retried.Add(ctx, int64(d.retries), a.add...)
+	}
+	if d.deadLettered {
+		m.dead.Add(ctx, 1, outcome.add...)
 	}
 }

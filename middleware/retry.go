@@ -121,6 +121,54 @@ func (p RetryPolicy) wait(n int, r float64) time.Duration {
 	return w
 }
 
+// afterFailure handles failed attempt n: it records the failure and
+// returns the error to give up with, or waits and returns nil to retry. It
+// is kept out of the middleware function so the handler's call path keeps a
+// small stack frame.
+//
+//go:noinline
+func (p RetryPolicy) afterFailure(ctx context.Context, msg *message.Message, d *delivery, attempt int, err error, start *time.Time) error {
+	now := time.Now()
+	if attempt == 1 {
+		*start = now
+	}
+	d.recordFailure(err, now)
+	if attempt >= p.MaxAttempts || p.permanent(err) {
+		return err
+	}
+	w := p.wait(attempt, rand.Float64())
+	if p.MaxElapsedTime > 0 && now.Add(w).Sub(*start) > p.MaxElapsedTime {
+		return err
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	d.retries++
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent("retry", trace.WithAttributes(
+			attribute.Int("hexeract.retry.attempt", attempt),
+			attribute.String("hexeract.retry.error", err.Error()),
+			attribute.Int64("hexeract.retry.wait_ms", w.Milliseconds()),
+		))
+	}
+	if p.Logger != nil {
+		p.Logger.Warn("hexeract: handler failed, retrying",
+			"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID,
+			"attempt", attempt, "max_attempts", p.MaxAttempts, "wait", w, "error", err)
+	}
+	if p.OnRetry != nil {
+		p.OnRetry(msg, attempt, err, w)
+	}
+	timer := time.NewTimer(w)
+	select {
+	case <-ctx.Done():
+		timer.Stop()
+		return fmt.Errorf("hexeract: retry stopped after attempt %d (%v): %w", attempt, context.Cause(ctx), err)
+	case <-timer.C:
+		return nil
+	}
+}
+
 func (p RetryPolicy) permanent(err error) bool {
 	return router.IsPermanent(err) || (p.IsPermanent != nil && p.IsPermanent(err))
 }
@@ -154,43 +202,8 @@ func Retry(policy RetryPolicy) (message.HandlerMiddleware, error) {
 				if err == nil {
 					return out, nil
 				}
-				now := time.Now()
-				if attempt == 1 {
-					start = now
-				}
-				d.recordFailure(err, now)
-				if attempt >= p.MaxAttempts || p.permanent(err) {
+				if err := p.afterFailure(ctx, msg, d, attempt, err, &start); err != nil {
 					return nil, err
-				}
-				w := p.wait(attempt, rand.Float64())
-				if p.MaxElapsedTime > 0 && now.Add(w).Sub(start) > p.MaxElapsedTime {
-					return nil, err
-				}
-				if ctx.Err() != nil {
-					return nil, err
-				}
-				d.retries++
-				if span := trace.SpanFromContext(ctx); span.IsRecording() {
-					span.AddEvent("retry", trace.WithAttributes(
-						attribute.Int("hexeract.retry.attempt", attempt),
-						attribute.String("hexeract.retry.error", err.Error()),
-						attribute.Int64("hexeract.retry.wait_ms", w.Milliseconds()),
-					))
-				}
-				if p.Logger != nil {
-					p.Logger.Warn("hexeract: handler failed, retrying",
-						"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID,
-						"attempt", attempt, "max_attempts", p.MaxAttempts, "wait", w, "error", err)
-				}
-				if p.OnRetry != nil {
-					p.OnRetry(msg, attempt, err, w)
-				}
-				timer := time.NewTimer(w)
-				select {
-				case <-ctx.Done():
-					timer.Stop()
-					return nil, fmt.Errorf("hexeract: retry stopped after attempt %d (%v): %w", attempt, context.Cause(ctx), err)
-				case <-timer.C:
 				}
 			}
 		}

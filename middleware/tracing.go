@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -96,23 +97,7 @@ func Tracing(opts TracingOptions) message.HandlerMiddleware {
 			ctx := msg.Context()
 			hi := info.Load()
 			if hi == nil {
-				topic := message.SubscribeTopicFromCtx(ctx)
-				handler := message.HandlerNameFromCtx(ctx)
-				hi = &handlerInfo{
-					handler:  handler,
-					topic:    topic,
-					spanName: "process " + topic,
-					spanOpts: []trace.SpanStartOption{
-						trace.WithSpanKind(trace.SpanKindConsumer),
-						trace.WithAttributes(
-							semconv.MessagingSystemKey.String(system),
-							semconv.MessagingDestinationName(topic),
-							semconv.MessagingOperationTypeProcess,
-							semconv.MessagingOperationName("process"),
-							AttrHandler.String(handler),
-						),
-					},
-				}
+				hi = newHandlerInfo(ctx, system)
 				info.Store(hi)
 			}
 			if hasAny(msg.Metadata, fields) {
@@ -120,29 +105,61 @@ func Tracing(opts TracingOptions) message.HandlerMiddleware {
 			}
 			ctx, span := tracer.Start(ctx, hi.spanName, hi.spanOpts...)
 			defer span.End()
-			if span.IsRecording() {
+			recording := span.IsRecording()
+			if recording {
 				setMessageAttributes(span, msg)
 			}
 			msg.SetContext(ctx)
 			out, err := h(msg)
 			msg.SetContext(ctx)
-			if span.IsRecording() {
-				if n := d.attempt.Load(); n > 1 {
-					span.SetAttributes(AttrAttempts.Int(int(n)))
-				}
-				switch {
-				case err != nil:
-					span.RecordError(err)
-					span.SetStatus(codes.Error, err.Error())
-					span.SetAttributes(semconv.ErrorType(err))
-				case d.deadLettered:
-					span.RecordError(d.lastErr)
-					span.SetStatus(codes.Error, d.lastErr.Error())
-					span.SetAttributes(semconv.ErrorType(d.lastErr), AttrDeadLetterTopic.String(d.deadTopic))
-				}
+			if recording {
+				recordOutcome(span, d, err)
 			}
 			return out, err
 		}
+	}
+}
+
+// newHandlerInfo builds the span name and start options of a handler, once.
+//
+//go:noinline
+func newHandlerInfo(ctx context.Context, system string) *handlerInfo {
+	topic := message.SubscribeTopicFromCtx(ctx)
+	handler := message.HandlerNameFromCtx(ctx)
+	return &handlerInfo{
+		handler:  handler,
+		topic:    topic,
+		spanName: "process " + topic,
+		spanOpts: []trace.SpanStartOption{
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				semconv.MessagingSystemKey.String(system),
+				semconv.MessagingDestinationName(topic),
+				semconv.MessagingOperationTypeProcess,
+				semconv.MessagingOperationName("process"),
+				AttrHandler.String(handler),
+			),
+		},
+	}
+}
+
+// recordOutcome records attempts and a failure (returned or dead-lettered)
+// on the consumer span.
+//
+//go:noinline
+func recordOutcome(span trace.Span, d *delivery, err error) {
+	if n := d.attempt.Load(); n > 1 {
+		span.SetAttributes(AttrAttempts.Int(int(n)))
+	}
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorType(err))
+	case d.deadLettered:
+		span.RecordError(d.lastErr)
+		span.SetStatus(codes.Error, d.lastErr.Error())
+		span.SetAttributes(semconv.ErrorType(d.lastErr), AttrDeadLetterTopic.String(d.deadTopic))
 	}
 }
 
