@@ -264,3 +264,32 @@ func percentile(xs []float64, q float64) float64 {
 	sort.Float64s(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
+
+// BenchmarkSchedule measures Schedule calls (one message, one autocommit
+// transaction each) from 32 concurrent goroutines, with the message due
+// within the poll interval (a NOTIFY is sent) and beyond it (none is sent).
+// No poller runs.
+func BenchmarkSchedule(b *testing.B) {
+	pool := testenv.Postgres(b)
+	for _, c := range []struct {
+		name  string
+		delay time.Duration
+	}{{"notify", 100 * time.Millisecond}, {"no-notify", time.Hour}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newScheduler(b, pool, newTableSink(b, pool), "")
+			ctx := context.Background()
+			b.SetParallelism(16) // 2 cores × 16 = 32 goroutines
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.After(ctx, pool, c.delay, reminder{N: 1}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
