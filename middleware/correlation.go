@@ -59,7 +59,7 @@ func stampCorrelation(m, in *message.Message) {
 // message.NewMessage by hand. Messages without an incoming message in their
 // context are published unchanged.
 func CorrelationPublisher(pub message.Publisher) message.Publisher {
-	if _, ok := pub.(*correlationPublisher); ok {
+	if decorated[*correlationPublisher](pub) {
 		return pub
 	}
 	return &correlationPublisher{pub: pub}

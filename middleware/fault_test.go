@@ -69,3 +69,14 @@ func TestDeadLetterInitializesTopicBeforeFirstMessage(t *testing.T) {
 		t.Fatalf("initialized %v, want the DLQ topic twice (failed once, then once)", initialized)
 	}
 }
+
+// TestDecoratorsApplyOnce: decorating twice, in any nesting, adds one
+// producer span per message.
+func TestDecoratorsApplyOnce(t *testing.T) {
+	ps := newPubSub(t)
+	opts := middleware.TracingOptions{}
+	once := middleware.TracingPublisher(middleware.CorrelationPublisher(ps), opts)
+	if got := middleware.TracingPublisher(middleware.CorrelationPublisher(once), opts); got != once {
+		t.Fatal("publisher decorated twice")
+	}
+}

@@ -163,6 +163,22 @@ func recordOutcome(span trace.Span, d *delivery, err error) {
 	}
 }
 
+// decorated reports whether pub, or a publisher it decorates (Unwrap),
+// is a D.
+func decorated[D message.Publisher](pub message.Publisher) bool {
+	for pub != nil {
+		if _, ok := pub.(D); ok {
+			return true
+		}
+		u, ok := pub.(interface{ Unwrap() message.Publisher })
+		if !ok {
+			return false
+		}
+		pub = u.Unwrap()
+	}
+	return false
+}
+
 // setMessageAttributes sets the per-message attributes in one call.
 func setMessageAttributes(span trace.Span, msg *message.Message) {
 	id := semconv.MessagingMessageID(messageID(msg))
@@ -197,10 +213,10 @@ func messageID(msg *message.Message) string {
 // router.NewMessage and hexeract's App.Publish set it to the caller's
 // context), and carries that span's context in its metadata as W3C
 // traceparent/tracestate. A publish error is recorded on the spans.
-// Decorating a publisher that is already a TracingPublisher returns it
-// unchanged.
+// Decorating a publisher that already is, or wraps, a TracingPublisher
+// returns it unchanged.
 func TracingPublisher(pub message.Publisher, opts TracingOptions) message.Publisher {
-	if _, ok := pub.(*tracingPublisher); ok {
+	if decorated[*tracingPublisher](pub) {
 		return pub
 	}
 	return &tracingPublisher{
