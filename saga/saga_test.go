@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -568,7 +569,7 @@ type Counter struct {
 	Seen   []int
 }
 
-func counterSaga() *saga.Definition[Counter] {
+func counterSaga(calls ...*atomic.Int64) *saga.Definition[Counter] {
 	def := saga.Define[Counter]("counter")
 	saga.StartedBy(def, func(e CounterStarted) string { return e.ID },
 		func(c *saga.Context[Counter], s *Counter, e CounterStarted) error {
@@ -577,6 +578,12 @@ func counterSaga() *saga.Definition[Counter] {
 		})
 	saga.Handles(def, func(e Add) string { return e.ID },
 		func(c *saga.Context[Counter], s *Counter, e Add) error {
+			for _, n := range calls {
+				n.Add(1)
+			}
+			// Widen the window between load and save, so that concurrent
+			// consumers do collide.
+			time.Sleep(200 * time.Microsecond)
 			s.Count++
 			s.Seen = append(s.Seen, e.N)
 			c.Send(Added(e))
@@ -589,9 +596,10 @@ func TestConcurrentEventsForOneInstanceLoseNoUpdate(t *testing.T) {
 	backends(t, func(t *testing.T, f *fixture) {
 		const consumers, events = 4, 100
 		apps := make([]*hexeract.App, consumers)
+		var calls atomic.Int64
 		for i := range apps {
 			apps[i], _ = f.newApp(appConfig{})
-			must(t, saga.Register(apps[i], counterSaga(), f.store, f.opts(saga.WithRetention(time.Hour))...))
+			must(t, saga.Register(apps[i], counterSaga(&calls), f.store, f.opts(saga.WithRetention(time.Hour))...))
 			start(t, apps[i])
 		}
 		publish(t, apps[0], CounterStarted{ID: "c-1"})
@@ -623,6 +631,12 @@ func TestConcurrentEventsForOneInstanceLoseNoUpdate(t *testing.T) {
 		}
 		if in.Version != events+1 {
 			t.Fatalf("version = %d, want %d", in.Version, events+1)
+		}
+		// Runs beyond one per event are transitions that lost a race and ran
+		// again: the consumers did collide.
+		t.Logf("%d events applied with %d handler runs (%d lost a race and ran again)", events, calls.Load(), calls.Load()-events)
+		if calls.Load() <= events {
+			t.Fatalf("no transition lost a race (%d handler runs): the test did not exercise concurrency", calls.Load())
 		}
 		if f.pg {
 			// Exactly one outgoing message per applied event: the messages of
