@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/adapters/gochannel"
 	"github.com/hexeract/hexeract/router"
@@ -54,11 +53,7 @@ func New(opts ...Option) (*App, error) {
 	if cfg.source == "" {
 		cfg.source = router.DefaultSource
 	}
-	// Watermill logs its router's life cycle (handler added, subscriber
-	// started) at info level; those lines are debug detail for an App.
-	wmLogger := watermill.NewSlogLoggerWithLevelMapping(cfg.logger, map[slog.Level]slog.Level{
-		slog.LevelInfo: slog.LevelDebug,
-	})
+	wmLogger := newWatermillLogger(cfg.logger)
 	app := &App{
 		registry: router.NewRegistry(),
 		codec:    cfg.codec,
@@ -253,8 +248,10 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Running() <-chan struct{} { return a.router.Running() }
 
 // Close closes the router and, when the App created them, the in-memory
-// publisher and subscriber. Transports passed in by the caller are left open
-// for the caller to close.
+// publisher and subscriber. Closing the router closes the subscriber of
+// every handler (Watermill's router does so), so a subscriber shared with
+// another App is closed too: give each App its own. A publisher passed in
+// by the caller is left open for the caller to close.
 func (a *App) Close() error {
 	a.mu.Lock()
 	ran := a.running
