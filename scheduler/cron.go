@@ -12,6 +12,8 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Metadata keys set on every message a cron job produces.
@@ -172,6 +174,7 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 	})
 	if fired && err == nil {
 		s.signalSink()
+		s.m.fired.Add(ctx, 1, metric.WithAttributes(s.m.table, attribute.String("cron.job", j.name)))
 	}
 	if err != nil && ctx.Err() == nil {
 		s.cfg.logger.Error("scheduler: cron tick failed", "job", j.name, "tick", tick, "error", err)

@@ -127,6 +127,7 @@ func (s *Scheduler) poll(ctx context.Context) {
 			defer cancel()
 			if err := s.claim(cctx, claimedCh); err != nil {
 				failures.Add(1)
+				s.m.errors.Add(cctx, 1, s.m.attrs)
 				if ctx.Err() == nil {
 					s.cfg.logger.Error("scheduler: hand-off failed; the messages stay scheduled and are retried",
 						"table", s.t.name.String(), "error", err)
@@ -143,6 +144,9 @@ func (s *Scheduler) poll(ctx context.Context) {
 		switch f := failures.Load(); {
 		case res.err != nil || f != seen:
 			seen = f
+			if res.err != nil {
+				s.m.errors.Add(ctx, 1, s.m.attrs)
+			}
 			if res.err != nil && ctx.Err() == nil {
 				s.cfg.logger.Error("scheduler: claim failed; retrying", "table", s.t.name.String(), "error", res.err, "retry_in", backoff)
 			}
@@ -302,6 +306,7 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (er
 		return fmt.Errorf("commit hand-off: %w", err)
 	}
 	s.signalSink()
+	s.m.handOff(ctx, batch, time.Now())
 	return nil
 }
 

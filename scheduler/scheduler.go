@@ -16,6 +16,7 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // KeyDueAt is the metadata key the scheduler sets on every message it hands
@@ -79,6 +80,7 @@ type Scheduler struct {
 	cfg    config
 	sql    statements
 	wakeCh chan struct{}
+	m      *metrics
 	wakeMu sync.Mutex
 	wakeAt time.Time // earliest due time announced since the poller last looked; zero: unknown
 
@@ -104,6 +106,7 @@ type config struct {
 	instanceID   string
 	migrate      bool
 	notify       bool
+	meter        metric.MeterProvider
 }
 
 // Option configures a [Scheduler].
@@ -220,6 +223,10 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(cfg.meter, t.name.String())
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: metrics: %w", err)
+	}
 	s := &Scheduler{
 		pool:   pool,
 		sink:   sink,
@@ -227,6 +234,7 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		cfg:    cfg,
 		sql:    newStatements(t),
 		wakeCh: make(chan struct{}, 1),
+		m:      m,
 		jobs:   make(map[string]bool),
 	}
 	s.elector = &leaseElector{pool: pool, sql: s.sql, name: "cron", holder: cfg.instanceID, ttl: cfg.leaseTTL}
