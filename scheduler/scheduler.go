@@ -337,6 +337,9 @@ func (s *Scheduler) ScheduleMessages(ctx context.Context, tx Executor, at time.T
 		if m == nil {
 			return nil, errors.New("scheduler: ScheduleMessages of a nil message")
 		}
+		if m.UUID == "" {
+			return nil, errors.New("scheduler: ScheduleMessages of a message with an empty UUID; build it with message.NewMessage(watermill.NewUUID(), payload)")
+		}
 		rows = append(rows, row{id: router.NewID(), topic: topic, msg: m})
 	}
 	return s.insert(ctx, tx, at, rows)

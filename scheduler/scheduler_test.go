@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
@@ -256,6 +257,12 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := s.Schedule(context.Background(), pool, time.Now(), nil); err == nil {
 		t.Error("Schedule of a nil message accepted")
+	}
+	if _, err := s.ScheduleMessages(context.Background(), pool, time.Now(), "t", message.NewMessage("", nil)); err == nil {
+		t.Error("ScheduleMessages of a message without UUID accepted")
+	}
+	if _, err := s.ScheduleMessages(context.Background(), pool, time.Now(), "", message.NewMessage("x", nil)); err == nil {
+		t.Error("ScheduleMessages without a topic accepted")
 	}
 	if _, err := s.Redelivery(scheduler.RedeliveryConfig{Delays: []time.Duration{time.Second, 0}}); err == nil {
 		t.Error("redelivery with a zero delay accepted")
