@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,15 +150,17 @@ func BenchmarkDrain(b *testing.B) {
 	pool := testenv.Postgres(b)
 	ctx := context.Background()
 	batch, workers := benchShape()
-	var raw, relay, fwd []float64
+	var raw, relay, fwd, rawCPU, relayCPU []float64
 	for range b.N {
 		b.StopTimer()
 		// (a) raw SQL drain.
 		_, ob, table := newOutbox(b)
 		fillOutbox(b, pool, ob, n)
 		b.StartTimer()
+		cpu0 := processCPU()
 		d := rawDrain(b, pool, table, workers, batch)
 		raw = append(raw, float64(n)/d.Seconds())
+		rawCPU = append(rawCPU, (processCPU()-cpu0).Seconds()*1e6/float64(n))
 
 		// (b) Hexeract relay into GoChannel.
 		b.StopTimer()
@@ -171,16 +173,21 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		go func() { _ = r.Run(rctx) }()
 		waitDone(b, done, count, n, "hexeract relay")
 		relay = append(relay, float64(n)/time.Since(start).Seconds())
+		relayCPU = append(relayCPU, (processCPU()-cpu0).Seconds()*1e6/float64(n))
 		b.StopTimer()
 		cancel()
 		_ = gc.Close()
 
 		// (c) Watermill forwarder over watermill-sql/v4.
-		fwd = append(fwd, forwarderDrain(b, pool, n))
+		if os.Getenv("HEXERACT_BENCH_SKIP_FORWARDER") == "" {
+			fwd = append(fwd, forwarderDrain(b, pool, n))
+		} else {
+			fwd = append(fwd, 1)
+		}
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -190,6 +197,8 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(fwdRate, "forwarder_msgs/s")
 	b.ReportMetric(relayRate/rawRate, "relay/raw")
 	b.ReportMetric(relayRate/fwdRate, "relay/forwarder")
+	b.ReportMetric(median(rawCPU), "raw_go_cpu_us/msg")
+	b.ReportMetric(median(relayCPU), "relay_go_cpu_us/msg")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -257,7 +266,12 @@ func forwarderDrain(b *testing.B, pool *pgxpool.Pool, n int) float64 {
 	return rate
 }
 
-var _ = runtime.NumCPU
+// processCPU returns the CPU time (user + system) this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkRelayDrain times only the Hexeract relay draining the backlog
 // into GoChannel (for profiling; BenchmarkDrain has the comparison).

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -220,7 +222,7 @@ func (r *Relay) work(ctx context.Context, db *pgxpool.Pool) {
 			return
 		default:
 		}
-		n, err := r.relayBatch(ctx, db)
+		err := r.drain(ctx, db)
 		if err != nil && ctx.Err() == nil {
 			failures++
 			r.m.errors.Add(context.Background(), 1, r.m.attrs)
@@ -232,10 +234,6 @@ func (r *Relay) work(ctx context.Context, db *pgxpool.Pool) {
 			continue
 		}
 		failures = 0
-		if n == r.cfg.batchSize {
-			r.wake() // more rows are likely waiting: bring in another worker
-			continue
-		}
 		timer.Reset(r.cfg.pollInterval)
 		select {
 		case <-ctx.Done():
@@ -279,12 +277,14 @@ type row struct {
 func scanRows(rows pgx.Rows, out []row) ([]row, error) {
 	defer rows.Close()
 	fast := binaryLayout(rows.FieldDescriptions())
+	topic := ""
 	for rows.Next() {
 		var w row
 		if fast {
-			if err := w.decode(rows.RawValues()); err != nil {
+			if err := w.decode(rows.RawValues(), topic); err != nil {
 				return out, err
 			}
+			topic = w.topic
 		} else if err := rows.Scan(&w.seq, &w.id, &w.topic, &w.key, &w.metadata, &w.payload, &w.attempts, &w.lastError, &w.createdAt); err != nil {
 			return out, err
 		}
@@ -322,13 +322,19 @@ var errRowLayout = errors.New("outbox: unexpected claim row layout")
 
 // decode reads one claim row from its raw column values (see binaryLayout),
 // without the per-column scan plans of rows.Scan.
-func (w *row) decode(v [][]byte) error {
+// The topic string of the previous row is reused when equal (batches are
+// usually one topic).
+func (w *row) decode(v [][]byte, prevTopic string) error {
 	if len(v[0]) != 8 || len(v[6]) != 4 || len(v[8]) != 8 || v[1] == nil || v[2] == nil || v[4] == nil {
 		return errRowLayout
 	}
 	w.seq = int64(binary.BigEndian.Uint64(v[0]))
 	w.id = string(v[1])
-	w.topic = string(v[2])
+	if string(v[2]) == prevTopic {
+		w.topic = prevTopic
+	} else {
+		w.topic = string(v[2])
+	}
 	if v[3] != nil {
 		k := string(v[3])
 		w.key = &k
@@ -351,52 +357,123 @@ const (
 	putBack   // not attempted (an earlier row with its key failed)
 )
 
-// relayBatch claims, publishes and settles one batch. It returns the
-// number of rows claimed.
-func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
-	start := time.Now()
+// inflight is a batch that was published and settled and waits for its
+// COMMIT.
+type inflight struct {
+	start                    time.Time
+	span                     trace.Span
+	delivered, failed, deadN int
+	deadErr                  string
+}
+
+// drain runs batches on one connection until a claim finds fewer rows
+// than the batch size (the backlog is drained) or an error occurs. While
+// batches come full, the COMMIT of a batch travels in one round trip with
+// the BEGIN and the claim of the next; its result is checked before the
+// batch counts as delivered.
+func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %w", err)
 	}
-	// A connection released inside a transaction is closed by the pool, so
-	// every early return below rolls the claim back.
+	// A connection released inside a transaction is closed by the pool,
+	// so every early return rolls the claim back.
 	defer conn.Release()
 	bg := context.WithoutCancel(ctx)
-	inTx := false
-	defer func() {
-		if inTx {
-			_, _ = conn.Exec(bg, "ROLLBACK")
+	var pending *inflight
+	for {
+		if pending != nil && ctx.Err() != nil {
+			return r.commit(bg, conn, pending) // stopping: commit what the broker acknowledged
 		}
-	}()
+		var b pgx.Batch
+		sendCtx := ctx
+		if pending != nil {
+			b.Queue("COMMIT")
+			sendCtx = bg // a cancellation must not cut the commit
+		}
+		b.Queue("BEGIN")
+		b.Queue(r.claimSQL, r.cfg.batchSize)
+		br := conn.SendBatch(sendCtx, &b)
+		if pending != nil {
+			tag, err := br.Exec()
+			if err == nil && tag.String() != "COMMIT" {
+				err = fmt.Errorf("transaction aborted (%s)", tag)
+			}
+			r.finish(pending, err)
+			pending = nil
+			if err != nil {
+				_ = br.Close()
+				return err
+			}
+		}
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("begin: %w", err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			_ = br.Close()
+			return fmt.Errorf("claim: %w", err)
+		}
+		claimed, err := scanRows(rows, make([]row, 0, r.cfg.batchSize))
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		if len(claimed) == 0 {
+			_, err := conn.Exec(bg, "ROLLBACK")
+			return err
+		}
+		p, err := r.process(ctx, bg, conn, claimed)
+		if err != nil {
+			return err
+		}
+		if len(claimed) < r.cfg.batchSize {
+			return r.commit(bg, conn, p)
+		}
+		r.wake() // more rows are likely waiting: bring in another worker
+		pending = p
+	}
+}
 
-	// BEGIN and the claim go in one round trip.
-	var b pgx.Batch
-	b.Queue("BEGIN")
-	b.Queue(r.claimSQL, r.cfg.batchSize)
-	br := conn.SendBatch(ctx, &b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return 0, fmt.Errorf("begin: %w", err)
+// commit commits the batch p alone.
+func (r *Relay) commit(ctx context.Context, conn *pgxpool.Conn, p *inflight) error {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("transaction aborted (%s)", tag)
 	}
-	inTx = true
-	rows, err := br.Query()
+	r.finish(p, err)
+	return err
+}
+
+// finish records the outcome of a batch once its COMMIT returned.
+func (r *Relay) finish(p *inflight, err error) {
+	defer p.span.End()
+	mctx := context.Background()
 	if err != nil {
-		_ = br.Close()
-		return 0, fmt.Errorf("claim: %w", err)
+		p.span.RecordError(err)
+		err = fmt.Errorf("commit after publishing %d messages (they will be published again): %w", p.delivered, err)
+		r.log.Warn("outbox relay commit failed", "error", err)
+		return
 	}
-	claimed, err := scanRows(rows, make([]row, 0, r.cfg.batchSize))
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	r.m.relayed.Add(mctx, int64(p.delivered), r.m.attrs)
+	if p.failed > 0 {
+		r.m.failed.Add(mctx, int64(p.failed), r.m.attrs)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("claim: %w", err)
+	if p.deadN > 0 {
+		r.m.dead.Add(mctx, int64(p.deadN), r.m.attrs)
+		r.log.Error("outbox rows moved to the dead table after max attempts", "count", p.deadN, "dead_table", r.t.name.String()+"_dead", "last_error", p.deadErr)
 	}
-	if len(claimed) == 0 {
-		inTx = false
-		_, err := conn.Exec(bg, "ROLLBACK")
-		return 0, err
-	}
+	r.m.batch.Record(mctx, time.Since(p.start).Seconds(), r.m.attrs)
+	r.m.lastProgress.Store(time.Now().UnixNano())
+}
+
+// process claims the followers of keyed rows, publishes the batch and
+// writes failed rows back, inside the claiming transaction (not committed).
+func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []row) (*inflight, error) {
+	start := time.Now()
 	var keys []string
 	for i := range claimed {
 		if claimed[i].key != nil {
@@ -406,33 +483,32 @@ func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
 	if len(keys) > 0 && len(claimed) < r.cfg.batchSize {
 		rows, err := conn.Query(ctx, r.followSQL, keys, r.cfg.batchSize-len(claimed))
 		if err != nil {
-			return 0, fmt.Errorf("claim followers: %w", err)
+			return nil, fmt.Errorf("claim followers: %w", err)
 		}
 		if claimed, err = scanRows(rows, claimed); err != nil {
-			return 0, fmt.Errorf("claim followers: %w", err)
+			return nil, fmt.Errorf("claim followers: %w", err)
 		}
 	}
-	slices.SortFunc(claimed, func(a, b row) int { return int(a.seq - b.seq) })
+	slices.SortFunc(claimed, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
 
 	ctx, span := r.m.tracer.Start(ctx, "outbox relay "+r.t.name.String(), trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(r.m.tableAttr))
-	defer span.End()
-
+		trace.WithAttributes(r.m.tableAttr, attribute.Int("messaging.batch.message_count", len(claimed))))
 	outcome := make([]uint8, len(claimed))
 	errText := make([]string, len(claimed))
 	r.publish(ctx, span, claimed, outcome, errText)
 
-	nDelivered, nFailed, nDead := 0, 0, 0
+	p := &inflight{start: start, span: span}
 	var back, dead []int
 	for i := range claimed {
 		switch outcome[i] {
 		case delivered:
-			nDelivered++
+			p.delivered++
 		case failed:
-			nFailed++
+			p.failed++
 			if int(claimed[i].attempts)+1 >= r.cfg.maxAttempts {
 				dead = append(dead, i)
-				nDead++
+				p.deadN++
+				p.deadErr = errText[i]
 			} else {
 				back = append(back, i)
 			}
@@ -443,30 +519,11 @@ func (r *Relay) relayBatch(ctx context.Context, db *pgxpool.Pool) (int, error) {
 	if len(back) > 0 || len(dead) > 0 {
 		if err := r.settleFailures(bg, conn, claimed, outcome, errText, back, dead); err != nil {
 			span.RecordError(err)
-			return len(claimed), fmt.Errorf("record failures: %w", err)
+			span.End()
+			return nil, fmt.Errorf("record failures: %w", err)
 		}
 	}
-	tag, err := conn.Exec(bg, "COMMIT")
-	inTx = false
-	if err == nil && tag.String() != "COMMIT" {
-		err = fmt.Errorf("transaction aborted (%s)", tag)
-	}
-	if err != nil {
-		span.RecordError(err)
-		return len(claimed), fmt.Errorf("commit after publishing %d messages (they will be published again): %w", nDelivered, err)
-	}
-	mctx := context.Background()
-	r.m.relayed.Add(mctx, int64(nDelivered), r.m.attrs)
-	if nFailed > 0 {
-		r.m.failed.Add(mctx, int64(nFailed), r.m.attrs)
-	}
-	if nDead > 0 {
-		r.m.dead.Add(mctx, int64(nDead), r.m.attrs)
-		r.log.Error("outbox rows moved to the dead table after max attempts", "count", nDead, "dead_table", r.t.name.String()+"_dead", "last_error", errText[dead[0]])
-	}
-	r.m.batch.Record(mctx, time.Since(start).Seconds(), r.m.attrs)
-	r.m.lastProgress.Store(time.Now().UnixNano())
-	return len(claimed), nil
+	return p, nil
 }
 
 // publish publishes claimed rows in order, one Publish call per run of
