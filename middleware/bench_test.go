@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
@@ -78,10 +79,22 @@ func benchChains(b *testing.B, pub message.Publisher) map[string][]message.Handl
 	if err != nil {
 		b.Fatal(err)
 	}
-	return map[string][]message.HandlerMiddleware{"none": nil, "default": noop, "default-sdk": sdk}
+	noTimeout, err := middleware.Default(middleware.DefaultConfig{Publisher: pub, Timeout: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return map[string][]message.HandlerMiddleware{
+		"none": nil, "default": noop, "default-sdk": sdk,
+		"default-no-timeout": noTimeout,
+		"timeout-only":       {wmmiddleware.Timeout(middleware.DefaultTimeout)},
+	}
 }
 
-var variants = []string{"none", "default", "default-sdk"}
+// variants run by the Direct and Router benchmarks. default-no-timeout is
+// the default chain with DefaultConfig.Timeout = -1 and timeout-only is
+// Watermill's Timeout alone: together they show what the per-attempt
+// deadline costs (context.WithTimeout on each message's own context).
+var variants = []string{"none", "default", "default-sdk", "default-no-timeout", "timeout-only"}
 
 func benchMessage(b *testing.B) *message.Message {
 	msg, err := router.NewMessage(context.Background(), UserRegistered{UserID: "u-1"}, router.EncodeOptions{})
