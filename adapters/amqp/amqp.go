@@ -37,6 +37,9 @@ const DefaultGroup = "hexeract"
 // delivers ahead to one consumer.
 const DefaultPrefetch = 64
 
+// DefaultChannelPoolSize is the default number of publisher channels.
+const DefaultChannelPoolSize = 8
+
 // Config configures the RabbitMQ transport. Only URL is required.
 type Config struct {
 	// URL is the AMQP 0-9-1 URI, for example amqp://guest:guest@127.0.0.1:5672/
@@ -60,7 +63,9 @@ type Config struct {
 	NoConfirm bool
 
 	// ChannelPoolSize is the number of AMQP channels the publisher keeps
-	// open for concurrent Publish calls; 0 means one channel per Publish.
+	// open and reuses for concurrent Publish calls; 0 means
+	// DefaultChannelPoolSize. (Watermill's own default, a new channel per
+	// Publish, costs two extra round trips per call.)
 	ChannelPoolSize int
 
 	// TLS configures TLS for amqps:// URLs; nil uses the system roots.
@@ -88,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReconnectMaxInterval == 0 {
 		c.ReconnectMaxInterval = 10 * time.Second
+	}
+	if c.ChannelPoolSize == 0 {
+		c.ChannelPoolSize = DefaultChannelPoolSize
 	}
 	return c
 }

@@ -20,7 +20,7 @@ var passThrough = []string{"heartbeat", "connection_timeout", "channel_max", "au
 //	group          consumer group (Config.Group), default "hexeract"
 //	prefetch       QoS prefetch count (Config.Prefetch), default 64
 //	confirm        false disables publisher confirms (Config.NoConfirm)
-//	channel_pool   publisher channel pool size (Config.ChannelPoolSize)
+//	channel_pool   publisher channels kept open (Config.ChannelPoolSize), default 8
 //	reconnect_max  cap of the reconnection backoff, e.g. 10s
 //
 // The client's own parameters (heartbeat, connection_timeout, channel_max,
