@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	nc "github.com/nats-io/nats.go"
@@ -129,7 +130,7 @@ func checkTopic(topic string) error {
 	if topic == "" {
 		return errors.New("nats: empty topic")
 	}
-	if strings.ContainsAny(topic, " \t\r\n*>") || strings.HasPrefix(topic, ".") || strings.HasSuffix(topic, ".") || strings.Contains(topic, "..") {
+	if strings.ContainsAny(topic, " \t\r\n*>") || strings.ContainsFunc(topic, unicode.IsControl) || strings.HasPrefix(topic, ".") || strings.HasSuffix(topic, ".") || strings.Contains(topic, "..") {
 		return fmt.Errorf("nats: topic %q is not a valid NATS subject (no whitespace, wildcards, or empty tokens)", topic)
 	}
 	return nil
