@@ -81,8 +81,9 @@ type DeadLetterOptions struct {
 	// transport needs it: on RabbitMQ a message published to an exchange no
 	// queue is bound to is dropped, so pass the subscriber's
 	// SubscribeInitialize there (hexeract.New does when its subscriber has
-	// one). A failure is returned for the message (nacked) and retried
-	// with the next one.
+	// one). A failure does not hold messages back: it is tried again before
+	// each dead letter until it succeeds, and a message that must be
+	// dead-lettered while it still fails is nacked.
 	Initialize func(topic string) error
 	// Logger, when set, logs each dead letter at Error level.
 	Logger *slog.Logger
@@ -179,11 +180,9 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 		d := deliveryOf(msg)
 		ctx := msg.Context()
 		if dl.initialize != nil && !initialized.Load() {
-			topic := dl.topic(message.SubscribeTopicFromCtx(ctx))
-			if err := dl.initialize(topic); err != nil {
-				return nil, fmt.Errorf("hexeract: initialize dead-letter topic %q: %w", topic, err)
-			}
-			initialized.Store(true)
+			// A failure here does not hold the message back: it is tried
+			// again before a dead letter is published.
+			_ = dl.init(ctx, &initialized)
 		}
 		failures := d.lastFailure
 		defer func() {
@@ -200,10 +199,26 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 			if d.lastFailure.Equal(failures) { // no Retry inside recorded this failure
 				d.recordFailure(err, time.Now())
 			}
+			if dl.initialize != nil && !initialized.Load() {
+				if ierr := dl.init(ctx, &initialized); ierr != nil {
+					out, err = nil, errors.Join(err, ierr)
+					return
+				}
+			}
 			out, err = nil, dl.deadLetter(ctx, msg, d, err)
 		}()
 		return h(msg)
 	}
+}
+
+// init initializes the handler's dead-letter topic.
+func (dl *deadLetter) init(ctx context.Context, done *atomic.Bool) error {
+	topic := dl.topic(message.SubscribeTopicFromCtx(ctx))
+	if err := dl.initialize(topic); err != nil {
+		return fmt.Errorf("hexeract: initialize dead-letter topic %q (message nacked for redelivery): %w", topic, err)
+	}
+	done.Store(true)
+	return nil
 }
 
 // deadLetter publishes the dead letter of msg and returns nil, or the cause

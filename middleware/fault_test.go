@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -39,34 +40,54 @@ func TestFaultOfReadsWatermillPoisonQueue(t *testing.T) {
 	}
 }
 
-// TestDeadLetterInitializesTopicBeforeFirstMessage: Initialize runs once per
-// handler, before the first message, with the dead-letter topic.
+// TestDeadLetterInitializesTopicBeforeFirstMessage: Initialize runs before
+// the first message with the dead-letter topic; while it fails, good
+// messages still flow and a message to dead-letter is nacked, then
+// dead-lettered once Initialize succeeds.
 func TestDeadLetterInitializesTopicBeforeFirstMessage(t *testing.T) {
 	ps := newPubSub(t)
 	topic := topicName("init")
+	dlq := subscribe(t, ps, topic+".dlq")
 	var mu sync.Mutex
 	var initialized []string
-	failOnce := true
+	failures := 3
 	dead := must(middleware.DeadLetter(ps, middleware.DeadLetterOptions{Initialize: func(topic string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		initialized = append(initialized, topic)
-		if failOnce {
-			failOnce = false
+		if failures > 0 {
+			failures--
 			return errors.New("broker starting")
 		}
 		return nil
 	}}))
 	handled := make(chan string, 4)
-	runRouter(t, ps, topic, func(msg *message.Message) error { handled <- msg.UUID; return nil }, dead)
-	publish(t, ps, topic, message.NewMessage("i1", nil))
-	recv(t, handled)
-	publish(t, ps, topic, message.NewMessage("i2", nil))
+	var badDeliveries atomic.Int32
+	runRouter(t, ps, topic, func(msg *message.Message) error {
+		if string(msg.Payload) == "bad" {
+			badDeliveries.Add(1)
+			return errors.New("bad")
+		}
+		handled <- msg.UUID
+		return nil
+	}, dead)
+	publish(t, ps, topic, message.NewMessage("i1", nil)) // init fails (1), handled anyway
+	if got := recv(t, handled); got != "i1" {
+		t.Fatal(got)
+	}
+	publish(t, ps, topic, message.NewMessage("i2", []byte("bad"))) // init fails at entry (2) and before the dead letter (3): nacked; redelivered, init succeeds (4)
+	if dl := recv(t, dlq); dl.UUID != "i2" {
+		t.Fatalf("dead letter %s", dl.UUID)
+	}
+	publish(t, ps, topic, message.NewMessage("i3", nil))
 	recv(t, handled)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(initialized) != 2 || initialized[0] != topic+".dlq" || initialized[1] != topic+".dlq" {
-		t.Fatalf("initialized %v, want the DLQ topic twice (failed once, then once)", initialized)
+	if len(initialized) != 4 || initialized[0] != topic+".dlq" {
+		t.Fatalf("initialized %v, want the DLQ topic 4 times (3 failures, then once)", initialized)
+	}
+	if badDeliveries.Load() != 2 {
+		t.Fatalf("bad message delivered %d times, want 2 (nacked while Initialize failed)", badDeliveries.Load())
 	}
 }
 
