@@ -141,7 +141,8 @@ func waitDone(tb testing.TB, done chan struct{}, count *atomic.Int64, n int, wha
 
 // BenchmarkDrain compares, in one run on the same database and the same
 // 102-byte events: (a) the raw SQL drain limit, (b) the Hexeract relay
-// draining the backlog into GoChannel, (c) Watermill's forwarder over
+// draining the backlog into GoChannel (and, for reference, into a publisher
+// that only counts), (c) Watermill's forwarder over
 // watermill-sql/v4 (default PostgreSQL schema and offsets adapter)
 // draining the same number of messages into GoChannel. Backlog size:
 // HEXERACT_BENCH_ROWS (default 50000). Run with -benchtime=1x.
@@ -150,7 +151,7 @@ func BenchmarkDrain(b *testing.B) {
 	pool := testenv.Postgres(b)
 	ctx := context.Background()
 	batch, workers := benchShape()
-	var raw, relay, fwd, rawCPU, relayCPU []float64
+	var raw, relay, fwd, rawCPU, relayCPU, bare []float64
 	for range b.N {
 		b.StopTimer()
 		// (a) raw SQL drain.
@@ -165,7 +166,7 @@ func BenchmarkDrain(b *testing.B) {
 		// (b) Hexeract relay into GoChannel.
 		b.StopTimer()
 		fillOutbox(b, pool, ob, n)
-		gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NopLogger{})
+		gc := gochannel.NewGoChannel(benchGoChannelConfig(), watermill.NopLogger{})
 		done, count := consume(b, gc, "users.registered", int64(n))
 		r, err := outbox.NewRelay(pool, gc, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
 		if err != nil {
@@ -182,6 +183,26 @@ func BenchmarkDrain(b *testing.B) {
 		cancel()
 		_ = gc.Close()
 
+		// (b') the relay into a publisher that only counts: its own cost.
+		fillOutbox(b, pool, ob, n)
+		cnt := &counting{}
+		r, err = outbox.NewRelay(pool, cnt, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rctx, cancel = context.WithCancel(ctx)
+		b.StartTimer()
+		start = time.Now()
+		go func() { _ = r.Run(rctx) }()
+		for deadline := start.Add(5 * time.Minute); cnt.n.Load() < int64(n); time.Sleep(200 * time.Microsecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("relay into counting publisher: %d of %d", cnt.n.Load(), n)
+			}
+		}
+		bare = append(bare, float64(n)/time.Since(start).Seconds())
+		b.StopTimer()
+		cancel()
+
 		// (c) Watermill forwarder over watermill-sql/v4.
 		if os.Getenv("HEXERACT_BENCH_SKIP_FORWARDER") == "" {
 			fwd = append(fwd, forwarderDrain(b, pool, n))
@@ -194,6 +215,7 @@ func BenchmarkDrain(b *testing.B) {
 	rawRate, relayRate, fwdRate := median(raw), median(relay), median(fwd)
 	b.ReportMetric(rawRate, "raw_sql_msgs/s")
 	b.ReportMetric(relayRate, "relay_msgs/s")
+	b.ReportMetric(median(bare), "relay_counting_msgs/s")
 	b.ReportMetric(fwdRate, "forwarder_msgs/s")
 	b.ReportMetric(relayRate/rawRate, "relay/raw")
 	b.ReportMetric(relayRate/fwdRate, "relay/forwarder")
@@ -248,7 +270,7 @@ func forwarderDrain(b *testing.B, pool *pgxpool.Pool, n int) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NopLogger{})
+	gc := gochannel.NewGoChannel(benchGoChannelConfig(), watermill.NopLogger{})
 	defer gc.Close()
 	done, count := consume(b, gc, "users.registered", int64(n))
 	f, err := forwarder.NewForwarder(sub, gc, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: fwdTopic, CloseTimeout: 5 * time.Second})
@@ -284,7 +306,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		fillOutbox(b, pool, ob, n)
-		gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NopLogger{})
+		gc := gochannel.NewGoChannel(benchGoChannelConfig(), watermill.NopLogger{})
 		done, count := consume(b, gc, "users.registered", int64(n))
 		r, err := outbox.NewRelay(pool, gc, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
 		if err != nil {
@@ -303,3 +325,22 @@ func BenchmarkRelayDrain(b *testing.B) {
 	b.ReportMetric(median(rates), "msgs/s")
 	b.ReportMetric(0, "ns/op")
 }
+
+// benchGoChannelConfig is the GoChannel the relay and the forwarder publish
+// into: Publish returns once the subscriber acknowledged each message
+// ("published" means "handled"), which also keeps GoChannel from starting
+// a goroutine per message faster than the subscriber drains them. Set
+// HEXERACT_BENCH_GOCHANNEL_NONBLOCKING=1 for GoChannel's default.
+func benchGoChannelConfig() gochannel.Config {
+	return gochannel.Config{OutputChannelBuffer: 4096, BlockPublishUntilSubscriberAck: os.Getenv("HEXERACT_BENCH_GOCHANNEL_NONBLOCKING") == ""}
+}
+
+// counting is a publisher that only counts: the relay's own cost.
+type counting struct{ n atomic.Int64 }
+
+func (c *counting) Publish(_ string, msgs ...*message.Message) error {
+	c.n.Add(int64(len(msgs)))
+	return nil
+}
+
+func (c *counting) Close() error { return nil }

@@ -41,6 +41,8 @@ type relayMetrics struct {
 	oldestAge         atomic.Uint64 // float64 bits
 	statsOK           atomic.Bool
 	lastProgress      atomic.Int64 // unix nanos
+
+	register func() (metric.Registration, error)
 }
 
 func newRelayMetrics(cfg relayConfig, t tables) (*relayMetrics, error) {
@@ -97,7 +99,16 @@ func newRelayMetrics(cfg relayConfig, t tables) (*relayMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	m.register = func() (metric.Registration, error) {
+		return meter.RegisterCallback(m.observe(pending, oldest, deadRows, progress), pending, oldest, deadRows, progress)
+	}
+	return m, nil
+}
+
+// observe reports the gauges; the callback is registered while the relay runs.
+func (m *relayMetrics) observe(pending metric.Int64ObservableGauge, oldest metric.Float64ObservableGauge,
+	deadRows metric.Int64ObservableGauge, progress metric.Float64ObservableGauge) metric.Callback {
+	return func(_ context.Context, o metric.Observer) error {
 		o.ObserveFloat64(progress, time.Since(time.Unix(0, m.lastProgress.Load())).Seconds(), m.attrs)
 		if !m.statsOK.Load() {
 			return nil
@@ -106,11 +117,7 @@ func newRelayMetrics(cfg relayConfig, t tables) (*relayMetrics, error) {
 		o.ObserveInt64(deadRows, m.deadRows.Load(), m.attrs)
 		o.ObserveFloat64(oldest, math.Float64frombits(m.oldestAge.Load()), m.attrs)
 		return nil
-	}, pending, oldest, deadRows, progress)
-	if err != nil {
-		return nil, err
 	}
-	return m, nil
 }
 
 func (m *relayMetrics) setStats(st Stats) {

@@ -89,13 +89,15 @@ func TestMetricsAndTraceContext(t *testing.T) {
 	stop := runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithMeterProvider(mp), outbox.WithTracerProvider(tp),
 		outbox.WithStatsInterval(50*time.Millisecond), outbox.WithBatchSize(100))
 	waitFor(t, 5*time.Second, "delivery", func() bool { return rec.distinct() == 5 })
-	time.Sleep(150 * time.Millisecond)
-	stop()
+	waitFor(t, 5*time.Second, "commit", func() bool { return pending(t, ob).Pending == 0 })
+	time.Sleep(150 * time.Millisecond) // a stats refresh after the drain
 
+	// Gauges are observed while the relay runs.
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
 	}
+	stop()
 	got := map[string]float64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {

@@ -196,6 +196,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		unregister := registerLocal(r.t.channel, r)
 		defer unregister()
 	}
+	reg, err := r.m.register()
+	if err != nil {
+		return fmt.Errorf("outbox: relay metrics: %w", err)
+	}
+	defer func() { _ = reg.Unregister() }()
+	r.m.lastProgress.Store(time.Now().UnixNano())
 
 	var wg sync.WaitGroup
 	if r.cfg.listen {
