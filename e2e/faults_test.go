@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,9 +16,21 @@ import (
 // adapters' broker-restart tests use the same file.
 const restartLockFile = "/tmp/hexeract-broker-restart.lock"
 
-// brokerLock takes the machine-wide restart lock until the test ends.
+var (
+	lockMu   sync.Mutex
+	lockHeld = map[*testing.T]bool{}
+)
+
+// brokerLock takes the machine-wide restart lock until the test ends. A
+// test that already holds it keeps it (flock locks belong to the open file,
+// so taking it twice from one process would wait for itself).
 func brokerLock(t *testing.T) {
 	t.Helper()
+	lockMu.Lock()
+	defer lockMu.Unlock()
+	if lockHeld[t] {
+		return
+	}
 	f, err := os.OpenFile(restartLockFile, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		t.Fatalf("restart lock: %v", err)
@@ -30,7 +43,14 @@ func brokerLock(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Cleanup(func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() })
+	lockHeld[t] = true
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+		lockMu.Lock()
+		delete(lockHeld, t)
+		lockMu.Unlock()
+	})
 }
 
 func restartRabbitMQ(t *testing.T) error {
