@@ -306,7 +306,9 @@ func TestMetricsCounted(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got, durations = collect(t, tel.reader)
-		if got[middleware.MetricConsumed] == 3 || time.Now().After(deadline) {
+		// The instruments of one message are recorded one after the other:
+		// wait for the last of them too.
+		if (got[middleware.MetricConsumed] == 3 && got[middleware.MetricDeadLettered] == 1 && durations == 3) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

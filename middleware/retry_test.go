@@ -153,7 +153,7 @@ func TestRetryGivesEachAttemptAFreshTimeout(t *testing.T) {
 			return nil, msg.Context().Err()
 		}
 		return nil, nil
-	}, retry, wmTimeout(50*time.Millisecond))
+	}, retry, wmTimeout(200*time.Millisecond))
 	if _, err := h(message.NewMessage("m1", nil)); err != nil {
 		t.Fatal(err)
 	}

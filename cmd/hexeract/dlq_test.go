@@ -289,3 +289,14 @@ func TestDLQNeedsATransport(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestDLQListAndMoveNATS(t *testing.T) { testDLQListAndMove(t, testenv.NATSURL(t), false) }
+
+func TestDLQListAndMovePostgreSQL(t *testing.T) {
+	testDLQListAndMove(t, testenv.PostgresURL(t), false)
+}
+
+func TestDLQListAndMoveKafka(t *testing.T) {
+	seeds := testenv.Kafka(t)
+	testDLQListAndMove(t, "kafka://"+strings.Join(seeds, ","), false)
+}
