@@ -80,6 +80,7 @@ var badInputTransports = []struct {
 // its fault metadata (and without its secret metadata), every good one must
 // be handled, and the consumer must keep running.
 func TestBadInput(t *testing.T) {
+	servicesSteady(t)
 	for _, tr := range badInputTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()

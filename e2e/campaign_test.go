@@ -48,6 +48,7 @@ func fullPlan() plan {
 // (kfake), in parallel in the short form and one after the other in the
 // full form (whose restarts affect the whole machine).
 func TestCampaign(t *testing.T) {
+	servicesSteady(t)
 	bin := serviceBinary(t)
 	pgURL := withPassword(t, testenv.PostgresURL(t))
 	p := shortPlan()

@@ -53,6 +53,31 @@ func brokerLock(t *testing.T) {
 	})
 }
 
+// servicesSteady holds the restart lock shared for the rest of the test, so
+// no broker-restart test (this package's full campaign, or the adapters')
+// stops a service under it; restart tests take it exclusively and wait.
+// In the full campaign the test restarts services itself and takes the lock
+// exclusively instead.
+func servicesSteady(t *testing.T) {
+	t.Helper()
+	if full() {
+		return
+	}
+	f, err := os.OpenFile(restartLockFile, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("restart lock: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil {
+		if time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("restart lock %s held exclusively by another test for 5 minutes", restartLockFile)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() })
+}
+
 func restartRabbitMQ(t *testing.T) error {
 	brokerLock(t)
 	start := "rabbitmqctl start_app && rabbitmqctl await_startup"
