@@ -12,6 +12,8 @@ import (
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -181,4 +183,46 @@ func ExampleRevive() {
 	fmt.Println(topic, msg.UUID, msg.Metadata, err)
 	// Output:
 	// payments pay-1 map[ce_type:payments.requested] <nil>
+}
+
+// Metrics records the messaging semantic-convention metrics (and
+// Hexeract's failure counters) for every message a handler consumes.
+func ExampleMetrics() {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	metrics, err := middleware.Metrics(middleware.MetricsOptions{MeterProvider: provider, System: "rabbitmq"})
+	if err != nil {
+		panic(err)
+	}
+	pubSub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	defer pubSub.Close()
+	done := make(chan struct{}, 2)
+	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	r.AddMiddleware(metrics)
+	r.AddNoPublisherHandler("ship", "orders", pubSub, func(msg *message.Message) error {
+		done <- struct{}{}
+		return nil
+	})
+	go func() { _ = r.Run(context.Background()) }()
+	<-r.Running()
+	_ = pubSub.Publish("orders", message.NewMessage("o-1", nil), message.NewMessage("o-2", nil))
+	<-done
+	<-done
+	_ = r.Close() // waits for the handlers, so both messages are recorded
+
+	var rm metricdata.ResourceMetrics
+	_ = reader.Collect(context.Background(), &rm)
+	for _, m := range rm.ScopeMetrics[0].Metrics {
+		switch data := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			dp := data.DataPoints[0]
+			dest, _ := dp.Attributes.Value("messaging.destination.name")
+			fmt.Println(m.Name, dp.Value, dest.AsString())
+		case metricdata.Histogram[float64]:
+			fmt.Println(m.Name, data.DataPoints[0].Count, m.Unit)
+		}
+	}
+	// Unordered output:
+	// messaging.client.consumed.messages 2 orders
+	// messaging.process.duration 2 s
 }
