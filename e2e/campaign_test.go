@@ -156,8 +156,9 @@ type campaign struct {
 }
 
 type fault struct {
-	kind string
-	at   time.Time // database clock
+	kind   string
+	at     time.Time     // database clock: when the fault was injected, or for a restart when the service was back
+	outage time.Duration // restarts: how long the stop and start took
 }
 
 func (c *campaign) run() *report {
@@ -222,10 +223,11 @@ func (c *campaign) injectFaults() {
 	}
 	if c.plan.brokerRestart {
 		steps = append(steps, func() {
-			c.mark("broker restart")
+			began := time.Now()
 			if err := c.restart(t); err != nil {
 				t.Errorf("broker restart: %v", err)
 			}
+			c.faults = append(c.faults, fault{kind: c.name + " broker restart", at: c.dbNow(), outage: time.Since(began)})
 		})
 	}
 	// Use the first 70% of the production time, then let it run clean.
@@ -307,11 +309,13 @@ func (c *campaign) restartPostgres() {
 			t.Errorf("restoring PostgreSQL: %v; start it with: %s", err, testenv.StartPostgres)
 		}
 	})
-	c.mark("PostgreSQL restart")
+	began := time.Now()
 	if _, err := runCmd(90*time.Second, pgRestartCmd); err != nil {
 		t.Errorf("PostgreSQL restart: %v", err)
 	}
+	outage := time.Since(began)
 	c.pool.Reset()
+	c.faults = append(c.faults, fault{kind: "PostgreSQL restart", at: c.dbNow(), outage: outage})
 }
 
 // waitDrained waits until every committed message has been applied and

@@ -34,8 +34,9 @@ type report struct {
 }
 
 type recovery struct {
-	fault string
-	took  time.Duration // -1 when no message committed after the fault was applied
+	fault  string
+	outage time.Duration
+	took   time.Duration // -1 when no message committed after the fault was applied
 }
 
 func (c *campaign) reconcile(began time.Time) *report {
@@ -96,7 +97,7 @@ func (c *campaign) reconcile(began time.Time) *report {
 			d = time.Duration(*ms * float64(time.Millisecond))
 		}
 		took = &d
-		r.recoveries = append(r.recoveries, recovery{fault: f.kind, took: *took})
+		r.recoveries = append(r.recoveries, recovery{fault: f.kind, outage: f.outage, took: *took})
 	}
 	_ = began
 	return r
@@ -151,13 +152,18 @@ func (r *report) String() string {
 	fmt.Fprintf(&b, "processes that exited by themselves and were restarted: %d\n", r.selfExits)
 	fmt.Fprintf(&b, "process logs scanned for the DSN password: %d bytes, 0 hits\n", r.logBytes)
 	fmt.Fprintf(&b, "drained %s after the producer finished\n", r.drained.Round(10*time.Millisecond))
-	b.WriteString("recovery after each fault (fault -> first effect of a message committed after it):\n")
+	b.WriteString("recovery after each fault (from the fault, or from the end of a restart, to the first\n" +
+		"effect of a message committed after it):\n")
 	for _, rc := range r.recoveries {
 		took := "never"
 		if rc.took >= 0 {
 			took = rc.took.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "  %-32s %s\n", rc.fault, took)
+		fault := rc.fault
+		if rc.outage > 0 {
+			fault += fmt.Sprintf(" (stop+start %s)", rc.outage.Round(10*time.Millisecond))
+		}
+		fmt.Fprintf(&b, "  %-44s %s\n", fault, took)
 	}
 	return b.String()
 }
