@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -112,7 +113,10 @@ func runRaw(b *testing.B, rawURL string, n int, envelope bool) result {
 // runHexeract does the same through Hexeract: App.Publish of typed messages
 // (envelope, default publisher decorators) and a typed handler behind the
 // App's default middleware chain.
-func runHexeract(b *testing.B, rawURL string, n int) result {
+//
+// With bare set, the App runs without its default middleware chain
+// (hexeract.WithoutDefaultMiddleware), to show what the chain costs.
+func runHexeract(b *testing.B, rawURL string, n int, bare bool) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	tr, err := adapters.Open(ctx, rawURL, adapters.WithGroup("bench-"+testenv.Suffix()))
@@ -121,11 +125,15 @@ func runHexeract(b *testing.B, rawURL string, n int) result {
 	}
 	defer tr.Close()
 	suffix := testenv.Suffix()
-	app, err := hexeract.New(
+	opts := []hexeract.Option{
 		hexeract.WithPubSub(tr.Publisher, tr.Subscriber),
 		hexeract.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		hexeract.WithTopicFunc(func(name string) string { return name + "." + suffix }),
-	)
+	}
+	if bare {
+		opts = append(opts, hexeract.WithoutDefaultMiddleware())
+	}
+	app, err := hexeract.New(opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -161,6 +169,10 @@ func runHexeract(b *testing.B, rawURL string, n int) result {
 	return res
 }
 
+func labeled(side string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("side", side), func(context.Context) { f() })
+}
+
 // result is one run: wall-clock time from the first publish to the last
 // handled message, and the CPU time this process used meanwhile (client
 // side: publisher, consumer, middleware; for Kafka also the in-process
@@ -176,10 +188,12 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchTransport runs raw Watermill and Hexeract on the same transport in
-// the same run, alternating (raw, hexeract, raw, hexeract, ...) for
-// HEXERACT_BENCH_ROUNDS rounds (default 2) and keeping the best time of
-// each, and reports msgs/s of both and Hexeract's overhead in percent.
+// benchTransport runs raw Watermill, raw Watermill with envelope-sized
+// metadata, Hexeract without its default middleware and Hexeract as New
+// configures it, on the same transport in the same run, in alternating
+// order for HEXERACT_BENCH_ROUNDS rounds (default 2), keeping the best time
+// of each; it reports msgs/s, client CPU per message and Hexeract's overhead
+// against raw Watermill in percent.
 func benchTransport(b *testing.B, rawURL string) {
 	n := benchMessages()
 	rounds := 2
@@ -187,7 +201,7 @@ func benchTransport(b *testing.B, rawURL string) {
 		rounds = r
 	}
 	for range b.N {
-		var bestRaw, bestEnv, bestHex result
+		var bestRaw, bestEnv, bestHex, bestBare result
 		keep := func(best *result, r result) {
 			if best.wall == 0 || r.wall < best.wall {
 				*best = r
@@ -195,17 +209,26 @@ func benchTransport(b *testing.B, rawURL string) {
 		}
 		for round := range rounds {
 			// Alternate the order so neither side always runs on a warmer broker.
+			// Each side runs under a profiler label (side=raw|envelope|hexeract)
+			// that its goroutines inherit, so a -cpuprofile splits by side.
+			raw := func() { labeled("raw", func() { keep(&bestRaw, runRaw(b, rawURL, n, false)) }) }
+			env := func() { labeled("envelope", func() { keep(&bestEnv, runRaw(b, rawURL, n, true)) }) }
+			hex := func() { labeled("hexeract", func() { keep(&bestHex, runHexeract(b, rawURL, n, false)) }) }
+			bare := func() { labeled("bare", func() { keep(&bestBare, runHexeract(b, rawURL, n, true)) }) }
 			if round%2 == 0 {
-				keep(&bestRaw, runRaw(b, rawURL, n, false))
-				keep(&bestEnv, runRaw(b, rawURL, n, true))
-				keep(&bestHex, runHexeract(b, rawURL, n))
+				raw()
+				env()
+				bare()
+				hex()
 			} else {
-				keep(&bestHex, runHexeract(b, rawURL, n))
-				keep(&bestEnv, runRaw(b, rawURL, n, true))
-				keep(&bestRaw, runRaw(b, rawURL, n, false))
+				hex()
+				bare()
+				env()
+				raw()
 			}
 		}
 		envRate := float64(n) / bestEnv.wall.Seconds()
+		bareRate := float64(n) / bestBare.wall.Seconds()
 		rawRate := float64(n) / bestRaw.wall.Seconds()
 		hexRate := float64(n) / bestHex.wall.Seconds()
 		rawCPU := float64(bestRaw.cpu.Microseconds()) / float64(n)
@@ -214,10 +237,12 @@ func benchTransport(b *testing.B, rawURL string) {
 		b.ReportMetric(hexRate, "hexeract_msgs/s")
 		b.ReportMetric((rawRate/hexRate-1)*100, "overhead_%")
 		b.ReportMetric(envRate, "raw+envelope_msgs/s")
+		b.ReportMetric(bareRate, "hexeract_bare_msgs/s")
 		b.ReportMetric(rawCPU, "raw_cpu_us/msg")
 		b.ReportMetric(hexCPU, "hexeract_cpu_us/msg")
-		b.Logf("%s: %d messages, best of %d: raw %.0f msgs/s (%.1f µs CPU/msg), raw+envelope %.0f msgs/s (%.1f µs CPU/msg), hexeract %.0f msgs/s (%.1f µs CPU/msg), hexeract/raw throughput %.3f",
-			strings.SplitN(rawURL, ":", 2)[0], n, rounds, rawRate, rawCPU, envRate, float64(bestEnv.cpu.Microseconds())/float64(n), hexRate, hexCPU, hexRate/rawRate)
+		us := func(r result) float64 { return float64(r.cpu.Microseconds()) / float64(n) }
+		b.Logf("%s: %d messages, best of %d: raw %.0f msgs/s (%.1f µs CPU/msg), raw+envelope %.0f msgs/s (%.1f), hexeract without default middleware %.0f msgs/s (%.1f), hexeract %.0f msgs/s (%.1f); hexeract/raw throughput %.3f",
+			strings.SplitN(rawURL, ":", 2)[0], n, rounds, rawRate, rawCPU, envRate, us(bestEnv), bareRate, us(bestBare), hexRate, hexCPU, hexRate/rawRate)
 	}
 }
 
