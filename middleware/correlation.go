@@ -41,7 +41,7 @@ func stampCorrelation(m, in *message.Message) {
 		m.Metadata = make(message.Metadata)
 	}
 	if m.Metadata.Get(router.KeyCorrelationID) == "" {
-		c := in.Metadata.Get(router.KeyCorrelationID)
+		c := router.CorrelationIDOf(in.Metadata)
 		if c == "" {
 			c = inID
 		}

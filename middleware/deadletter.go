@@ -212,8 +212,22 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // init initializes the handler's dead-letter topic.
-func (dl *deadLetter) init(ctx context.Context, done *atomic.Bool) error {
+func (dl *deadLetter) init(ctx context.Context, done *atomic.Bool) (err error) {
 	topic := dl.topic(message.SubscribeTopicFromCtx(ctx))
+	defer func() {
+		// Some transports panic in SubscribeInitialize when they are not set
+		// up for it (watermill-nats with JetStream disabled dereferences a nil
+		// JetStream context). Such a transport needs no initialization: go on
+		// without it rather than crash the handler.
+		if r := recover(); r != nil {
+			if dl.logger != nil {
+				dl.logger.Warn("hexeract: the transport cannot initialize dead-letter topics; publishing without it",
+					"topic", topic, "panic", fmt.Sprint(r))
+			}
+			done.Store(true)
+			err = nil
+		}
+	}()
 	if err := dl.initialize(topic); err != nil {
 		return fmt.Errorf("hexeract: initialize dead-letter topic %q (message nacked for redelivery): %w", topic, err)
 	}

@@ -25,6 +25,11 @@ type DefaultConfig struct {
 	// Timeout bounds each attempt (the handler's context is cancelled after
 	// it); 0 means DefaultTimeout, a negative value disables it.
 	Timeout time.Duration
+	// Redelivery, when set, runs between DeadLetter and Retry: after the
+	// immediate retries are exhausted it may take the message over (for
+	// example scheduler.Redelivery, which schedules it again at increasing
+	// delays and dead-letters it after the last one).
+	Redelivery message.HandlerMiddleware
 	// Tracing and Metrics configure the OpenTelemetry steps.
 	Tracing TracingOptions
 	Metrics MetricsOptions
@@ -83,6 +88,9 @@ func Default(cfg DefaultConfig) ([]message.HandlerMiddleware, error) {
 			return nil, err
 		}
 		chain = append(chain, dl)
+	}
+	if cfg.Redelivery != nil {
+		chain = append(chain, cfg.Redelivery)
 	}
 	chain = append(chain, retry)
 	timeout := cfg.Timeout

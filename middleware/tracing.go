@@ -182,7 +182,7 @@ func decorated[D message.Publisher](pub message.Publisher) bool {
 // setMessageAttributes sets the per-message attributes in one call.
 func setMessageAttributes(span trace.Span, msg *message.Message) {
 	id := semconv.MessagingMessageID(messageID(msg))
-	if c := msg.Metadata.Get(router.KeyCorrelationID); c != "" {
+	if c := router.CorrelationIDOf(msg.Metadata); c != "" {
 		span.SetAttributes(id, semconv.MessagingMessageConversationID(c))
 		return
 	}
