@@ -112,11 +112,8 @@ func run(ctx context.Context, out io.Writer, dbURL string) error {
 		return err
 	}
 
-	// Middleware: dead letter → redelivery (300 ms, 600 ms) → 2 immediate attempts.
-	deadLetter, err := middleware.DeadLetter(bus, middleware.DeadLetterOptions{})
-	if err != nil {
-		return err
-	}
+	// Redelivery (300 ms, then 600 ms) takes over after 2 immediate attempts;
+	// it sits in the default chain between DeadLetter and Retry.
 	redelivery, err := sched.Redelivery(scheduler.RedeliveryConfig{
 		Delays: []time.Duration{300 * time.Millisecond, 600 * time.Millisecond},
 		Logger: logger,
@@ -124,15 +121,13 @@ func run(ctx context.Context, out io.Writer, dbURL string) error {
 	if err != nil {
 		return err
 	}
-	retry, err := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 2, InitialInterval: 20 * time.Millisecond})
-	if err != nil {
-		return err
-	}
 	app, err := hexeract.New(
 		hexeract.WithPubSub(bus, bus),
 		hexeract.WithLogger(logger),
-		hexeract.WithoutDefaultMiddleware(),
-		hexeract.WithMiddleware(middleware.Correlation, deadLetter, redelivery, retry),
+		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) {
+			c.Redelivery = redelivery
+			c.Retry = middleware.RetryPolicy{MaxAttempts: 2, InitialInterval: 20 * time.Millisecond}
+		}),
 		hexeract.WithWorker(relay),
 		hexeract.WithWorker(sched),
 	)
