@@ -144,7 +144,7 @@ func NewMessage(ctx context.Context, m Message, opts EncodeOptions) (*message.Me
 		source = DefaultSource
 	}
 	msg := message.NewMessage(id, payload)
-	md := make(message.Metadata, 10) // sized for the envelope plus trace context
+	md := make(message.Metadata, 8) // one map group: the envelope without extras
 	msg.Metadata = md
 	md[KeyID] = id
 	md[KeyType] = m.MessageType()

@@ -74,6 +74,7 @@ func NewHandlerFunc[T Message](h Handler[T], codec Codec) (message.NoPublishHand
 		codec = JSON{}
 	}
 	return func(msg *message.Message) error {
+		growStack()
 		v, err := Decode[T](msg, codec, want)
 		if err != nil {
 			return err
