@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -131,8 +132,22 @@ func BenchmarkEndToEnd(b *testing.B) {
 	})
 
 	b.Run("hexeract-typed", func(b *testing.B) {
+		benchApp(b, hexeract.WithoutDefaultMiddleware())
+	})
+
+	// The same with the default middleware chain (correlation, tracing and
+	// metrics with no-op OpenTelemetry providers, dead letter, retry,
+	// timeout, recover): what an App costs out of the box.
+	b.Run("hexeract-typed-default-chain", func(b *testing.B) {
+		benchApp(b)
+	})
+}
+
+func benchApp(b *testing.B, opts ...hexeract.Option) {
+	{
 		ps := blockingPubSub()
-		app, err := hexeract.New(hexeract.WithPubSub(ps, ps), hexeract.WithoutDefaultMiddleware())
+		logger := slog.New(slog.DiscardHandler)
+		app, err := hexeract.New(append([]hexeract.Option{hexeract.WithPubSub(ps, ps), hexeract.WithLogger(logger)}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -157,7 +172,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-	})
+	}
 }
 
 // ExampleHandleFunc shows a typed handler on the in-memory transport.
