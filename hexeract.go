@@ -72,6 +72,9 @@ func New(opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hexeract: router config: %w", err)
 	}
+	// Outermost: grow each handler goroutine's stack once, while it is
+	// shallow, instead of repeatedly deep inside the chain and the decoder.
+	r.AddMiddleware(router.ReserveStack)
 	if err := app.installDefaults(&cfg, r); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,7 @@
 package router
 
+import "github.com/ThreeDotsLabs/watermill/message"
+
 // growStack makes the calling goroutine's stack large enough for decoding
 // and a typical handler in one step, while the stack is still shallow.
 //
@@ -25,5 +27,16 @@ const stackReserve = 8 << 10
 func sink(b []byte) {
 	if len(b) > 0 && b[0] == 1 {
 		panic("unreachable")
+	}
+}
+
+// ReserveStack is Watermill handler middleware that reserves the handler
+// goroutine's stack in one step before the rest of the chain runs (see
+// growStack). hexeract.New installs it outermost; add it first on a plain
+// Watermill router to get the same effect for deep middleware chains.
+func ReserveStack(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		growStack()
+		return h(msg)
 	}
 }
