@@ -230,6 +230,9 @@ func (c *campaign) injectFaults() {
 			c.faults = append(c.faults, fault{kind: c.name + " broker restart", at: c.dbNow(), outage: time.Since(began)})
 		})
 	}
+	// Faults start once traffic flows end to end (a Kafka consumer group
+	// takes seconds to assign its partitions after the App is running).
+	c.waitFlowing(time.Minute)
 	// Use the first 70% of the production time, then let it run clean.
 	total := time.Duration(c.plan.transactions) * time.Second / time.Duration(c.plan.rate)
 	gap := total * 7 / 10 / time.Duration(len(steps)+1)
@@ -237,6 +240,24 @@ func (c *campaign) injectFaults() {
 		time.Sleep(gap)
 		c.superviseOnce()
 		step()
+	}
+}
+
+// waitFlowing waits until the first effect has been applied.
+func (c *campaign) waitFlowing(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for {
+		var n int
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+c.prefix+`_effects LIMIT 1) s`).Scan(&n)
+		cancel()
+		if err == nil && n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no message applied within %s of the producer's start (err %v)\nconsumer log:\n%s", max, err, c.consumer.tail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
