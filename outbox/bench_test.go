@@ -327,12 +327,11 @@ func BenchmarkRelayDrain(b *testing.B) {
 }
 
 // benchGoChannelConfig is the GoChannel the relay and the forwarder publish
-// into: Publish returns once the subscriber acknowledged each message
-// ("published" means "handled"), which also keeps GoChannel from starting
-// a goroutine per message faster than the subscriber drains them. Set
-// HEXERACT_BENCH_GOCHANNEL_NONBLOCKING=1 for GoChannel's default.
+// into: GoChannel's defaults (as hexeract.App uses it) with a 4096-message
+// subscriber buffer. HEXERACT_BENCH_GOCHANNEL_BLOCK=1 makes Publish return
+// only once the subscriber acknowledged each message.
 func benchGoChannelConfig() gochannel.Config {
-	return gochannel.Config{OutputChannelBuffer: 4096, BlockPublishUntilSubscriberAck: os.Getenv("HEXERACT_BENCH_GOCHANNEL_NONBLOCKING") == ""}
+	return gochannel.Config{OutputChannelBuffer: 4096, BlockPublishUntilSubscriberAck: os.Getenv("HEXERACT_BENCH_GOCHANNEL_BLOCK") != ""}
 }
 
 // counting is a publisher that only counts: the relay's own cost.
