@@ -39,6 +39,7 @@ type Outbox struct {
 	n       *notifier
 
 	insertSQL string // multi-row insert, with or without pg_notify
+	insertOne string // the same for one message
 	notifySQL string
 	lockSQL   string
 }
@@ -82,10 +83,12 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
 SELECT u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(i, t, k, m, p, n)
 ORDER BY u.n`
+	one := `INSERT INTO ` + t.table + ` (id, topic, ordering_key, metadata, payload) VALUES ($1, $2, NULLIF($3, ''), $4::jsonb, $5)`
 	if o.notify == notifyInTx {
 		o.insertSQL = `WITH ins AS (` + insert + `) SELECT pg_notify('` + t.channel + `', '')`
+		o.insertOne = `WITH ins AS (` + one + `) SELECT pg_notify('` + t.channel + `', '')`
 	} else {
-		o.insertSQL = insert
+		o.insertSQL, o.insertOne = insert, one
 	}
 	if o.notify != notifyOff {
 		o.n = &notifier{src: pool, sql: `SELECT pg_notify('` + t.channel + `', '')`}
@@ -251,7 +254,13 @@ func (o *Outbox) write(ctx context.Context, tx Executor, b *batch) error {
 		}
 		return nil
 	}
-	if _, err := tx.Exec(ctx, o.insertSQL, b.ids, b.topics, b.keys, b.metadata, b.payloads); err != nil {
+	var err error
+	if len(b.ids) == 1 {
+		_, err = tx.Exec(ctx, o.insertOne, b.ids[0], b.topics[0], b.keys[0], b.metadata[0], b.payloads[0])
+	} else {
+		_, err = tx.Exec(ctx, o.insertSQL, b.ids, b.topics, b.keys, b.metadata, b.payloads)
+	}
+	if err != nil {
 		return fmt.Errorf("outbox: write %d messages to %s: %w", len(b.ids), o.t.name, err)
 	}
 	return nil
@@ -270,15 +279,14 @@ func (o *Outbox) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 // Signal announces that a transaction which published has committed. It
 // wakes the relays of this outbox table running in the same process at
-// once, and (unless [WithoutNotify]) sends a PostgreSQL notification, from
-// the outbox's pool and outside any producer transaction, that wakes the
-// relays of other processes. Notifications from many Signal calls in a
-// burst are coalesced. Call it after Commit; [Outbox.InTx] does. Without
+// once. When none runs in the process, it sends (unless [WithoutNotify]) a
+// PostgreSQL notification, on its own connection and outside any producer
+// transaction, that wakes the relays of other processes; notifications
+// from many Signal calls in a burst are coalesced. Call it after Commit; [Outbox.InTx] does. Without
 // it, relays find the rows by polling ([WithPollInterval]), or through the
 // in-transaction notification of [WithNotifyInTx].
 func (o *Outbox) Signal() {
-	signalLocal(o.t.channel)
-	if o.n != nil {
+	if !signalLocal(o.t.channel) && o.n != nil {
 		o.n.kick()
 	}
 }
@@ -390,10 +398,13 @@ func registerLocal(channel string, r *Relay) func() {
 	}
 }
 
-func signalLocal(channel string) {
+// signalLocal wakes the relays of channel in this process and reports
+// whether there were any.
+func signalLocal(channel string) bool {
 	local.Lock()
+	defer local.Unlock()
 	for r := range local.relays[channel] {
 		r.wake()
 	}
-	local.Unlock()
+	return len(local.relays[channel]) > 0
 }
