@@ -543,7 +543,7 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 		if len(msgs) == 0 {
 			return
 		}
-		if err := r.pub.Publish(topic, msgs...); err != nil {
+		if err := r.safePublish(topic, msgs); err != nil {
 			text := err.Error()
 			for _, i := range idx {
 				outcome[i] = failed
@@ -589,6 +589,17 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 		idx = append(idx, i)
 	}
 	flush(topic)
+}
+
+// safePublish calls the publisher, turning a panic into an error so a
+// faulty publisher fails the batch instead of the process.
+func (r *Relay) safePublish(topic string, msgs []*message.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("publisher panicked: %v", p)
+		}
+	}()
+	return r.pub.Publish(topic, msgs...)
 }
 
 // settleFailures writes failed and put-back rows back into the outbox (with

@@ -324,3 +324,19 @@ func TestPerKeyOrderWithThreeRelays(t *testing.T) {
 		t.Fatal("no broker failure was injected; the test did not exercise retries")
 	}
 }
+
+func TestPublisherPanicFailsTheBatchNotTheProcess(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	publishN(t, pool, ob, 3, 3)
+	rec := newRecorder()
+	var calls atomic.Int32
+	rec.fail = func(string, []*message.Message) error {
+		if calls.Add(1) == 1 {
+			panic("broker client bug")
+		}
+		return nil
+	}
+	runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithBackoff(10*time.Millisecond, 20*time.Millisecond), outbox.WithPollInterval(10*time.Millisecond))
+	waitFor(t, 10*time.Second, "delivery after the panic", func() bool { return rec.distinct() == 3 })
+	waitFor(t, 5*time.Second, "outbox empty", func() bool { return pending(t, ob).Pending == 0 })
+}
