@@ -51,7 +51,7 @@ func parseFlat(s string) (md message.Metadata, ok bool) {
 	if i >= len(s) || s[i] != '{' {
 		return nil, false
 	}
-	md = make(message.Metadata, strings.Count(s, `":`)+2)
+	md = make(message.Metadata, strings.Count(s, `":`))
 	i = skipSpace(s, i+1)
 	if i < len(s) && s[i] == '}' {
 		return md, skipSpace(s, i+1) == len(s)

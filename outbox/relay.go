@@ -387,6 +387,7 @@ func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 	defer conn.Release()
 	bg := context.WithoutCancel(ctx)
 	var pending *inflight
+	buf := make([]row, 0, r.cfg.batchSize) // reused by every batch of this call
 	for {
 		if pending != nil && ctx.Err() != nil {
 			return r.commit(bg, conn, pending) // stopping: commit what the broker acknowledged
@@ -421,7 +422,8 @@ func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 			_ = br.Close()
 			return fmt.Errorf("claim: %w", err)
 		}
-		claimed, err := scanRows(rows, make([]row, 0, r.cfg.batchSize))
+		clear(buf)
+		claimed, err := scanRows(rows, buf[:0])
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
