@@ -186,7 +186,6 @@ func (c *campaign) run() *report {
 	if err := c.relay.waitLog("relay running", 1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	began := c.dbNow()
 	c.producer.start()
 
 	c.injectFaults()
@@ -197,7 +196,7 @@ func (c *campaign) run() *report {
 	drained := c.waitDrained(c.plan.drain)
 	c.consumer.stop()
 	c.relay.stop()
-	r := c.reconcile(began)
+	r := c.reconcile()
 	r.drained = drained
 	r.check(t)
 	r.logBytes = scanDirForPassword(t, c.dir)

@@ -39,7 +39,7 @@ type recovery struct {
 	took   time.Duration // -1 when no message committed after the fault was applied
 }
 
-func (c *campaign) reconcile(began time.Time) *report {
+func (c *campaign) reconcile() *report {
 	t := c.t
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -85,21 +85,18 @@ func (c *campaign) reconcile(began time.Time) *report {
 	// Recovery: from the fault to the first effect of a message committed
 	// after it, that is until traffic flows end to end again.
 	for _, f := range c.faults {
-		var took *time.Duration
 		var ms *float64
 		err := c.pool.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM (min(e.at) - $1)) * 1000 FROM `+p+`_effects e JOIN `+p+
 			`_committed c ON c.msg_id = e.msg_id WHERE c.at > $1`, f.at).Scan(&ms)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := time.Duration(-1)
+		took := time.Duration(-1)
 		if ms != nil {
-			d = time.Duration(*ms * float64(time.Millisecond))
+			took = time.Duration(*ms * float64(time.Millisecond))
 		}
-		took = &d
-		r.recoveries = append(r.recoveries, recovery{fault: f.kind, outage: f.outage, took: *took})
+		r.recoveries = append(r.recoveries, recovery{fault: f.kind, outage: f.outage, took: took})
 	}
-	_ = began
 	return r
 }
 
