@@ -334,6 +334,9 @@ func (n *notifier) pool() (*pgxpool.Pool, error) {
 	cfg.MaxConns, cfg.MinConns = 1, 0
 	cfg.MaxConnIdleTime = time.Minute
 	cfg.HealthCheckPeriod = 30 * time.Second
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "hexeract-outbox-notify"
 	db, err := pgxpool.NewWithConfig(context.Background(), cfg)

@@ -177,9 +177,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer r.running.Store(false)
 
 	pcfg := r.src.Config()
-	pcfg.MaxConns = int32(r.cfg.workers + 1)
+	pcfg.MaxConns = int32(r.cfg.workers + 2) // workers, statistics, retention
 	pcfg.MinConns = 0
 	listenCfg := pcfg.ConnConfig.Copy()
+	if pcfg.ConnConfig.RuntimeParams == nil {
+		pcfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
 	rp := pcfg.ConnConfig.RuntimeParams
 	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(r.cfg.lease.Milliseconds(), 10)
 	rp["application_name"] = "hexeract-relay " + r.t.name.String()
@@ -229,6 +232,10 @@ func (r *Relay) work(ctx context.Context, db *pgxpool.Pool) {
 		default:
 		}
 		err := r.drain(ctx, db)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			err = fmt.Errorf("%w; create the outbox tables with outbox.Migrate or \"hexeract migrate up --outbox-table %s\"", err, r.t.name)
+		}
 		if err != nil && ctx.Err() == nil {
 			failures++
 			r.m.errors.Add(context.Background(), 1, r.m.attrs)
