@@ -68,6 +68,15 @@ func TestCampaign(t *testing.T) {
 		{"amqp", func(t *testing.T) string { return testenv.AMQPURL(t) }, restartRabbitMQ},
 		{"nats", func(t *testing.T) string { return natsURL(t) }, restartNATS},
 		{"kafka", func(t *testing.T) string { return "kafka://" + strings.Join(testenv.Kafka(t), ",") + "/" }, nil},
+		// Redis Streams: a killed consumer's pending messages are claimed
+		// by the group after max_idle (default 60 s); shortened like NATS's
+		// ack_wait.
+		{"redis", func(t *testing.T) string { return withQuery(testenv.RedisURL(t), "max_idle=3s&claim_interval=500ms") }, nil},
+		// PostgreSQL as the bus too (the outbox relays into it): a killed
+		// consumer's messages come back after ack_deadline (default 30 s).
+		{"postgres", func(t *testing.T) string {
+			return withQuery(withPassword(t, testenv.PostgresURL(t)), "ack_deadline=3s")
+		}, nil},
 	}
 	start := time.Now()
 	t.Run("transports", func(t *testing.T) {
@@ -128,6 +137,14 @@ func withPassword(t *testing.T, raw string) string {
 	}
 	u.User = url.UserPassword(user, testPassword)
 	return u.String()
+}
+
+// withQuery appends query parameters to rawURL.
+func withQuery(rawURL, q string) string {
+	if strings.Contains(rawURL, "?") {
+		return rawURL + "&" + q
+	}
+	return rawURL + "?" + q
 }
 
 // natsURL is the NATS URL with a short ack wait, so messages of a killed
