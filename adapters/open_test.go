@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
+	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 )
@@ -108,9 +109,15 @@ func roundTrip(t *testing.T, rawURL string, n int) {
 
 func TestRoundTripMem(t *testing.T) { roundTrip(t, "mem://", 50) }
 
-func TestRoundTripAMQP(t *testing.T) { roundTrip(t, testenv.AMQPURL(t), 50) }
+func TestRoundTripAMQP(t *testing.T) {
+	suite.BrokerInUse(t)
+	roundTrip(t, testenv.AMQPURL(t), 50)
+}
 
-func TestRoundTripNATS(t *testing.T) { roundTrip(t, testenv.NATSURL(t), 50) }
+func TestRoundTripNATS(t *testing.T) {
+	suite.BrokerInUse(t)
+	roundTrip(t, testenv.NATSURL(t), 50)
+}
 
 func TestRoundTripPostgres(t *testing.T) { roundTrip(t, testenv.PostgresURL(t), 50) }
 

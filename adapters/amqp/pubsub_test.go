@@ -27,6 +27,7 @@ func newPubSub(t *testing.T, group string) (message.Publisher, message.Subscribe
 // place. The broker-restart test of the suite needs a restart command and is
 // replaced by TestBrokerRestart.
 func TestUniversalPubSub(t *testing.T) {
+	suite.BrokerInUse(t)
 	tests.TestPubSub(t, suite.Fast(tests.Features{
 		ConsumerGroups:                      true,
 		ExactlyOnceDelivery:                 false,

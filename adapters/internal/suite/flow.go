@@ -20,10 +20,11 @@ type Flow struct {
 	Outage        time.Duration // time restart took
 }
 
-// RestartWhileFlowing publishes total messages on topic, one at a time and
+// RestartWhileFlowing publishes messages on topic, one at a time and
 // retrying each until the transport accepts it, while a subscriber consumes
-// and acks them. After the first tenth is accepted it calls restart, which
-// takes the broker down and up again. It then waits (up to timeout) until
+// and acks them. After a tenth of total is accepted it calls restart, which
+// takes the broker down and up again; publishing goes on until at least
+// total messages, a tenth of them after the restart, were accepted. It then waits (up to timeout) until
 // every accepted message was received and fails the test if any accepted
 // message is missing or a message that was never published shows up.
 func RestartWhileFlowing(t *testing.T, pub message.Publisher, sub message.Subscriber, topic string, total int, timeout time.Duration, restart func() error) Flow {
@@ -53,14 +54,23 @@ func RestartWhileFlowing(t *testing.T, pub message.Publisher, sub message.Subscr
 	restartDone := make(chan struct{})
 	published := make(chan error, 1)
 	go func() {
-		for i := 0; i < total; i++ {
+		// Publish at least total messages, and keep publishing until a tenth
+		// of total was accepted after the restart, so messages flow through
+		// the whole outage and after it.
+		for i := 0; ; i++ {
+			mu.Lock()
+			enough := i >= total && afterRestart >= total/10
+			mu.Unlock()
+			if enough {
+				break
+			}
 			id := fmt.Sprintf("msg-%06d", i)
 			mu.Lock()
 			attempted[id] = true
 			mu.Unlock()
 			for {
 				if ctx.Err() != nil {
-					published <- fmt.Errorf("timed out publishing message %d of %d", i, total)
+					published <- fmt.Errorf("timed out publishing message %d", i)
 					return
 				}
 				err := pub.Publish(topic, message.NewMessage(id, []byte(`{"n":`+fmt.Sprint(i)+`}`)))

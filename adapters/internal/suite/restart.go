@@ -16,9 +16,24 @@ import (
 const LockFile = "/tmp/hexeract-broker-restart.lock"
 
 // BrokerRestartLock takes an exclusive lock that every broker-restart test
-// holds, so only one broker is down at a time on the machine, and releases
-// it when the test ends. It fails the test after waitMax.
+// holds, so only one broker is down at a time on the machine and no test
+// holding [BrokerInUse] runs meanwhile, and releases it when the test ends.
+// It fails the test after waitMax.
 func BrokerRestartLock(t *testing.T, waitMax time.Duration) {
+	t.Helper()
+	flock(t, syscall.LOCK_EX, waitMax)
+}
+
+// BrokerInUse takes the broker-restart lock shared, for the duration of a
+// test that needs RabbitMQ or NATS up throughout: such tests run together,
+// but never while a restart test has a broker down. Tests in other packages
+// can take it too.
+func BrokerInUse(t *testing.T) {
+	t.Helper()
+	flock(t, syscall.LOCK_SH, 3*time.Minute)
+}
+
+func flock(t *testing.T, how int, waitMax time.Duration) {
 	t.Helper()
 	f, err := os.OpenFile(LockFile, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
@@ -26,7 +41,7 @@ func BrokerRestartLock(t *testing.T, waitMax time.Duration) {
 	}
 	deadline := time.Now().Add(waitMax)
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
 			break
 		}
