@@ -22,6 +22,8 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Good is the message type of the bad-input campaign's handler.
@@ -69,7 +71,9 @@ var badInputTransports = []struct {
 	{"nats", func(t *testing.T) string { return natsURL(t) }, false, "maximum payload"},
 	{"kafka", func(t *testing.T) string { return "kafka://" + strings.Join(testenv.Kafka(t), ",") + "/" }, false, "larger than"},
 	{"redis", func(t *testing.T) string { return testenv.RedisURL(t) }, true, ""},
-	{"postgres", func(t *testing.T) string { return withPassword(t, testenv.PostgresURL(t)) }, true, ""},
+	{"postgres", func(t *testing.T) string {
+		return withQuery(withPassword(t, testenv.PostgresURL(t)), "table_prefix={prefix}_bus_")
+	}, true, ""},
 	{"sqs", sqsURL, false, "over the limit"},
 }
 
@@ -150,6 +154,13 @@ func badInput(t *testing.T, name, rawURL string, carriesBig bool, bigErr string)
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	prefix := "e2e_bad_" + testenv.Suffix()
 	group := prefix
+	if strings.Contains(rawURL, "{prefix}") {
+		// PostgreSQL as the bus: its tables are named after the test and
+		// dropped at the end.
+		rawURL = strings.ReplaceAll(rawURL, "{prefix}", prefix)
+		pool := testenv.Postgres(t)
+		t.Cleanup(func() { dropLike(t, pool, prefix+"_bus_") })
+	}
 	tr, err := adapters.Open(ctx, rawURL, adapters.WithGroup(group), adapters.WithLogger(watermill.NewSlogLogger(logger)))
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
@@ -328,5 +339,24 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool, msg func() strin
 			t.Fatal(msg())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dropLike drops the tables whose names start with prefix.
+func dropLike(t *testing.T, pool *pgxpool.Pool, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rows, err := pool.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE starts_with(tablename, $1)`, prefix)
+	if err != nil {
+		t.Logf("drop tables %s*: %v", prefix, err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Logf("drop tables %s*: %v", prefix, err)
+		return
+	}
+	for _, n := range names {
+		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+n+` CASCADE`)
 	}
 }

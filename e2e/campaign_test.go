@@ -75,7 +75,7 @@ func TestCampaign(t *testing.T) {
 		// PostgreSQL as the bus too (the outbox relays into it): a killed
 		// consumer's messages come back after ack_deadline (default 30 s).
 		{"postgres", func(t *testing.T) string {
-			return withQuery(withPassword(t, testenv.PostgresURL(t)), "ack_deadline=3s")
+			return withQuery(withPassword(t, testenv.PostgresURL(t)), "ack_deadline=3s&table_prefix={prefix}_bus_")
 		}, nil},
 	}
 	start := time.Now()
@@ -181,6 +181,9 @@ type fault struct {
 func (c *campaign) run() *report {
 	t := c.t
 	c.prefix = "e2e_" + testenv.Suffix() + "_" + c.name
+	// Tables the transport creates (PostgreSQL bus) are named after the
+	// campaign too, so they are dropped with its own.
+	c.transport = strings.ReplaceAll(c.transport, "{prefix}", c.prefix)
 	c.pool = testenv.Postgres(t)
 	c.dir = t.TempDir()
 	common := []string{"-db", c.db, "-transport", c.transport, "-prefix", c.prefix}
@@ -386,27 +389,14 @@ func (c *campaign) pending() (missing, sagas int, err error) {
 }
 
 func (c *campaign) dropTables() {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	rows, err := c.pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE tablename LIKE $1`, c.prefix+"%")
-	if err != nil {
-		return
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		_ = rows.Scan(&n)
-		names = append(names, n)
-	}
-	rows.Close()
 	if os.Getenv("HEXERACT_E2E_KEEP") == "1" {
 		_, _ = runCmd(5*time.Second, "cp -r "+c.dir+" /tmp/e2e-keep-"+c.name)
-		c.t.Logf("keeping tables %v", names)
+		c.t.Logf("keeping the tables %s_* and the logs in /tmp/e2e-keep-%s", c.prefix, c.name)
 		return
 	}
-	for _, n := range names {
-		_, _ = c.pool.Exec(ctx, `DROP TABLE IF EXISTS `+n+` CASCADE`)
-	}
+	dropLike(c.t, c.pool, c.prefix+"_")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	_, _ = c.pool.Exec(ctx, `DROP FUNCTION IF EXISTS `+c.prefix+`_sagas_save CASCADE`)
 	_, _ = c.pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component LIKE $1`, "%"+c.prefix+"%")
 }

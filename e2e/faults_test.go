@@ -18,49 +18,55 @@ const restartLockFile = "/tmp/hexeract-broker-restart.lock"
 
 var (
 	lockMu   sync.Mutex
-	lockHeld = map[*testing.T]bool{}
+	lockFile *os.File // open while this process holds the lock
+	lockRefs int
 )
 
-// brokerLock takes the machine-wide restart lock until the test ends. A
-// test that already holds it keeps it (flock locks belong to the open file,
-// so taking it twice from one process would wait for itself).
+// brokerLock takes the machine-wide restart lock exclusively until the test
+// ends. The lock is held per process and counted: flock locks belong to the
+// open file, so a second flock from this process would wait for itself.
 func brokerLock(t *testing.T) {
 	t.Helper()
 	lockMu.Lock()
 	defer lockMu.Unlock()
-	if lockHeld[t] {
-		return
-	}
-	f, err := os.OpenFile(restartLockFile, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatalf("restart lock: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("restart lock %s held by another test for 5 minutes", restartLockFile)
+	if lockRefs == 0 {
+		f, err := os.OpenFile(restartLockFile, os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			t.Fatalf("restart lock: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		deadline := time.Now().Add(5 * time.Minute)
+		for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			if time.Now().After(deadline) {
+				f.Close()
+				t.Fatalf("restart lock %s held by another test for 5 minutes", restartLockFile)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		lockFile = f
 	}
-	lockHeld[t] = true
+	lockRefs++
 	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
 		lockMu.Lock()
-		delete(lockHeld, t)
-		lockMu.Unlock()
+		defer lockMu.Unlock()
+		lockRefs--
+		if lockRefs == 0 {
+			_ = syscall.Flock(int(lockFile.Fd()), syscall.LOCK_UN)
+			lockFile.Close()
+			lockFile = nil
+		}
 	})
 }
 
 // servicesSteady holds the restart lock shared for the rest of the test, so
 // no broker-restart test (this package's full campaign, or the adapters')
 // stops a service under it; restart tests take it exclusively and wait.
-// In the full campaign the test restarts services itself and takes the lock
-// exclusively instead.
+// In the full campaign, which restarts services itself, it takes the lock
+// exclusively for the whole test instead, so no other test restarts a
+// service in the middle of it.
 func servicesSteady(t *testing.T) {
 	t.Helper()
 	if full() {
+		brokerLock(t)
 		return
 	}
 	f, err := os.OpenFile(restartLockFile, os.O_CREATE|os.O_RDWR, 0o666)
