@@ -548,23 +548,27 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 	var blocked map[string]bool // keys with a failed row in this batch
 	msgs := make([]*message.Message, 0, len(claimed))
 	idx := make([]int, 0, len(claimed))
+	fail := func(i int, err error) {
+		outcome[i] = failed
+		errText[i] = err.Error()
+		if k := claimed[i].key; k != nil {
+			if blocked == nil {
+				blocked = map[string]bool{}
+			}
+			blocked[*k] = true
+		}
+	}
 	flush := func(topic string) {
 		if len(msgs) == 0 {
 			return
 		}
 		if err := r.safePublish(topic, msgs); err != nil {
-			text := err.Error()
-			for _, i := range idx {
-				outcome[i] = failed
-				errText[i] = text
-				if k := claimed[i].key; k != nil {
-					if blocked == nil {
-						blocked = map[string]bool{}
-					}
-					blocked[*k] = true
-				}
-			}
 			span.RecordError(err)
+			if len(msgs) == 1 {
+				fail(idx[0], err)
+			} else {
+				r.publishOneByOne(topic, msgs, idx, claimed, outcome, fail, func(k string) bool { return blocked[k] })
+			}
 		}
 		msgs, idx = msgs[:0], idx[:0]
 	}
@@ -598,6 +602,40 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 		idx = append(idx, i)
 	}
 	flush(topic)
+}
+
+// publishOneByOne publishes msgs one at a time after a publish of the whole
+// run failed, so that one poison message (too large for the broker, say)
+// is charged alone and its batch-mates go out. Messages behind a failed
+// one with the same ordering key are put back untried. Two failures in a
+// row look like a broker outage rather than a poison message: the rest of
+// the run is then failed with that error without trying each message.
+func (r *Relay) publishOneByOne(topic string, msgs []*message.Message, idx []int, claimed []row, outcome []uint8, fail func(int, error), blocked func(string) bool) {
+	streak := 0
+	for j := range msgs {
+		i := idx[j]
+		if k := claimed[i].key; k != nil && blocked(*k) {
+			outcome[i] = putBack
+			continue
+		}
+		err := r.safePublish(topic, msgs[j:j+1])
+		if err == nil {
+			streak = 0
+			continue
+		}
+		fail(i, err)
+		if streak++; streak < 2 {
+			continue
+		}
+		for _, rest := range idx[j+1:] {
+			if k := claimed[rest].key; k != nil && blocked(*k) {
+				outcome[rest] = putBack
+			} else {
+				fail(rest, err)
+			}
+		}
+		return
+	}
 }
 
 // safePublish calls the publisher, turning a panic into an error so a
