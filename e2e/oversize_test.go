@@ -14,9 +14,9 @@ import (
 // TestOversizeThroughOutbox sends a message over the broker's size limit
 // through the outbox on NATS (1 MB max_payload): the relay's publish fails,
 // is retried, and the row ends in the outbox's dead table with the broker's
-// error, while a normal message committed after it is delivered. Found by
-// this campaign: the normal message went to the dead table too (see
-// docs/reliability.md, Known gaps).
+// error, while a normal message committed after it is delivered. (It found
+// the relay charging a failed publish to every row of the call, which sent
+// the normal message to the dead table too; fixed in the outbox.)
 func TestOversizeThroughOutbox(t *testing.T) {
 	servicesSteady(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
