@@ -15,12 +15,14 @@
 package redis
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -97,11 +99,30 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Publisher is Watermill's Redis Streams publisher.
-type Publisher = wredis.Publisher
+// Publisher is Watermill's Redis Streams publisher, refusing the empty
+// topic (an empty stream key).
+type Publisher struct{ *wredis.Publisher }
 
-// Subscriber is Watermill's Redis Streams subscriber.
-type Subscriber = wredis.Subscriber
+// Publish appends msgs to topic's stream.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == "" {
+		return errEmptyTopic
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// Subscriber is Watermill's Redis Streams subscriber, refusing the empty topic.
+type Subscriber struct{ *wredis.Subscriber }
+
+// Subscribe consumes topic's stream as a member of the configured group.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if topic == "" {
+		return nil, errEmptyTopic
+	}
+	return s.Subscriber.Subscribe(ctx, topic)
+}
+
+var errEmptyTopic = errors.New("redis: empty topic; every topic names a stream")
 
 // NewPublisher returns a publisher (XADD per message). Closing it leaves
 // cfg.Client open. logger may be nil.
@@ -116,7 +137,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	if err != nil {
 		return nil, fmt.Errorf("redis: publisher: %w", err)
 	}
-	return p, nil
+	return &Publisher{p}, nil
 }
 
 // NewSubscriber returns a subscriber of cfg.Group. Closing it leaves
@@ -139,7 +160,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 	if err != nil {
 		return nil, fmt.Errorf("redis: subscriber: %w", err)
 	}
-	return s, nil
+	return &Subscriber{s}, nil
 }
 
 // New returns a publisher and a subscriber sharing cfg.Client. Close both

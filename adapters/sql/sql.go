@@ -25,6 +25,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/internal/sqlident"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -157,11 +158,38 @@ func (c Config) offsetsAdapter() wsql.OffsetsAdapter {
 	}
 }
 
-// Publisher is Watermill's SQL publisher.
-type Publisher = wsql.Publisher
+// Publisher is Watermill's SQL publisher, refusing the empty topic (from
+// which no table name can be built).
+type Publisher struct{ *wsql.Publisher }
 
-// Subscriber is Watermill's SQL subscriber.
-type Subscriber = wsql.Subscriber
+// Publish inserts msgs into topic's table.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == "" {
+		return errEmptyTopic
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// Subscriber is Watermill's SQL subscriber, refusing the empty topic.
+type Subscriber struct{ *wsql.Subscriber }
+
+// Subscribe consumes topic as a member of the configured group.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if topic == "" {
+		return nil, errEmptyTopic
+	}
+	return s.Subscriber.Subscribe(ctx, topic)
+}
+
+// SubscribeInitialize creates topic's tables.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if topic == "" {
+		return errEmptyTopic
+	}
+	return s.Subscriber.SubscribeInitialize(topic)
+}
+
+var errEmptyTopic = errors.New("sql: empty topic; every topic names a table")
 
 // NewPublisher returns a publisher that inserts into the topic tables,
 // creating them on first use. logger may be nil.
@@ -177,7 +205,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	if err != nil {
 		return nil, fmt.Errorf("sql: publisher: %w", err)
 	}
-	return p, nil
+	return &Publisher{p}, nil
 }
 
 // NewSubscriber returns a subscriber of cfg.Group, creating the tables on
@@ -201,7 +229,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 	if err != nil {
 		return nil, fmt.Errorf("sql: subscriber: %w", err)
 	}
-	return s, nil
+	return &Subscriber{s}, nil
 }
 
 // New returns a publisher and a subscriber on cfg.Pool. Close both when done;
