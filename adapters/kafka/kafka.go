@@ -111,6 +111,11 @@ func (c Config) sarama(forProducer bool) *sarama.Config {
 	}
 	sc.Producer.Return.Successes = true
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	// When a consumer dies without leaving its group, the rebalance that
+	// follows waits up to this long for every member to rejoin; sarama's 60 s
+	// default stalled the whole group for a minute after a crash (seen in
+	// the e2e campaign). Handlers ack fast, so 10 s is ample to rejoin.
+	sc.Consumer.Group.Rebalance.Timeout = 10 * time.Second
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	if c.NewestOffset {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
