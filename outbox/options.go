@@ -120,7 +120,7 @@ func WithoutNotify() Option {
 // calls [Outbox.Signal]. The price: PostgreSQL serialises the commits of
 // all transactions that notify, cluster-wide, until their WAL is flushed,
 // which adds latency to every producer transaction under concurrency (see
-// docs/performance-outbox.md). The default sends the notification from
+// docs/performance.md). The default sends the notification from
 // Signal instead, outside the producer's transaction.
 func WithNotifyInTx() Option {
 	return outboxOptionFunc(func(c *outboxConfig) { c.notify = notifyInTx })
