@@ -121,13 +121,7 @@ func (r *recorder) messages() []*message.Message {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, cond)
 }
 
 // runRelay starts a relay and stops it at the end of the test.
@@ -137,25 +131,7 @@ func runRelay(t testing.TB, pool *pgxpool.Pool, pub message.Publisher, opts ...o
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("relay Run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("relay did not stop within 15s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Run(t, "relay", 15*time.Second, r.Run)
 }
 
 func pending(t testing.TB, ob *outbox.Outbox) outbox.Stats {

@@ -3,7 +3,6 @@ package scheduler_test
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -138,23 +137,5 @@ func dropTables(pool *pgxpool.Pool, table string) {
 // run starts s.Run in the background; the returned stop cancels it and waits.
 func run(t testing.TB, s *scheduler.Scheduler) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return within 10s of cancellation")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Run(t, "scheduler", 10*time.Second, s.Run)
 }
