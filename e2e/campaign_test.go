@@ -195,8 +195,13 @@ func (c *campaign) run() *report {
 	t.Cleanup(func() { c.dropTables() })
 	c.consumer = newProc(t, c.dir, "consumer", c.bin, append([]string{"-role", "consumer"}, common...)...)
 	c.relay = newProc(t, c.dir, "relay", c.bin, append([]string{"-role", "relay", "-batch", "50"}, common...)...)
+	// The producer runs at least plan.transactions, and on until the
+	// stop file exists: faults wait for the process they hit to be ready
+	// again, so on a loaded machine they can outlast the planned production
+	// time, and recovery from the last one is measured on traffic after it.
+	stopFile := filepath.Join(c.dir, "producer.stop")
 	c.producer = newProc(t, c.dir, "producer", c.bin, append([]string{"-role", "producer",
-		"-count", strconv.Itoa(c.plan.transactions), "-rate", strconv.Itoa(c.plan.rate)}, common...)...)
+		"-count", strconv.Itoa(c.plan.transactions), "-rate", strconv.Itoa(c.plan.rate), "-until", stopFile}, common...)...)
 
 	c.consumer.start()
 	if err := c.consumer.waitLog("consumer ready", 1, time.Minute); err != nil {
@@ -209,6 +214,11 @@ func (c *campaign) run() *report {
 	c.producer.start()
 
 	c.injectFaults()
+	// Clean traffic after the last fault, then let the producer finish.
+	time.Sleep(cleanTail)
+	if err := os.WriteFile(stopFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := c.producer.wait(c.plan.drain + time.Duration(c.plan.transactions/c.plan.rate)*time.Second); err != nil {
 		t.Fatal(err)
@@ -222,6 +232,10 @@ func (c *campaign) run() *report {
 	r.logBytes = scanDirForPassword(t, c.dir)
 	return r
 }
+
+// cleanTail is how long the producer keeps going after the last fault at
+// least.
+const cleanTail = time.Second
 
 // injectFaults spreads the plan's faults over the producer's run, so
 // traffic keeps flowing after the last one and recovery can be measured.

@@ -100,6 +100,7 @@ type Payment struct {
 
 type flags struct {
 	role, db, transport, prefix, group, logFile string
+	until                                       string
 	count, rate, batch                          int
 	rollback                                    float64
 }
@@ -112,6 +113,7 @@ func main() {
 	flag.StringVar(&f.prefix, "prefix", "", "name prefix of tables and topics (a lower-case SQL identifier)")
 	flag.StringVar(&f.group, "group", "e2e", "consumer group")
 	flag.IntVar(&f.count, "count", 1000, "producer: transactions to run")
+	flag.StringVar(&f.until, "until", "", "producer: after -count transactions, keep going until this file exists")
 	flag.IntVar(&f.rate, "rate", 200, "producer: transactions per second (0: unlimited)")
 	flag.IntVar(&f.batch, "batch", 50, "relay: batch size")
 	flag.Float64Var(&f.rollback, "rollback", 0.10, "producer: share of transactions rolled back on purpose")
@@ -212,7 +214,9 @@ CREATE TABLE IF NOT EXISTS `+n.effects+` (seq bigserial PRIMARY KEY, msg_id text
 	return err
 }
 
-// produce runs f.count transactions: each inserts the order's message ids
+// produce runs f.count transactions (and more, until the file f.until
+// exists, when that is set, so a test can keep traffic flowing until its
+// last fault has been injected): each inserts the order's message ids
 // into the committed table and writes the messages to the outbox (and, for
 // one in seven, a reminder into the scheduler); f.rollback of them are
 // rolled back on purpose after all the writes. A transaction that fails
@@ -227,7 +231,7 @@ func produce(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 	}
 	insert := `INSERT INTO ` + n.committed + ` (msg_id, kind, order_id) SELECT unnest($1::text[]), unnest($2::text[]), $3`
 	done, failed, rolled := 0, 0, 0
-	for done < f.count {
+	for done < f.count || !exists(f.until) {
 		if tick != nil {
 			select {
 			case <-ctx.Done():
@@ -263,6 +267,15 @@ func produce(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 	}
 	log.Info("producer done", "transactions", done, "rolled_back", rolled, "failed_and_retried", failed)
 	return nil
+}
+
+// exists reports whether the file at path exists; an empty path exists.
+func exists(path string) bool {
+	if path == "" {
+		return true
+	}
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox, sched *scheduler.Scheduler, insert, order string, amount, i int, rollback bool) (ids, kinds []string, err error) {
