@@ -16,7 +16,8 @@
 //     ("cloudEvents_type" headers, the content-type property; see [Marshaler]),
 //     so CloudEvents SDKs in other languages read and write the messages.
 //
-// The Publisher and Subscriber returned are Watermill's own types; every
+// The Subscriber is Watermill's own type and the [Publisher] a thin wrapper
+// around Watermill's; both are Watermill publishers and subscribers, so every
 // Watermill feature (middleware, router, SubscribeInitialize) works unchanged.
 package amqp
 
@@ -24,10 +25,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // DefaultGroup is the consumer group used when Config.Group is empty.
@@ -71,6 +75,12 @@ type Config struct {
 	// TLS configures TLS for amqps:// URLs; nil uses the system roots.
 	TLS *tls.Config
 
+	// ConnectionName is the name RabbitMQ shows for the connections (the
+	// "connection_name" client property, in rabbitmqctl list_connections
+	// user_provided_name and the management UI). Empty means
+	// "hexeract <program> <pid>".
+	ConnectionName string
+
 	// ReconnectMaxInterval caps the backoff between reconnection attempts;
 	// 0 means 10s.
 	ReconnectMaxInterval time.Duration
@@ -96,6 +106,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ChannelPoolSize == 0 {
 		c.ChannelPoolSize = DefaultChannelPoolSize
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = fmt.Sprintf("hexeract %s %d", filepath.Base(os.Args[0]), os.Getpid())
 	}
 	return c
 }
@@ -133,7 +146,14 @@ func (c Config) WatermillConfig() wamqp.Config {
 	c = c.withDefaults()
 	group := c.Group
 	wc := wamqp.NewDurablePubSubConfig(c.URL, func(topic string) string { return QueueName(topic, group) })
-	wc.Connection.TLSConfig = c.TLS
+	// The same dial as watermill-amqp's default (amqp091.DialTLS), plus the
+	// connection name; parameters in the URL (heartbeat, channel_max, ...)
+	// still apply.
+	wc.Connection.AmqpConfig = &amqp091.Config{
+		TLSClientConfig: c.TLS,
+		Locale:          "en_US",
+		Properties:      amqp091.Table{"connection_name": c.ConnectionName},
+	}
 	wc.Connection.Reconnect = &wamqp.ReconnectConfig{
 		BackoffInitialInterval:     200 * time.Millisecond,
 		BackoffRandomizationFactor: 0.5,
@@ -147,23 +167,8 @@ func (c Config) WatermillConfig() wamqp.Config {
 	return wc
 }
 
-// Publisher is Watermill's RabbitMQ publisher.
-type Publisher = wamqp.Publisher
-
 // Subscriber is Watermill's RabbitMQ subscriber.
 type Subscriber = wamqp.Subscriber
-
-// NewPublisher connects a publisher. logger may be nil.
-func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	p, err := wamqp.NewPublisher(cfg.WatermillConfig(), nopIfNil(logger))
-	if err != nil {
-		return nil, fmt.Errorf("amqp: publisher: %w", err)
-	}
-	return p, nil
-}
 
 // NewSubscriber connects a subscriber of cfg.Group. logger may be nil.
 func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, error) {
