@@ -41,6 +41,7 @@ type DecodeError struct {
 	Err       error  // the cause
 }
 
+// Error names the message id, the topic, the expected type and the cause.
 func (e *DecodeError) Error() string {
 	topic := e.Topic
 	if topic == "" {
@@ -65,6 +66,7 @@ type TypeMismatchError struct {
 	Got, Want string
 }
 
+// Error names the type found and the type expected.
 func (e *TypeMismatchError) Error() string {
 	return fmt.Sprintf("unexpected message type %q (this handler takes %q)", e.Got, e.Want)
 }
