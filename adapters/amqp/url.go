@@ -22,6 +22,7 @@ var passThrough = []string{"heartbeat", "connection_timeout", "channel_max", "au
 //	confirm        false disables publisher confirms (Config.NoConfirm)
 //	channel_pool   publisher channels kept open (Config.ChannelPoolSize), default 8
 //	reconnect_max  cap of the reconnection backoff, e.g. 10s
+//	connection_name  the name RabbitMQ shows for the connections (Config.ConnectionName)
 //
 // The client's own parameters (heartbeat, connection_timeout, channel_max,
 // auth_mechanism, certfile, keyfile, cacertfile, server_name_indication) are
@@ -45,6 +46,7 @@ func ParseURL(rawURL string) (Config, error) {
 		NoConfirm:            !q.Bool("confirm", true),
 		ChannelPoolSize:      q.Int("channel_pool", 0),
 		ReconnectMaxInterval: q.Duration("reconnect_max", 0),
+		ConnectionName:       q.String("connection_name", ""),
 	}
 	q.Known(passThrough...)
 	if err := q.Err(true); err != nil {

@@ -59,7 +59,8 @@ func Scrub(s, rawURL string) string {
 type Query struct {
 	prefix string
 	values url.Values
-	known  []string
+	known  []string // read by a getter
+	passed []string // accepted without reading, kept by Remaining
 	errs   []error
 }
 
@@ -131,12 +132,12 @@ func (q *Query) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
-// Known marks keys as accepted without reading them (parameters passed
-// through to the underlying client).
-func (q *Query) Known(keys ...string) { q.known = append(q.known, keys...) }
+// Known marks keys as accepted without reading them: parameters passed
+// through to the underlying client, which Remaining keeps.
+func (q *Query) Known(keys ...string) { q.passed = append(q.passed, keys...) }
 
-// Remaining returns the parameters not read by a getter, for passing
-// through to the underlying client.
+// Remaining returns the parameters not read by a getter (those marked
+// Known among them), for passing through to the underlying client.
 func (q *Query) Remaining() url.Values {
 	out := url.Values{}
 	for k, vs := range q.values {
@@ -154,13 +155,13 @@ func (q *Query) Err(strict bool) error {
 	if strict {
 		var unknown []string
 		for k := range q.values {
-			if !slices.Contains(q.known, k) {
+			if !slices.Contains(q.known, k) && !slices.Contains(q.passed, k) {
 				unknown = append(unknown, k)
 			}
 		}
 		slices.Sort(unknown)
 		if len(unknown) > 0 {
-			known := slices.Clone(q.known)
+			known := slices.Concat(q.known, q.passed)
 			slices.Sort(known)
 			known = slices.Compact(known)
 			errs = append(errs, fmt.Errorf("unknown parameter(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(known, ", ")))

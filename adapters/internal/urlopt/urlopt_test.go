@@ -53,3 +53,19 @@ func TestQuery(t *testing.T) {
 		t.Errorf("Remaining = %v", rem)
 	}
 }
+
+func TestKnownParametersArePassedThrough(t *testing.T) {
+	v, _ := url.ParseQuery("group=a&heartbeat=5&typo=1")
+	q := NewQuery("amqp", v)
+	if got := q.String("group", ""); got != "a" {
+		t.Fatalf("group = %q", got)
+	}
+	q.Known("heartbeat")
+	if got := q.Remaining().Encode(); got != "heartbeat=5&typo=1" {
+		t.Errorf("Remaining = %q, want the pass-through and the unknown parameter", got)
+	}
+	err := q.Err(true)
+	if err == nil || !strings.Contains(err.Error(), "unknown parameter(s) typo") || strings.Contains(err.Error(), "parameter(s) heartbeat") {
+		t.Errorf("Err = %v, want typo (and only typo) unknown", err)
+	}
+}
