@@ -100,6 +100,9 @@ func (p *Publisher) open() (*wamqp.Publisher, error) {
 	if wp := p.current.Load(); wp != nil {
 		return wp, nil
 	}
+	if !p.conn.IsConnected() {
+		return nil, errors.New("amqp: publisher: not connected to RabbitMQ (reconnecting)")
+	}
 	wp, err := wamqp.NewPublisherWithConnection(p.cfg, p.logger, p.conn)
 	if err != nil {
 		return nil, fmt.Errorf("amqp: publisher: opening channels: %w", err)
