@@ -205,10 +205,30 @@ func TxHandler[T router.Message](i *Inbox, consumer string, h func(ctx context.C
 	})
 }
 
+// Run deletes expired inbox rows (see [Inbox.Cleanup]) at once and then
+// every tenth of the retention (at least every second, at most every
+// minute) until ctx is cancelled, when it returns nil. A failed cleanup is
+// logged and tried again at the next tick. An Inbox is therefore a
+// hexeract.Worker: pass it to hexeract.WithWorker and App.Run keeps the
+// table trimmed. Several instances may run at once (rows are claimed with
+// SKIP LOCKED).
+func (i *Inbox) Run(ctx context.Context) error {
+	every := min(max(i.retention/10, time.Second), time.Minute)
+	for {
+		if n, err := i.Cleanup(ctx); err != nil && ctx.Err() == nil {
+			i.log.Warn("inbox retention cleanup failed", "inbox", i.name.String(), "error", err)
+		} else if n > 0 {
+			i.log.Debug("inbox retention cleanup", "inbox", i.name.String(), "deleted", n)
+		}
+		if !sleep(ctx, every) {
+			return nil
+		}
+	}
+}
+
 // Cleanup deletes inbox rows older than the inbox retention
 // ([WithInboxRetention], default 7 days) in batches and returns how many
-// it deleted. Run it periodically, for example from the scheduler or a
-// hexeract.WorkerFunc.
+// it deleted. [Inbox.Run] calls it periodically.
 func (i *Inbox) Cleanup(ctx context.Context) (int64, error) {
 	sql := `DELETE FROM ` + i.table + ` x USING (SELECT consumer, message_id FROM ` + i.table +
 		` WHERE received_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED) s

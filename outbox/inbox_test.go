@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
@@ -178,5 +179,51 @@ func TestInboxCleanup(t *testing.T) {
 	n, err := in.Cleanup(ctx)
 	if err != nil || n != 5 {
 		t.Fatalf("cleanup = %d, %v; want 5", n, err)
+	}
+}
+
+// An Inbox runs as an App worker.
+var _ hexeract.Worker = (*outbox.Inbox)(nil)
+
+func TestInboxRunTrimsExpiredRows(t *testing.T) {
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	table := "inbox_test_" + testenv.Suffix()
+	in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table), outbox.WithInboxRetention(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+table)
+		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = $1`, "inbox:"+table)
+	})
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Two expired rows before Run starts, then a fresh one that expires
+	// while Run is running.
+	if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (consumer, message_id, received_at) VALUES ('c', 'old-1', now() - interval '1 hour'), ('c', 'old-2', now() - interval '1 hour'), ('c', 'fresh', now())`); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(runCtx) }()
+	testenv.WaitFor(t, 5*time.Second, "the expired rows to be deleted", func() bool { return count() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the fresh row to expire and be deleted", func() bool { return count() == 0 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel; want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
 	}
 }
