@@ -26,6 +26,14 @@ import (
 // an earlier message (sent on commit by Schedule and Reschedule), and never
 // sleeps longer than the poll interval. Errors from the database are logged
 // and retried with backoff; Run does not stop on them.
+//
+// When the sink fails a batch, the batch is handed off again one message at
+// a time; a message the sink refuses on its own is postponed by 1 s,
+// doubling with each refusal up to 1 min, so it never holds back the
+// messages due after it. The refusals are counted in the stored message's
+// metadata (removed before the hand-off). There is no dead table: a message
+// the sink refuses for good is retried every minute, with an error logged
+// each time; cancel it with [Scheduler.Cancel] or `hexeract scheduler cancel`.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.running {
@@ -125,12 +133,13 @@ func (s *Scheduler) poll(ctx context.Context) {
 			// by a timeout), not rolled back: shutdown does not redo work.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			if err := s.claim(cctx, claimedCh); err != nil {
+			if ids, err := s.claim(cctx, claimedCh); err != nil {
 				failures.Add(1)
 				s.m.errors.Add(cctx, 1, s.m.attrs)
 				if ctx.Err() == nil {
-					s.cfg.logger.Error("scheduler: hand-off failed; the messages stay scheduled and are retried",
-						"table", s.t.name.String(), "error", err)
+					s.cfg.logger.Error("scheduler: hand-off failed; handing the batch off one message at a time",
+						"table", s.t.name.String(), "messages", len(ids), "error", err)
+					s.isolate(cctx, ids, err)
 				}
 				s.wake(time.Time{})
 			}
@@ -217,8 +226,9 @@ type claimed struct {
 // claim runs one hand-off transaction: it claims a batch of due messages,
 // reports the claim on claimedCh (exactly once), hands the batch to the sink
 // and commits. The returned error is a failure after the claim was reported;
-// the transaction is then rolled back and the messages stay scheduled.
-func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (err error) {
+// the transaction is then rolled back, the messages stay scheduled, and ids
+// lists them in due order.
+func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (ids []string, err error) {
 	reported := false
 	report := func(r claimResult) {
 		if !reported {
@@ -234,12 +244,12 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (er
 	}()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	rows, err := tx.Query(ctx, s.sql.claim, s.cfg.batchSize)
 	if err != nil {
-		return fmt.Errorf("claim from %s: %w", s.t.name, err)
+		return nil, fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
 	var (
 		batch []claimed
@@ -255,7 +265,7 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (er
 		)
 		if err := rows.Scan(&id, &topic, &due, &uuid, &payload, &metadata, &in); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		if id == nil { // the next-due row
 			if due != nil && in != nil {
@@ -263,24 +273,15 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (er
 			}
 			continue
 		}
-		md := message.Metadata{}
-		if err := json.Unmarshal(metadata, &md); err != nil {
-			// Cannot happen for rows written by Schedule; keep the message
-			// deliverable and say what went wrong.
-			md = message.Metadata{"hexeract_metadata_error": err.Error()}
-		}
-		md[KeyDueAt] = due.UTC().Format(time.RFC3339Nano)
-		msg := message.NewMessage(*uuid, payload)
-		msg.Metadata = md
-		batch = append(batch, claimed{id: *id, topic: *topic, due: *due, msg: msg})
+		batch = append(batch, claimed{id: *id, topic: *topic, due: *due, msg: dueMessage(*uuid, payload, metadata, *due)})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("claim from %s: %w", s.t.name, err)
+		return nil, fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
 	report(claimResult{n: len(batch), next: next})
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
 	// Hand off in due order, one sink call per topic.
 	sort.SliceStable(batch, func(i, j int) bool {
@@ -297,17 +298,125 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (er
 		}
 		byTopic[c.topic] = append(byTopic[c.topic], c.msg)
 	}
+	ids = make([]string, len(batch))
+	for i, c := range batch {
+		ids[i] = c.id
+	}
 	for _, topic := range order {
 		if err := s.sink.PublishMessages(ctx, tx, topic, byTopic[topic]...); err != nil {
-			return fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
+			return ids, fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit hand-off: %w", err)
+		return ids, fmt.Errorf("commit hand-off: %w", err)
 	}
 	s.signalSink()
 	s.m.handOff(ctx, batch, time.Now())
+	return nil, nil
+}
+
+// dueMessage rebuilds a scheduled message for its hand-off: the stored
+// metadata without the scheduler's refusal bookkeeping, plus KeyDueAt.
+func dueMessage(uuid string, payload, metadata []byte, due time.Time) *message.Message {
+	md := message.Metadata{}
+	if err := json.Unmarshal(metadata, &md); err != nil {
+		// Cannot happen for rows written by Schedule; keep the message
+		// deliverable and say what went wrong.
+		md = message.Metadata{"hexeract_metadata_error": err.Error()}
+	}
+	delete(md, keyAttempts)
+	delete(md, keyLastError)
+	md[KeyDueAt] = due.UTC().Format(time.RFC3339Nano)
+	msg := message.NewMessage(uuid, payload)
+	msg.Metadata = md
+	return msg
+}
+
+// isolate hands off the messages of a batch whose hand-off failed one at a
+// time, each in its own transaction, so that one message the sink refuses
+// (a broker that rejects its size, say) does not hold back the others: a
+// message refused on its own is postponed (pushBack) and the next one is
+// tried. After two refusals in a row the sink is taken to be down and the
+// rest of the batch is postponed at once. When the database itself fails,
+// isolate stops and the messages stay due, to be claimed again.
+func (s *Scheduler) isolate(ctx context.Context, ids []string, cause error) {
+	if len(ids) == 1 {
+		s.pushBack(ctx, ids, cause)
+		return
+	}
+	refusedInARow := 0
+	for i, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		err := s.handOffOne(ctx, id)
+		if err == nil {
+			refusedInARow = 0
+			continue
+		}
+		var dbErr databaseError
+		if errors.As(err, &dbErr) {
+			s.cfg.logger.Warn("scheduler: database error while handing off one at a time; the messages stay due",
+				"table", s.t.name.String(), "error", err)
+			return
+		}
+		refusedInARow++
+		if refusedInARow == 2 {
+			s.pushBack(ctx, ids[i:], err)
+			return
+		}
+		s.pushBack(ctx, []string{id}, err)
+	}
+}
+
+// databaseError marks a hand-off failure that came from the database, not
+// from the sink.
+type databaseError struct{ error }
+
+func (e databaseError) Unwrap() error { return e.error }
+
+// handOffOne claims the message id, if it is still due and not claimed by
+// another instance, hands it to the sink and commits.
+func (s *Scheduler) handOffOne(ctx context.Context, id string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return databaseError{err}
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var (
+		topic, uuid       string
+		due               time.Time
+		payload, metadata []byte
+	)
+	err = tx.QueryRow(ctx, s.sql.claimOne, id).Scan(&topic, &due, &uuid, &payload, &metadata)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // handed off meanwhile, cancelled or rescheduled
+	}
+	if err != nil {
+		return databaseError{err}
+	}
+	c := claimed{id: id, topic: topic, due: due, msg: dueMessage(uuid, payload, metadata, due)}
+	if err := s.sink.PublishMessages(ctx, tx, topic, c.msg); err != nil {
+		return fmt.Errorf("hand off scheduled message %s for topic %q: %w", id, topic, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return databaseError{err}
+	}
+	s.signalSink()
+	s.m.handOff(ctx, []claimed{c}, time.Now())
 	return nil
+}
+
+// pushBack postpones messages the sink refused, with a backoff that grows
+// with each refusal (1 s, doubling, at most 1 min), and records the refusal.
+func (s *Scheduler) pushBack(ctx context.Context, ids []string, cause error) {
+	if _, err := s.pool.Exec(ctx, s.sql.pushBack, ids, cause.Error()); err != nil {
+		s.cfg.logger.Warn("scheduler: could not postpone refused messages; they stay due",
+			"table", s.t.name.String(), "messages", len(ids), "error", err)
+		return
+	}
+	s.cfg.logger.Error("scheduler: the sink refused due messages; postponed and retried with backoff",
+		"table", s.t.name.String(), "messages", len(ids), "first", ids[0], "error", cause)
 }
 
 // listen holds one connection LISTENing on the table's channel and wakes the

@@ -23,6 +23,13 @@ import (
 // off: the time (RFC 3339, UTC) the message was due.
 const KeyDueAt = "hexeract_due_at"
 
+// Metadata keys the scheduler keeps on a message the sink refused (see
+// [Scheduler.Run]); they are removed before the message is handed off.
+const (
+	keyAttempts  = "hexeract_schedule_refusals"
+	keyLastError = "hexeract_schedule_last_error"
+)
+
 // ErrNotFound is returned by Cancel and Reschedule when no pending scheduled
 // message has the id: it was never scheduled, was cancelled, or is already
 // handed off.
@@ -251,6 +258,7 @@ func (s *Scheduler) InstanceID() string { return s.cfg.instanceID }
 type statements struct {
 	insert, claim, cancel, reschedule, list, count string
 	lease, release, leaseHolder, tick, pruneTicks  string
+	claimOne, pushBack                             string
 }
 
 func newStatements(t tables) statements {
@@ -275,6 +283,20 @@ SELECT id, topic, due_at, uuid, payload, metadata, NULL::float8 FROM claimed
 UNION ALL
 SELECT NULL, NULL, n.due_at, NULL, NULL, NULL, EXTRACT(EPOCH FROM (n.due_at - clock_timestamp()))::float8
 FROM (SELECT min(due_at) AS due_at FROM ` + t.Table + ` WHERE due_at > (SELECT ts FROM c)) n`,
+		// claimOne claims one due message by id, for handing off the
+		// messages of a failed batch one at a time.
+		claimOne: `DELETE FROM ` + t.Table + ` WHERE id IN (
+	SELECT id FROM ` + t.Table + ` WHERE id = $1 AND due_at <= clock_timestamp() FOR UPDATE SKIP LOCKED)
+RETURNING topic, due_at, uuid, payload, metadata`,
+		// pushBack postpones messages the sink refused: 1 s after the first
+		// refusal, doubling with each one up to a minute, counting the
+		// refusals and keeping the last error in the metadata.
+		pushBack: `UPDATE ` + t.Table + ` SET
+	due_at = clock_timestamp() + least(interval '1 second' * power(2, a.n), interval '1 minute'),
+	metadata = metadata || jsonb_build_object('` + keyAttempts + `', a.n + 1, '` + keyLastError + `', $2::text)
+FROM (SELECT id, CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END AS n
+	FROM ` + t.Table + ` WHERE id = ANY($1::text[])) a
+WHERE ` + t.Table + `.id = a.id`,
 		cancel: `DELETE FROM ` + t.Table + ` WHERE id = $1`,
 		reschedule: `WITH upd AS (
 	UPDATE ` + t.Table + ` SET due_at = $2 WHERE id = $1 RETURNING due_at)
