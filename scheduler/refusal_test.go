@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,6 +78,11 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 	}
 	if refused < 1 || lastErr == "" || !due.After(now) {
 		t.Errorf("refused message: refusals %d, last error %q, due %s (scheduled %s); want it counted and postponed", refused, lastErr, due, now.Add(-time.Second))
+	}
+
+	pending, err := s.List(ctx, "", 10)
+	if err != nil || len(pending) != 1 || pending[0].Refusals < 1 || !strings.Contains(pending[0].LastError, "message too large for the broker") {
+		t.Errorf("List = %+v, %v; want the refused message with its refusals and last error", pending, err)
 	}
 
 	refuse.Store(false)

@@ -302,7 +302,9 @@ WHERE ` + t.Table + `.id = a.id`,
 	UPDATE ` + t.Table + ` SET due_at = $2 WHERE id = $1 RETURNING due_at)
 SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4)
 	THEN pg_notify($3, (EXTRACT(EPOCH FROM due_at) * 1000000)::bigint::text) END FROM upd`,
-		list: `SELECT id, topic, due_at, metadata->>'ce_type', created_at FROM ` + t.Table + `
+		list: `SELECT id, topic, due_at, metadata->>'ce_type', created_at,
+	CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END,
+	coalesce(metadata->>'` + keyLastError + `', '') FROM ` + t.Table + `
 WHERE ($1 = '' OR topic = $1) ORDER BY due_at, id LIMIT $2`,
 		count: `SELECT count(*) FROM ` + t.Table,
 		lease: `INSERT INTO ` + t.Leases + ` AS l (name, holder, expires_at)
@@ -468,6 +470,10 @@ type Pending struct {
 	Type      string // ce_type of the message ("" for raw messages without it)
 	DueAt     time.Time
 	CreatedAt time.Time
+	// Refusals counts the hand-offs the sink refused (see [Scheduler.Run]);
+	// LastError is the last refusal's error.
+	Refusals  int
+	LastError string
 }
 
 // List returns up to limit pending messages in due order, only those for
@@ -483,7 +489,7 @@ func (s *Scheduler) List(ctx context.Context, topic string, limit int) ([]Pendin
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pending, error) {
 		var p Pending
 		var typ *string
-		err := r.Scan(&p.ID, &p.Topic, &p.DueAt, &typ, &p.CreatedAt)
+		err := r.Scan(&p.ID, &p.Topic, &p.DueAt, &typ, &p.CreatedAt, &p.Refusals, &p.LastError)
 		if typ != nil {
 			p.Type = *typ
 		}

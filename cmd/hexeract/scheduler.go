@@ -134,7 +134,9 @@ func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Sche
 				Type      string    `json:"type,omitempty"`
 				DueAt     time.Time `json:"due_at"`
 				CreatedAt time.Time `json:"created_at"`
-			}{p.ID, p.Topic, p.Type, p.DueAt.UTC(), p.CreatedAt.UTC()}); err != nil {
+				Refusals  int       `json:"refusals,omitempty"`
+				LastError string    `json:"last_error,omitempty"`
+			}{p.ID, p.Topic, p.Type, p.DueAt.UTC(), p.CreatedAt.UTC(), p.Refusals, p.LastError}); err != nil {
 				return err
 			}
 		}
@@ -145,7 +147,7 @@ func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Sche
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTOPIC\tTYPE\tDUE (UTC)\tIN")
+	fmt.Fprintln(tw, "ID\tTOPIC\tTYPE\tDUE (UTC)\tIN\tREFUSED")
 	now := time.Now()
 	for _, p := range pending {
 		in := p.DueAt.Sub(now).Round(time.Second)
@@ -153,7 +155,11 @@ func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Sche
 		if in <= 0 {
 			when = "due now"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Topic, p.Type, p.DueAt.UTC().Format(time.RFC3339), when)
+		refused := ""
+		if p.Refusals > 0 {
+			refused = fmt.Sprintf("%dx: %s", p.Refusals, preview([]byte(p.LastError), 60))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Topic, p.Type, p.DueAt.UTC().Format(time.RFC3339), when, refused)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
