@@ -45,7 +45,9 @@ type Config struct {
 	// end of the topic instead of at the oldest retained message.
 	NewestOffset bool
 
-	// Acks is the producer's required acks; 0 means sarama.WaitForAll.
+	// Acks is the producer's required acks: sarama.WaitForAll,
+	// sarama.WaitForLocal or [NoAcks]; 0 means sarama.WaitForAll. (sarama's
+	// own NoResponse is 0, so it cannot be told from the default: use NoAcks.)
 	Acks sarama.RequiredAcks
 
 	// Partitions and ReplicationFactor are used by SubscribeInitialize to
@@ -69,6 +71,11 @@ type Config struct {
 	Tune func(*sarama.Config)
 }
 
+// NoAcks, as Config.Acks, makes the producer wait for no acknowledgement
+// (sarama.NoResponse): Publish returns once the request was sent, and a
+// message the broker does not store is lost.
+const NoAcks sarama.RequiredAcks = -2
+
 // Validate reports configuration errors, with what to change.
 func (c Config) Validate() error {
 	var errs []error
@@ -82,6 +89,11 @@ func (c Config) Validate() error {
 	}
 	if c.Password != "" && c.User == "" {
 		errs = append(errs, errors.New("kafka: Config.Password is set without Config.User"))
+	}
+	switch c.Acks {
+	case 0, sarama.WaitForAll, sarama.WaitForLocal, NoAcks:
+	default:
+		errs = append(errs, fmt.Errorf("kafka: Config.Acks %d: use sarama.WaitForAll, sarama.WaitForLocal or kafka.NoAcks", c.Acks))
 	}
 	if c.Partitions < 0 || c.ReplicationFactor < 0 || c.NackResendSleep < 0 {
 		errs = append(errs, errors.New("kafka: Config.Partitions, ReplicationFactor and NackResendSleep must not be negative"))
@@ -105,8 +117,12 @@ func (c Config) sarama(forProducer bool) *sarama.Config {
 	}
 	sc.Version = sarama.V2_1_0_0
 	sc.ClientID = "hexeract"
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	if c.Acks != 0 {
+	switch c.Acks {
+	case 0:
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+	case NoAcks:
+		sc.Producer.RequiredAcks = sarama.NoResponse
+	default:
 		sc.Producer.RequiredAcks = c.Acks
 	}
 	sc.Producer.Return.Successes = true

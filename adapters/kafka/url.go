@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 
@@ -83,12 +84,19 @@ func ParseURL(rawURL string) (Config, error) {
 	case "leader":
 		cfg.Acks = sarama.WaitForLocal
 	case "none":
-		cfg.Acks = sarama.NoResponse
+		cfg.Acks = NoAcks // sarama.NoResponse is 0, which Config reads as the default (all)
 	default:
 		errs = append(errs, fmt.Errorf("kafka: acks=%q: use all, leader or none", acks))
 	}
-	cfg.Partitions = int32(q.Int("partitions", 0))
-	cfg.ReplicationFactor = int16(q.Int("replication", 0))
+	partitions, replication := q.Int("partitions", 0), q.Int("replication", 0)
+	if partitions < 0 || partitions > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("kafka: partitions=%d: use 1 to %d", partitions, math.MaxInt32))
+	}
+	if replication < 0 || replication > math.MaxInt16 {
+		errs = append(errs, fmt.Errorf("kafka: replication=%d: use 1 to %d", replication, math.MaxInt16))
+	}
+	cfg.Partitions = int32(partitions)
+	cfg.ReplicationFactor = int16(replication)
 	if q.Bool("tls", false) {
 		cfg.TLS = defaultTLS()
 	}
