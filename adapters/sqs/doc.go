@@ -67,9 +67,9 @@
 // # Publishing
 //
 // Publish sends messages with SendMessageBatch, up to 10 per call and at most
-// [Config.MaxBatchBytes] per call. A message larger than
-// [Config.MaxMessageBytes] is rejected with an error before anything is sent
-// for it. Entries that SQS fails with a server-side fault are retried; Publish
+// [Config.MaxBatchBytes] per call. Every message is checked before anything
+// is sent: a message larger than [Config.MaxMessageBytes] fails the whole
+// call with an error naming it and its size, and nothing of the call is sent. Entries that SQS fails with a server-side fault are retried; Publish
 // returns an error naming the UUID of every message that could not be sent.
 //
 // # Configuration

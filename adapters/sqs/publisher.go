@@ -67,7 +67,8 @@ func NewPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapte
 // Publish sends msgs to the queue of topic in batches of up to 10 messages
 // (SendMessageBatch). It returns when SQS has accepted every message, or with
 // an error naming each message that was not sent; messages of earlier batches
-// may have been sent by then. The call is cancelled by the context of the
+// may have been sent by then. Every message is checked first: one larger than
+// [Config.MaxMessageBytes] fails the call before anything is sent. The call is cancelled by the context of the
 // first message (message.Message.Context) and by Close.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
@@ -87,6 +88,20 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	stop := context.AfterFunc(p.ctx, cancel)
 	defer stop()
 
+	// Every message is converted and checked before anything is sent, so a
+	// message that cannot be sent fails the call as a whole.
+	converted := make([]sqsEntry, len(msgs))
+	for i, msg := range msgs {
+		e, err := toSQS(msg)
+		if err != nil {
+			return fmt.Errorf("%w; none of the %d messages was sent", err, len(msgs))
+		}
+		if e.size > p.cfg.MaxMessageBytes {
+			return tooLarge(msg, e, p.cfg.MaxMessageBytes, len(msgs))
+		}
+		converted[i] = e
+	}
+
 	q, err := p.queues.resolve(ctx, topic)
 	if err != nil {
 		return err
@@ -103,14 +118,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		batch, batchMsgs, batchBytes = batch[:0], batchMsgs[:0], 0
 		return err
 	}
-	for _, msg := range msgs {
-		e, err := toSQS(msg)
-		if err != nil {
-			return err
-		}
-		if e.size > p.cfg.MaxMessageBytes {
-			return fmt.Errorf("sqs: message %s is %d bytes with its attributes, over the limit of %d (Config.MaxMessageBytes); nothing from this message on was sent", msg.UUID, e.size, p.cfg.MaxMessageBytes)
-		}
+	for i, msg := range msgs {
+		e := converted[i]
 		if len(batch) == maxSendBatchEntries || batchBytes+e.size > p.cfg.MaxBatchBytes {
 			if err := flush(); err != nil {
 				return err
@@ -136,24 +145,44 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return flush()
 }
 
+// tooLarge is the error for a message over the size limit; n is the number
+// of messages of the Publish call, none of which was sent.
+func tooLarge(msg *message.Message, e sqsEntry, limit, n int) error {
+	var why string
+	if v, ok := e.attrs[AttrBodyEncoding]; ok && aws.ToString(v.StringValue) == base64Encoding {
+		why = " (the payload is not UTF-8 text, so it is sent base64-encoded, a third larger)"
+	}
+	return fmt.Errorf("sqs: message %s is %d bytes with its attributes%s, over the limit of %d (Config.MaxMessageBytes, at most 1 MiB); none of the %d messages of this Publish call was sent: store large payloads elsewhere and send a reference",
+		msg.UUID, e.size, why, limit, n)
+}
+
 // send sends one batch, retrying entries that failed with a server fault.
+// Entries are renumbered on every attempt, so that SQS's answer (which names
+// entries by Id) maps back to the entry and message actually sent. The error
+// names every message that was not sent: those SQS rejected (sender fault) and
+// those still failing after the last attempt.
 func (p *Publisher) send(ctx context.Context, topic string, q queueRef, entries []types.SendMessageBatchRequestEntry, msgs []*message.Message) error {
-	for attempt := 1; ; attempt++ {
+	total := len(entries)
+	var permanent []string
+	for attempt := 1; len(entries) > 0; attempt++ {
+		for i := range entries {
+			entries[i].Id = aws.String(strconv.Itoa(i))
+		}
 		out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
 		if err != nil {
 			if isQueueMissing(err) {
 				p.queues.forget(topic)
 			}
+			if len(permanent) > 0 {
+				return fmt.Errorf("sqs: queue %q rejected %d of %d messages: %s; and sending %d others failed: %w", q.name, len(permanent), total, strings.Join(permanent, "; "), len(entries), err)
+			}
 			return fmt.Errorf("sqs: send %d messages to queue %q: %w", len(entries), q.name, err)
 		}
-		if len(out.Failed) == 0 {
-			return nil
-		}
 		var retry []types.SendMessageBatchRequestEntry
-		var permanent []string
+		var retryMsgs []*message.Message
 		for _, f := range out.Failed {
-			i, _ := strconv.Atoi(aws.ToString(f.Id))
-			if i < 0 || i >= len(entries) {
+			i, err := strconv.Atoi(aws.ToString(f.Id))
+			if err != nil || i < 0 || i >= len(entries) {
 				return fmt.Errorf("sqs: queue %q answered for unknown batch entry %q: %s", q.name, aws.ToString(f.Id), aws.ToString(f.Message))
 			}
 			if f.SenderFault || attempt == sendAttempts {
@@ -161,13 +190,17 @@ func (p *Publisher) send(ctx context.Context, topic string, q queueRef, entries 
 				continue
 			}
 			retry = append(retry, entries[i])
+			retryMsgs = append(retryMsgs, msgs[i])
 		}
-		if len(permanent) > 0 {
-			return fmt.Errorf("sqs: queue %q rejected %d of %d messages: %s", q.name, len(permanent), len(entries), strings.Join(permanent, "; "))
+		if len(retry) > 0 {
+			p.logger.Debug("Retrying SQS batch entries failed by the server", watermill.LogFields{"queue": q.name, "entries": len(retry), "attempt": attempt})
 		}
-		p.logger.Debug("Retrying SQS batch entries failed by the server", watermill.LogFields{"queue": q.name, "entries": len(retry), "attempt": attempt})
-		entries = retry
+		entries, msgs = retry, retryMsgs
 	}
+	if len(permanent) > 0 {
+		return fmt.Errorf("sqs: queue %q rejected %d of %d messages: %s", q.name, len(permanent), total, strings.Join(permanent, "; "))
+	}
+	return nil
 }
 
 // Close makes later Publish calls fail with ErrClosed, cancels Publish calls
