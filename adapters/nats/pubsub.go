@@ -76,7 +76,12 @@ func (p *provisioner) ensureConsumer(topic string) error {
 		return nil
 	}
 	stream, name := StreamName(topic), ConsumerName(p.cfg.Group)
-	if _, err := p.js.ConsumerInfo(stream, name); err != nil {
+	info, err := p.js.ConsumerInfo(stream, name)
+	if err == nil {
+		if err := p.updateConsumer(stream, info.Config); err != nil {
+			return err
+		}
+	} else {
 		if !errors.Is(err, nc.ErrConsumerNotFound) {
 			return fmt.Errorf("nats: consumer %s on stream %s: %w", name, stream, err)
 		}
@@ -100,6 +105,29 @@ func (p *provisioner) ensureConsumer(topic string) error {
 		}
 	}
 	p.consumers[topic] = true
+	return nil
+}
+
+// updateConsumer applies the configured AckWait, MaxAckPending and
+// MaxDeliver to a durable consumer that already exists (created by an
+// earlier run, possibly with other values), so that changing them in the
+// configuration takes effect for an existing group. The group's position is
+// kept.
+func (p *provisioner) updateConsumer(stream string, cur nc.ConsumerConfig) error {
+	want := cur
+	want.AckWait = p.cfg.AckWait
+	want.MaxAckPending = p.cfg.MaxAckPending
+	want.MaxDeliver = p.cfg.MaxDeliver
+	if want.MaxDeliver == 0 {
+		want.MaxDeliver = -1 // unlimited, as the server reports it
+	}
+	if want.AckWait == cur.AckWait && want.MaxAckPending == cur.MaxAckPending && want.MaxDeliver == cur.MaxDeliver {
+		return nil
+	}
+	if _, err := p.js.UpdateConsumer(stream, &want); err != nil {
+		return fmt.Errorf("nats: update consumer %s on stream %s to ack_wait=%s, max_ack_pending=%d, max_deliver=%d: %w",
+			cur.Durable, stream, want.AckWait, want.MaxAckPending, p.cfg.MaxDeliver, err)
+	}
 	return nil
 }
 
