@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -70,10 +71,14 @@ func HandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
 // h runs with a context that ends at the caller's deadline; a request whose
 // deadline passed before it was picked up is acknowledged and skipped
 // (counted in [Stats].Expired). Every request is acknowledged once its reply
-// is published; if publishing the reply fails the request is not
-// acknowledged, so the transport redelivers it. A message on the topic without
-// reply-to metadata is not a request: the handler returns a permanent error
-// for it, for dead-letter middleware to move aside.
+// is published; if publishing the reply fails the request fails like any
+// handler (the App's default middleware retries it, then dead-letters it).
+// A panic in h reaches the caller as an internal [*RemoteError]. When h
+// returns the cancelled context's error because the responder is shutting
+// down, no answer is sent and the request is nacked for redelivery. A
+// message on the topic without reply-to metadata is not a request: the
+// handler returns a permanent error for it, for dead-letter middleware to
+// move aside.
 //
 // Handle may be called before or after [hexeract.App.Run].
 func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Context, req Req) (Resp, error), opts ...HandlerOption) error {
@@ -204,7 +209,12 @@ func (r *responder[Req, Resp]) answer(ctx, replyCtx context.Context, msg *messag
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	resp, herr := r.h(ctx, req)
+	resp, herr := r.call(ctx, req)
+	if herr != nil && errors.Is(herr, context.Canceled) && errors.Is(msg.Context().Err(), context.Canceled) {
+		// The router is shutting down: the handler did not fail, it was
+		// stopped. No answer; the request is nacked for another instance.
+		return nil, fmt.Errorf("reqreply: the %s handler was stopped by the responder's shutdown; the request is left for redelivery: %w", r.want, herr)
+	}
 	if herr != nil {
 		span.RecordError(herr)
 		span.SetStatus(codes.Error, herr.Error())
@@ -223,6 +233,19 @@ func (r *responder[Req, Resp]) answer(ctx, replyCtx context.Context, msg *messag
 	}
 	reply.Metadata[KeyReplyStatus] = StatusOK
 	return reply, nil
+}
+
+// call runs the handler. A panic becomes an internal error for the caller
+// (logged with its stack) instead of a retry of the whole request and a
+// caller left waiting for its deadline.
+func (r *responder[Req, Resp]) call(ctx context.Context, req Req) (resp Resp, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.app.Logger().Error("reqreply: request handler panicked", "type", r.want, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler for %s panicked: %v", r.want, p)
+		}
+	}()
+	return r.h(ctx, req)
 }
 
 func (r *responder[Req, Resp]) errorMessage(ctx context.Context, e errorReply) (*message.Message, error) {
