@@ -29,7 +29,10 @@ type App struct {
 	mu       sync.Mutex
 	handlers map[string]bool
 	running  bool
+	closed   bool
 	runCtx   context.Context
+	// routerDone is closed when the router's Run has returned.
+	routerDone chan struct{}
 }
 
 // New builds an App. With no publisher and no subscriber it uses an
@@ -62,6 +65,8 @@ func New(opts ...Option) (*App, error) {
 		logger:   cfg.logger,
 		workers:  cfg.workers,
 		handlers: make(map[string]bool),
+
+		routerDone: make(chan struct{}),
 	}
 	app.publisher, app.subscriber = cfg.publisher, cfg.subscriber
 	if app.publisher == nil && app.subscriber == nil {
@@ -131,15 +136,41 @@ func (a *App) addHandler(name, topic string, fn message.NoPublishHandlerFunc) er
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed || a.stopped() {
+		return fmt.Errorf("hexeract: handler %q added after the App was closed or stopped; add handlers before App.Run returns", name)
+	}
 	if a.handlers[name] {
 		return fmt.Errorf("hexeract: a handler named %q is already registered; give the second one another name with hexeract.WithName", name)
 	}
 	a.handlers[name] = true
 	a.router.AddNoPublisherHandler(name, topic, a.subscriber, fn)
 	if a.running {
+		// Run has been called but its router may not be running yet; it
+		// starts the new handler itself in that case, and RunHandlers before
+		// that would fail (and race with the router's start).
+		select {
+		case <-a.router.Running():
+		case <-a.routerDone:
+		}
+		if !a.router.IsRunning() || a.router.IsClosed() {
+			return fmt.Errorf("hexeract: handler %q added while the App was stopping; it will not run", name)
+		}
 		return a.router.RunHandlers(a.runCtx)
 	}
 	return nil
+}
+
+// stopped reports whether the router ran and has returned. The caller holds a.mu.
+func (a *App) stopped() bool {
+	if !a.running {
+		return false
+	}
+	select {
+	case <-a.routerDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Use adds Watermill handler middleware to every handler. Middleware added
@@ -193,9 +224,13 @@ func (a *App) TopicFor(m router.Message) string { return a.topic(m.MessageType()
 // Run runs the router and the attached workers until ctx is cancelled or a
 // worker fails. On cancellation the router stops taking new messages and
 // waits for in-flight handlers (up to the router's CloseTimeout), then Run
-// returns nil. Run may be called once.
+// returns nil. Run may be called once, and not after [App.Close].
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return errors.New("hexeract: App.Run called after App.Close; build a new App with hexeract.New")
+	}
 	if a.running {
 		a.mu.Unlock()
 		return errors.New("hexeract: App.Run called twice")
@@ -222,7 +257,11 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	routerDone := make(chan error, 1)
-	go func() { routerDone <- a.router.Run(routerCtx) }()
+	go func() {
+		err := a.router.Run(routerCtx)
+		close(a.routerDone)
+		routerDone <- err
+	}()
 
 	var runErr error
 	select {
@@ -235,7 +274,7 @@ func (a *App) Run(ctx context.Context) error {
 		wg.Wait()
 		return err
 	}
-	closeErr := a.router.Close()
+	closeErr := a.closeRouter()
 	if err := <-routerDone; err != nil && runErr == nil {
 		runErr = err
 	}
@@ -258,17 +297,34 @@ func (a *App) Running() <-chan struct{} { return a.router.Running() }
 func (a *App) Close() error {
 	a.mu.Lock()
 	ran := a.running
+	a.closed = true
 	a.mu.Unlock()
 	var err error
 	if ran {
-		// A router that never ran has handlers that never started; closing
-		// it would wait the whole CloseTimeout for them.
-		err = a.router.Close()
+		err = a.closeRouter()
 	}
 	if a.ownsPubSub {
 		err = errors.Join(err, a.publisher.Close())
 	}
 	return err
+}
+
+// closeRouter closes the router once Run has started its handlers, and does
+// nothing when the router stopped without starting them. A router that is
+// closed before its handlers started (Run's context cancelled at once, Close
+// called right after Run) or that never started them (a subscription
+// failed) holds its handler lock while it waits the whole CloseTimeout for
+// handlers that cannot start, then reports a close timeout. Run must have
+// been called.
+func (a *App) closeRouter() error {
+	select {
+	case <-a.router.Running():
+	case <-a.routerDone:
+	}
+	if !a.router.IsRunning() {
+		return nil
+	}
+	return a.router.Close()
 }
 
 // Router returns the underlying Watermill router, for plugins, decorators
