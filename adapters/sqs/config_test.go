@@ -52,6 +52,8 @@ func TestParseURLErrors(t *testing.T) {
 		"sqs://id:" + secret + "@us-east-1/?wait=forever":            "wait=",
 		"sqs://id:" + secret + "@us-east-1/?wait=30s":                "WaitTime",
 		"sqs://id:" + secret + "@us-east-1/?visibility=500ms":        "VisibilityTimeout",
+		"sqs://id:" + secret + "@us-east-1/?visibility=0s":           "visibility=", // used to become the 30s default
+		"sqs://id:" + secret + "@us-east-1/?wait=-1ns":               "wait=",       // used to become NoWait
 		"sqs://id:" + secret + "@us-east-1/?max_messages=11":         "MaxMessages",
 		"sqs://id:" + secret + "@us-east-1/?pollers=x":               "pollers=",
 		"sqs://id:" + secret + "@us-east-1/?create_queues=maybe":     "create_queues=",

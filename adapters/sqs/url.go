@@ -80,8 +80,8 @@ func ParseURL(rawURL string) (Config, error) {
 			cfg.Endpoint = v
 		case "wait":
 			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("wait=%q: not a duration such as 20s", v))
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Errorf("wait=%q: not a duration from 0s to 20s, such as 20s", v))
 			} else if d == 0 {
 				cfg.WaitTime = NoWait
 			} else {
@@ -89,8 +89,9 @@ func ParseURL(rawURL string) (Config, error) {
 			}
 		case "visibility":
 			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("visibility=%q: not a duration such as 30s", v))
+			if err != nil || d <= 0 {
+				// 0 would read as "default" (30s) in Config: refuse it here.
+				errs = append(errs, fmt.Errorf("visibility=%q: not a duration from 1s to 12h, such as 30s", v))
 			}
 			cfg.VisibilityTimeout = d
 		case "max_messages":
