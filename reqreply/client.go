@@ -331,8 +331,8 @@ func NoResponderTimeout(d time.Duration) RequestOption {
 //
 // The error is a [*RemoteError] when the responder's handler failed,
 // [ErrTimeout] when no reply came in time, [ErrNoResponder] (with
-// [NoResponderTimeout]), the context's error when ctx was cancelled, or a
-// publish or decode error. Resp may be an interface type, as with [RequestAny].
+// [NoResponderTimeout]), the context's error when ctx was cancelled (a ctx
+// already done sends nothing), [ErrClosed], or a publish or decode error. Resp may be an interface type, as with [RequestAny].
 func Request[Req, Resp router.Message](ctx context.Context, app *hexeract.App, req Req, opts ...RequestOption) (Resp, error) {
 	var zero Resp
 	c, err := ClientFor(app)
@@ -406,19 +406,24 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 		span.SetAttributes(attribute.String("messaging.message.id", id))
 	}
 
-	p := &call{ch: make(chan *message.Message, 2)}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return fail(ErrClosed)
-	}
-	c.pending[id] = p
-	c.mu.Unlock()
-
 	topic := cfg.topic
 	if topic == "" {
 		topic = c.app.TopicFor(req)
 	}
+	// A caller that already gave up sends nothing: the responder would
+	// run the handler (and its side effects) for nobody.
+	if err := ctx.Err(); err != nil {
+		return fail(c.contextError(err, reqType, topic, id, deadline))
+	}
+	p := &call{ch: make(chan *message.Message, 2)}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fail(c.closedError())
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+
 	c.state.requests.Add(1)
 	if err := c.publisher.Publish(topic, msg); err != nil {
 		c.forget(id, p)
@@ -435,7 +440,7 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 		select {
 		case reply, ok := <-p.ch:
 			if !ok {
-				return fail(ErrClosed)
+				return fail(c.closedError())
 			}
 			if reply.Metadata.Get(KeyReplyStatus) == StatusAccepted {
 				noResponder = nil
@@ -448,14 +453,24 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 			return fail(fmt.Errorf("%w: %s on %q within %s (request %s)", ErrNoResponder, reqType, topic, cfg.noResponder, id))
 		case <-ctx.Done():
 			c.forget(id, p)
-			err := ctx.Err()
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.state.timeouts.Add(1)
-				return fail(fmt.Errorf("%w: %s on %q (request %s, deadline %s): %w", ErrTimeout, reqType, topic, id, deadline.Format(time.RFC3339Nano), err))
-			}
-			return fail(err)
+			return fail(c.contextError(ctx.Err(), reqType, topic, id, deadline))
 		}
 	}
+}
+
+// contextError is the error of a request whose context ended: [ErrTimeout]
+// at the deadline (counted), the context's error otherwise.
+func (c *Client) contextError(err error, reqType, topic, id string, deadline time.Time) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		c.state.timeouts.Add(1)
+		return fmt.Errorf("%w: %s on %q (request %s, deadline %s): %w", ErrTimeout, reqType, topic, id, deadline.Format(time.RFC3339Nano), err)
+	}
+	return err
+}
+
+// closedError is [ErrClosed] with the reply topic and what to do.
+func (c *Client) closedError() error {
+	return fmt.Errorf("%w: the subscription to reply topic %q has ended (Client.Close, or the App or its transport was closed); create a new client with reqreply.NewClient", ErrClosed, c.replyTopic)
 }
 
 // decodeReply turns a reply into a Resp or a *RemoteError.
