@@ -181,14 +181,20 @@ func (a *App) Use(mw ...message.HandlerMiddleware) { a.router.AddMiddleware(mw..
 // on the topic of its type. Inside a handler (ctx from the handler), the
 // messages carry the incoming message's correlation id and its id as their
 // causation id. Consecutive messages for the same topic go in one
-// Publish call.
+// Publish call. Every message is encoded before any is published, so a nil
+// message, one without a wire name or one the codec refuses fails the call
+// with nothing published.
 func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 	if a.publisher == nil {
 		return errors.New("hexeract: this App has no publisher; pass hexeract.WithPublisher")
 	}
-	batch := make([]*message.Message, 0, len(msgs))
-	topic := ""
-	for _, m := range msgs {
+	if len(msgs) == 0 {
+		return nil
+	}
+	wms := make([]*message.Message, len(msgs))
+	var buf [8]string // topics of a small batch, without an allocation
+	topics := buf[:0]
+	for i, m := range msgs {
 		if m == nil {
 			return errors.New("hexeract: Publish of a nil message")
 		}
@@ -197,19 +203,23 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 			return fmt.Errorf("hexeract: encode %s: %w", m.MessageType(), err)
 		}
 		t := a.topic(m.MessageType())
-		if t != topic && len(batch) > 0 {
-			if err := a.publisher.Publish(topic, batch...); err != nil {
-				return err
-			}
-			batch = batch[:0]
+		if t == "" {
+			return fmt.Errorf("hexeract: the App's topic function returned an empty topic for %q", m.MessageType())
 		}
-		topic = t
-		batch = append(batch, wm)
+		wms[i] = wm
+		topics = append(topics, t)
 	}
-	if len(batch) == 0 {
-		return nil
+	for i := 0; i < len(wms); {
+		j := i + 1
+		for j < len(wms) && topics[j] == topics[i] {
+			j++
+		}
+		if err := a.publisher.Publish(topics[i], wms[i:j]...); err != nil {
+			return err
+		}
+		i = j
 	}
-	return a.publisher.Publish(topic, batch...)
+	return nil
 }
 
 // NewMessage encodes m as a Watermill message with the App's envelope

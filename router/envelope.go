@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -121,8 +123,17 @@ type EncodeOptions struct {
 // message gets its correlation id and takes its id as causation id; otherwise
 // the correlation id comes from [WithCorrelationID] or is the new message's
 // own id. The returned message's context is ctx, so publisher decorators
-// (tracing) can read the active span.
+// (tracing) can read the active span. It returns an error for a nil message
+// and for one whose MessageType is empty.
 func NewMessage(ctx context.Context, m Message, opts EncodeOptions) (*message.Message, error) {
+	if m == nil {
+		return nil, errors.New("hexeract: NewMessage of a nil message")
+	}
+	typ := m.MessageType()
+	if typ == "" {
+		// No handler can take a message without ce_type (Decode refuses it).
+		return nil, fmt.Errorf("hexeract: %T.MessageType returned an empty wire name; return a constant such as \"orders.placed\"", m)
+	}
 	codec := opts.Codec
 	if codec == nil {
 		codec = JSON{}
@@ -147,7 +158,7 @@ func NewMessage(ctx context.Context, m Message, opts EncodeOptions) (*message.Me
 	md := make(message.Metadata, 8) // one map group: the envelope without extras
 	msg.Metadata = md
 	md[KeyID] = id
-	md[KeyType] = m.MessageType()
+	md[KeyType] = typ
 	md[KeySource] = source
 	md[KeySpecVersion] = SpecVersion
 	md[KeyTime] = at.UTC().Format(time.RFC3339Nano)

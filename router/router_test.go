@@ -90,3 +90,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+type noWireName struct{}
+
+func (noWireName) MessageType() string { return "" }
+
+// TestNewMessageRefusesNilAndEmptyWireName: a message without ce_type can
+// never be decoded, so NewMessage refuses to build one (it used to build it,
+// and panicked on a nil message).
+func TestNewMessageRefusesNilAndEmptyWireName(t *testing.T) {
+	ctx := context.Background()
+	if _, err := router.NewMessage(ctx, noWireName{}, router.EncodeOptions{}); err == nil || !strings.Contains(err.Error(), "empty wire name") {
+		t.Fatalf("empty wire name: %v", err)
+	}
+	if _, err := router.NewMessage(ctx, &ptrOnly{}, router.EncodeOptions{}); err == nil {
+		t.Fatal("empty wire name from a pointer type accepted")
+	}
+	if _, err := router.NewMessage(ctx, nil, router.EncodeOptions{}); err == nil {
+		t.Fatal("nil message accepted")
+	}
+}
