@@ -121,7 +121,20 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		state:     stateOf(app),
 		spanName:  want + " handle",
 	}
-	return app.AddHandler(cfg.name, cfg.topic, r.handle)
+	st := r.state
+	st.respondersMu.Lock()
+	defer st.respondersMu.Unlock()
+	if st.responders[cfg.name] {
+		return fmt.Errorf("reqreply: this App already has a responder named %q; give the second %s responder another name with reqreply.HandlerName", cfg.name, want)
+	}
+	if err := app.AddHandler(cfg.name, cfg.topic, r.handle); err != nil {
+		return err
+	}
+	if st.responders == nil {
+		st.responders = make(map[string]bool)
+	}
+	st.responders[cfg.name] = true
+	return nil
 }
 
 type responder[Req, Resp router.Message] struct {

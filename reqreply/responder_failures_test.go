@@ -145,3 +145,19 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 		t.Errorf("handler ran %d times, want %d (the default retry policy)", n, middleware.DefaultMaxAttempts)
 	}
 }
+
+// A second responder for the same request type needs its own handler name;
+// the error names the option that sets it.
+func TestSecondResponderNameErrorSaysWhatToDo(t *testing.T) {
+	app := newTestApp(t)
+	if err := reqreply.Handle(app, doubleHandler("a", nil)); err != nil {
+		t.Fatal(err)
+	}
+	err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.HandlerTopic("other.topic"))
+	if err == nil || !strings.Contains(err.Error(), "reqreply.HandlerName") {
+		t.Fatalf("err = %v, want an error that points to reqreply.HandlerName", err)
+	}
+	if err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.HandlerTopic("other.topic"), reqreply.HandlerName("second")); err != nil {
+		t.Fatalf("with its own name: %v", err)
+	}
+}

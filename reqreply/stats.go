@@ -32,10 +32,15 @@ type counters struct {
 	requests, replies, late, timeouts, handled, expired atomic.Uint64
 }
 
-// appState is what the package keeps per App: its client and counters.
+// appState is what the package keeps per App: its client, the names of its
+// responders and counters.
 type appState struct {
 	mu     sync.Mutex
 	client *Client
+
+	respondersMu sync.Mutex
+	responders   map[string]bool // handler names added by Handle
+
 	counters
 }
 
