@@ -127,17 +127,14 @@ func (p RetryPolicy) wait(n int, r float64) time.Duration {
 // small stack frame.
 //
 //go:noinline
-func (p RetryPolicy) afterFailure(ctx context.Context, msg *message.Message, d *delivery, attempt int, err error, start *time.Time) error {
+func (p RetryPolicy) afterFailure(ctx context.Context, msg *message.Message, d *delivery, attempt int, err error, start time.Time) error {
 	now := time.Now()
-	if attempt == 1 {
-		*start = now
-	}
 	d.recordFailure(err, now)
 	if attempt >= p.MaxAttempts || p.permanent(err) {
 		return err
 	}
 	w := p.wait(attempt, rand.Float64())
-	if p.MaxElapsedTime > 0 && now.Add(w).Sub(*start) > p.MaxElapsedTime {
+	if p.MaxElapsedTime > 0 && now.Add(w).Sub(start) > p.MaxElapsedTime {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -193,8 +190,11 @@ func Retry(policy RetryPolicy) (message.HandlerMiddleware, error) {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			d := deliveryOf(msg)
 			ctx := msg.Context()
-			var start time.Time
+			var start time.Time // when the first attempt started; read only with MaxElapsedTime
 			for attempt := 1; ; attempt++ {
+				if attempt == 1 && p.MaxElapsedTime > 0 {
+					start = time.Now()
+				}
 				d.attempt.Store(int32(attempt))
 				msg.SetContext(ctx)
 				out, err := h(msg)
@@ -202,7 +202,7 @@ func Retry(policy RetryPolicy) (message.HandlerMiddleware, error) {
 				if err == nil {
 					return out, nil
 				}
-				if err := p.afterFailure(ctx, msg, d, attempt, err, &start); err != nil {
+				if err := p.afterFailure(ctx, msg, d, attempt, err, start); err != nil {
 					return nil, err
 				}
 			}

@@ -175,3 +175,32 @@ func TestRetryPolicyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryMaxElapsedTimeCountsTheFirstAttempt: with slow attempts, no
+// attempt starts later than MaxElapsedTime after the first one started.
+// Retry used to measure the elapsed time from the end of the first attempt,
+// so each limit was stretched by the first attempt's duration (here a third
+// attempt started 1.2 s after the first, past a 1 s limit).
+func TestRetryMaxElapsedTimeCountsTheFirstAttempt(t *testing.T) {
+	const (
+		attemptTakes = 600 * time.Millisecond
+		maxElapsed   = time.Second
+		slack        = 150 * time.Millisecond // scheduling after the last wait
+	)
+	retry := must(middleware.Retry(middleware.RetryPolicy{
+		MaxAttempts: 10, InitialInterval: 10 * time.Millisecond, Multiplier: 1, NoJitter: true,
+		MaxElapsedTime: maxElapsed,
+	}))
+	var starts []time.Time
+	h := middleware.Chain(func(*message.Message) ([]*message.Message, error) {
+		starts = append(starts, time.Now())
+		time.Sleep(attemptTakes) // the work of a slow attempt
+		return nil, errors.New("down")
+	}, retry)
+	_, _ = h(message.NewMessage("m1", nil))
+	for i, s := range starts[1:] {
+		if late := s.Sub(starts[0]); late > maxElapsed+slack {
+			t.Fatalf("attempt %d of %d started %v after the first, past MaxElapsedTime %v", i+2, len(starts), late, maxElapsed)
+		}
+	}
+}
