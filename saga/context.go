@@ -69,7 +69,7 @@ func (c *Context[S]) IsNew() bool { return c.inst.Version == 0 }
 // nil with the in-memory store. Do not commit or roll it back.
 func (c *Context[S]) Tx() DB {
 	if t, ok := c.tx.(*PostgresTx); ok {
-		return t.conn
+		return t.db
 	}
 	return nil
 }

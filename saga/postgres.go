@@ -13,6 +13,7 @@ import (
 
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/sqlident"
+	"github.com/hexeract/hexeract/outbox"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -192,12 +193,30 @@ func (s *PostgresStore) Migrate(ctx context.Context) error {
 
 // Begin takes a connection for a unit of work. The transaction itself
 // starts with the first Load, in the same round trip.
+//
+// When ctx carries the transaction of the inbox middleware ([outbox.Tx]:
+// the message is handled behind [outbox.Inbox.Middleware]) on the store's
+// database, the unit of work runs inside that transaction under a
+// savepoint instead: the transition commits with the inbox claim, or not at
+// all, and takes no second connection from the pool.
 func (s *PostgresStore) Begin(ctx context.Context) (Tx, error) {
+	if outer, ok := outbox.Tx(ctx); ok && s.sameDatabase(outer.Conn()) {
+		return &PostgresTx{s: s, db: outer, pg: outer.Conn().PgConn(), nested: true}, nil
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &PostgresTx{s: s, conn: conn}, nil
+	return &PostgresTx{s: s, conn: conn, db: conn, pg: conn.Conn().PgConn()}, nil
+}
+
+// sameDatabase reports whether conn is connected to the store's database.
+func (s *PostgresStore) sameDatabase(conn *pgx.Conn) bool {
+	if conn == nil || conn.IsClosed() {
+		return false
+	}
+	a, b := conn.Config(), s.pool.Config().ConnConfig
+	return a.Host == b.Host && a.Port == b.Port && a.Database == b.Database
 }
 
 // Get returns one instance.
@@ -272,23 +291,43 @@ type DB interface {
 // PostgresTx is the unit of work of a [PostgresStore]: a transaction on
 // one pooled connection, pipelined so that a transition that sends messages
 // takes three round trips (BEGIN with the load; the outbox insert; the save
-// with the COMMIT) instead of five.
+// with the COMMIT) instead of five. Inside the inbox middleware's
+// transaction it is a savepoint of that transaction instead (see
+// [PostgresStore.Begin]).
 type PostgresTx struct {
 	s       *PostgresStore
-	conn    *pgxpool.Conn
+	conn    *pgxpool.Conn  // the pooled connection; nil when nested
+	db      DB             // where the SQL goes: conn, or the outer transaction
+	pg      *pgconn.PgConn // for the transaction status
+	nested  bool           // inside the inbox middleware's transaction
 	begun   bool
 	pending pgx.Batch // the save, sent with the COMMIT
 	done    bool
 }
 
+// The statements that open, close and abandon the unit of work: a
+// transaction, or a savepoint of the outer transaction when nested.
+const (
+	savepoint        = "SAVEPOINT hexeract_saga"
+	releaseSavepoint = "RELEASE SAVEPOINT hexeract_saga"
+	undoSavepoint    = "ROLLBACK TO SAVEPOINT hexeract_saga; RELEASE SAVEPOINT hexeract_saga"
+)
+
+func (t *PostgresTx) beginSQL() string {
+	if t.nested {
+		return savepoint
+	}
+	return "BEGIN"
+}
+
 // DB returns the transaction, for SQL of the handler's own.
-func (t *PostgresTx) DB() DB { return t.conn }
+func (t *PostgresTx) DB() DB { return t.db }
 
 func (t *PostgresTx) begin(ctx context.Context) error {
 	if t.begun {
 		return nil
 	}
-	if _, err := t.conn.Exec(ctx, "BEGIN"); err != nil {
+	if _, err := t.db.Exec(ctx, t.beginSQL()); err != nil {
 		return err
 	}
 	t.begun = true
@@ -305,12 +344,12 @@ func (t *PostgresTx) Load(ctx context.Context, saga, key string) (*Instance, err
 	dest := []any{&status, &in.Version, &in.State, &meta, &in.CreatedAt, &in.UpdatedAt, &completed}
 	var err error
 	if t.begun {
-		err = t.conn.QueryRow(ctx, t.s.q.load, saga, key).Scan(dest...)
+		err = t.db.QueryRow(ctx, t.s.q.load, saga, key).Scan(dest...)
 	} else {
 		b := &pgx.Batch{}
-		b.Queue("BEGIN")
+		b.Queue(t.beginSQL())
 		b.Queue(t.s.q.load, saga, key)
-		br := t.conn.SendBatch(ctx, b)
+		br := t.db.SendBatch(ctx, b)
 		if _, err = br.Exec(); err == nil {
 			t.begun = true
 			err = br.QueryRow().Scan(dest...)
@@ -405,9 +444,13 @@ func (t *PostgresTx) Commit(ctx context.Context) error {
 		t.finish()
 		return nil
 	}
-	t.pending.Queue("COMMIT")
+	end, after := "COMMIT", byte('I')
+	if t.nested {
+		end, after = releaseSavepoint, 'T'
+	}
+	t.pending.Queue(end)
 	n := t.pending.Len()
-	br := t.conn.SendBatch(ctx, &t.pending)
+	br := t.db.SendBatch(ctx, &t.pending)
 	var err error
 	for range n {
 		if _, err = br.Exec(); err != nil {
@@ -417,8 +460,8 @@ func (t *PostgresTx) Commit(ctx context.Context) error {
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && t.conn.Conn().PgConn().TxStatus() != 'I' {
-		err = errors.New("saga: COMMIT did not end the transaction")
+	if err == nil && t.pg.TxStatus() != after {
+		err = fmt.Errorf("saga: %s did not end the unit of work", end)
 	}
 	if err != nil {
 		t.rollback(ctx)
@@ -445,14 +488,20 @@ func (t *PostgresTx) Rollback(ctx context.Context) error {
 
 // rollback ends an open transaction. When that fails (a broken
 // connection), the pool destroys the connection on release because it is
-// not idle.
+// not idle. Nested, it undoes the savepoint and leaves the outer
+// transaction usable.
 func (t *PostgresTx) rollback(ctx context.Context) {
-	if t.conn.Conn().PgConn().TxStatus() != 'I' {
-		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	switch {
+	case t.nested && t.begun:
+		_, _ = t.db.Exec(context.WithoutCancel(ctx), undoSavepoint)
+	case !t.nested && t.pg.TxStatus() != 'I':
+		_, _ = t.db.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	}
 }
 
 func (t *PostgresTx) finish() {
 	t.done = true
-	t.conn.Release()
+	if t.conn != nil {
+		t.conn.Release()
+	}
 }

@@ -74,12 +74,12 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 	for _, id := range p.cancel {
 		// Not found: the timeout was handed off already; its token is gone
 		// from the state, so it is ignored when it arrives.
-		if err := t.sched.CancelTx(ctx, ptx.conn, id); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+		if err := t.sched.CancelTx(ctx, ptx.db, id); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
 			return fmt.Errorf("saga: cancel timeout %s: %w", id, err)
 		}
 	}
 	for _, s := range p.sched {
-		ids, err := t.sched.ScheduleMessages(ctx, ptx.conn, s.at, s.topic, s.msg)
+		ids, err := t.sched.ScheduleMessages(ctx, ptx.db, s.at, s.topic, s.msg)
 		if err != nil {
 			return fmt.Errorf("saga: schedule timeout: %w", err)
 		}
@@ -94,7 +94,7 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 		for _, o := range p.out[i:j] {
 			msgs = append(msgs, o.msg)
 		}
-		if err := t.outbox.PublishMessages(ctx, ptx.conn, p.out[i].topic, msgs...); err != nil {
+		if err := t.outbox.PublishMessages(ctx, ptx.db, p.out[i].topic, msgs...); err != nil {
 			return fmt.Errorf("saga: outbox: %w", err)
 		}
 		i = j
