@@ -100,8 +100,8 @@ type runtime[S any] struct {
 // App, the handlers of the shared timeout and compensation topics.
 //
 // With a [*PostgresStore], outgoing messages go through the outbox in the
-// transition's transaction, so [WithOutbox] (or [WithTxPublisher]) is
-// required, and [WithScheduler] when the saga uses timeouts. With any other
+// transition's transaction, so [WithOutbox] is required, and
+// [WithScheduler] when the saga uses timeouts. With any other
 // store (the [MemoryStore]) messages are published through the App after the
 // commit and timeouts use in-process timers.
 func Register[S any](app *hexeract.App, def *Definition[S], store Store, opts ...Option) error {
