@@ -32,7 +32,10 @@
 //   - Nack makes the message visible again at once (ChangeMessageVisibility
 //     to 0), so it is redelivered immediately.
 //   - A message neither acked nor nacked within [Config.VisibilityTimeout]
-//     becomes visible again and is redelivered. When a subscription stops
+//     becomes visible again and is redelivered. The timeout of every message
+//     of a batch starts at the receive: a message whose timeout is about to
+//     run out (90% of it) before its turn comes is not handed out, because
+//     another consumer may already have it; SQS delivers it again. When a subscription stops
 //     (its context is cancelled or the subscriber is closed), the messages it
 //     holds but has not handed out or had acknowledged are made visible again
 //     at once.

@@ -184,11 +184,23 @@ func (p *poller) run(ctx context.Context) {
 }
 
 // handle hands out one received batch, message by message, and deletes the
-// acknowledged ones.
+// acknowledged ones. Messages still held when their visibility timeout is
+// about to run out are not handed out: SQS makes them visible again and may
+// already have delivered them to another consumer, so handing them out here
+// would have two consumers handle the same message at once.
 func (p *poller) handle(ctx context.Context, msgs []types.Message, receivedAt time.Time) {
-	flushAt := receivedAt.Add(p.s.cfg.VisibilityTimeout / 2)
+	vis := p.s.cfg.VisibilityTimeout
+	flushAt := receivedAt.Add(vis / 2)
+	// SQS started the visibility timeout a little before the answer reached
+	// us: keep a margin.
+	expiresAt := receivedAt.Add(vis - vis/10)
 	acked := make([]types.Message, 0, len(msgs))
 	for i, m := range msgs {
+		if time.Now().After(expiresAt) {
+			p.logger.Info("Visibility timeout of received messages ran out before they were handed out; SQS delivers them again (raise the visibility timeout or lower max_messages)",
+				watermill.LogFields{"messages": len(msgs) - i, "visibility": vis.String()})
+			break
+		}
 		ack, stop := p.deliver(ctx, m)
 		if ack {
 			acked = append(acked, m)
