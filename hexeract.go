@@ -44,6 +44,9 @@ func New(opts ...Option) (*App, error) {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}

@@ -198,3 +198,24 @@ func TestCloseRightAfterRunStarts(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestNilWorkerOrMiddlewareIsAConfigurationError: a nil worker (a relay
+// whose constructor failed, its error ignored) or nil middleware used to be
+// accepted by New and then crash the process from a goroutine of Run or of
+// the router.
+func TestNilWorkerOrMiddlewareIsAConfigurationError(t *testing.T) {
+	var nilFunc hexeract.WorkerFunc
+	for name, opt := range map[string]hexeract.Option{
+		"nil worker":     hexeract.WithWorker(nil),
+		"nil WorkerFunc": hexeract.WithWorker(nilFunc),
+		"nil middleware": hexeract.WithMiddleware(nil),
+	} {
+		app, err := hexeract.New(opt)
+		if err == nil {
+			_ = app.Close()
+			t.Errorf("%s: New returned no error", name)
+		} else if !strings.Contains(err.Error(), "nil") {
+			t.Errorf("%s: error %q does not say what is wrong", name, err)
+		}
+	}
+}

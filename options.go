@@ -2,6 +2,7 @@ package hexeract
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,6 +27,22 @@ type config struct {
 	noDefaults bool
 	// defaultMiddleware tunes the default chain (defaults.go).
 	defaultMiddleware []func(*middleware.DefaultConfig)
+}
+
+// validate reports options that would otherwise crash a goroutine of
+// [App.Run] (a nil worker) or of the router (a nil middleware).
+func (c *config) validate() error {
+	for i, w := range c.workers {
+		if f, ok := w.(WorkerFunc); w == nil || (ok && f == nil) {
+			return fmt.Errorf("hexeract: worker %d given with WithWorker is nil; check the error of the function that built it", i)
+		}
+	}
+	for i, mw := range c.middleware {
+		if mw == nil {
+			return fmt.Errorf("hexeract: middleware %d given with WithMiddleware is nil", i)
+		}
+	}
+	return nil
 }
 
 // Worker is a background process that [App.Run] runs beside the router, such
