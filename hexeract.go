@@ -177,7 +177,9 @@ func (a *App) stopped() bool {
 }
 
 // Use adds Watermill handler middleware to every handler. Middleware added
-// first runs outermost.
+// first runs outermost. Call it before [App.Run]: a handler that is already
+// running keeps the middleware it started with, so middleware added later
+// reaches only handlers added after it.
 func (a *App) Use(mw ...message.HandlerMiddleware) { a.router.AddMiddleware(mw...) }
 
 // Publish encodes msgs with the App's envelope and codec and publishes each
