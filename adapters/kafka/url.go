@@ -30,7 +30,7 @@ import (
 // Any other parameter is an error. Errors never contain the password.
 func ParseURL(rawURL string) (Config, error) {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok || scheme != "kafka" {
+	if !ok || !strings.EqualFold(scheme, "kafka") { // schemes are case-insensitive, as adapters.Open treats them
 		return Config{}, errors.New("kafka: expected a URL of the form kafka://host:9092[,host2:9092]/?group=NAME")
 	}
 	authority, tail := rest, ""

@@ -92,3 +92,15 @@ func TestURLRefusesOutOfRangeNumbers(t *testing.T) {
 		t.Errorf("Config.Acks 7: got %v, want an error naming Acks", err)
 	}
 }
+
+// TestURLSchemeIsCaseInsensitive: adapters.Open routes KAFKA:// to Kafka (URL
+// schemes are case-insensitive), and ParseURL used to refuse it.
+func TestURLSchemeIsCaseInsensitive(t *testing.T) {
+	cfg, err := kafka.ParseURL("KAFKA://h:9092/?group=g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Brokers) != 1 || cfg.Brokers[0] != "h:9092" || cfg.Group != "g" {
+		t.Fatalf("config %+v", cfg)
+	}
+}
