@@ -55,15 +55,17 @@ func (CompensationMessage) MessageType() string { return "hexeract.saga.compensa
 // OrderingKey keeps the messages of one instance in order.
 func (m CompensationMessage) OrderingKey() string { return m.Saga + "/" + m.Key }
 
-// rawMessage is a message known only by wire name and JSON payload: a
-// compensation sent on for another service.
+// rawMessage is a message known only by wire name, JSON payload and
+// ordering key: a compensation sent on for another service.
 type rawMessage struct {
 	typ     string
 	payload json.RawMessage
+	key     string
 }
 
 func (r rawMessage) MessageType() string          { return r.typ }
 func (r rawMessage) MarshalJSON() ([]byte, error) { return r.payload, nil }
+func (r rawMessage) OrderingKey() string          { return r.key }
 
 // stepRunner is a registered saga as the per-App dispatcher sees it.
 type stepRunner interface {

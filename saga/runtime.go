@@ -326,7 +326,11 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 		if err != nil {
 			return nil, router.Permanent(fmt.Errorf("saga %s: encode compensation %s: %w", rt.def.name, m.MessageType(), err))
 		}
-		in.Meta.Compensations = append(in.Meta.Compensations, Step{Type: m.MessageType(), Payload: payload})
+		step := Step{Type: m.MessageType(), Payload: payload}
+		if k, ok := m.(router.Keyed); ok {
+			step.Key = k.OrderingKey()
+		}
+		in.Meta.Compensations = append(in.Meta.Compensations, step)
 	}
 	for _, m := range c.sends {
 		if err := rt.send(ctx, p, c.key, m); err != nil {
@@ -462,7 +466,7 @@ func (rt *runtime[S]) onCompensate(ctx context.Context, m CompensationMessage) e
 				return err
 			}
 		} else {
-			c.Publish(rawMessage{typ: m.Type, payload: m.Payload})
+			c.Publish(rawMessage{typ: m.Type, payload: m.Payload, key: c.inst.Meta.Compensations[m.Step].Key})
 		}
 		c.stepDone = true
 		return nil

@@ -69,6 +69,9 @@ type PendingTimeout struct {
 type Step struct {
 	Type    string          `json:"type"`    // wire name
 	Payload json.RawMessage `json:"payload"` // JSON of the message
+	// Key is the message's ordering key ([router.Keyed]), kept for a step
+	// sent on to another service.
+	Key string `json:"key,omitempty"`
 }
 
 func (in *Instance) clone() *Instance {
