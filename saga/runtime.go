@@ -451,7 +451,10 @@ func (rt *runtime[S]) onTimeout(ctx context.Context, m TimeoutMessage) error {
 	})
 }
 
-// onCompensate runs one compensation step and starts the next.
+// onCompensate runs one compensation step and starts the next. The message
+// only triggers the step: what runs is the step the instance holds, so a
+// stale message (a redelivery from an earlier instance of the same key)
+// cannot run its old payload or skip the current step.
 func (rt *runtime[S]) onCompensate(ctx context.Context, m CompensationMessage) error {
 	chk := func(in *Instance) (bool, error) {
 		if in == nil || in.Status != Compensating || m.Step != len(in.Meta.Compensations)-1 {
@@ -461,12 +464,13 @@ func (rt *runtime[S]) onCompensate(ctx context.Context, m CompensationMessage) e
 		return true, nil
 	}
 	err := rt.runPhase(ctx, m.Key, m.Type, false, phaseCompensate, chk, func(c *Context[S], s *S) error {
-		if h := rt.def.comps[m.Type]; h != nil {
-			if err := h(c, s, m.Payload); err != nil {
+		st := c.inst.Meta.Compensations[m.Step]
+		if h := rt.def.comps[st.Type]; h != nil {
+			if err := h(c, s, st.Payload); err != nil {
 				return err
 			}
 		} else {
-			c.Publish(rawMessage{typ: m.Type, payload: m.Payload, key: c.inst.Meta.Compensations[m.Step].Key})
+			c.Publish(rawMessage{typ: st.Type, payload: st.Payload, key: st.Key})
 		}
 		c.stepDone = true
 		return nil
