@@ -112,7 +112,9 @@ type Config struct {
 
 	// GroupIDKey is the metadata key whose value becomes the MessageGroupId
 	// when publishing to a FIFO queue; messages without it use the topic as
-	// group. The message UUID is the MessageDeduplicationId.
+	// group. A value SQS does not accept as a MessageGroupId (1 to 128
+	// printable ASCII characters, no spaces) is replaced by a hash of it.
+	// The message UUID is the MessageDeduplicationId.
 	// Default: [DefaultGroupIDKey].
 	GroupIDKey string
 

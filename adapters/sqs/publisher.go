@@ -2,6 +2,8 @@ package sqs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -135,7 +137,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 			if group == "" {
 				group = topic
 			}
-			entry.MessageGroupId = aws.String(group)
+			entry.MessageGroupId = aws.String(messageGroupID(group))
 			entry.MessageDeduplicationId = aws.String(msg.UUID)
 		}
 		batch = append(batch, entry)
@@ -144,6 +146,25 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	return flush()
 }
+
+// messageGroupID returns key when SQS accepts it as a MessageGroupId (1 to
+// 128 characters, letters, digits and ASCII punctuation), and otherwise a
+// stable hash of it, so that any partition key ("John Smith", "kundé", a
+// long one) keeps its messages in one group instead of being rejected.
+func messageGroupID(key string) string {
+	valid := len(key) >= 1 && len(key) <= maxGroupIDLength
+	for i := 0; valid && i < len(key); i++ {
+		valid = key[i] >= 0x21 && key[i] <= 0x7e
+	}
+	if valid {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "hexeract-sha256-" + hex.EncodeToString(sum[:])
+}
+
+// maxGroupIDLength is the longest MessageGroupId SQS accepts.
+const maxGroupIDLength = 128
 
 // tooLarge is the error for a message over the size limit; n is the number
 // of messages of the Publish call, none of which was sent.
