@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hexeract/hexeract"
@@ -326,6 +327,9 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 		if err != nil {
 			return nil, router.Permanent(fmt.Errorf("saga %s: encode compensation %s: %w", rt.def.name, m.MessageType(), err))
 		}
+		if hasNUL(payload) {
+			return nil, router.Permanent(fmt.Errorf("saga %s key %q: compensation %s holds a string with a NUL character (\\u0000), which the PostgreSQL store (jsonb) cannot keep; strip it", rt.def.name, c.key, m.MessageType()))
+		}
 		step := Step{Type: m.MessageType(), Payload: payload}
 		if k, ok := m.(router.Keyed); ok {
 			step.Key = k.OrderingKey()
@@ -350,7 +354,7 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 	} else {
 		switch {
 		case c.failure != nil:
-			in.Meta.Failure = c.failure.Error()
+			in.Meta.Failure = strings.ReplaceAll(c.failure.Error(), "\x00", "\uFFFD") // jsonb keeps no NUL
 			rt.cancelAll(in, p)
 			if n := len(in.Meta.Compensations); n > 0 {
 				in.Status = Compensating
@@ -367,6 +371,9 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 	st, err := json.Marshal(state)
 	if err != nil {
 		return nil, router.Permanent(fmt.Errorf("saga %s key %q: encode state: %w", rt.def.name, c.key, err))
+	}
+	if hasNUL(st) {
+		return nil, router.Permanent(fmt.Errorf("saga %s key %q: the state holds a string with a NUL character (\\u0000), which the PostgreSQL store (jsonb) cannot keep; strip it before storing the string in the state", rt.def.name, c.key))
 	}
 	in.State = st
 	return p, nil
@@ -479,4 +486,20 @@ func (rt *runtime[S]) onCompensate(ctx context.Context, m CompensationMessage) e
 		return fmt.Errorf("saga %s key %q: compensation step %d (%s): %w", rt.def.name, m.Key, m.Step, m.Type, err)
 	}
 	return err
+}
+
+// hasNUL reports whether the JSON document b holds the escape \u0000 (a
+// NUL character in a string), which PostgreSQL's jsonb refuses. An escaped
+// backslash followed by "u0000" is text, not a NUL.
+func hasNUL(b []byte) bool {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if b[i+1] == 'u' && i+5 < len(b) && string(b[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // skip the escaped character
+	}
+	return false
 }
