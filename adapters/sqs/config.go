@@ -114,7 +114,8 @@ type Config struct {
 	// when publishing to a FIFO queue; messages without it use the topic as
 	// group. A value SQS does not accept as a MessageGroupId (1 to 128
 	// printable ASCII characters, no spaces) is replaced by a hash of it.
-	// The message UUID is the MessageDeduplicationId.
+	// The message UUID is the MessageDeduplicationId (hashed the same way
+	// when SQS would not accept it).
 	// Default: [DefaultGroupIDKey].
 	GroupIDKey string
 

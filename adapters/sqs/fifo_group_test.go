@@ -107,3 +107,54 @@ func TestFIFOGroupIDFromAnyPartitionKey(t *testing.T) {
 		}
 	}
 }
+
+// TestFIFODeduplicationIDFromAnyUUID checks that a message UUID SQS does not
+// accept as MessageDeduplicationId (Watermill lets applications choose any
+// string) is sent as a valid one, the same for the same UUID, and that the
+// message is delivered.
+func TestFIFODeduplicationIDFromAnyUUID(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	dedup := map[string]string{} // body -> MessageDeduplicationId sent
+	capture := smithymw.InitializeMiddlewareFunc("hexeract-test-capture-dedup", func(ctx context.Context, in smithymw.InitializeInput, next smithymw.InitializeHandler) (smithymw.InitializeOutput, smithymw.Metadata, error) {
+		if input, ok := in.Parameters.(*sqs.SendMessageBatchInput); ok {
+			mu.Lock()
+			for _, e := range input.Entries {
+				dedup[aws.ToString(e.MessageBody)] = aws.ToString(e.MessageDeduplicationId)
+			}
+			mu.Unlock()
+		}
+		return next.HandleInitialize(ctx, in)
+	})
+	cfg := testConfig(t)
+	cfg.Client = sqs.New(rawClient(t, nil).Options(), func(o *sqs.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *smithymw.Stack) error { return s.Initialize.Add(capture, smithymw.After) })
+	})
+	topic := "dedup-" + suffix() + ".fifo"
+	pub, sub := newPub(t, cfg), newSub(t, cfg)
+	uuids := []string{"order 42 / retry #1", "kundé-7", watermill.NewUUID()}
+	for i, id := range uuids {
+		if err := pub.Publish(topic, message.NewMessage(id, fmt.Appendf(nil, "%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	for i, id := range uuids {
+		got := dedup[fmt.Sprint(i)]
+		if !validGroupID(got) {
+			t.Errorf("UUID %q sent as MessageDeduplicationId %q, which SQS refuses", id, got)
+		}
+		if validGroupID(id) && got != id {
+			t.Errorf("valid UUID %q sent as %q, want it unchanged", id, got)
+		}
+	}
+	mu.Unlock()
+	msgs, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range uuids {
+		m := receiveOne(t, msgs, 10*time.Second)
+		m.Ack()
+	}
+}

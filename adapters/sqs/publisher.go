@@ -138,7 +138,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 				group = topic
 			}
 			entry.MessageGroupId = aws.String(messageGroupID(group))
-			entry.MessageDeduplicationId = aws.String(msg.UUID)
+			entry.MessageDeduplicationId = aws.String(messageGroupID(msg.UUID))
 		}
 		batch = append(batch, entry)
 		batchMsgs = append(batchMsgs, msg)
@@ -147,10 +147,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return flush()
 }
 
-// messageGroupID returns key when SQS accepts it as a MessageGroupId (1 to
-// 128 characters, letters, digits and ASCII punctuation), and otherwise a
-// stable hash of it, so that any partition key ("John Smith", "kundé", a
-// long one) keeps its messages in one group instead of being rejected.
+// messageGroupID returns key when SQS accepts it as a MessageGroupId or
+// MessageDeduplicationId (the same rule: 1 to 128 characters, letters,
+// digits and ASCII punctuation), and otherwise a stable hash of it, so that
+// any partition key ("John Smith", "kundé", a long one) keeps its messages
+// in one group, and any message UUID deduplicates, instead of being rejected.
 func messageGroupID(key string) string {
 	valid := len(key) >= 1 && len(key) <= maxGroupIDLength
 	for i := 0; valid && i < len(key); i++ {
