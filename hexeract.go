@@ -239,7 +239,9 @@ func (a *App) TopicFor(m router.Message) string { return a.topic(m.MessageType()
 // Run runs the router and the attached workers until ctx is cancelled or a
 // worker fails. On cancellation the router stops taking new messages and
 // waits for in-flight handlers (up to the router's CloseTimeout), then Run
-// returns nil. Run may be called once, and not after [App.Close].
+// returns nil. If the router stops by itself first (every handler's
+// subscription ended), Run returns [ErrRouterStopped]. Run may be called
+// once, and not after [App.Close].
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
@@ -287,6 +289,13 @@ func (a *App) Run(ctx context.Context) error {
 		// The router stopped on its own (all subscribers closed, or it failed to start).
 		stopWorkers()
 		wg.Wait()
+		if err == nil && ctx.Err() == nil && !a.isClosed() {
+			// Watermill's router returns nil when every handler's
+			// subscription has ended; a service would then exit 0 without
+			// consuming anything, and a supervisor that restarts only on
+			// failure would leave it down.
+			err = ErrRouterStopped
+		}
 		return err
 	}
 	closeErr := a.closeRouter()
@@ -303,6 +312,20 @@ func (a *App) Run(ctx context.Context) error {
 
 // Running is closed once the router is running and its handlers are subscribed.
 func (a *App) Running() <-chan struct{} { return a.router.Running() }
+
+// ErrRouterStopped is returned by [App.Run] when the router stopped by
+// itself, before Run's context was cancelled and without [App.Close]:
+// every handler's subscription ended (the transport closed them, or the
+// subscriber was closed). Nothing is consumed any more; exit with an error
+// so the process is restarted, or build a new App.
+var ErrRouterStopped = errors.New("hexeract: the router stopped by itself: every handler's subscription ended (the transport closed them, or the subscriber was closed); restart the App")
+
+// isClosed reports whether Close was called.
+func (a *App) isClosed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closed
+}
 
 // Close closes the router and, when the App created them, the in-memory
 // publisher and subscriber. Closing the router closes the subscriber of

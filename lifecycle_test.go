@@ -2,6 +2,7 @@ package hexeract_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +218,56 @@ func TestNilWorkerOrMiddlewareIsAConfigurationError(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "nil") {
 			t.Errorf("%s: error %q does not say what is wrong", name, err)
 		}
+	}
+}
+
+// TestRunReportsARouterThatStoppedByItself closes the transport under a
+// running App: every subscription ends and Watermill's router stops. Run
+// used to return nil, so a service exited 0 without consuming anything; it
+// now returns ErrRouterStopped. Closing the App instead still gives nil.
+func TestRunReportsARouterThatStoppedByItself(t *testing.T) {
+	ps := gochannel.New(gochannel.Config{}, nil)
+	app, err := hexeract.New(hexeract.WithPubSub(ps, ps), longClose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if err := hexeract.HandleFunc(app, noop); err != nil {
+		t.Fatal(err)
+	}
+	done := runAsync(app, context.Background())
+	<-app.Running()
+	if err := ps.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, hexeract.ErrRouterStopped) {
+			t.Fatalf("Run = %v, want ErrRouterStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its transport was closed")
+	}
+
+	ps2 := gochannel.New(gochannel.Config{}, nil)
+	app2, err := hexeract.New(hexeract.WithPubSub(ps2, ps2), longClose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hexeract.HandleFunc(app2, noop); err != nil {
+		t.Fatal(err)
+	}
+	done2 := runAsync(app2, context.Background())
+	<-app2.Running()
+	if err := app2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done2:
+		if err != nil {
+			t.Fatalf("Run after App.Close = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after App.Close")
 	}
 }
