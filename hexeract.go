@@ -179,8 +179,17 @@ func (a *App) stopped() bool {
 // Use adds Watermill handler middleware to every handler. Middleware added
 // first runs outermost. Call it before [App.Run]: a handler that is already
 // running keeps the middleware it started with, so middleware added later
-// reaches only handlers added after it.
-func (a *App) Use(mw ...message.HandlerMiddleware) { a.router.AddMiddleware(mw...) }
+// reaches only handlers added after it. A nil middleware is a programming
+// error: Use panics at once (as net/http does for a nil handler) rather
+// than let the router crash later in a goroutine the caller cannot recover.
+func (a *App) Use(mw ...message.HandlerMiddleware) {
+	for i, m := range mw {
+		if m == nil {
+			panic(fmt.Sprintf("hexeract: App.Use: middleware %d of %d is nil", i+1, len(mw)))
+		}
+	}
+	a.router.AddMiddleware(mw...)
+}
 
 // Publish encodes msgs with the App's envelope and codec and publishes each
 // on the topic of its type. Inside a handler (ctx from the handler), the

@@ -3,6 +3,7 @@ package hexeract_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -270,4 +271,22 @@ func TestRunReportsARouterThatStoppedByItself(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after App.Close")
 	}
+}
+
+// TestUseNilMiddlewarePanicsAtTheCall checks that App.Use refuses a nil
+// middleware where it is called; it used to be accepted and crash the
+// process later, from a router goroutine, when a message arrived.
+func TestUseNilMiddlewarePanicsAtTheCall(t *testing.T) {
+	app, err := hexeract.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	defer func() {
+		r := recover()
+		if r == nil || !strings.Contains(fmt.Sprint(r), "middleware 2 of 2 is nil") {
+			t.Fatalf("recover() = %v, want a panic naming the nil middleware", r)
+		}
+	}()
+	app.Use(func(h message.HandlerFunc) message.HandlerFunc { return h }, nil)
 }
