@@ -30,6 +30,7 @@ type App struct {
 	handlers map[string]bool
 	running  bool
 	closed   bool
+	useErr   error // the first nil middleware given to Use
 	runCtx   context.Context
 	// routerDone is closed when the router's Run has returned.
 	routerDone chan struct{}
@@ -179,13 +180,18 @@ func (a *App) stopped() bool {
 // Use adds Watermill handler middleware to every handler. Middleware added
 // first runs outermost. Call it before [App.Run]: a handler that is already
 // running keeps the middleware it started with, so middleware added later
-// reaches only handlers added after it. A nil middleware is a programming
-// error: Use panics at once (as net/http does for a nil handler) rather
-// than let the router crash later in a goroutine the caller cannot recover.
+// reaches only handlers added after it. A nil middleware is not added, and
+// [App.Run] then refuses to start with an error naming it (rather than the
+// router crashing later in a goroutine the caller cannot recover).
 func (a *App) Use(mw ...message.HandlerMiddleware) {
 	for i, m := range mw {
 		if m == nil {
-			panic(fmt.Sprintf("hexeract: App.Use: middleware %d of %d is nil", i+1, len(mw)))
+			a.mu.Lock()
+			if a.useErr == nil {
+				a.useErr = fmt.Errorf("hexeract: App.Use was given a nil middleware (argument %d of %d); nothing of that call was added", i+1, len(mw))
+			}
+			a.mu.Unlock()
+			return
 		}
 	}
 	a.router.AddMiddleware(mw...)
@@ -260,6 +266,10 @@ func (a *App) Run(ctx context.Context) error {
 	if a.running {
 		a.mu.Unlock()
 		return errors.New("hexeract: App.Run called twice")
+	}
+	if a.useErr != nil {
+		a.mu.Unlock()
+		return a.useErr
 	}
 	a.running = true
 	// The router runs on a context that is not cancelled with ctx, so a

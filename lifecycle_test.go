@@ -3,7 +3,6 @@ package hexeract_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -273,20 +272,26 @@ func TestRunReportsARouterThatStoppedByItself(t *testing.T) {
 	}
 }
 
-// TestUseNilMiddlewarePanicsAtTheCall checks that App.Use refuses a nil
-// middleware where it is called; it used to be accepted and crash the
-// process later, from a router goroutine, when a message arrived.
-func TestUseNilMiddlewarePanicsAtTheCall(t *testing.T) {
+// TestUseNilMiddlewareIsRefusedByRun checks that a nil middleware given to
+// App.Use makes Run refuse to start with an error naming it; it used to be
+// accepted and crash the process later, from a router goroutine, when a
+// message arrived.
+func TestUseNilMiddlewareIsRefusedByRun(t *testing.T) {
 	app, err := hexeract.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	defer func() {
-		r := recover()
-		if r == nil || !strings.Contains(fmt.Sprint(r), "middleware 2 of 2 is nil") {
-			t.Fatalf("recover() = %v, want a panic naming the nil middleware", r)
-		}
-	}()
+	if err := hexeract.HandleFunc(app, noop); err != nil {
+		t.Fatal(err)
+	}
 	app.Use(func(h message.HandlerFunc) message.HandlerFunc { return h }, nil)
+	select {
+	case err := <-runAsync(app, context.Background()):
+		if err == nil || !strings.Contains(err.Error(), "nil middleware (argument 2 of 2)") {
+			t.Fatalf("Run = %v, want an error naming the nil middleware", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run started despite a nil middleware")
+	}
 }
