@@ -84,8 +84,9 @@ func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]
 // without, every dead row. It moves at most batch rows per transaction
 // (default 1000), calls progress (if not nil) after each transaction with
 // the running total, and returns the number of rows replayed. Replayed
-// rows get new sequence numbers: they are delivered after the rows already
-// pending.
+// rows get new sequence numbers, in the order of their original ones: they
+// are delivered after the rows already pending, and rows of one ordering
+// key keep their order among themselves.
 func (o *Outbox) ReplayDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
 	return o.moveDead(ctx, ids, batch, progress, true)
 }
@@ -115,9 +116,9 @@ func (o *Outbox) moveDead(ctx context.Context, ids []string, batch int, progress
 		if o.notify != notifyOff {
 			notify = `pg_notify('` + o.t.channel + `', '')::text`
 		}
-		sql = `WITH d AS (` + del + ` RETURNING x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),
+		sql = `WITH d AS (` + del + ` RETURNING x.seq, x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),
 ins AS (INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payload, created_at)
-  SELECT id, topic, ordering_key, metadata, payload, created_at FROM d ORDER BY created_at RETURNING 1)
+  SELECT id, topic, ordering_key, metadata, payload, created_at FROM d ORDER BY seq RETURNING 1)
 SELECT (SELECT count(*) FROM ins), ` + notify
 	}
 	var total int64

@@ -1,0 +1,37 @@
+package outbox_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Two rows of one ordering key go dead: "first" (seq 1) came from a
+// transaction that started later but took the key lock first, so its
+// created_at is later than that of "second" (seq 2). Replay must keep
+// their seq order, which is the key's delivery order, not created_at.
+func TestReplayDeadKeepsSeqOrder(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO `+table+`_dead (seq, id, topic, ordering_key, metadata, payload, attempts, created_at) VALUES
+  (1, 'first',  'tp', 'k', '{}', '', 10, now()),
+  (2, 'second', 'tp', 'k', '{}', '', 10, now() - interval '1 minute'),
+  (3, 'third',  'tp', 'k', '{}', '', 10, now() - interval '2 minutes')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ob.ReplayDead(ctx, nil, 0, nil)
+	if err != nil || n != 3 {
+		t.Fatalf("replay = %d, %v", n, err)
+	}
+	rows, _ := pool.Query(ctx, `SELECT id FROM `+table+` ORDER BY seq`)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"first", "second", "third"}; !slices.Equal(got, want) {
+		t.Fatalf("replayed rows in seq order %v, want %v", got, want)
+	}
+}
