@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/router"
@@ -194,6 +196,9 @@ func (b *batch) add(ctx context.Context, topic string, m *message.Message) error
 		md = cloneMetadata(md)
 		traceContext.Inject(ctx, propagation.MapCarrier(md))
 	}
+	if err := checkText(m.UUID, topic, md); err != nil {
+		return err
+	}
 	js, err := json.Marshal(map[string]string(md))
 	if err != nil {
 		return fmt.Errorf("outbox: metadata of message %s: %w", m.UUID, err)
@@ -211,6 +216,26 @@ func (b *batch) add(ctx context.Context, topic string, m *message.Message) error
 	b.keys = append(b.keys, key)
 	b.metadata = append(b.metadata, string(js))
 	b.payloads = append(b.payloads, payload)
+	return nil
+}
+
+// checkText refuses, before any SQL runs (so the caller's transaction is
+// not aborted), text the outbox columns cannot store as given: a NUL byte
+// (PostgreSQL text and jsonb reject it) or invalid UTF-8 (rejected by
+// text columns, and silently replaced by encoding/json in the metadata).
+func checkText(id, topic string, md message.Metadata) error {
+	bad := func(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+	switch {
+	case bad(id):
+		return fmt.Errorf("outbox: message id %q holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store; use a text id", id)
+	case bad(topic):
+		return fmt.Errorf("outbox: topic %q of message %s holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store", topic, id)
+	}
+	for k, v := range md {
+		if bad(k) || bad(v) {
+			return fmt.Errorf("outbox: metadata %q of message %s holds a NUL byte or invalid UTF-8, which PostgreSQL jsonb cannot store; encode binary values (base64, say) before putting them in metadata", k, id)
+		}
+	}
 	return nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
@@ -104,5 +106,41 @@ func TestLargeBatchUsesCopy(t *testing.T) {
 	}
 	if st := pending(t, ob); st.Pending != 2000 {
 		t.Fatalf("pending = %d", st.Pending)
+	}
+}
+
+// Metadata that PostgreSQL's jsonb cannot hold (a NUL byte) or that JSON
+// would silently change (invalid UTF-8) is refused by Publish with an
+// error naming the key, before any SQL runs: the caller's transaction is
+// not aborted and can go on.
+func TestUnstorableMetadataRefusedBeforeSQL(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	for name, md := range map[string]message.Metadata{
+		"nul value":    {"note": "a\x00b"},
+		"nul key":      {"no\x00te": "ab"},
+		"invalid utf8": {"note": "caf\xe9"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			m := message.NewMessage("id-1", []byte("{}"))
+			m.Metadata = md
+			err = ob.PublishMessages(ctx, tx, "tp", m)
+			if err == nil || !strings.Contains(err.Error(), "metadata") || !strings.Contains(err.Error(), "id-1") {
+				t.Fatalf("PublishMessages = %v, want an error about the metadata of id-1", err)
+			}
+			// The transaction was not aborted by a failed statement.
+			if _, err := ob.Publish(ctx, tx, UserRegistered{UserID: "u"}); err != nil {
+				t.Fatalf("transaction unusable after the refusal: %v", err)
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("rows = %d, %v", n, err)
+			}
+		})
 	}
 }
