@@ -168,8 +168,8 @@ func WithMaxAttempts(n int) RelayOption {
 
 // WithBackoff sets the exponential backoff between publish attempts of a
 // row: min after the first failure, doubling up to max (defaults 1s and
-// 5m), with up to 20% random jitter. Retry times come from the database
-// clock.
+// 5m), with up to 20% random jitter. Retry times count from the failure,
+// on the database clock.
 func WithBackoff(min, max time.Duration) RelayOption {
 	return relayOptionFunc(func(c *relayConfig) { c.backoffMin, c.backoffMax = min, max })
 }

@@ -147,8 +147,11 @@ SELECT ` + returning + ` FROM d`
 	}
 	r.claimSQL = claim(heads)
 	r.followSQL = claim(follow)
+	// The backoff counts from this statement (after the publish failed),
+	// not from now(), the start of a claiming transaction that stayed open
+	// while the broker was called.
 	r.reinsertSQL = `INSERT INTO ` + t.table + ` (seq, id, topic, ordering_key, metadata, payload, attempts, next_attempt_at, last_error, created_at)
-SELECT u.s, u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p, u.a, now() + make_interval(secs => u.d), NULLIF(u.e, ''), u.c
+SELECT u.s, u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p, u.a, statement_timestamp() + make_interval(secs => u.d), NULLIF(u.e, ''), u.c
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int[], $8::float8[], $9::text[], $10::timestamptz[])
   AS u(s, i, t, k, m, p, a, d, e, c)`
 	r.deadSQL = `INSERT INTO ` + t.dead + ` (seq, id, topic, ordering_key, metadata, payload, attempts, last_error, created_at)

@@ -340,3 +340,37 @@ func TestPublisherPanicFailsTheBatchNotTheProcess(t *testing.T) {
 	waitFor(t, 10*time.Second, "delivery after the panic", func() bool { return rec.distinct() == 3 })
 	waitFor(t, 5*time.Second, "outbox empty", func() bool { return pending(t, ob).Pending == 0 })
 }
+
+// The backoff of a failed row counts from the failure, not from the start
+// of the claiming transaction: a broker call that takes longer than the
+// backoff (a publish timeout) must not make the retry due at once.
+func TestBackoffCountsFromTheFailureNotTheClaim(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	publishN(t, pool, ob, 1, 1)
+	const backoff, slow = 5 * time.Second, 2 * time.Second
+	rec := newRecorder()
+	failedAt := make(chan time.Time, 1)
+	rec.fail = func(string, []*message.Message) error {
+		time.Sleep(slow) // a broker that times out
+		var now time.Time
+		if err := pool.QueryRow(context.Background(), `SELECT clock_timestamp()`).Scan(&now); err == nil {
+			select {
+			case failedAt <- now:
+			default:
+			}
+		}
+		return errors.New("timeout")
+	}
+	stop := runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithBackoff(backoff, backoff), outbox.WithPollInterval(10*time.Millisecond))
+	waitFor(t, 10*time.Second, "first failure", func() bool { return pending(t, ob).Retrying == 1 })
+	stop()
+	var next time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT next_attempt_at FROM `+table).Scan(&next); err != nil {
+		t.Fatal(err)
+	}
+	failed := <-failedAt
+	// Jitter takes up to 20% off the backoff.
+	if due := next.Sub(failed); due < backoff*8/10 {
+		t.Fatalf("retry due %v after the failure, want at least %v", due, backoff*8/10)
+	}
+}
