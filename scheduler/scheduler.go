@@ -290,13 +290,16 @@ FROM (SELECT min(due_at) AS due_at FROM ` + t.Table + ` WHERE due_at > (SELECT t
 RETURNING topic, due_at, uuid, payload, metadata`,
 		// pushBack postpones messages the sink refused: 1 s after the first
 		// refusal, doubling with each one up to a minute, counting the
-		// refusals and keeping the last error in the metadata.
+		// refusals and keeping the last error in the metadata. The exponent
+		// is capped before the power is taken (2^44 s overflows an
+		// interval, 2^1024 a float), and only rows still due are touched: a message
+		// rescheduled to a later time meanwhile keeps that time.
 		pushBack: `UPDATE ` + t.Table + ` SET
-	due_at = clock_timestamp() + least(interval '1 second' * power(2, a.n), interval '1 minute'),
+	due_at = clock_timestamp() + interval '1 second' * least(power(2, least(a.n, 6)), 60),
 	metadata = metadata || jsonb_build_object('` + keyAttempts + `', a.n + 1, '` + keyLastError + `', $2::text)
 FROM (SELECT id, CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END AS n
-	FROM ` + t.Table + ` WHERE id = ANY($1::text[])) a
-WHERE ` + t.Table + `.id = a.id`,
+	FROM ` + t.Table + ` WHERE id = ANY($1::text[]) AND due_at <= clock_timestamp()) a
+WHERE ` + t.Table + `.id = a.id AND ` + t.Table + `.due_at <= clock_timestamp()`,
 		cancel: `DELETE FROM ` + t.Table + ` WHERE id = $1`,
 		reschedule: `WITH upd AS (
 	UPDATE ` + t.Table + ` SET due_at = $2 WHERE id = $1 RETURNING due_at)
