@@ -166,7 +166,10 @@ func (i *Inbox) Process(ctx context.Context, consumer, messageID string, fn func
 // and publish follow-up messages with [Outbox.Publish] on it, so state,
 // inbox row and outgoing messages commit together. A duplicate is
 // acknowledged without calling the handler. Messages the handler returns
-// are not transactional: publish through the outbox instead.
+// are not transactional, and can be lost: the router publishes them after
+// the transaction committed, and if that publish fails, the redelivered
+// message is skipped as a duplicate, so they are never published. Publish
+// follow-up messages through the outbox instead.
 func (i *Inbox) Middleware(consumer string) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
