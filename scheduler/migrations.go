@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -51,8 +52,20 @@ func newTables(name string) (tables, error) {
 		Ticks:    ticks.Quoted(),
 		Leases:   leases.Quoted(),
 		DueIndex: idx.Quoted(),
-		channel:  n.String(),
+		channel:  channelName(n),
 	}, nil
+}
+
+// channelName is the LISTEN/NOTIFY channel of the table: its name, or, when
+// that is longer than PostgreSQL allows for a channel (63 bytes, which a
+// schema-qualified name may exceed), a name derived from its hash.
+func channelName(n sqlident.Name) string {
+	if len(n.String()) <= 63 {
+		return n.String()
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(n.String()))
+	return "hexeract_scheduled_" + strconv.FormatUint(h.Sum64(), 16)
 }
 
 // migrations renders the embedded SQL files for these tables.
