@@ -34,6 +34,7 @@ type cronJob struct {
 	name     string
 	spec     string
 	schedule gocron.Cron
+	loc      *time.Location // the zone the spec is evaluated in
 	produce  func(tick time.Time) []router.Message
 }
 
@@ -74,6 +75,7 @@ func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Mess
 	if err := j.schedule.IsValid(spec, s.cfg.location, time.Now()); err != nil {
 		return fmt.Errorf("scheduler: invalid cron spec %q: %v (want six fields with seconds first, e.g. \"0 */5 * * * *\", or a descriptor such as \"@hourly\")", spec, err)
 	}
+	j.loc = specLocation(spec, s.cfg.location)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running {
@@ -121,12 +123,48 @@ func (j *cronJob) tickAt(now time.Time) time.Time {
 		for {
 			next := j.schedule.Next(t)
 			if next.IsZero() || next.After(limit) {
-				return t
+				return j.firstOccurrence(t)
 			}
 			t = next
 		}
 	}
 	return now.Truncate(time.Second)
+}
+
+// firstOccurrence maps the second occurrence of a wall-clock time repeated
+// when the clocks go back (01:30 EST after 01:30 EDT) to the first, when the
+// first is the tick just before it: gocron fires only one of the two (the
+// first, or the second when it started in between), so the fired-ticks
+// table must see them as one tick.
+func (j *cronJob) firstOccurrence(t time.Time) time.Time {
+	if j.loc == nil {
+		return t
+	}
+	wall := t.In(j.loc)
+	for _, d := range []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour} {
+		p := t.Add(-d)
+		pw := p.In(j.loc)
+		if pw.Year() == wall.Year() && pw.YearDay() == wall.YearDay() && pw.Hour() == wall.Hour() &&
+			pw.Minute() == wall.Minute() && pw.Second() == wall.Second() &&
+			j.schedule.Next(p.Add(-time.Second)).Equal(p) && j.schedule.Next(p).Equal(t) {
+			return p
+		}
+	}
+	return t
+}
+
+// specLocation is the zone a cron spec is evaluated in: its own CRON_TZ= or
+// TZ= prefix (as gocron reads it), else def.
+func specLocation(spec string, def *time.Location) *time.Location {
+	for _, prefix := range []string{"CRON_TZ=", "TZ="} {
+		if rest, ok := strings.CutPrefix(spec, prefix); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			if loc, err := time.LoadLocation(name); err == nil {
+				return loc
+			}
+		}
+	}
+	return def
 }
 
 // fire records the tick and hands the job's messages to the sink in one
