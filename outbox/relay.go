@@ -171,7 +171,9 @@ func (r *Relay) wake() {
 
 // Run delivers rows until ctx is cancelled, then returns nil. Database and
 // publisher errors are logged, counted and retried; they do not stop Run.
-// A batch whose publish completed when ctx is cancelled is still committed.
+// A batch whose publish completed when ctx is cancelled is still committed;
+// rows whose publish failed while ctx was cancelled are put back without
+// counting an attempt.
 // Run returns an error only when called while already running.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
@@ -514,6 +516,17 @@ func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []r
 	outcome := make([]uint8, len(claimed))
 	errText := make([]string, len(claimed))
 	r.publish(ctx, span, claimed, outcome, errText)
+	if ctx.Err() != nil {
+		// Stopping: the messages carry ctx, and publishers that honour it
+		// (AMQP, Redis, SQS) give up because of the cancellation, not the
+		// broker. Put such rows back untouched instead of charging them an
+		// attempt (or, on their last one, moving them to the dead table).
+		for i := range outcome {
+			if outcome[i] == failed {
+				outcome[i] = putBack
+			}
+		}
+	}
 
 	p := &inflight{start: start, span: span}
 	var back, dead []int

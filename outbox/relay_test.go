@@ -374,3 +374,37 @@ func TestBackoffCountsFromTheFailureNotTheClaim(t *testing.T) {
 		t.Fatalf("retry due %v after the failure, want at least %v", due, backoff*8/10)
 	}
 }
+
+// ctxPublisher behaves like the AMQP, Redis and SQS publishers: it gives
+// up when the message's context ends.
+type ctxPublisher struct{ called chan struct{} }
+
+func (p ctxPublisher) Publish(_ string, msgs ...*message.Message) error {
+	select {
+	case p.called <- struct{}{}:
+	default:
+	}
+	<-msgs[0].Context().Done()
+	return msgs[0].Context().Err()
+}
+
+func (ctxPublisher) Close() error { return nil }
+
+// Stopping the relay while a publisher that honours the message context is
+// in flight must not charge the rows a failed attempt (and with the last
+// attempt, kill them): the batch is rolled back, untouched.
+func TestRelayStopDuringPublishChargesNoAttempt(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	publishN(t, pool, ob, 3, 3)
+	pub := ctxPublisher{called: make(chan struct{}, 1)}
+	stop := runRelay(t, pool, pub, outbox.WithTable(table), outbox.WithMaxAttempts(1), outbox.WithWorkers(1))
+	select {
+	case <-pub.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay never published")
+	}
+	stop()
+	if st := pending(t, ob); st.Pending != 3 || st.Retrying != 0 || st.Dead != 0 {
+		t.Fatalf("after a stop during publish: %+v; want 3 pending, none retrying or dead", st)
+	}
+}
