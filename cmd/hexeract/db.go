@@ -46,22 +46,59 @@ func connectDB(cmd *cobra.Command) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// redactURL returns u with its password replaced, or a placeholder when u
+// redactURL returns u with its password, and the value of any password
+// query parameter (password, sslpassword), replaced, or a placeholder when u
 // does not parse (a key=value DSN, for example).
 func redactURL(u string) string {
 	parsed, err := url.Parse(u)
 	if err != nil || parsed.Scheme == "" {
 		return "(database)"
 	}
+	if q := parsed.Query(); len(secretParams(q)) > 0 {
+		for k := range q {
+			if isSecretParam(k) {
+				q[k] = []string{"xxxxx"}
+			}
+		}
+		parsed.RawQuery = q.Encode()
+	}
 	return parsed.Redacted()
 }
 
-// redactText removes the password of rawURL from text.
+// redactText removes the passwords of rawURL (in its user information or
+// its query) from text.
 func redactText(text, rawURL string) string {
-	if parsed, err := url.Parse(rawURL); err == nil && parsed.User != nil {
-		if pw, ok := parsed.User.Password(); ok && pw != "" {
-			text = strings.ReplaceAll(text, pw, "xxxxx")
+	parsed, err := url.Parse(rawURL)
+	if err != nil {
+		return text
+	}
+	secrets := secretParams(parsed.Query())
+	if parsed.User != nil {
+		if pw, ok := parsed.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	for _, s := range secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "xxxxx")
 		}
 	}
 	return text
+}
+
+// isSecretParam reports whether the URL query parameter k carries a
+// password (libpq and pgx accept password and sslpassword there).
+func isSecretParam(k string) bool {
+	return strings.Contains(strings.ToLower(k), "password")
+}
+
+// secretParams returns the values of the password parameters of q.
+func secretParams(q url.Values) []string {
+	var out []string
+	for k, vs := range q {
+		if isSecretParam(k) {
+			out = append(out, vs...)
+		}
+	}
+	return out
 }
