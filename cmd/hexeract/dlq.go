@@ -310,6 +310,10 @@ func runDLQMove(cmd *cobra.Command, f dlqFlags, topic string) error {
 		progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("msg"),
 		progressbar.OptionThrottle(100*time.Millisecond),
+		// No spinner ticker: progressbar's ticker goroutine reads the
+		// bar's state without its lock (a data race with Add); the
+		// spinner still turns on every Add.
+		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.ErrOrStderr()) }),
 	)
 	moved := map[string]int{}
