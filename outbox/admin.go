@@ -67,14 +67,18 @@ func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := o.pool.Query(ctx, `SELECT seq, id, topic, COALESCE(ordering_key, ''), metadata, payload, attempts,
+	rows, err := o.pool.Query(ctx, `SELECT seq, id, topic, COALESCE(ordering_key, ''), metadata::text, payload, attempts,
   COALESCE(last_error, ''), created_at, dead_at FROM `+o.t.dead+` WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox %s: list dead rows: %w", o.t.name, err)
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeadRow, error) {
 		var d DeadRow
-		err := row.Scan(&d.Seq, &d.ID, &d.Topic, &d.OrderingKey, &d.Metadata, &d.Payload, &d.Attempts, &d.LastError, &d.CreatedAt, &d.DeadAt)
+		var md string
+		err := row.Scan(&d.Seq, &d.ID, &d.Topic, &d.OrderingKey, &md, &d.Payload, &d.Attempts, &d.LastError, &d.CreatedAt, &d.DeadAt)
+		// Decoded as the relay does, so non-string values (rows written
+		// by hand) show as their JSON text instead of failing the page.
+		d.Metadata = decodeMetadata(md)
 		return d, err
 	})
 }

@@ -35,3 +35,24 @@ func TestReplayDeadKeepsSeqOrder(t *testing.T) {
 		t.Fatalf("replayed rows in seq order %v, want %v", got, want)
 	}
 }
+
+// A dead row whose metadata holds non-string values (a row written by hand,
+// which the relay publishes with those values as JSON text) must not make
+// DeadLetters fail for the whole page.
+func TestDeadLettersListsRowsWithNonStringMetadata(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO `+table+`_dead (seq, id, topic, metadata, payload, attempts, created_at) VALUES
+  (1, 'ok', 'tp', '{"a": "x"}', '', 10, now()),
+  (2, 'hand', 'tp', '{"a": "x", "n": 1, "o": {"b": true}}', '', 10, now())`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := ob.DeadLetters(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 2 || dead[1].Metadata["a"] != "x" || dead[1].Metadata["n"] != "1" || dead[1].Metadata["o"] != `{"b":true}` {
+		t.Fatalf("dead rows = %+v", dead)
+	}
+}
