@@ -324,6 +324,9 @@ func dueMessage(uuid string, payload, metadata []byte, due time.Time) *message.M
 		// deliverable and say what went wrong.
 		md = message.Metadata{"hexeract_metadata_error": err.Error()}
 	}
+	if md == nil { // stored as JSON null
+		md = message.Metadata{}
+	}
 	delete(md, keyAttempts)
 	delete(md, keyLastError)
 	md[KeyDueAt] = due.UTC().Format(time.RFC3339Nano)

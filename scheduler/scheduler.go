@@ -391,7 +391,11 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 	ids, topics, uuids, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	dues, payloads := make([]time.Time, n), make([][]byte, n)
 	for i, r := range rows {
-		md, err := json.Marshal(r.msg.Metadata)
+		meta := r.msg.Metadata
+		if meta == nil {
+			meta = message.Metadata{} // a struct literal's: store {}, not null
+		}
+		md, err := json.Marshal(meta)
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: metadata of message %s: %w", r.msg.UUID, err)
 		}
