@@ -55,6 +55,7 @@ hexeract's adapters support: amqp://, kafka://, nats://, postgres://,
 redis://, sqs://, mem://. --group is the consumer group whose dead letters
 are read; on RabbitMQ it must be the application's group (its dead-letter
 queue is "<topic>.dlq_<group>").`,
+		RunE: subcommandRequired,
 	}
 	dlq.PersistentFlags().StringVar(&f.transport, "transport", "", "transport URL (default $"+adapters.EnvTransport+")")
 	dlq.PersistentFlags().StringVar(&f.group, "group", "", "consumer group (default: the adapter's default group, \"hexeract\")")

@@ -36,6 +36,17 @@ func init() {
 	})
 }
 
+// subcommandRequired is the RunE of a command that only groups
+// subcommands (migrate, outbox, ...): without it cobra prints the help and
+// exits 0 for a mistyped subcommand ("hexeract migrate upp"), so a script
+// would carry on as if it had run.
+func subcommandRequired(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unknown command %q for %q: run %q for the list", args[0], cmd.CommandPath(), cmd.CommandPath()+" --help")
+	}
+	return cmd.Help()
+}
+
 func buildVersion() string {
 	if version != "" {
 		return version

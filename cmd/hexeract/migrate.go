@@ -98,6 +98,7 @@ func init() {
 versions are recorded in the table hexeract_schema_migrations; each run holds
 an advisory lock per component, so several migrators (replicas starting at
 once) are safe. Needs --database-url or $HEXERACT_DATABASE_URL.`,
+		RunE: subcommandRequired,
 	}
 	cmd.PersistentFlags().Var(newTableList(&migrateOpts.outboxTables, outbox.DefaultTable), "outbox-table",
 		`outbox tables (table or schema.table; repeat or separate by commas; "" for none)`)

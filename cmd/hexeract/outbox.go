@@ -32,6 +32,7 @@ func init() {
 		Long: `Reads the outbox tables written by outbox.Publish: pending rows, dead rows
 (publish failed MaxAttempts times) and their replay or purge. Needs
 --database-url or $HEXERACT_DATABASE_URL.`,
+		RunE: subcommandRequired,
 	}
 	cmd.PersistentFlags().Var(newTableList(&outboxOpts.tables, outbox.DefaultTable), "table",
 		"outbox tables (table or schema.table; repeat or separate by commas)")
@@ -56,7 +57,7 @@ func init() {
 	}
 	status.Flags().BoolVar(&outboxOpts.jsonOut, "json", false, "print one JSON object per table")
 
-	dead := &cobra.Command{Use: "dead", Short: "List, replay or purge dead outbox rows"}
+	dead := &cobra.Command{Use: "dead", Short: "List, replay or purge dead outbox rows", RunE: subcommandRequired}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Print dead rows, oldest first",

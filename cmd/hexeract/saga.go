@@ -35,6 +35,7 @@ per instance with its status (running, compensating, completed, failed), its
 version, its state as JSON and the runtime's bookkeeping (pending timeouts,
 registered compensations, failure reason). Completed and failed instances are
 listed only when the application keeps them (saga.WithRetention).`,
+		RunE: subcommandRequired,
 	}
 	cmd.PersistentFlags().StringVar(&f.table, "table", saga.DefaultTable, "saga store table (table or schema.table)")
 
