@@ -39,7 +39,8 @@ type cronJob struct {
 }
 
 // Cron registers a cron job: at every tick of spec, produce is called with the
-// tick time and the messages it returns are handed to the sink. spec has six
+// tick time (in the zone the spec is evaluated in) and the messages it
+// returns are handed to the sink. spec has six
 // fields, seconds first ("*/10 * * * * *" is every ten seconds; "0 30 9 * * MON-FRI"
 // is 9:30 on weekdays; five fields are minute-precision), or a descriptor
 // such as "@hourly" ("@every" is refused: its ticks are not anchored to the
@@ -183,7 +184,7 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 		if _, err := tx.Exec(ctx, s.sql.pruneTicks, j.name, tick.Add(-24*time.Hour)); err != nil {
 			return err
 		}
-		msgs := j.produce(tick)
+		msgs := j.produce(tick.In(j.loc))
 		byTopic := map[string][]*message.Message{}
 		var order []string
 		for _, m := range msgs {
