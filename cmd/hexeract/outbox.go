@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -209,7 +210,11 @@ func moveDead(cmd *cobra.Command, ids []string, action string) error {
 	if len(ids) > 0 && outboxOpts.all {
 		return errors.New("give message ids or --all, not both")
 	}
+	ids = distinct(ids)
 	return withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+		// An id is in at most one of the tables: count them over all
+		// tables before saying some were not found.
+		var found int64
 		for _, ob := range obs {
 			total := int64(len(ids))
 			if outboxOpts.all {
@@ -245,10 +250,32 @@ func moveDead(cmd *cobra.Command, ids []string, action string) error {
 			}
 			verb := map[string]string{"replay": "replayed", "purge": "purged"}[action]
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %d dead rows of %s\n", verb, n, ob.Table())
-			if len(ids) > 0 && n < int64(len(ids)) {
-				return fmt.Errorf("%d of %d ids had no dead row in %s", int64(len(ids))-n, len(ids), ob.Table())
-			}
+			found += n
+		}
+		if len(ids) > 0 && found < int64(len(ids)) {
+			return fmt.Errorf("%d of %d ids had no dead row in %s", int64(len(ids))-found, len(ids), strings.Join(tableNames(obs), ", "))
 		}
 		return nil
 	})
+}
+
+// distinct returns ids without repeats, in their first order.
+func distinct(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func tableNames(obs []*outbox.Outbox) []string {
+	names := make([]string, len(obs))
+	for i, ob := range obs {
+		names[i] = ob.Table()
+	}
+	return names
 }

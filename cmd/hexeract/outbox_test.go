@@ -186,3 +186,68 @@ func TestOutboxCLIRefusesBadNamesAndHidesPasswords(t *testing.T) {
 		t.Fatalf("unreachable database: %v", err)
 	}
 }
+
+// TestOutboxDeadReplayIDsAcrossTables checks that replay and purge of ids
+// with several --table values act on each id in whichever table holds it,
+// and fail only for ids that no table holds.
+func TestOutboxDeadReplayIDsAcrossTables(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	suffix := testenv.Suffix()
+	tables := []string{"cli_oba_" + suffix, "cli_obb_" + suffix}
+	t.Cleanup(func() {
+		for _, table := range tables {
+			_, _ = pool.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s_dead, %s_delivered`, table, table, table))
+			_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = $1`, "outbox:"+table)
+		}
+	})
+	t.Setenv("HEXERACT_DATABASE_URL", url)
+	// Two dead rows in each table: publish, then move the rows to the
+	// dead table as the relay does after MaxAttempts.
+	var ids [][]string
+	for _, table := range tables {
+		if err := outbox.Migrate(ctx, pool, outbox.WithTable(table)); err != nil {
+			t.Fatal(err)
+		}
+		ob, err := outbox.New(pool, outbox.WithTable(table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			got, err = ob.Publish(ctx, tx, cliSignup{Email: "a@example.com"}, cliSignup{Email: "b@example.com"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got)
+		if _, err := pool.Exec(ctx, `WITH d AS (DELETE FROM `+table+` RETURNING *) INSERT INTO `+table+
+			`_dead SELECT seq, id, topic, ordering_key, metadata, payload, attempts, last_error, created_at FROM d`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := "--table=" + tables[0] + "," + tables[1]
+
+	out, _, err := runOutboxCLI(t, "outbox", "dead", "replay", both, ids[0][0], ids[1][0])
+	if err != nil || !strings.Contains(out, "replayed 1 dead rows of "+tables[0]) || !strings.Contains(out, "replayed 1 dead rows of "+tables[1]) {
+		t.Fatalf("replay of one id per table: %v\n%s", err, out)
+	}
+	out, _, err = runOutboxCLI(t, "outbox", "dead", "purge", both, ids[1][1], "no-such-id")
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 ids") || !strings.Contains(out, "purged 1 dead rows of "+tables[1]) {
+		t.Fatalf("purge with an unknown id: %v\n%s", err, out)
+	}
+	out, _, err = runOutboxCLI(t, "outbox", "dead", "replay", both, ids[0][1], ids[0][1])
+	if err != nil || !strings.Contains(out, "replayed 1 dead rows of "+tables[0]) {
+		t.Fatalf("replay of an id given twice: %v\n%s", err, out)
+	}
+	for i, table := range tables {
+		var pending, dead int
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+table+`), (SELECT count(*) FROM `+table+`_dead)`).Scan(&pending, &dead); err != nil {
+			t.Fatal(err)
+		}
+		if pending != 2-i || dead != 0 {
+			t.Fatalf("%s: %d pending, %d dead", table, pending, dead)
+		}
+	}
+}
