@@ -187,8 +187,10 @@ func (d *notificationDefT[N]) build(bs []Behavior) any {
 }
 
 func (e *notificationEntry[N]) publish(ctx context.Context, s Strategy, n N) error {
-	if e.erased == nil && e.pub[s] == nil && (s == StopOnFirstError || len(e.typed) == 1) {
-		// The common case, without the strategy switch.
+	if e.erased == nil && e.pub[s] == nil && (s == StopOnFirstError || s == RunAll && len(e.typed) == 1) {
+		// The common case, without the strategy switch. Parallel always
+		// goes through run, which turns a panic into a *PanicError even
+		// with a single handler.
 		for _, h := range e.typed {
 			if err := h(ctx, n); err != nil {
 				return err
@@ -231,9 +233,7 @@ func run[M any](ctx context.Context, s Strategy, name string, hs []func(context.
 		}
 		return errors.Join(errs...)
 	case Parallel:
-		if len(hs) > 1 {
-			return runParallel(ctx, name, hs, msg)
-		}
+		return runParallel(ctx, name, hs, msg)
 	}
 	for _, h := range hs {
 		if err := h(ctx, msg); err != nil {

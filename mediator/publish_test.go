@@ -3,6 +3,7 @@ package mediator_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -206,5 +207,28 @@ func TestPublishStrategiesWithBehaviors(t *testing.T) {
 				t.Fatalf("behaviour log %v", got)
 			}
 		})
+	}
+}
+
+// TestPublishParallelSingleHandlerPanicIsPanicError checks that under
+// Parallel a panic reaches the caller as a *PanicError also when the
+// notification has one handler, with or without a behaviour around it.
+func TestPublishParallelSingleHandlerPanicIsPanicError(t *testing.T) {
+	for _, opts := range [][]mediator.Option{
+		{mediator.WithPublishStrategy(mediator.Parallel)},
+		{mediator.WithPublishStrategy(mediator.Parallel), mediator.WithBehaviors(mediator.Logging(slog.New(slog.DiscardHandler)))},
+	} {
+		m := newMediator(t, opts...)
+		must(t, mediator.SubscribeFunc(m, func(context.Context, UserCreated) error { panic("boom") }))
+		func() {
+			defer func() {
+				r := recover()
+				if pe, ok := r.(*mediator.PanicError); !ok || pe.Value != "boom" || pe.Kind != mediator.KindNotification {
+					t.Fatalf("%d options: recovered %#v; want *PanicError{Value: boom}", len(opts), r)
+				}
+			}()
+			_ = mediator.Publish(context.Background(), m, UserCreated{})
+			t.Fatal("Publish returned normally")
+		}()
 	}
 }
