@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,8 +52,10 @@ type cronJob struct {
 // "CRON_TZ=Zone/Name ". An invalid spec is an error that quotes it.
 //
 // Each tick fires once across all replicas running this scheduler's tables:
-// only the replica holding the PostgreSQL lease fires (a gocron Elector; the
-// lease passes to another replica within the lease TTL when the holder dies),
+// only the replica holding the PostgreSQL lease fires (a gocron Elector; one
+// lease per set of job names, so Schedulers with other jobs on the same table
+// do not starve each other; the lease passes to another replica within the
+// lease TTL when the holder dies),
 // and the tick is recorded in the fired-ticks table in the same transaction
 // that hands the messages to the sink, so even two replicas that both believe
 // they lead cannot fire one tick twice. A tick missed while no replica
@@ -105,6 +110,7 @@ func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Mess
 		return fmt.Errorf("scheduler: invalid cron spec %q: %w", spec, err)
 	}
 	s.jobs[j.name] = true
+	s.elector.name = cronLeaseName(s.jobs)
 	return nil
 }
 
@@ -220,6 +226,26 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 	}
 }
 
+// cronLeaseName names the lease after the set of jobs: Schedulers sharing a
+// table with the same jobs (the replicas of one service) compete for one
+// lease, while Schedulers with other jobs (another service on the same
+// table, or a new version during a rolling deploy) hold their own, so a
+// leader never starves jobs it does not have. A job both lease holders have
+// still fires once per tick: the fired-ticks table decides.
+func cronLeaseName(jobs map[string]bool) string {
+	names := make([]string, 0, len(jobs))
+	for name := range jobs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := fnv.New64a()
+	for _, name := range names {
+		_, _ = h.Write([]byte(name))
+		_, _ = h.Write([]byte{0})
+	}
+	return "cron:" + strconv.FormatUint(h.Sum64(), 16)
+}
+
 // ErrNotLeader is returned by the cron elector on replicas that do not hold
 // the lease; gocron then skips the tick on that replica.
 var ErrNotLeader = errors.New("scheduler: another replica holds the cron lease")
@@ -270,8 +296,11 @@ func (s *Scheduler) keepLease(ctx context.Context) {
 // CronLeader returns the instance id of the replica holding the cron lease,
 // or "" when the lease is free or expired.
 func (s *Scheduler) CronLeader(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	name := s.elector.name
+	s.mu.Unlock()
 	var holder string
-	err := s.pool.QueryRow(ctx, s.sql.leaseHolder, s.elector.name).Scan(&holder)
+	err := s.pool.QueryRow(ctx, s.sql.leaseHolder, name).Scan(&holder)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
