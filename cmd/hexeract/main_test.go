@@ -39,6 +39,7 @@ func TestMistypedSubcommandFails(t *testing.T) {
 		{[]string{"outbox", "dead", "lst"}, "lst"},
 		{[]string{"dlq", "lst", "orders.dlq"}, "lst"},
 		{[]string{"saga", "lst"}, "lst"},
+		{[]string{"scheduler", "lst"}, "lst"},
 	} {
 		var out, errOut bytes.Buffer
 		rootCmd.SetOut(&out)

@@ -27,6 +27,7 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "scheduler",
 		Short: "List and cancel pending scheduled messages",
+		RunE:  subcommandRequired,
 		Long: `Scheduled messages wait in a PostgreSQL table (default hexeract_scheduled)
 until they are due; the scheduler's poller then hands them to the outbox.
 These commands read and change that table directly; they need
