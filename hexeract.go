@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/adapters/mem"
+	"github.com/hexeract/hexeract/internal/ingress"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -25,6 +27,12 @@ type App struct {
 	logger     *slog.Logger
 	workers    []Worker
 	ownsPubSub bool
+	// broker is the in-memory broker the App made when given no transport.
+	broker *mem.Broker
+	// hub subscribes once per topic and hands each message to every
+	// handler of the topic (internal/ingress).
+	hub          *ingress.Hub
+	closeTimeout time.Duration
 
 	mu       sync.Mutex
 	handlers map[string]bool
@@ -37,9 +45,16 @@ type App struct {
 }
 
 // New builds an App. With no publisher and no subscriber it uses an
-// in-memory GoChannel (messages do not survive the process). Giving only one
-// of the two is allowed: an App with only a publisher can publish but not
-// handle, one with only a subscriber can handle but not publish.
+// in-memory broker of its own (adapters/mem; messages do not survive the
+// process). Giving only one of the two is allowed: an App with only a
+// publisher can publish but not handle, one with only a subscriber can
+// handle but not publish.
+//
+// Every handler added to the App receives every message of its topic and
+// type, on every transport: the App subscribes once per topic and hands each
+// message to each of the topic's handlers (see docs/transports.md, "One bus
+// semantics"); replicas of the App compete for the messages through the
+// transport's consumer group.
 func New(opts ...Option) (*App, error) {
 	cfg := config{}
 	for _, opt := range opts {
@@ -74,8 +89,15 @@ func New(opts ...Option) (*App, error) {
 	}
 	app.publisher, app.subscriber = cfg.publisher, cfg.subscriber
 	if app.publisher == nil && app.subscriber == nil {
-		ps := gochannel.New(gochannel.Config{Buffer: 1024}, wmLogger)
-		app.publisher, app.subscriber, app.ownsPubSub = ps, ps, true
+		app.broker = mem.New(mem.Config{Logger: wmLogger})
+		app.publisher, app.subscriber, app.ownsPubSub = app.broker.Publisher(), app.broker.Subscriber(""), true
+	}
+	app.closeTimeout = cfg.routerCfg.CloseTimeout
+	if app.closeTimeout <= 0 {
+		app.closeTimeout = 30 * time.Second // Watermill's default
+	}
+	if app.subscriber != nil {
+		app.hub = ingress.New(app.subscriber, ingress.Options{Logger: cfg.logger})
 	}
 	r, err := message.NewRouter(cfg.routerCfg, wmLogger)
 	if err != nil {
@@ -110,7 +132,7 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 	for _, opt := range opts {
 		opt(&hc)
 	}
-	return app.addHandler(hc.name, hc.topic, fn)
+	return app.addHandler(hc.name, hc.topic, name, fn)
 }
 
 // HandleFunc adds a typed handler function; see [Handle].
@@ -123,15 +145,18 @@ func HandleFunc[T router.Message](app *App, f func(ctx context.Context, msg T) e
 }
 
 // AddHandler adds a raw Watermill handler function consuming topic, for
-// handlers that work on *message.Message directly. Names must be unique.
+// handlers that work on *message.Message directly. It receives every
+// message of the topic, whatever its type. Names must be unique.
 func (a *App) AddHandler(name, topic string, fn message.NoPublishHandlerFunc) error {
 	if fn == nil {
 		return fmt.Errorf("hexeract: nil handler %q", name)
 	}
-	return a.addHandler(name, topic, fn)
+	return a.addHandler(name, topic, "", fn)
 }
 
-func (a *App) addHandler(name, topic string, fn message.NoPublishHandlerFunc) error {
+// addHandler adds a router handler for topic that takes the messages of
+// wire type typ ("" for every type).
+func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFunc) error {
 	if a.subscriber == nil {
 		return fmt.Errorf("hexeract: handler %q needs a subscriber; pass hexeract.WithSubscriber", name)
 	}
@@ -146,8 +171,12 @@ func (a *App) addHandler(name, topic string, fn message.NoPublishHandlerFunc) er
 	if a.handlers[name] {
 		return fmt.Errorf("hexeract: a handler named %q is already registered; give the second one another name with hexeract.WithName", name)
 	}
+	member, err := a.hub.Join(topic, name, typ)
+	if err != nil {
+		return err
+	}
 	a.handlers[name] = true
-	a.router.AddNoPublisherHandler(name, topic, a.subscriber, fn)
+	a.router.AddNoPublisherHandler(name, topic, member, fn)
 	if a.running {
 		// Run has been called but its router may not be running yet; it
 		// starts the new handler itself in that case, and RunHandlers before
@@ -299,11 +328,19 @@ func (a *App) Run(ctx context.Context) error {
 		routerDone <- err
 	}()
 
+	var subscriptionEnded <-chan error
+	if a.hub != nil {
+		subscriptionEnded = a.hub.Failed()
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-errs:
 		runErr = fmt.Errorf("hexeract: worker stopped: %w", err)
+	case err := <-subscriptionEnded:
+		// One topic's subscription ended on its own: the App no longer
+		// consumes all it should, so it stops rather than limp on.
+		runErr = fmt.Errorf("%w: %w", ErrRouterStopped, err)
 	case err := <-routerDone:
 		// The router stopped on its own (all subscribers closed, or it failed to start).
 		stopWorkers()
@@ -314,8 +351,13 @@ func (a *App) Run(ctx context.Context) error {
 			// consuming anything, and a supervisor that restarts only on
 			// failure would leave it down.
 			err = ErrRouterStopped
+			select {
+			case ended := <-subscriptionEnded:
+				err = fmt.Errorf("%w: %w", ErrRouterStopped, ended)
+			default:
+			}
 		}
-		return err
+		return errors.Join(err, a.closeHub())
 	}
 	closeErr := a.closeRouter()
 	if err := <-routerDone; err != nil && runErr == nil {
@@ -332,12 +374,13 @@ func (a *App) Run(ctx context.Context) error {
 // Running is closed once the router is running and its handlers are subscribed.
 func (a *App) Running() <-chan struct{} { return a.router.Running() }
 
-// ErrRouterStopped is returned by [App.Run] when the router stopped by
-// itself, before Run's context was cancelled and without [App.Close]:
-// every handler's subscription ended (the transport closed them, or the
-// subscriber was closed). Nothing is consumed any more; exit with an error
-// so the process is restarted, or build a new App.
-var ErrRouterStopped = errors.New("hexeract: the router stopped by itself: every handler's subscription ended (the transport closed them, or the subscriber was closed); restart the App")
+// ErrRouterStopped is returned (wrapped, naming the topic when one is known)
+// by [App.Run] when the App stopped consuming by itself, before Run's
+// context was cancelled and without [App.Close]: a transport subscription
+// ended (the transport closed it, or the subscriber was closed), or the
+// router stopped. The App does not limp on with some topics unconsumed:
+// exit with an error so the process is restarted, or build a new App.
+var ErrRouterStopped = errors.New("hexeract: the App stopped consuming by itself: a subscription ended (the transport closed it, or the subscriber was closed); restart the App")
 
 // isClosed reports whether Close was called.
 func (a *App) isClosed() bool {
@@ -346,11 +389,11 @@ func (a *App) isClosed() bool {
 	return a.closed
 }
 
-// Close closes the router and, when the App created them, the in-memory
-// publisher and subscriber. Closing the router closes the subscriber of
-// every handler (Watermill's router does so), so a subscriber shared with
-// another App is closed too: give each App its own. A publisher passed in
-// by the caller is left open for the caller to close.
+// Close closes the router (in-flight handlers finish, messages received but
+// not yet handled are given back to the transport) and, when the App
+// created it, the in-memory broker. A publisher and a subscriber passed in
+// by the caller are left open for the caller to close, so several Apps may
+// share them.
 func (a *App) Close() error {
 	a.mu.Lock()
 	ran := a.running
@@ -361,7 +404,10 @@ func (a *App) Close() error {
 		err = a.closeRouter()
 	}
 	if a.ownsPubSub {
-		err = errors.Join(err, a.publisher.Close())
+		err = errors.Join(err, a.publisher.Close(), a.subscriber.Close())
+		if a.broker != nil {
+			err = errors.Join(err, a.broker.Close())
+		}
 	}
 	return err
 }
@@ -379,9 +425,20 @@ func (a *App) closeRouter() error {
 	case <-a.routerDone:
 	}
 	if !a.router.IsRunning() {
+		return a.closeHub()
+	}
+	return errors.Join(a.router.Close(), a.closeHub())
+}
+
+// closeHub ends the App's transport subscriptions once the router closed:
+// the messages received after the handlers stopped taking them are nacked
+// at once, so the transport hands them to another replica without waiting
+// for an acknowledgement timeout.
+func (a *App) closeHub() error {
+	if a.hub == nil {
 		return nil
 	}
-	return a.router.Close()
+	return a.hub.Close(a.closeTimeout)
 }
 
 // Router returns the underlying Watermill router, for plugins, decorators
