@@ -3,9 +3,7 @@ package adapters_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -242,27 +240,11 @@ func TestOpenFromEnv(t *testing.T) {
 	}
 }
 
-// sqsURL returns HEXERACT_TEST_SQS or the fauxqs emulator's default URL,
-// after checking the endpoint answers.
+// sqsURL returns HEXERACT_TEST_SQS or the fauxqs emulator's URL, starting
+// the emulator when it is not running (testenv.SQSURL).
 func sqsURL(t *testing.T) string {
 	t.Helper()
-	raw := os.Getenv("HEXERACT_TEST_SQS")
-	if raw == "" {
-		raw = "sqs://test:test@us-east-1/?endpoint=http://127.0.0.1:4566"
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("HEXERACT_TEST_SQS: %v", err)
-	}
-	if ep := u.Query().Get("endpoint"); ep != "" {
-		epu, _ := url.Parse(ep)
-		conn, err := net.DialTimeout("tcp", epu.Host, 2*time.Second)
-		if err != nil {
-			t.Fatalf("SQS-compatible server (fauxqs) is not reachable at %s: %v; start it with `bash adapters/sqs/testserver/start.sh` (or set HEXERACT_TEST_SQS)", ep, err)
-		}
-		conn.Close()
-	}
-	return raw + "&group=ignored&wait=1s"
+	return testenv.SQSURL(t) + "&group=ignored&wait=1s"
 }
 
 func TestRoundTripSQS(t *testing.T) { roundTrip(t, sqsURL(t), 30) }

@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +15,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
-	hsqs "github.com/hexeract/hexeract/adapters/sqs"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
@@ -37,27 +33,6 @@ func (Good) MessageType() string { return "e2e.good" }
 // secretValue must never appear in a dead letter.
 const secretValue = "Bearer e2e-secret-token-7731"
 
-// sqsURL returns the SQS emulator URL, failing when it is not running.
-func sqsURL(t *testing.T) string {
-	raw := os.Getenv("HEXERACT_TEST_SQS")
-	if raw == "" {
-		raw = "sqs://test:test@us-east-1/?endpoint=http://127.0.0.1:4566"
-	}
-	cfg, err := hsqs.ParseURL(raw)
-	if err != nil {
-		t.Fatalf("HEXERACT_TEST_SQS: %v", err)
-	}
-	if cfg.Endpoint != "" {
-		u, _ := url.Parse(cfg.Endpoint)
-		conn, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
-		if err != nil {
-			t.Fatalf("SQS-compatible server (fauxqs) is not reachable at %s: %v; start it with `bash adapters/sqs/testserver/start.sh` (or set HEXERACT_TEST_SQS)", cfg.Endpoint, err)
-		}
-		conn.Close()
-	}
-	return raw
-}
-
 // badInputTransports lists every transport with its URL and whether it
 // carries a 10 MB message (false: the publish must fail with a clear error).
 var badInputTransports = []struct {
@@ -74,7 +49,7 @@ var badInputTransports = []struct {
 	{"postgres", func(t *testing.T) string {
 		return withQuery(withPassword(t, testenv.PostgresURL(t)), "table_prefix={prefix}_bus_")
 	}, true, ""},
-	{"sqs", sqsURL, false, "over the limit"},
+	{"sqs", func(t *testing.T) string { return testenv.SQSURL(t) }, false, "over the limit"},
 }
 
 // TestBadInput feeds every transport garbage bytes, JSON of an unknown type,

@@ -4,9 +4,8 @@
 // directions, and a malformed event from Node ends in Hexeract's
 // dead-letter topic. See docs/interop.md.
 //
-// The test needs Node.js 20 and the Node dependencies, installed with
-//
-//	npm ci --prefix interop/node
-//
-// It fails, naming that command, when they are missing.
+// The test needs Node.js 20 or later with npm. It installs the Node
+// dependencies itself (npm ci in interop/node, pinned by its
+// package-lock.json) on first use and whenever the lock file changes, and
+// fails, saying what is missing, when node or npm is not installed.
 package interop

@@ -49,9 +49,6 @@ type OrderAccepted struct {
 
 func (OrderAccepted) MessageType() string { return "orders.accepted" }
 
-// NpmCI is the command that installs the Node program's dependencies.
-const NpmCI = "npm ci --prefix interop/node"
-
 // transport opens the Go side of one transport and says how the Node
 // program reaches it.
 type transport struct {
@@ -118,23 +115,17 @@ func TestNodeKafka(t *testing.T) {
 	})
 }
 
-// nodeDir returns the Node program's directory, failing the test when Node
-// or the program's dependencies are missing.
+// nodeDir returns the Node program's directory after installing its
+// dependencies when they are missing (testenv.NodeModules: npm ci, pinned by
+// package-lock.json); the test fails, saying what is missing, when Node.js
+// or npm is not installed.
 func nodeDir(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is not installed (%v); install Node.js 20, then run: %s", err, NpmCI)
-	}
 	dir, err := filepath.Abs("node")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dep := range []string{"cloudevents", "amqplib", "kafkajs"} {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", dep, "package.json")); err != nil {
-			t.Fatalf("the Node program's dependency %s is not installed (%v); run from the repository root: %s", dep, err, NpmCI)
-		}
-	}
-	return dir
+	return testenv.NodeModules(t, dir)
 }
 
 // nodeLine is one line the Node program writes on stdout.

@@ -13,7 +13,8 @@ import (
 )
 
 // Example publishes a message to a topic and receives it, on the SQS-compatible
-// server of the tests (see adapters/sqs/testserver/start.sh).
+// server of the tests (the fauxqs emulator, which TestMain starts when it is not
+// running; see internal/testenv.SQSURL).
 func Example() {
 	url := os.Getenv("HEXERACT_TEST_SQS")
 	if url == "" {

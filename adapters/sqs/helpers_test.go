@@ -5,11 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"github.com/ThreeDotsLabs/watermill"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -22,39 +21,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	hsqs "github.com/hexeract/hexeract/adapters/sqs"
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
-// defaultTestURL points at the fauxqs emulator started by
-// adapters/sqs/testserver/start.sh.
-const defaultTestURL = "sqs://test:test@us-east-1/?endpoint=http://127.0.0.1:4566"
-
-// testURL returns HEXERACT_TEST_SQS or the default, after checking that the
-// endpoint answers; the test fails (never skips) when it does not.
-func testURL(t testing.TB) string {
-	t.Helper()
-	raw := os.Getenv("HEXERACT_TEST_SQS")
-	if raw == "" {
-		raw = defaultTestURL
+// TestMain makes sure the SQS-compatible server of the tests answers before
+// any test or example runs, starting the fauxqs emulator when it is not
+// running (testenv.EnsureSQS): Example talks to it and has no testing.T to
+// fail with a clear message.
+func TestMain(m *testing.M) {
+	if _, err := testenv.EnsureSQS(); err != nil {
+		fmt.Fprintln(os.Stderr, "adapters/sqs tests:", err)
+		os.Exit(1)
 	}
-	cfg, err := hsqs.ParseURL(raw)
-	if err != nil {
-		t.Fatalf("HEXERACT_TEST_SQS: %v", err)
-	}
-	if cfg.Endpoint != "" {
-		u, _ := url.Parse(cfg.Endpoint)
-		conn, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
-		if err != nil {
-			t.Fatalf("SQS-compatible server (fauxqs) is not reachable at %s: %v; start it with `bash adapters/sqs/testserver/start.sh` (or set HEXERACT_TEST_SQS)", cfg.Endpoint, err)
-		}
-		conn.Close()
-	}
-	return raw
+	os.Exit(m.Run())
 }
 
-// testConfig returns the Config of the test server.
+// testConfig returns the Config of the test server (testenv.SQSURL).
 func testConfig(t testing.TB) hsqs.Config {
 	t.Helper()
-	cfg, err := hsqs.ParseURL(testURL(t))
+	cfg, err := hsqs.ParseURL(testenv.SQSURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

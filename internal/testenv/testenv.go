@@ -1,8 +1,10 @@
 // Package testenv gives tests the addresses of the services on the machine
-// (PostgreSQL, RabbitMQ, NATS, Redis) and an in-process Kafka cluster. Every
-// address can be overridden by an environment variable. A test whose service
-// is unreachable fails, naming the service and the command that starts it;
-// it never skips.
+// (PostgreSQL, MariaDB, RabbitMQ, NATS, Redis), an in-process Kafka cluster,
+// and provisions what the tests need beyond the machine's services: the SQS
+// emulator (SQSURL) and Node packages (NodeModules). Every address can be
+// overridden by an environment variable. A test whose service is unreachable
+// fails, naming the service and the command that starts it (or what is
+// missing); it never skips.
 package testenv
 
 import (
@@ -23,6 +25,7 @@ import (
 // named beside it.
 const (
 	DefaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable" // HEXERACT_TEST_POSTGRES
+	DefaultMySQL    = "mysql://root@127.0.0.1:3306/test"                        // HEXERACT_TEST_MYSQL
 	DefaultAMQP     = "amqp://guest:guest@127.0.0.1:5672/"                      // HEXERACT_TEST_AMQP
 	DefaultNATS     = "nats://127.0.0.1:4222"                                   // HEXERACT_TEST_NATS
 	DefaultRedis    = "redis://127.0.0.1:6379/0"                                // HEXERACT_TEST_REDIS
@@ -31,6 +34,7 @@ const (
 // Start commands printed when a service is down.
 const (
 	StartPostgres = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+	StartMariaDB  = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 	StartRabbitMQ = "rabbitmq-server -detached"
 	StartNATS     = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log"
 	StartRedis    = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
@@ -79,6 +83,15 @@ func Postgres(t testing.TB) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// MySQLURL returns the MySQL/MariaDB URL for tests (mysql://user[:password]@host:port/database),
+// after checking its port answers.
+func MySQLURL(t testing.TB) string {
+	t.Helper()
+	u := env("HEXERACT_TEST_MYSQL", DefaultMySQL)
+	dial(t, "MariaDB", "HEXERACT_TEST_MYSQL", u, "3306", StartMariaDB)
+	return u
 }
 
 // AMQPURL returns the RabbitMQ URL for tests, after checking its port answers.

@@ -1,6 +1,8 @@
 // Test-only launcher for the fauxqs SQS emulator used by the adapters/sqs
 // integration tests. Unlike the fauxqs CLI (which listens on 0.0.0.0), it
-// binds to the loopback address only.
+// binds to the loopback address only. The tests start it detached when it
+// is not running (internal/testenv.SQSURL), as start.sh does, and leave it
+// running; it stops on SIGTERM or SIGINT.
 //
 //   HEXERACT_SQS_PORT (default 4566)      port to listen on
 //   HEXERACT_SQS_HOST (default 127.0.0.1) address to bind

@@ -2,6 +2,8 @@
 # Installs (npm ci, pinned by package-lock.json) and starts the fauxqs SQS
 # emulator used by the adapters/sqs tests, bound to 127.0.0.1 only.
 # Idempotent: does nothing when something already answers on the port.
+# The tests do the same themselves when nothing answers
+# (internal/testenv.SQSURL); this script is for running the emulator by hand.
 #
 #   HEXERACT_SQS_PORT  port (default 4566; the tests' default URL is
 #                      sqs://test:test@us-east-1/?endpoint=http://127.0.0.1:4566,
