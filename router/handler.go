@@ -90,8 +90,12 @@ func decodeStructured[T Message](msg *message.Message, codec Codec, want string)
 }
 
 func newDecodeError(msg *message.Message, got, want string, cause error) *DecodeError {
+	id := msg.UUID
+	if id == "" {
+		id = msg.Metadata.Get(KeyID) // CloudEvents SDKs write no Watermill UUID
+	}
 	return &DecodeError{
-		MessageID: msg.UUID,
+		MessageID: id,
 		Topic:     message.SubscribeTopicFromCtx(msg.Context()),
 		Type:      got,
 		Want:      want,
