@@ -57,3 +57,50 @@ func TestDeadLetterAlwaysHasAnID(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterThroughStructuredPublisher: a dead letter published through
+// router.StructuredPublisher stays as the message was received (here a
+// binary-mode event without ce_source, which ToStructured refuses), so the
+// dead-letter publish does not fail and the message is not redelivered in
+// a loop.
+func TestDeadLetterThroughStructuredPublisher(t *testing.T) {
+	ps := newPubSub(t)
+	topic := topicName("structured-dlq")
+	dlq := subscribe(t, ps, topic+".dlq")
+	dead := must(middleware.DeadLetter(router.StructuredPublisher(ps, nil), middleware.DeadLetterOptions{}))
+	runRouter(t, ps, topic, func(*message.Message) error { return router.Permanent(errors.New("refused")) }, dead)
+
+	msg := message.NewMessage("m-1", []byte(`{"order_id":"o-1"}`))
+	msg.Metadata.Set(router.KeyID, "m-1")
+	msg.Metadata.Set(router.KeyType, "orders.placed") // no ce_source
+	msg.Metadata.Set(router.KeyContentType, "application/json")
+	if _, err := router.ToStructured(msg); err == nil {
+		t.Fatal("ToStructured accepted an event without ce_source; the test needs one it refuses")
+	}
+	publish(t, ps, topic, msg)
+	dl := recv(t, dlq)
+	if dl.UUID != "m-1" || dl.Metadata.Get(router.KeyType) != "orders.placed" || dl.Metadata.Get(router.KeyContentType) != "application/json" ||
+		string(dl.Payload) != `{"order_id":"o-1"}` || dl.Metadata.Get(middleware.KeyFaultError) == "" {
+		t.Fatalf("dead letter %s %v %s", dl.UUID, dl.Metadata, dl.Payload)
+	}
+	// Dead letters of a valid event are left alone too, Hexeract's and
+	// Watermill PoisonQueue's (this also holds router's copy of the fault
+	// key to middleware's).
+	for _, key := range []string{middleware.KeyFaultError, middleware.KeyPoisonReason} {
+		dl := message.NewMessage("m-2", []byte(`{}`))
+		dl.Metadata = message.Metadata{router.KeyID: "m-2", router.KeyType: "orders.placed", router.KeySource: "/s", key: "refused"}
+		if out := publishedThrough(t, ps, router.StructuredPublisher(ps, nil), dl); out.Metadata.Get(router.KeyContentType) == router.ContentTypeCloudEvents {
+			t.Errorf("a dead letter marked %s was written in structured mode", key)
+		}
+	}
+}
+
+// publishedThrough publishes msg with pub on a fresh topic and returns what
+// arrives.
+func publishedThrough(t *testing.T, sub message.Subscriber, pub message.Publisher, msg *message.Message) *message.Message {
+	t.Helper()
+	topic := topicName("passthrough")
+	ch := subscribe(t, sub, topic)
+	publish(t, pub, topic, msg)
+	return recv(t, ch)
+}

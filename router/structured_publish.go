@@ -146,10 +146,12 @@ func appendJSONString(b []byte, s string) []byte {
 // only structured mode (some Dapr, Knative or Event Grid setups); binary
 // mode stays the default everywhere else.
 //
-// Messages that are not CloudEvents (no ce_type, for example a dead letter
-// of a message that had none) and messages already in structured mode pass
-// unchanged, so wrapping an App's publisher cannot make a dead letter
-// unpublishable. Close closes pub. StructuredPublisher panics when pub is nil.
+// Messages that are not CloudEvents (no ce_type), messages already in
+// structured mode and dead letters (metadata hexeract_fault_error, or
+// Watermill's reason_poisoned) pass unchanged: a dead letter is a copy of
+// the message as it was received, and wrapping an App's publisher must not
+// make one unpublishable (a dead letter whose publish fails is redelivered).
+// Close closes pub. StructuredPublisher panics when pub is nil.
 func StructuredPublisher(pub message.Publisher, when func(topic string, msg *message.Message) bool) message.Publisher {
 	if pub == nil {
 		panic("hexeract: StructuredPublisher of a nil publisher")
@@ -166,7 +168,7 @@ type structuredPublisher struct {
 func (p *structuredPublisher) Publish(topic string, msgs ...*message.Message) error {
 	out := msgs
 	for i, m := range msgs {
-		if m == nil || m.Metadata.Get(KeyType) == "" || mediaTypeMode(m.Metadata.Get(KeyContentType)) != notStructured {
+		if m == nil || m.Metadata.Get(KeyType) == "" || mediaTypeMode(m.Metadata.Get(KeyContentType)) != notStructured || isDeadLetter(m.Metadata) {
 			continue
 		}
 		if p.when != nil && !p.when(topic, m) {
@@ -182,6 +184,18 @@ func (p *structuredPublisher) Publish(topic string, msgs ...*message.Message) er
 		out[i] = s
 	}
 	return p.pub.Publish(topic, out...)
+}
+
+// The keys that mark a dead letter: middleware.KeyFaultError (middleware
+// imports router, so it cannot be named here; middleware's tests check the
+// two agree) and Watermill's PoisonQueue reason key.
+const (
+	faultErrorKey   = "hexeract_fault_error"
+	poisonReasonKey = "reason_poisoned"
+)
+
+func isDeadLetter(md message.Metadata) bool {
+	return md.Get(faultErrorKey) != "" || md.Get(poisonReasonKey) != ""
 }
 
 // Close closes the wrapped publisher.
