@@ -3,7 +3,6 @@ package interop_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -180,19 +179,7 @@ func startApp(t *testing.T, tr transport) *harness {
 	}
 	h.deadOrders, h.deadPays, h.acks = subscribe(middleware.DLQTopic(topics[0])), subscribe(middleware.DLQTopic(topics[2])), subscribe(topics[1])
 
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("App.Run: %v", err)
-		}
-	})
-	select {
-	case <-app.Running():
-	case err := <-done:
-		t.Fatalf("App.Run stopped before running: %v", err)
-	}
+	runApp(t, ctx, cancel, app)
 	return h
 }
 
