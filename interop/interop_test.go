@@ -58,14 +58,39 @@ type transport struct {
 	node map[string]any
 	// cleanup removes broker state the test created for topics.
 	cleanup func(t *testing.T, topics []string, groups []string)
+	// brokers are the Kafka seed brokers (Kafka only).
+	brokers []string
 }
 
 // TestNodeRabbitMQ runs the exchange with the Node service over RabbitMQ:
 // on the wire the envelope follows the CloudEvents AMQP binding
 // (cloudEvents_ headers, content-type property).
-func TestNodeRabbitMQ(t *testing.T) {
+func TestNodeRabbitMQ(t *testing.T) { run(t, rabbitMQ(t), modeBinary) }
+
+// TestNodeRabbitMQStructured runs the exchange over RabbitMQ in CloudEvents
+// structured content mode both ways: Node sends the whole event as an
+// application/cloudevents+json body (the SDK's structured serialiser; the
+// content type carries "; charset=utf-8"), and the Go App publishes through
+// router.StructuredPublisher, which Node must read as structured events.
+func TestNodeRabbitMQStructured(t *testing.T) { run(t, rabbitMQ(t), modeStructured) }
+
+// TestNodeKafka runs the exchange with the Node service (kafkajs) over
+// Kafka (kfake on loopback): the envelope is the CloudEvents Kafka binding.
+func TestNodeKafka(t *testing.T) { run(t, kafkaTransport(t), modeBinary) }
+
+// TestNodeKafkaStructured runs the exchange over Kafka in structured
+// content mode both ways (the SDK's Kafka.structured and Kafka.toEvent).
+func TestNodeKafkaStructured(t *testing.T) { run(t, kafkaTransport(t), modeStructured) }
+
+// The CloudEvents content modes the exchange runs in.
+const (
+	modeBinary     = "binary"
+	modeStructured = "structured"
+)
+
+func rabbitMQ(t *testing.T) transport {
 	url := testenv.AMQPURL(t)
-	run(t, transport{
+	return transport{
 		newPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			pub, sub, err := amqp.New(amqp.Config{URL: url, Group: group}, nil)
 			if err != nil {
@@ -94,14 +119,12 @@ func TestNodeRabbitMQ(t *testing.T) {
 				_ = ch.ExchangeDelete(topic, false, false)
 			}
 		},
-	})
+	}
 }
 
-// TestNodeKafka runs the exchange with the Node service (kafkajs) over
-// Kafka (kfake on loopback): the envelope is the CloudEvents Kafka binding.
-func TestNodeKafka(t *testing.T) {
+func kafkaTransport(t *testing.T) transport {
 	brokers := testenv.Kafka(t)
-	run(t, transport{
+	return transport{
 		newPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			pub, sub, err := kafka.New(kafka.Config{Brokers: brokers, Group: group}, nil)
 			if err != nil {
@@ -112,7 +135,8 @@ func TestNodeKafka(t *testing.T) {
 		},
 		node:    map[string]any{"transport": "kafka", "brokers": brokers},
 		cleanup: func(*testing.T, []string, []string) {}, // the cluster goes with the test
-	})
+		brokers: brokers,
+	}
 }
 
 // nodeDir returns the Node program's directory after installing its
@@ -218,7 +242,7 @@ type handled struct {
 	env router.Envelope
 }
 
-func run(t *testing.T, tr transport) {
+func run(t *testing.T, tr transport, mode string) {
 	dir := nodeDir(t)
 	sfx := testenv.Suffix()
 	prefix := "interop-" + sfx + "."
@@ -236,6 +260,9 @@ func run(t *testing.T, tr transport) {
 
 	// The Go service: consumes orders.placed, replies orders.accepted.
 	pub, sub := tr.newPubSub(t, group)
+	if mode == modeStructured {
+		pub = router.StructuredPublisher(pub, nil) // everything the App publishes, in structured mode
+	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	app, err := hexeract.New(
 		hexeract.WithPubSub(pub, sub),
@@ -263,21 +290,7 @@ func run(t *testing.T, tr transport) {
 		t.Fatalf("subscribe %s: %v", dlqTopic, err)
 	}
 
-	runDone := make(chan error, 1)
-	go func() { runDone <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("App.Run: %v", err)
-		}
-	})
-	select {
-	case <-app.Running():
-	case err := <-runDone:
-		t.Fatalf("App.Run stopped before running: %v", err)
-	case <-ctx.Done():
-		t.Fatal("App did not start")
-	}
+	runApp(t, ctx, cancel, app)
 
 	// The Node service.
 	user := UserRegistered{UserID: "u-" + sfx, Email: "ada-" + sfx + "@example.com"}
@@ -299,6 +312,7 @@ func run(t *testing.T, tr transport) {
 		},
 		"order":     map[string]any{"id": orderID, "amountCents": 4200, "correlation": nodeConversation},
 		"sendBad":   true,
+		"mode":      mode,
 		"timeoutMs": 60000,
 	}
 	for k, v := range tr.node {
@@ -377,26 +391,63 @@ func run(t *testing.T, tr transport) {
 		t.Errorf("reply correlation %q causation %q, want %q, %q", reply.CorrelationID, reply.CausationID, nodeConversation, goodID)
 	}
 
-	// The event without a type is in the dead-letter topic, with a fault naming the attribute.
+	// The event without a type is in the dead-letter topic, with a fault
+	// naming the attribute and, in structured mode, the mode; its id is the
+	// event's in both modes.
 	select {
 	case dead := <-deadLetters:
 		dead.Ack()
-		if dead.UUID != badID || dead.Metadata.Get(router.KeyID) != badID {
-			t.Errorf("dead letter uuid %q ce_id %q, want the bad event %q", dead.UUID, dead.Metadata.Get(router.KeyID), badID)
+		f, ok := middleware.FaultOf(dead.Metadata)
+		if !ok || !f.Permanent || f.Topic != placedTopic || f.Attempts != 1 {
+			t.Errorf("fault = %+v; want permanent, topic %s, 1 attempt", f, placedTopic)
+		}
+		if dead.UUID != badID || dead.Metadata.Get(middleware.KeyFaultGeneratedID) != "" {
+			t.Errorf("dead letter uuid %q (generated %q), want the bad event's id %q", dead.UUID, dead.Metadata.Get(middleware.KeyFaultGeneratedID), badID)
 		}
 		if dead.Metadata.Get(router.KeyType) != "" {
 			t.Errorf("dead letter has ce_type %q", dead.Metadata.Get(router.KeyType))
 		}
-		f, ok := middleware.FaultOf(dead.Metadata)
-		if !ok || !strings.Contains(f.Error, router.ErrMissingType.Error()) || !strings.Contains(f.Error, "ce_type") {
-			t.Errorf("fault error %q does not name the missing attribute (want %q)", f.Error, router.ErrMissingType)
-		}
-		if !f.Permanent || f.Topic != placedTopic || f.Attempts != 1 {
-			t.Errorf("fault = %+v; want permanent, topic %s, 1 attempt", f, placedTopic)
+		switch mode {
+		case modeStructured:
+			if !strings.Contains(f.Error, "CloudEvents structured mode") || !strings.Contains(f.Error, "missing required attribute type") ||
+				!strings.Contains(f.Error, `event "`+badID+`"`) {
+				t.Errorf("fault error %q does not name structured mode, the event and the missing attribute", f.Error)
+			}
+			if ct := dead.Metadata.Get(router.KeyContentType); !strings.HasPrefix(ct, router.ContentTypeCloudEvents) {
+				t.Errorf("dead letter content type %q; the original structured event is kept", ct)
+			}
+		default:
+			if dead.Metadata.Get(router.KeyID) != badID {
+				t.Errorf("dead letter ce_id %q, want %q", dead.Metadata.Get(router.KeyID), badID)
+			}
+			if !strings.Contains(f.Error, router.ErrMissingType.Error()) || !strings.Contains(f.Error, "ce_type") {
+				t.Errorf("fault error %q does not name the missing attribute (want %q)", f.Error, router.ErrMissingType)
+			}
 		}
 		t.Logf("dead letter %s: %s", dead.UUID, f.Error)
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no dead letter for the event without type on %s", dlqTopic)
+	}
+}
+
+// runApp runs app until the test ends (cancel stops it) and returns once it
+// is running.
+func runApp(t *testing.T, ctx context.Context, cancel context.CancelFunc, app *hexeract.App) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("App.Run: %v", err)
+		}
+	})
+	select {
+	case <-app.Running():
+	case err := <-done:
+		t.Fatalf("App.Run stopped before running: %v", err)
+	case <-ctx.Done():
+		t.Fatal("App did not start")
 	}
 }
 

@@ -30,6 +30,7 @@ const (
 	KeyFaultFirstFailure = "hexeract_fault_first_failure" // time of the first failed attempt
 	KeyFaultLastFailure  = "hexeract_fault_last_failure"  // time of the last failed attempt
 	KeyFaultStack        = "hexeract_fault_stack"         // truncated stack, panics only; frames separated by " | "
+	KeyFaultGeneratedID  = "hexeract_fault_generated_id"  // "true" when the message had no id and the dead letter's UUID was generated
 
 	// FaultKeyPrefix starts every fault key. Moving a dead letter back to
 	// its topic removes the keys with this prefix and Watermill's
@@ -248,20 +249,21 @@ func (dl *deadLetter) deadLetter(ctx context.Context, msg *message.Message, d *d
 	}
 	dead := dl.build(ctx, msg, d, cause, topic)
 	if err := dl.pub.Publish(dlqTopic, dead); err != nil {
-		return errors.Join(cause, fmt.Errorf("hexeract: publish dead letter of %s to %q (message nacked for redelivery): %w", msg.UUID, dlqTopic, err))
+		return errors.Join(cause, fmt.Errorf("hexeract: publish dead letter of %s to %q (message nacked for redelivery): %w", dead.UUID, dlqTopic, err))
 	}
 	d.deadLettered = true
 	d.deadTopic = dlqTopic
 	if dl.logger != nil {
 		dl.logger.Error("hexeract: message dead-lettered",
-			"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID, "topic", topic,
+			"handler", message.HandlerNameFromCtx(ctx), "message_uuid", dead.UUID, "topic", topic,
 			"dead_letter_topic", dlqTopic, "attempts", d.attempts(), "error", cause)
 	}
 	return nil
 }
 
 func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delivery, cause error, topic string) *message.Message {
-	dead := message.NewMessage(msg.UUID, msg.Payload)
+	id, generated := deadLetterID(msg)
+	dead := message.NewMessage(id, msg.Payload)
 	for k, v := range msg.Metadata {
 		if strings.HasPrefix(k, FaultKeyPrefix) || dl.isSecret(k) || (dl.secretKeys != nil && dl.secretKeys[strings.ToLower(k)]) {
 			continue
@@ -279,6 +281,9 @@ func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delive
 	md[KeyFaultAttempts] = strconv.Itoa(d.attempts())
 	md[KeyFaultFirstFailure] = d.firstFailure.UTC().Format(time.RFC3339Nano)
 	md[KeyFaultLastFailure] = d.lastFailure.UTC().Format(time.RFC3339Nano)
+	if generated {
+		md[KeyFaultGeneratedID] = "true"
+	}
 	if stack != "" {
 		md[KeyFaultStack] = truncate(stack, dl.maxStack)
 	}
@@ -293,6 +298,23 @@ func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delive
 		dead.SetContext(trace.ContextWithSpan(context.Background(), trace.SpanFromContext(ctx)))
 	}
 	return dead
+}
+
+// deadLetterID returns the id of msg's dead letter: the Watermill UUID,
+// else ce_id, else the id of the CloudEvent in a structured body, else a new
+// id (generated true). A dead letter always has an id, so tools can list,
+// move and purge it one by one.
+func deadLetterID(msg *message.Message) (id string, generated bool) {
+	if msg.UUID != "" {
+		return msg.UUID, false
+	}
+	if id := msg.Metadata.Get(router.KeyID); id != "" {
+		return id, false
+	}
+	if id := router.StructuredEventID(msg); id != "" {
+		return id, false
+	}
+	return router.NewID(), true
 }
 
 // describe returns the error text, the error type and, for panics, the

@@ -21,4 +21,13 @@
 // middleware. Messages that cannot be decoded produce a [*DecodeError], which
 // [IsPermanent] reports as permanent so retry middleware skips it and
 // dead-letter middleware moves it aside at once.
+//
+// Hexeract writes CloudEvents binary content mode by default and reads
+// structured content mode too: [ExpandStructured] turns an
+// application/cloudevents+json (or -batch+json) message into binary-mode
+// messages, and [Decode] reads a single structured event directly;
+// [ToStructured], [EncodeOptions].Structured and [StructuredPublisher]
+// write structured mode for consumers that need it. [JSON] decodes
+// leniently (unknown fields are ignored); [StrictJSON], per App or per
+// message type through [StrictDecoder], refuses them.
 package router

@@ -19,6 +19,8 @@ const (
 	KeySource        = "ce_source"
 	KeySpecVersion   = "ce_specversion"
 	KeyTime          = "ce_time"
+	KeySubject       = "ce_subject"    // CloudEvents subject
+	KeyDataSchema    = "ce_dataschema" // CloudEvents dataschema
 	KeyContentType   = "content-type"
 	KeyPartitionKey  = "ce_partitionkey" // CloudEvents partitioning extension; set from [Keyed]
 	KeyCorrelationID = "correlation_id"
@@ -110,12 +112,18 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 }
 
 // EncodeOptions configure [NewMessage]. The zero value is usable: JSON codec,
-// source [DefaultSource], a fresh UUIDv7 id, the current time.
+// source [DefaultSource], a fresh UUIDv7 id, the current time, binary
+// content mode.
 type EncodeOptions struct {
 	Codec  Codec     // nil means JSON
 	Source string    // ce_source; "" means DefaultSource
 	ID     string    // ce_id and Watermill UUID; "" means a new UUIDv7
 	Time   time.Time // ce_time; zero means now
+	// Structured writes the message in CloudEvents structured content mode
+	// (see [ToStructured]): the whole event as an
+	// application/cloudevents+json body. false (the default) writes binary
+	// mode: attributes in metadata, the encoded struct as payload.
+	Structured bool
 }
 
 // NewMessage encodes m into a Watermill message carrying the Hexeract
@@ -185,6 +193,9 @@ func NewMessage(ctx context.Context, m Message, opts EncodeOptions) (*message.Me
 	}
 	md[KeyCorrelationID] = correlation
 	msg.SetContext(ctx)
+	if opts.Structured {
+		return ToStructured(msg)
+	}
 	return msg, nil
 }
 

@@ -34,7 +34,7 @@ func IsPermanent(err error) bool {
 // type: missing or unexpected envelope type, or a payload the codec refused.
 // It is permanent.
 type DecodeError struct {
-	MessageID string // Watermill UUID of the message
+	MessageID string // Watermill UUID of the message, else its ce_id (or its structured event's id)
 	Topic     string // topic the message was received from, when known
 	Type      string // ce_type found in the envelope ("" when missing)
 	Want      string // wire name the handler expects

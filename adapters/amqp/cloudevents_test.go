@@ -119,3 +119,42 @@ func TestKafkaStyleHeaders(t *testing.T) {
 		t.Fatal("WatermillConfig does not use amqp.Marshaler with KafkaStyleHeaders")
 	}
 }
+
+// TestMarshalerStructuredMode: a message in CloudEvents structured mode
+// travels as the AMQP binding's structured mode (the event as body, the
+// content-type property application/cloudevents+json, no attribute
+// headers) and expands back into the binary-mode message after decoding.
+func TestMarshalerStructuredMode(t *testing.T) {
+	ctx := router.WithCorrelationID(context.Background(), "conv-s")
+	bin, err := router.NewMessage(ctx, userRegistered{UserID: "u-1"}, router.EncodeOptions{Source: "/users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := router.ToStructured(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := amqp.Marshaler{}.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ContentType != router.ContentTypeCloudEvents || string(p.Body) != string(msg.Payload) {
+		t.Fatalf("content-type property %q body %s", p.ContentType, p.Body)
+	}
+	for k := range p.Headers {
+		if k != "correlation_id" && k != "_watermill_message_uuid" {
+			t.Errorf("header %s=%v on a structured message", k, p.Headers[k])
+		}
+	}
+	back, err := amqp.Marshaler{}.Unmarshal(amqp091.Delivery{Headers: p.Headers, ContentType: p.ContentType, Body: p.Body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := router.ExpandStructured(back)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("ExpandStructured = %v, %v", msgs, err)
+	}
+	if msgs[0].UUID != bin.UUID || !maps.Equal(msgs[0].Metadata, bin.Metadata) || string(msgs[0].Payload) != string(bin.Payload) {
+		t.Fatalf("round trip:\n got %s %v %s\nwant %s %v %s", msgs[0].UUID, msgs[0].Metadata, msgs[0].Payload, bin.UUID, bin.Metadata, bin.Payload)
+	}
+}

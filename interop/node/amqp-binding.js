@@ -14,9 +14,14 @@
 //
 // Every other header (correlation_id, causation_id, traceparent) is passed
 // through unchanged.
+//
+// In structured content mode the AMQP binding carries the whole event as
+// the body, with the event format's media type (application/cloudevents+json)
+// as the content-type property; toAMQPStructured writes that, and fromAMQP
+// reads both modes.
 "use strict";
 
-const { Kafka, CONSTANTS } = require("cloudevents");
+const { Kafka, HTTP, CONSTANTS } = require("cloudevents");
 
 const PREFIX = "cloudEvents_";
 const PREFIX_LEGACY = "cloudEvents:";
@@ -49,9 +54,22 @@ function toAMQP(event, extraHeaders = {}) {
   };
 }
 
+// toAMQPStructured serialises a CloudEvent in structured content mode: the
+// whole event as a JSON body (the SDK's HTTP structured serialiser) and
+// application/cloudevents+json as the AMQP content-type property. The SDK
+// does not validate here, so an invalid event can be sent on purpose.
+function toAMQPStructured(event, extraHeaders = {}) {
+  const m = HTTP.structured(event);
+  return {
+    body: Buffer.from(m.body),
+    options: { headers: { ...extraHeaders }, contentType: m.headers[CONTENT_TYPE], messageId: event.id, persistent: true },
+  };
+}
+
 // fromAMQP turns an amqplib delivery into a CloudEvent with the SDK's
-// binding. It does not validate: call event.validate(). The transport
-// headers (correlation_id, ...) are returned beside the event.
+// binding, in binary or structured mode (the SDK tells them apart by the
+// content type). It does not validate: call event.validate(). The
+// transport headers (correlation_id, ...) are returned beside the event.
 function fromAMQP(msg) {
   const raw = msg.properties.headers || {};
   const headers = {};
@@ -79,4 +97,4 @@ function encodeData(data) {
   return Buffer.from(JSON.stringify(data));
 }
 
-module.exports = { toAMQP, fromAMQP, encodeData, PREFIX, PREFIX_LEGACY };
+module.exports = { toAMQP, toAMQPStructured, fromAMQP, encodeData, PREFIX, PREFIX_LEGACY };

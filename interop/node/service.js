@@ -10,6 +10,12 @@
 //     order event as its cause (causation_id).
 //   - With sendBad it first publishes an orders.placed event without a type,
 //     which Hexeract must move to its dead-letter topic.
+//   - With mode "structured" every event goes both ways in CloudEvents
+//     structured content mode (the whole event as an
+//     application/cloudevents+json body: the SDK's Kafka.structured, and
+//     HTTP.structured on RabbitMQ), and the program checks that what it
+//     reads from Hexeract is structured too; with "binary" (the default),
+//     binary content mode.
 //
 // Configuration is one JSON object in the environment variable
 // INTEROP_CONFIG (see DEFAULTS below). The program writes one JSON object per
@@ -21,7 +27,7 @@ const assert = require("node:assert/strict");
 const { CloudEvent, Kafka: KafkaBinding, ValidationError } = require("cloudevents");
 const amqplib = require("amqplib");
 const { Kafka: KafkaClient, logLevel } = require("kafkajs");
-const { toAMQP, fromAMQP, encodeData, PREFIX } = require("./amqp-binding");
+const { toAMQP, toAMQPStructured, fromAMQP, encodeData, PREFIX } = require("./amqp-binding");
 
 const DEFAULTS = {
   transport: "amqp", // "amqp" (RabbitMQ) or "kafka"
@@ -35,6 +41,7 @@ const DEFAULTS = {
   // The order we place.
   order: { id: "o-1", amountCents: 4200, correlation: "conv-node-1" },
   sendBad: false,
+  mode: "binary", // "binary" or "structured" content mode, both directions
   timeoutMs: 60000,
 };
 
@@ -67,6 +74,10 @@ function checkRegistered(cfg, event, headers) {
   assert.deepEqual(event.data, cfg.expect.data, "data");
   if (cfg.expect.correlation) {
     assert.equal(headers.correlation_id, cfg.expect.correlation, "correlation_id header");
+    if (cfg.mode === "structured") {
+      // In structured mode the conversation is an attribute of the event too.
+      assert.equal(event.correlationid, cfg.expect.correlation, "correlationid extension");
+    }
   }
 }
 
@@ -79,6 +90,23 @@ function checkAccepted(cfg, placed, event, headers) {
   assert.deepEqual(event.data, { order_id: cfg.order.id }, "reply data");
   assert.equal(headers.correlation_id, cfg.order.correlation, "reply correlation_id (the conversation of the order)");
   assert.equal(headers.causation_id, placed.id, "reply causation_id (the id of the order event)");
+  if (cfg.mode === "structured") {
+    assert.equal(event.correlationid, cfg.order.correlation, "reply correlationid extension");
+    assert.equal(event.causationid, placed.id, "reply causationid extension");
+  }
+}
+
+// checkMode checks that an event from Hexeract came in the configured
+// content mode: structured, the event format's media type and no attribute
+// headers; binary, the attributes as headers.
+function checkMode(cfg, contentType, headerNames) {
+  const attrHeaders = headerNames.filter((k) => /^(ce_|cloudEvents[_:])(id|type|source|specversion)$/.test(k));
+  if (cfg.mode === "structured") {
+    assert.ok(String(contentType).startsWith("application/cloudevents+json"), `content type ${contentType}, want application/cloudevents+json`);
+    assert.deepEqual(attrHeaders, [], "attribute headers in structured mode");
+  } else {
+    assert.equal(attrHeaders.length, 4, `attribute headers in binary mode: ${headerNames.join(", ")}`);
+  }
 }
 
 // orderPlaced is the good event; badOrder lacks the required type attribute.
@@ -105,10 +133,12 @@ function badOrder(cfg) {
 // checkAMQPWire checks that a RabbitMQ delivery follows the CloudEvents AMQP
 // binding: attributes under the cloudEvents_ prefix, none under the Kafka
 // binding's ce_, and the data content type in the content-type property.
-function checkAMQPWire(msg) {
+function checkAMQPWire(cfg, msg) {
   const names = Object.keys(msg.properties.headers || {});
   const kafkaStyle = names.filter((k) => k.startsWith("ce_") || k === "content-type");
   assert.deepEqual(kafkaStyle, [], `headers not in the AMQP binding's form (all headers: ${names.join(", ")})`);
+  checkMode(cfg, msg.properties.contentType, names);
+  if (cfg.mode === "structured") return;
   for (const attr of ["id", "type", "source", "specversion", "time"]) {
     assert.ok(names.includes(PREFIX + attr), `no ${PREFIX}${attr} header (all headers: ${names.join(", ")})`);
   }
@@ -128,7 +158,7 @@ async function amqpTransport(cfg) {
       await ch.bindQueue(queue, topic, "");
       await ch.consume(queue, (msg) => {
         try {
-          checkAMQPWire(msg);
+          checkAMQPWire(cfg, msg);
           const { event, headers } = fromAMQP(msg);
           onEvent(event, headers);
           ch.ack(msg); // after handling: a crash before this leaves the message for redelivery
@@ -139,7 +169,7 @@ async function amqpTransport(cfg) {
     },
     async publish(topic, event) {
       await exchange(topic);
-      const { body, options } = toAMQP(event);
+      const { body, options } = cfg.mode === "structured" ? toAMQPStructured(event) : toAMQP(event);
       ch.publish(topic, "", body, options);
       await ch.waitForConfirms();
     },
@@ -150,7 +180,8 @@ async function amqpTransport(cfg) {
   };
 }
 
-// Kafka: ce_ headers and a content-type header, exactly the SDK's Kafka binding.
+// Kafka: exactly the SDK's Kafka binding; binary mode: ce_ headers and a
+// content-type header; structured mode: the event as the record value.
 async function kafkaTransport(cfg) {
   const kafka = new KafkaClient({ clientId: "node-shop", brokers: cfg.brokers, logLevel: logLevel.ERROR });
   const producer = kafka.producer({ allowAutoTopicCreation: true });
@@ -166,15 +197,20 @@ async function kafkaTransport(cfg) {
       await consumer.subscribe({ topics: [...handlers.keys()], fromBeginning: true });
       await consumer.run({
         eachMessage: async ({ topic, message }) => {
-          const headers = {};
-          for (const [k, v] of Object.entries(message.headers || {})) headers[k] = v === undefined ? "" : v.toString();
-          const event = KafkaBinding.toEvent({ headers, value: message.value, key: message.key && message.key.toString() });
-          handlers.get(topic)(event, headers);
+          try {
+            const headers = {};
+            for (const [k, v] of Object.entries(message.headers || {})) headers[k] = v === undefined ? "" : v.toString();
+            checkMode(cfg, headers["content-type"], Object.keys(headers));
+            const event = KafkaBinding.toEvent({ headers, value: message.value, key: message.key && message.key.toString() });
+            handlers.get(topic)(event, headers);
+          } catch (err) {
+            fail(err);
+          }
         },
       });
     },
     async publish(topic, event) {
-      const m = KafkaBinding.binary(event);
+      const m = cfg.mode === "structured" ? KafkaBinding.structured(event) : KafkaBinding.binary(event);
       const headers = {};
       for (const [k, v] of Object.entries(m.headers)) if (v !== undefined && v !== null) headers[k] = String(v);
       await producer.send({ topic, messages: [{ key: m.key ?? null, value: encodeData(m.value), headers }] });
