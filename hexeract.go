@@ -97,7 +97,12 @@ func New(opts ...Option) (*App, error) {
 		app.closeTimeout = 30 * time.Second // Watermill's default
 	}
 	if app.subscriber != nil {
-		app.hub = ingress.New(app.subscriber, ingress.Options{Logger: cfg.logger})
+		app.hub = ingress.New(app.subscriber, ingress.Options{
+			Logger: cfg.logger,
+			// CloudEvents structured mode (and batches) become binary-mode
+			// messages before any handler or middleware sees them.
+			Expand: router.ExpandStructured,
+		})
 	}
 	r, err := message.NewRouter(cfg.routerCfg, wmLogger)
 	if err != nil {

@@ -246,7 +246,7 @@ func benchTransport(b *testing.B, rawURL string) {
 	}
 }
 
-func BenchmarkTransportMem(b *testing.B) { benchTransport(b, "mem://?buffer=1024") }
+func BenchmarkTransportMem(b *testing.B) { benchTransport(b, "mem://") }
 
 func BenchmarkTransportAMQP(b *testing.B) { benchTransport(b, testenv.AMQPURL(b)) }
 

@@ -24,7 +24,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/adapters/amqp"
-	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/adapters/mem"
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/adapters/nats"
@@ -115,7 +115,7 @@ func supported() string {
 //	postgres://user@host:5432/db?group=NAME           PostgreSQL (adapters/sql)
 //	redis://host:6379/0?group=NAME                    Redis Streams (adapters/redis)
 //	sqs://REGION/?endpoint=URL                        Amazon SQS (adapters/sqs)
-//	mem://                                            in-process GoChannel (adapters/gochannel)
+//	mem://?group=NAME                                 a new in-process broker (adapters/mem)
 //
 // An unknown scheme or a malformed URL is an error that lists the supported
 // schemes. Errors never contain the URL's password. Close the Transport when
@@ -221,27 +221,20 @@ func openNATS(_ context.Context, rawURL string, o options) (*Transport, error) {
 	return pubSub(pub, sub), nil
 }
 
-// openMem opens the in-process transport: mem://?buffer=1024&persistent=false&block=false.
+// openMem opens a new in-process broker: mem://?group=NAME.
 func openMem(_ context.Context, rawURL string, o options) (*Transport, error) {
 	u, err := urlopt.Parse("mem", rawURL)
 	if err != nil {
 		return nil, err
 	}
 	q := urlopt.NewQuery("mem", u.Query())
-	cfg := gochannel.Config{
-		Buffer:               int64(q.Int("buffer", 1024)),
-		Persistent:           q.Bool("persistent", false),
-		BlockPublishUntilAck: q.Bool("block", false),
-	}
-	q.Known("group") // accepted for uniformity; in memory every subscriber gets every message
+	g := group(q.String("group", ""), o)
 	if err := q.Err(true); err != nil {
 		return nil, err
 	}
-	if cfg.Buffer < 0 {
-		return nil, errors.New("mem: buffer must not be negative")
-	}
-	ps := gochannel.New(cfg, o.logger)
-	return &Transport{Publisher: ps, Subscriber: ps, closers: []func() error{ps.Close}}, nil
+	b := mem.New(mem.Config{Logger: o.logger})
+	pub, sub := b.Publisher(), b.Subscriber(g)
+	return &Transport{Publisher: pub, Subscriber: sub, closers: []func() error{sub.Close, pub.Close, b.Close}}, nil
 }
 
 // openSQS opens Amazon SQS. SQS has one queue per topic whose consumers

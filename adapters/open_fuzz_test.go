@@ -34,7 +34,7 @@ func FuzzParseURL(f *testing.F) {
 		"sqs://AKID:s3cretpw@us-east-1/?endpoint=http://127.0.0.1:4566&wait=25s",
 		"sqs://s3cretpw@/",
 		"mem://?buffer=-1&persistent=maybe",
-		"mem://?buffer=16",
+		"mem://?group=g",
 		"ftp://u:s3cretpw@host/",
 		"amqp://u:s3cretpw@[::1/",
 		"://s3cretpw@",

@@ -143,7 +143,7 @@ func TestOpenErrors(t *testing.T) {
 		{"kafka://u:s3cr3t-pw@host:9092/?acks=some", `acks="some"`},
 		{"nats://u:s3cr3t-pw@host:4222/?ack_wait=long", `ack_wait="long"`},
 		{"nats://host:4222/?group=a.b", "must not contain"},
-		{"mem://?buffer=-1", "buffer must not be negative"},
+		{"mem://?buffer=16", "unknown parameter(s) buffer"},
 		{"postgres://u:s3cr3t-pw@localhost/db?schema=Bad-Name", "not a valid schema name"},
 		{"postgres://u:s3cr3t-pw@localhost/db?poll_interval=often", `poll_interval="often"`},
 		{"redis://u:s3cr3t-pw@localhost:6379/0?max_len=lots", `max_len="lots"`},
@@ -229,7 +229,7 @@ func TestOpenFromEnv(t *testing.T) {
 	if _, err := adapters.OpenFromEnv(context.Background()); err == nil || !strings.Contains(err.Error(), adapters.EnvTransport) {
 		t.Fatalf("OpenFromEnv with the variable unset: %v", err)
 	}
-	t.Setenv(adapters.EnvTransport, "mem://?buffer=16")
+	t.Setenv(adapters.EnvTransport, "mem://?group=g")
 	tr, err := adapters.OpenFromEnv(context.Background())
 	if err != nil {
 		t.Fatal(err)

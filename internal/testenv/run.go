@@ -46,3 +46,47 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// App is what [StartApp] runs: a hexeract.App (or anything with the same
+// Run and Running methods). testenv does not import hexeract, so the tests
+// of the packages hexeract itself imports can use it too.
+type App interface {
+	Run(ctx context.Context) error
+	Running() <-chan struct{}
+}
+
+// StartApp runs app in the background, waits until its handlers are
+// subscribed, and returns a function that cancels Run and waits for it to
+// return (reporting an error from it). The function is also called when
+// the test ends, and calling it twice is safe.
+func StartApp(t testing.TB, app App) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	select {
+	case <-app.Running():
+	case err := <-done:
+		cancel()
+		t.Fatalf("App.Run returned before the App was running: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("the App was not running after 30s")
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("App.Run: %v", err)
+				}
+			case <-time.After(45 * time.Second):
+				t.Error("App.Run did not return within 45s of cancellation")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
