@@ -99,9 +99,12 @@ func New(opts ...Option) (*App, error) {
 	if app.subscriber != nil {
 		app.hub = ingress.New(app.subscriber, ingress.Options{
 			Logger: cfg.logger,
-			// CloudEvents structured mode (and batches) become binary-mode
-			// messages before any handler or middleware sees them.
-			Expand: router.ExpandStructured,
+			// CloudEvents batches become one message per event before any
+			// handler or middleware sees them; a single structured event
+			// is routed by the type in its body and decoded whole by the
+			// handler, so its dead letter keeps the producer's body.
+			Expand: router.ExpandBatch,
+			TypeOf: router.EventType,
 		})
 	}
 	r, err := message.NewRouter(cfg.routerCfg, wmLogger)

@@ -201,6 +201,13 @@ func TestHandlersOfATopicGetTheirOwnTypes(t *testing.T) {
 		m.Metadata.Set(router.KeyType, typ)
 		must(t, app.Publisher().Publish("billing", m))
 	}
+	// A CloudEvents structured event carries its type in the body, not in
+	// ce_type: it is routed by that type and reaches its handler whole.
+	pubStructured := func(typ, id string) {
+		m := message.NewMessage(router.NewID(), []byte(`{"specversion":"1.0","id":"`+id+`","source":"/node","type":"`+typ+`","data":{"invoice_id":"`+id+`"}}`))
+		m.Metadata.Set(router.KeyContentType, router.ContentTypeCloudEvents)
+		must(t, app.Publisher().Publish("billing", m))
+	}
 	pub("billing.invoice_sent", "i-1")
 	pub("billing.invoice_paid", "i-2")
 	pub("billing.refunded", "i-3")
@@ -209,6 +216,14 @@ func TestHandlersOfATopicGetTheirOwnTypes(t *testing.T) {
 	}
 	if got := recv(t, paid); got != "i-2" {
 		t.Errorf("paid handler got %s", got)
+	}
+	pubStructured("billing.invoice_paid", "s-1")
+	pubStructured("billing.invoice_sent", "s-2")
+	if got := recv(t, paid); got != "s-1" {
+		t.Errorf("paid handler got %s for a structured event", got)
+	}
+	if got := recv(t, sent); got != "s-2" {
+		t.Errorf("sent handler got %s for a structured event", got)
 	}
 	testenv.WaitFor(t, 10*time.Second, "the unknown type dead-lettered", func() bool { return dead.Load() >= 1 })
 	time.Sleep(100 * time.Millisecond)

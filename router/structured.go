@@ -525,6 +525,40 @@ func (ev *event) message(orig *message.Message) *message.Message {
 	return out
 }
 
+// ExpandBatch is [ExpandStructured] for batches only: it splits a message
+// in CloudEvents batch mode (application/cloudevents-batch+json) into one
+// message per event and returns (nil, nil) for any other message. A single
+// structured event is left whole, so the handler's decoder reads it and a
+// dead letter keeps the body the producer sent.
+func ExpandBatch(msg *message.Message) ([]*message.Message, error) {
+	if mediaTypeMode(msg.Metadata.Get(KeyContentType)) != structuredBatch {
+		return nil, nil
+	}
+	return expandBatch(msg)
+}
+
+// EventType returns the message type msg carries: its ce_type metadata,
+// else the type attribute of the single structured event in its body (see
+// [ExpandStructured] for when a message is structured), else "".
+func EventType(msg *message.Message) string {
+	if typ := msg.Metadata.Get(KeyType); typ != "" {
+		return typ
+	}
+	switch modeOf(msg) {
+	case structuredSingle, structuredSniffed:
+	default:
+		return ""
+	}
+	var head struct {
+		Type json.RawMessage `json:"type"`
+	}
+	if json.Unmarshal(msg.Payload, &head) != nil {
+		return ""
+	}
+	typ, _ := jsonString(head.Type)
+	return typ
+}
+
 // StructuredEventID returns the id of the single structured event msg
 // carries (see [ExpandStructured] for when a message is structured), read
 // from its body without validating the rest, or "" when msg is not a

@@ -39,6 +39,9 @@ type Options struct {
 	// is; on error the message is handed on unchanged, so the handler's
 	// decoder reports the fault and the dead-letter step records it.
 	Expand func(*message.Message) ([]*message.Message, error)
+	// TypeOf returns the message type a message is routed by; nil means
+	// its ce_type metadata.
+	TypeOf func(*message.Message) string
 	// ResendMin and ResendMax bound the backoff before a copy a handler
 	// nacked is handed to it again; 0 means 50ms and 5s.
 	ResendMin, ResendMax time.Duration
@@ -343,7 +346,12 @@ func (t *topic) targets(msg *message.Message) []*Member {
 	if len(t.members) == 1 {
 		return t.members
 	}
-	typ := msg.Metadata.Get(router.KeyType)
+	var typ string
+	if typeOf := t.hub.opts.TypeOf; typeOf != nil {
+		typ = typeOf(msg)
+	} else {
+		typ = msg.Metadata.Get(router.KeyType)
+	}
 	var out []*Member
 	for _, m := range t.members {
 		if m.typ == "" || m.typ == typ {
