@@ -1,8 +1,8 @@
 package nats
 
 import (
-	"github.com/ThreeDotsLabs/watermill/message"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/router"
 	nc "github.com/nats-io/nats.go"
 )
