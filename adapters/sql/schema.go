@@ -1,8 +1,6 @@
 package sql
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
@@ -54,31 +52,9 @@ func (s schema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, 
 // decodeMetadata decodes the metadata column: a JSON object whose values
 // become text.
 func decodeMetadata(raw []byte) (message.Metadata, error) {
-	md := make(message.Metadata)
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return md, nil
-	}
-	if raw[0] != '{' {
-		return nil, fmt.Errorf("sql: the row's metadata is not a JSON object: %.64s", raw)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("sql: the row's metadata is not a JSON object: %w", err)
-	}
-	for k, v := range m {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			md[k] = s
-			continue
-		}
-		var x any
-		dec := json.NewDecoder(bytes.NewReader(v))
-		dec.UseNumber()
-		if err := dec.Decode(&x); err != nil {
-			return nil, fmt.Errorf("sql: metadata %q: %w", k, err)
-		}
-		md[k] = wire.Text(x, nil)
+	md, err := wire.JSONObject(raw)
+	if err != nil {
+		return nil, fmt.Errorf("sql: the row's metadata is %w", err)
 	}
 	return md, nil
 }

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -136,4 +137,43 @@ func normalize(v any, leaf Leaf, depth int) any {
 		return rv.Float()
 	}
 	return fmt.Sprint(v)
+}
+
+// ErrNotObject is the cause JSONObject reports for JSON that is valid but
+// not an object (a number, a string, an array).
+var ErrNotObject = errors.New("not a JSON object")
+
+// JSONObject decodes raw, a JSON object, into metadata: string values as
+// they are, the others in their text form (numbers as written, booleans,
+// null as the empty string, objects and arrays as JSON). Empty input and
+// null give empty metadata. Anything else that is not a JSON object is an
+// error wrapping ErrNotObject (or the JSON syntax error).
+func JSONObject(raw []byte) (map[string]string, error) {
+	md := make(map[string]string)
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return md, nil
+	}
+	if raw[0] != '{' {
+		return nil, fmt.Errorf("%w: %.64s", ErrNotObject, raw)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotObject, err)
+	}
+	for k, v := range m {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			md[k] = s
+			continue
+		}
+		var x any
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		if err := dec.Decode(&x); err != nil {
+			return nil, fmt.Errorf("%w: value of %q: %w", ErrNotObject, k, err)
+		}
+		md[k] = Text(x, nil)
+	}
+	return md, nil
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -34,6 +35,29 @@ func TestText(t *testing.T) {
 	} {
 		if got := Text(c.in, leaf); got != c.want {
 			t.Errorf("Text(%#v) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+func TestJSONObject(t *testing.T) {
+	md, err := JSONObject([]byte(` {"s":"x","n":42,"f":1.50,"b":false,"z":null,"o":{"a":[1,"<"]}} `))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s": "x", "n": "42", "f": "1.50", "b": "false", "z": "", "o": `{"a":[1,"<"]}`}
+	for k, v := range want {
+		if md[k] != v {
+			t.Errorf("%s = %q, want %q", k, md[k], v)
+		}
+	}
+	for _, in := range []string{"", "null"} {
+		if md, err := JSONObject([]byte(in)); err != nil || len(md) != 0 {
+			t.Errorf("JSONObject(%q) = %v, %v; want empty", in, md, err)
+		}
+	}
+	for _, in := range []string{"42", `"s"`, "[1,2,3]", "{not json", `{"a":1} x`} {
+		if _, err := JSONObject([]byte(in)); !errors.Is(err, ErrNotObject) {
+			t.Errorf("JSONObject(%q) error = %v, want ErrNotObject", in, err)
 		}
 	}
 }
