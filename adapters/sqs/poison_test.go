@@ -30,7 +30,9 @@ func TestPoisonMessages(t *testing.T) {
 			}
 		}
 	})
-	str := func(v string) sqsAttrValue { return sqsAttrValue{DataType: aws.String("String"), StringValue: aws.String(v)} }
+	str := func(v string) sqsAttrValue {
+		return sqsAttrValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
 	msgs := []struct {
 		body  string
 		attrs map[string]sqsAttrValue
