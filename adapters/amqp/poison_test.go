@@ -128,4 +128,15 @@ func TestPoisonHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}, want)
+	// Everything was acknowledged: once the App stopped, nothing comes
+	// back to the queue.
+	sub.Close()
+	time.Sleep(200 * time.Millisecond)
+	q, err := ch.QueueDeclarePassive(amqp.QueueName(topic, "poison"), true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Messages != 0 {
+		t.Fatalf("%d messages back in the queue after the App stopped, want 0", q.Messages)
+	}
 }
