@@ -61,3 +61,23 @@ func TestJSONObject(t *testing.T) {
 		}
 	}
 }
+
+// FuzzJSONObject: any input gives metadata or an error, never a panic, and
+// a JSON object of strings comes back unchanged.
+func FuzzJSONObject(f *testing.F) {
+	for _, s := range []string{`{"a":"b"}`, `{"x":{"nested":[true]}}`, `42`, `"s"`, `[1,2,3]`, `null`, `{`, `{"a":1e400}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		md, err := JSONObject(raw)
+		if err != nil {
+			if !errors.Is(err, ErrNotObject) {
+				t.Fatalf("error %v does not wrap ErrNotObject", err)
+			}
+			return
+		}
+		if md == nil {
+			t.Fatal("nil metadata without an error")
+		}
+	})
+}
