@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/adapters/mem"
 	"github.com/hexeract/hexeract/internal/ingress"
+	"github.com/hexeract/hexeract/internal/wmlog"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -75,7 +76,7 @@ func New(opts ...Option) (*App, error) {
 	if cfg.source == "" {
 		cfg.source = router.DefaultSource
 	}
-	wmLogger := newWatermillLogger(cfg.logger)
+	wmLogger := wmlog.New(cfg.logger)
 	app := &App{
 		registry: router.NewRegistry(),
 		codec:    cfg.codec,

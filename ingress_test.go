@@ -368,3 +368,37 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A message its transport could not unmarshal is dead-lettered once, with
+// its cause, though it names a type that two handlers of the topic take and
+// a batch content type: it is neither shared nor expanded.
+func TestAnUndecodableMessageIsDeadLetteredOnce(t *testing.T) {
+	app, err := hexeract.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int64
+	for _, name := range []string{"a", "b"} {
+		must(t, hexeract.HandleFunc(app, func(context.Context, invoiceSent) error {
+			handled.Add(1)
+			return nil
+		}, hexeract.WithTopic("billing"), hexeract.WithName(name)))
+	}
+	var dead atomic.Int64
+	must(t, app.AddHandler("dlq-watch", "billing.dlq", func(msg *message.Message) error {
+		dead.Add(1)
+		if f, _ := middleware.FaultOf(msg.Metadata); !strings.Contains(f.Error, "checksum mismatch") {
+			t.Errorf("dead letter fault %q does not name the cause", f.Error)
+		}
+		return nil
+	}))
+	testenv.StartApp(t, app)
+	bad := router.NewUndecodable("", []byte(`[{"specversion":"1.0","id":"x","source":"s","type":"billing.invoice_sent"}]`),
+		message.Metadata{router.KeyType: "billing.invoice_sent", router.KeyContentType: router.ContentTypeCloudEventsBatch}, "checksum mismatch")
+	must(t, app.Publisher().Publish("billing", bad))
+	testenv.WaitFor(t, 10*time.Second, "the undecodable message dead-lettered", func() bool { return dead.Load() >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	if d, h := dead.Load(), handled.Load(); d != 1 || h != 0 {
+		t.Errorf("%d dead letters and %d handler calls, want 1 and 0", d, h)
+	}
+}

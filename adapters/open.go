@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"github.com/hexeract/hexeract/adapters/redis"
 	hsql "github.com/hexeract/hexeract/adapters/sql"
 	"github.com/hexeract/hexeract/adapters/sqs"
+	"github.com/hexeract/hexeract/internal/wmlog"
 )
 
 // EnvTransport is the environment variable [OpenFromEnv] reads.
@@ -73,9 +75,20 @@ type options struct {
 // override it. Without either, each adapter's DefaultGroup ("hexeract") is used.
 func WithGroup(group string) Option { return func(o *options) { o.group = group } }
 
-// WithLogger sets the Watermill logger of the transport (wrap a *slog.Logger
-// with watermill.NewSlogLogger). The default logs nothing.
+// WithLogger sets the Watermill logger of the transport. Without it (and
+// without [WithSlogLogger]) the transport logs to slog.Default(), as an App
+// does without hexeract.WithLogger: its errors (a connection lost, a read
+// that failed) at error level, its life-cycle lines at debug level. Pass
+// watermill.NopLogger{} to log nothing.
 func WithLogger(l watermill.LoggerAdapter) Option { return func(o *options) { o.logger = l } }
+
+// WithSlogLogger makes the transport log to l, with the same levels as an
+// App's logger (Watermill's errors at error level, its life-cycle lines at
+// debug level); pass the App's logger so transport errors land next to the
+// App's own lines. nil means slog.Default().
+func WithSlogLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = wmlog.New(l) }
+}
 
 // opener opens one scheme.
 type opener func(ctx context.Context, rawURL string, o options) (*Transport, error)
@@ -126,7 +139,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Transport, error
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = watermill.NopLogger{}
+		o.logger = wmlog.New(slog.Default())
 	}
 	if strings.TrimSpace(rawURL) == "" {
 		return nil, fmt.Errorf("hexeract: empty transport URL (%s)", supported())

@@ -72,6 +72,8 @@ type DeadLetterOptions struct {
 	// ShouldDeadLetter, when set, decides which final errors go to the
 	// dead-letter topic; the others are returned (the message is nacked and
 	// the transport redelivers it). nil dead-letters every final error.
+	// A message the transport could not unmarshal (router.KeyTransportError)
+	// is dead-lettered whatever it says.
 	ShouldDeadLetter func(err error) bool
 	// MaxErrorLength and MaxStackLength truncate the error text and the
 	// panic stack; 0 means DefaultMaxErrorLength and DefaultMaxStackLength.
@@ -135,6 +137,12 @@ type deadLetter struct {
 // (KeyFaultError, ...) and Watermill's poison-queue keys. A panic in the
 // handler is recovered and dead-lettered with its stack.
 //
+// A message its transport could not unmarshal (it carries
+// router.KeyTransportError, see router.NewUndecodable) is dead-lettered at
+// once without calling the handler: its fault is a permanent
+// *router.UnmarshalError naming the cause, with 0 attempts, and the
+// router.KeyTransportError key is not copied.
+//
 // When the dead-letter publish fails, the middleware returns the handler's
 // error joined with the publish error, so the router nacks the message and
 // the transport redelivers it: nothing is lost. When the message context is
@@ -185,6 +193,13 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 			// again before a dead letter is published.
 			_ = dl.init(ctx, &initialized)
 		}
+		if terr := router.TransportError(msg, message.SubscribeTopicFromCtx(ctx)); terr != nil {
+			// The transport could not unmarshal this delivery: no handler
+			// call and no retry can change that, so it is dead-lettered at
+			// once, whatever ShouldDeadLetter says (returning it would have
+			// the transport redeliver it in a loop).
+			return nil, dl.deadLetterUndecodable(ctx, msg, d, terr, &initialized)
+		}
 		failures := d.lastFailure
 		defer func() {
 			if r := recover(); r != nil {
@@ -210,6 +225,19 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 		}()
 		return h(msg)
 	}
+}
+
+// deadLetterUndecodable dead-letters a message its transport could not
+// unmarshal (router.KeyTransportError), without calling the handler.
+func (dl *deadLetter) deadLetterUndecodable(ctx context.Context, msg *message.Message, d *delivery, cause error, initialized *atomic.Bool) error {
+	d.recordFailure(cause, time.Now())
+	d.undecodable = true
+	if dl.initialize != nil && !initialized.Load() {
+		if ierr := dl.init(ctx, initialized); ierr != nil {
+			return errors.Join(cause, ierr)
+		}
+	}
+	return dl.deadLetter(ctx, msg, d, cause)
 }
 
 // init initializes the handler's dead-letter topic.
@@ -265,7 +293,7 @@ func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delive
 	id, generated := deadLetterID(msg)
 	dead := message.NewMessage(id, msg.Payload)
 	for k, v := range msg.Metadata {
-		if strings.HasPrefix(k, FaultKeyPrefix) || dl.isSecret(k) || (dl.secretKeys != nil && dl.secretKeys[strings.ToLower(k)]) {
+		if strings.HasPrefix(k, FaultKeyPrefix) || k == router.KeyTransportError || dl.isSecret(k) || (dl.secretKeys != nil && dl.secretKeys[strings.ToLower(k)]) {
 			continue
 		}
 		dead.Metadata[k] = v
@@ -278,7 +306,11 @@ func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delive
 	md[KeyFaultPermanent] = strconv.FormatBool(router.IsPermanent(cause))
 	md[KeyFaultHandler] = message.HandlerNameFromCtx(ctx)
 	md[KeyFaultTopic] = topic
-	md[KeyFaultAttempts] = strconv.Itoa(d.attempts())
+	attempts := d.attempts()
+	if d.undecodable {
+		attempts = 0 // the handler was never called
+	}
+	md[KeyFaultAttempts] = strconv.Itoa(attempts)
 	md[KeyFaultFirstFailure] = d.firstFailure.UTC().Format(time.RFC3339Nano)
 	md[KeyFaultLastFailure] = d.lastFailure.UTC().Format(time.RFC3339Nano)
 	if generated {

@@ -25,6 +25,7 @@ type delivery struct {
 	lastErr      error
 	deadLettered bool
 	deadTopic    string
+	undecodable  bool // the transport could not unmarshal the message
 }
 
 type deliveryKey struct{}

@@ -135,6 +135,9 @@ func NewHandlerFunc[T Message](h Handler[T], codec Codec) (message.NoPublishHand
 	}
 	return func(msg *message.Message) error {
 		growStack()
+		if err := TransportError(msg, message.SubscribeTopicFromCtx(msg.Context())); err != nil {
+			return err
+		}
 		v, in, err := decode[T](msg, codec, want)
 		if err != nil {
 			return err

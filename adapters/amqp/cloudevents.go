@@ -1,12 +1,12 @@
 package amqp
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
-	"time"
 
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/adapters/internal/wire"
 	"github.com/hexeract/hexeract/router"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
@@ -39,9 +39,14 @@ const kafkaPrefix = "ce_"
 // Decoding reverses this and also accepts the "cloudEvents:" prefix, plain
 // "ce_" headers (as Watermill's DefaultMarshaler writes them) and a
 // "content-type" header. A message without Watermill's UUID header takes
-// its CloudEvents id as UUID. Header values that are not strings (numbers,
-// booleans, timestamps a non-Go producer may send) become their text form
-// instead of failing the delivery.
+// its CloudEvents id as UUID. Header values that are not strings become
+// their text form instead of failing the delivery, so a header Hexeract did
+// not write never stops a message: numbers and booleans their Go text (42,
+// true), timestamps RFC 3339 in UTC, decimals their exact decimal text
+// ("123.45"), byte arrays their text when valid UTF-8 and standard
+// base64 otherwise, tables and arrays (RabbitMQ's
+// own x-death header, for one) JSON with the same rules inside. Unmarshal
+// never fails.
 //
 // It is the marshaler [Config.WatermillConfig] uses.
 type Marshaler struct {
@@ -82,10 +87,7 @@ func (m Marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	md := make(message.Metadata, len(d.Headers)+1)
 	uuid := ""
 	for key, value := range d.Headers {
-		s, err := headerString(value)
-		if err != nil {
-			return nil, fmt.Errorf("amqp: header %q: %w", key, err)
-		}
+		s := wire.Text(value, decimalText)
 		switch {
 		case key == uuidKey:
 			uuid = s
@@ -108,20 +110,26 @@ func (m Marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	return msg, nil
 }
 
-// headerString returns the text of an AMQP table value.
-func headerString(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case []byte:
-		return string(v), nil
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano), nil
-	case nil:
-		return "", nil
-	case bool, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64, amqp091.Decimal:
-		return fmt.Sprint(v), nil
-	default:
-		return "", fmt.Errorf("value of type %T is not text", v)
+// decimalText is the leaf conversion of AMQP values for wire.Text: a
+// decimal becomes its exact decimal text ("123.45").
+func decimalText(v any) (any, bool) {
+	d, ok := v.(amqp091.Decimal)
+	if !ok {
+		return nil, false
 	}
+	neg := d.Value < 0
+	digits := strconv.FormatInt(int64(d.Value), 10)
+	if neg {
+		digits = digits[1:]
+	}
+	if scale := int(d.Scale); scale > 0 {
+		if len(digits) <= scale {
+			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	if neg {
+		digits = "-" + digits
+	}
+	return digits, true
 }

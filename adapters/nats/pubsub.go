@@ -190,7 +190,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		return nil, err
 	}
 	p, err := wnats.NewPublisherWithNatsConn(conn, wnats.PublisherPublishConfig{
-		Marshaler:         &wnats.NATSMarshaler{},
+		Marshaler:         &Marshaler{},
 		SubjectCalculator: wnats.DefaultSubjectCalculator,
 		JetStream:         cfg.jetStreamConfig(),
 	}, nopIfNil(logger))
@@ -217,7 +217,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 		return nil, err
 	}
 	s, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       &wnats.NATSMarshaler{},
+		Unmarshaler:       &Marshaler{},
 		SubscribersCount:  cfg.SubscribersCount,
 		AckWaitTimeout:    cfg.AckWait,
 		CloseTimeout:      cfg.AckWait,

@@ -132,6 +132,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	}
 	p, err := wredis.NewPublisher(wredis.PublisherConfig{
 		Client:        keepOpen{cfg.Client},
+		Marshaller:    Marshaller{},
 		DefaultMaxlen: cfg.MaxLen,
 	}, nopIfNil(logger))
 	if err != nil {
@@ -149,6 +150,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 	cfg = cfg.withDefaults()
 	s, err := wredis.NewSubscriber(wredis.SubscriberConfig{
 		Client:                        keepOpen{cfg.Client},
+		Unmarshaller:                  Marshaller{},
 		Consumer:                      cfg.Consumer,
 		ConsumerGroup:                 cfg.Group,
 		NackResendSleep:               cfg.NackResendSleep,

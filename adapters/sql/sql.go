@@ -145,11 +145,11 @@ func (c Config) OffsetsTable(topic string) string {
 }
 
 func (c Config) schemaAdapter() wsql.SchemaAdapter {
-	return wsql.DefaultPostgreSQLSchema{
+	return schema{wsql.DefaultPostgreSQLSchema{
 		GenerateMessagesTableName: func(topic string) string { return c.tableName("", topic) },
 		GeneratePayloadType:       func(string) string { return "BYTEA" },
 		SubscribeBatchSize:        c.BatchSize,
-	}
+	}}
 }
 
 func (c Config) offsetsAdapter() wsql.OffsetsAdapter {

@@ -555,11 +555,11 @@ func TestUndecodableMessageIsDelivered(t *testing.T) {
 	if bad == nil || string(bad.Payload) != "%%% not base64 %%%" {
 		t.Fatalf("undecodable message not delivered raw: %v", bad)
 	}
-	reason := bad.Metadata.Get(hsqs.MetadataDecodeError)
+	reason := bad.Metadata.Get(router.KeyTransportError)
 	if !strings.Contains(reason, "base64") || !strings.Contains(reason, hsqs.AttrMetadata) {
 		t.Fatalf("decode error metadata = %q; want both faults named", reason)
 	}
-	if g := got[good.UUID]; g == nil || string(g.Payload) != "good" || g.Metadata.Get(hsqs.MetadataDecodeError) != "" {
+	if g := got[good.UUID]; g == nil || string(g.Payload) != "good" || g.Metadata.Get(router.KeyTransportError) != "" {
 		t.Fatalf("good message: %v", g)
 	}
 }

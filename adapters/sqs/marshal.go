@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/hexeract/hexeract/adapters/internal/wire"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -27,11 +28,6 @@ const (
 	// AttrBodyEncoding is "base64" when the body is the base64 of a payload
 	// SQS could not carry as text.
 	AttrBodyEncoding = "hexeract.body-encoding"
-	// MetadataDecodeError is the metadata key the subscriber sets when a
-	// message's hexeract.* attributes could not be decoded; its value is the
-	// error text. The message is still delivered (with the raw body), so a
-	// handler or a dead-letter middleware can deal with it.
-	MetadataDecodeError = "hexeract.sqs.decode_error"
 
 	reservedPrefix = "hexeract."
 	maxAttributes  = 10
@@ -193,14 +189,14 @@ func fromSQS(m types.Message) *message.Message {
 	case base64Encoding:
 		b, err := base64.StdEncoding.DecodeString(aws.ToString(m.Body))
 		if err != nil {
-			decodeErrs = append(decodeErrs, fmt.Sprintf("body is not base64 as %s says: %v", AttrBodyEncoding, err))
+			decodeErrs = append(decodeErrs, fmt.Sprintf("sqs: the body is not base64 as attribute %s says: %v", AttrBodyEncoding, err))
 		} else {
 			payload = b
 		}
 	case "empty":
 		payload = []byte{}
 	default:
-		decodeErrs = append(decodeErrs, fmt.Sprintf("unknown %s %q", AttrBodyEncoding, enc))
+		decodeErrs = append(decodeErrs, fmt.Sprintf("sqs: unknown %s %q", AttrBodyEncoding, enc))
 	}
 
 	uuid := attrString(m.MessageAttributes, AttrUUID)
@@ -220,16 +216,18 @@ func fromSQS(m types.Message) *message.Message {
 		}
 	}
 	if packed := attrString(m.MessageAttributes, AttrMetadata); packed != "" {
-		var md map[string]string
-		if err := json.Unmarshal([]byte(packed), &md); err != nil {
-			decodeErrs = append(decodeErrs, fmt.Sprintf("%s is not a JSON object of strings: %v", AttrMetadata, err))
+		md, err := wire.JSONObject([]byte(packed))
+		if err != nil {
+			decodeErrs = append(decodeErrs, fmt.Sprintf("sqs: attribute %s is %v", AttrMetadata, err))
 		}
 		for k, v := range md {
 			msg.Metadata.Set(k, v)
 		}
 	}
 	if len(decodeErrs) > 0 {
-		msg.Metadata.Set(MetadataDecodeError, strings.Join(decodeErrs, "; "))
+		// Handed on with the raw body: the dead-letter middleware moves it
+		// to the dead-letter topic at once, with this cause as its fault.
+		msg.Metadata.Set(router.KeyTransportError, strings.Join(decodeErrs, "; "))
 	}
 	return msg
 }

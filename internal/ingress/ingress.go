@@ -341,7 +341,8 @@ func (t *topic) allClosed() bool {
 
 // targets returns the members that take msg: those of its type and those
 // that take every type. A message no member takes (an unknown or missing
-// type) goes to the first member only, whose decoder rejects it once.
+// type) goes to the first member only, whose decoder rejects it once; so
+// does a message its transport could not unmarshal (see dispatch).
 func (t *topic) targets(msg *message.Message) []*Member {
 	if len(t.members) == 1 {
 		return t.members
@@ -368,6 +369,17 @@ func (t *topic) targets(msg *message.Message) []*Member {
 func (t *topic) dispatch(msg *message.Message) {
 	units := []*message.Message{msg}
 	derived := false
+	if msg.Metadata.Get(router.KeyTransportError) != "" {
+		// The transport could not unmarshal it: whatever type or content
+		// type it claims, it is neither expanded nor shared, and its one
+		// member's dead-letter step moves it aside once.
+		if t.allClosed() {
+			t.hold(msg)
+			return
+		}
+		t.passThrough(msg, t.members[0])
+		return
+	}
 	if expand := t.hub.opts.Expand; expand != nil {
 		if xs, err := expand(msg); err == nil && xs != nil {
 			units, derived = xs, true
