@@ -53,7 +53,7 @@ type Relay struct {
 	running atomic.Bool
 	noLocal bool // tests: ignore in-process signals, rely on notifications
 
-	claimSQL, followSQL, reinsertSQL, deadSQL, unarchiveSQL string
+	claimSQL, reinsertSQL, deadSQL, unarchiveSQL string
 }
 
 // NewRelay returns a relay that delivers the rows of the outbox table set
@@ -118,21 +118,36 @@ const returning = `d.seq, d.id, d.topic, d.ordering_key, d.metadata::text, d.pay
 
 func (r *Relay) buildSQL() {
 	t := r.t
-	// Rows with an ordering key are claimable only when no earlier row
-	// with the same key exists: the earlier row is either locked by another
-	// worker (in flight), waiting for its retry time, or not yet visible.
-	heads := `SELECT c.ctid FROM ` + t.table + ` c
-WHERE c.next_attempt_at <= now()
-  AND (c.ordering_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key AND p.seq < c.seq))
-ORDER BY c.seq LIMIT $1
-FOR UPDATE SKIP LOCKED`
-	// Followers: later rows of keys whose head this worker holds. No other
-	// worker can claim them while the head is locked.
-	follow := `SELECT c.ctid FROM ` + t.table + ` c
-WHERE c.ordering_key = ANY($1::text[])
-ORDER BY c.seq LIMIT $2
-FOR UPDATE`
+	// Heads: rows that can go now. A row with an ordering key is a head
+	// only when no earlier row with the same key exists: the earlier row is
+	// either locked by another worker (in flight), waiting for its retry
+	// time, or not yet visible. Heads are locked one by one, in seq order
+	// and skipping those locked by others, only as far as the outer LIMIT
+	// pulls them.
+	//
+	// Followers: for each keyed head this worker locked, the key's rows
+	// from the head on, in seq order (no other worker can claim them while
+	// the head is locked, so FOR UPDATE does not wait). A hot key thus
+	// moves in full batches, and a batch holds as few keys as fill it, so
+	// the other workers find other keys' heads unlocked.
+	//
+	// The outer LIMIT stops the nested loop once the batch is full: heads
+	// beyond it are neither read further nor locked.
+	sel := `SELECT COALESCE(f.ctid, h.ctid) FROM (
+  SELECT c.ctid, c.seq, c.ordering_key FROM ` + t.table + ` c
+  WHERE c.next_attempt_at <= now()
+    AND (c.ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key AND p.seq < c.seq))
+  ORDER BY c.seq LIMIT $1
+  FOR UPDATE SKIP LOCKED
+) h
+LEFT JOIN LATERAL (
+  SELECT k.ctid FROM ` + t.table + ` k
+  WHERE h.ordering_key IS NOT NULL AND k.ordering_key = h.ordering_key AND k.seq >= h.seq
+  ORDER BY k.seq LIMIT $1
+  FOR UPDATE
+) f ON true
+LIMIT $1`
 	claim := func(sel string) string {
 		// The claimed rows are locked by this transaction, so their ctids
 		// stay valid: the DELETE finds them with a TID scan.
@@ -145,8 +160,7 @@ INSERT INTO ` + t.delivered + ` (seq, id, topic, ordering_key, metadata, payload
 SELECT seq, id, topic, ordering_key, metadata, payload, attempts + 1, created_at FROM d)
 SELECT ` + returning + ` FROM d`
 	}
-	r.claimSQL = claim(heads)
-	r.followSQL = claim(follow)
+	r.claimSQL = claim(sel)
 	// The backoff counts from this statement (after the publish failed),
 	// not from now(), the start of a claiming transaction that stayed open
 	// while the broker was called.
@@ -384,11 +398,12 @@ type inflight struct {
 	deadErr                  string
 }
 
-// drain runs batches on one connection until a claim finds fewer rows
-// than the batch size (the backlog is drained) or an error occurs. While
-// batches come full, the COMMIT of a batch travels in one round trip with
-// the BEGIN and the claim of the next; its result is checked before the
-// batch counts as delivered.
+// drain runs batches on one connection until a claim finds no row, or
+// fewer rows than the batch size and none with an ordering key (the
+// backlog is drained), or an error occurs. A full claim also wakes another
+// worker. While drain goes on, the COMMIT of a batch travels in one round
+// trip with the BEGIN and the claim of the next; its result is checked
+// before the batch counts as delivered.
 func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
@@ -450,12 +465,28 @@ func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 		if err != nil {
 			return err
 		}
-		if len(claimed) < r.cfg.batchSize {
+		switch {
+		case len(claimed) == r.cfg.batchSize:
+			r.wake() // more rows are likely waiting: bring in another worker
+		case !keyed(claimed):
+			// The claim took every claimable row: the backlog is drained.
 			return r.commit(bg, conn, p)
 		}
-		r.wake() // more rows are likely waiting: bring in another worker
+		// A full batch, or one with keyed rows: committing it makes the
+		// next rows of its keys claimable, and no other worker could claim
+		// them meanwhile. Claim again at once, in the COMMIT's round trip.
 		pending = p
 	}
+}
+
+// keyed reports whether a claimed batch holds a row with an ordering key.
+func keyed(claimed []row) bool {
+	for i := range claimed {
+		if claimed[i].key != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commit commits the batch p alone.
@@ -490,25 +521,9 @@ func (r *Relay) finish(p *inflight, err error) {
 	r.m.lastProgress.Store(time.Now().UnixNano())
 }
 
-// process claims the followers of keyed rows, publishes the batch and
-// writes failed rows back, inside the claiming transaction (not committed).
+// process publishes a claimed batch in seq order and writes failed rows back, inside the claiming transaction (not committed).
 func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []row) (*inflight, error) {
 	start := time.Now()
-	var keys []string
-	for i := range claimed {
-		if claimed[i].key != nil {
-			keys = append(keys, *claimed[i].key)
-		}
-	}
-	if len(keys) > 0 && len(claimed) < r.cfg.batchSize {
-		rows, err := conn.Query(ctx, r.followSQL, keys, r.cfg.batchSize-len(claimed))
-		if err != nil {
-			return nil, fmt.Errorf("claim followers: %w", err)
-		}
-		if claimed, err = scanRows(rows, claimed); err != nil {
-			return nil, fmt.Errorf("claim followers: %w", err)
-		}
-	}
 	slices.SortFunc(claimed, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
 
 	ctx, span := r.m.tracer.Start(ctx, "outbox relay "+r.t.name.String(), trace.WithSpanKind(trace.SpanKindProducer),
