@@ -29,12 +29,15 @@ import (
 // on the same table at once. It satisfies hexeract.Worker, so
 // hexeract.WithWorker(relay) runs it beside an App's router.
 //
-// Each worker of a relay claims a batch in a transaction with
+// Each worker of a relay claims a batch in a transaction with one
 //
-//	DELETE ... WHERE seq IN (SELECT seq ... ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...
+//	DELETE ... WHERE ctid = ANY(ARRAY(SELECT ... heads ORDER BY seq FOR UPDATE SKIP LOCKED
+//	    LEFT JOIN LATERAL (the head's key's rows from the head on, FOR UPDATE) ... LIMIT n)) RETURNING ...
 //
+// (heads are rows without an ordering key and the first row of each key),
 // publishes the rows, and commits only after the publisher returned
-// without error. The transaction stays open while the broker is called:
+// without error. A worker whose batch was full, or held keyed rows,
+// claims again at once; a full batch also wakes another worker. The transaction stays open while the broker is called:
 // the claimed rows are locked, so no other worker or relay can claim them,
 // and if the relay dies (crash, lost connection) PostgreSQL rolls the
 // transaction back and the rows are claimable again at once. A relay that
@@ -119,9 +122,11 @@ const returning = `d.seq, d.id, d.topic, d.ordering_key, d.metadata::text, d.pay
 func (r *Relay) buildSQL() {
 	t := r.t
 	// Heads: rows that can go now. A row with an ordering key is a head
-	// only when no earlier row with the same key exists: the earlier row is
-	// either locked by another worker (in flight), waiting for its retry
-	// time, or not yet visible. Heads are locked one by one, in seq order
+	// only when no earlier row with the same key exists (it is the first
+	// row of its key, found in the (ordering_key, seq) index: written as
+	// NOT EXISTS, the planner scanned the whole table for keys with many
+	// rows): the earlier row is either locked by another worker (in
+	// flight), waiting for its retry time, or not yet visible. Heads are locked one by one, in seq order
 	// and skipping those locked by others, only as far as the outer LIMIT
 	// pulls them.
 	//
@@ -136,8 +141,8 @@ func (r *Relay) buildSQL() {
 	sel := `SELECT COALESCE(f.ctid, h.ctid) FROM (
   SELECT c.ctid, c.seq, c.ordering_key FROM ` + t.table + ` c
   WHERE c.next_attempt_at <= now()
-    AND (c.ordering_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key AND p.seq < c.seq))
+    AND (c.ordering_key IS NULL OR c.seq = (
+          SELECT p.seq FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key ORDER BY p.ordering_key, p.seq LIMIT 1))
   ORDER BY c.seq LIMIT $1
   FOR UPDATE SKIP LOCKED
 ) h
