@@ -115,3 +115,48 @@ func TestKeyedBacklogDrainsWithoutWaitingForThePoll(t *testing.T) {
 	}
 	t.Logf("%d rows over %d keys drained in %v with a %v poll interval, up to %d publishes in flight", rows, keys, took.Round(time.Millisecond), poll, pub.peak.Load())
 }
+
+// A row written for a key while another row of that key is in flight
+// cannot be claimed by the worker its Signal wakes (the key's head is
+// locked); the worker that holds the key claims again after its commit
+// and delivers it, instead of leaving it to the next poll.
+func TestRowBehindAnInFlightKeyGoesWithoutWaitingForThePoll(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	publish := func(n int) {
+		t.Helper()
+		if err := ob.InTx(ctx, func(tx pgx.Tx) error {
+			_, err := ob.Publish(ctx, tx, AccountEvent{Account: "hot", N: n})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1)
+	g := newGate()
+	t.Cleanup(g.open)
+	const poll = 5 * time.Second
+	runRelay(t, pool, g, outbox.WithTable(table), outbox.WithPollInterval(poll), outbox.WithWorkers(2))
+	select {
+	case <-g.arrived: // event 1 is in flight, its row locked
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay never published")
+	}
+	publish(2) // Signal wakes the idle worker, which finds the key's head locked
+	time.Sleep(300 * time.Millisecond)
+	g.open()
+	start := time.Now()
+	waitFor(t, poll/2, "event 2 delivered well before the next poll", func() bool { return g.distinct() == 2 })
+	t.Logf("event 2 delivered %v after event 1 was released (poll interval %v)", time.Since(start).Round(time.Millisecond), poll)
+	var got []int
+	for _, m := range g.messages() {
+		var e AccountEvent
+		if err := (router.JSON{}).Unmarshal(m.Payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.N)
+	}
+	if len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("published %v, want [1 2]", got)
+	}
+}
