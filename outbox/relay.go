@@ -37,10 +37,11 @@ import (
 // (heads are rows without an ordering key and the first row of each key),
 // publishes the rows, and commits only after the publisher returned
 // without error. A worker whose batch was full, or held keyed rows,
-// claims again at once; a full batch also wakes another worker. The transaction stays open while the broker is called:
-// the claimed rows are locked, so no other worker or relay can claim them,
-// and if the relay dies (crash, lost connection) PostgreSQL rolls the
-// transaction back and the rows are claimable again at once. A relay that
+// claims again at once; a full batch also wakes another worker. The
+// transaction stays open while the broker is called: the claimed rows
+// are locked, so no other worker or relay can claim them, and if the
+// relay dies (crash, lost connection) PostgreSQL rolls the transaction
+// back and the rows are claimable again at once. A relay that
 // hangs is cut off by PostgreSQL after the lease ([WithLease]), measured on
 // the database server's clock. Delivery is at-least-once: a batch published
 // but not committed is published again.
@@ -126,13 +127,14 @@ func (r *Relay) buildSQL() {
 	// row of its key, found in the (ordering_key, seq) index: written as
 	// NOT EXISTS, the planner scanned the whole table for keys with many
 	// rows): the earlier row is either locked by another worker (in
-	// flight), waiting for its retry time, or not yet visible. Heads are locked one by one, in seq order
-	// and skipping those locked by others, only as far as the outer LIMIT
-	// pulls them.
+	// flight), waiting for its retry time, or not yet visible. Heads are
+	// locked one by one, in seq order and skipping those locked by others,
+	// only as far as the outer LIMIT pulls them.
 	//
 	// Followers: for each keyed head this worker locked, the key's rows
 	// from the head on, in seq order (no other worker can claim them while
-	// the head is locked, so FOR UPDATE does not wait). A hot key thus
+	// the head is locked, so FOR UPDATE does not wait, unless producers
+	// without the key lock committed a key's rows out of seq order). A hot key thus
 	// moves in full batches, and a batch holds as few keys as fill it, so
 	// the other workers find other keys' heads unlocked.
 	//
@@ -526,7 +528,8 @@ func (r *Relay) finish(p *inflight, err error) {
 	r.m.lastProgress.Store(time.Now().UnixNano())
 }
 
-// process publishes a claimed batch in seq order and writes failed rows back, inside the claiming transaction (not committed).
+// process publishes a claimed batch in seq order and writes failed rows
+// back, inside the claiming transaction (not committed).
 func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []row) (*inflight, error) {
 	start := time.Now()
 	slices.SortFunc(claimed, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
