@@ -29,15 +29,19 @@ import (
 // on the same table at once. It satisfies hexeract.Worker, so
 // hexeract.WithWorker(relay) runs it beside an App's router.
 //
-// Each worker of a relay claims a batch in a transaction with
+// Each worker of a relay claims a batch in a transaction with one
 //
-//	DELETE ... WHERE seq IN (SELECT seq ... ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...
+//	DELETE ... WHERE ctid = ANY(ARRAY(SELECT ... heads ORDER BY seq FOR UPDATE SKIP LOCKED
+//	    LEFT JOIN LATERAL (the head's key's rows from the head on, FOR UPDATE) ... LIMIT n)) RETURNING ...
 //
+// (heads are rows without an ordering key and the first row of each key),
 // publishes the rows, and commits only after the publisher returned
-// without error. The transaction stays open while the broker is called:
-// the claimed rows are locked, so no other worker or relay can claim them,
-// and if the relay dies (crash, lost connection) PostgreSQL rolls the
-// transaction back and the rows are claimable again at once. A relay that
+// without error. A worker whose batch was full, or held keyed rows,
+// claims again at once; a full batch also wakes another worker. The
+// transaction stays open while the broker is called: the claimed rows
+// are locked, so no other worker or relay can claim them, and if the
+// relay dies (crash, lost connection) PostgreSQL rolls the transaction
+// back and the rows are claimable again at once. A relay that
 // hangs is cut off by PostgreSQL after the lease ([WithLease]), measured on
 // the database server's clock. Delivery is at-least-once: a batch published
 // but not committed is published again.
@@ -53,7 +57,7 @@ type Relay struct {
 	running atomic.Bool
 	noLocal bool // tests: ignore in-process signals, rely on notifications
 
-	claimSQL, followSQL, reinsertSQL, deadSQL, unarchiveSQL string
+	claimSQL, reinsertSQL, deadSQL, unarchiveSQL string
 }
 
 // NewRelay returns a relay that delivers the rows of the outbox table set
@@ -118,21 +122,39 @@ const returning = `d.seq, d.id, d.topic, d.ordering_key, d.metadata::text, d.pay
 
 func (r *Relay) buildSQL() {
 	t := r.t
-	// Rows with an ordering key are claimable only when no earlier row
-	// with the same key exists: the earlier row is either locked by another
-	// worker (in flight), waiting for its retry time, or not yet visible.
-	heads := `SELECT c.ctid FROM ` + t.table + ` c
-WHERE c.next_attempt_at <= now()
-  AND (c.ordering_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key AND p.seq < c.seq))
-ORDER BY c.seq LIMIT $1
-FOR UPDATE SKIP LOCKED`
-	// Followers: later rows of keys whose head this worker holds. No other
-	// worker can claim them while the head is locked.
-	follow := `SELECT c.ctid FROM ` + t.table + ` c
-WHERE c.ordering_key = ANY($1::text[])
-ORDER BY c.seq LIMIT $2
-FOR UPDATE`
+	// Heads: rows that can go now. A row with an ordering key is a head
+	// only when no earlier row with the same key exists (it is the first
+	// row of its key, found in the (ordering_key, seq) index: written as
+	// NOT EXISTS, the planner scanned the whole table for keys with many
+	// rows): the earlier row is either locked by another worker (in
+	// flight), waiting for its retry time, or not yet visible. Heads are
+	// locked one by one, in seq order and skipping those locked by others,
+	// only as far as the outer LIMIT pulls them.
+	//
+	// Followers: for each keyed head this worker locked, the key's rows
+	// from the head on, in seq order (no other worker can claim them while
+	// the head is locked, so FOR UPDATE does not wait, unless producers
+	// without the key lock committed a key's rows out of seq order). A hot key thus
+	// moves in full batches, and a batch holds as few keys as fill it, so
+	// the other workers find other keys' heads unlocked.
+	//
+	// The outer LIMIT stops the nested loop once the batch is full: heads
+	// beyond it are neither read further nor locked.
+	sel := `SELECT COALESCE(f.ctid, h.ctid) FROM (
+  SELECT c.ctid, c.seq, c.ordering_key FROM ` + t.table + ` c
+  WHERE c.next_attempt_at <= now()
+    AND (c.ordering_key IS NULL OR c.seq = (
+          SELECT p.seq FROM ` + t.table + ` p WHERE p.ordering_key = c.ordering_key ORDER BY p.ordering_key, p.seq LIMIT 1))
+  ORDER BY c.seq LIMIT $1
+  FOR UPDATE SKIP LOCKED
+) h
+LEFT JOIN LATERAL (
+  SELECT k.ctid FROM ` + t.table + ` k
+  WHERE h.ordering_key IS NOT NULL AND k.ordering_key = h.ordering_key AND k.seq >= h.seq
+  ORDER BY k.seq LIMIT $1
+  FOR UPDATE
+) f ON true
+LIMIT $1`
 	claim := func(sel string) string {
 		// The claimed rows are locked by this transaction, so their ctids
 		// stay valid: the DELETE finds them with a TID scan.
@@ -145,8 +167,7 @@ INSERT INTO ` + t.delivered + ` (seq, id, topic, ordering_key, metadata, payload
 SELECT seq, id, topic, ordering_key, metadata, payload, attempts + 1, created_at FROM d)
 SELECT ` + returning + ` FROM d`
 	}
-	r.claimSQL = claim(heads)
-	r.followSQL = claim(follow)
+	r.claimSQL = claim(sel)
 	// The backoff counts from this statement (after the publish failed),
 	// not from now(), the start of a claiming transaction that stayed open
 	// while the broker was called.
@@ -384,11 +405,12 @@ type inflight struct {
 	deadErr                  string
 }
 
-// drain runs batches on one connection until a claim finds fewer rows
-// than the batch size (the backlog is drained) or an error occurs. While
-// batches come full, the COMMIT of a batch travels in one round trip with
-// the BEGIN and the claim of the next; its result is checked before the
-// batch counts as delivered.
+// drain runs batches on one connection until a claim finds no row, or
+// fewer rows than the batch size and none with an ordering key (the
+// backlog is drained), or an error occurs. A full claim also wakes another
+// worker. While drain goes on, the COMMIT of a batch travels in one round
+// trip with the BEGIN and the claim of the next; its result is checked
+// before the batch counts as delivered.
 func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
@@ -450,12 +472,28 @@ func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 		if err != nil {
 			return err
 		}
-		if len(claimed) < r.cfg.batchSize {
+		switch {
+		case len(claimed) == r.cfg.batchSize:
+			r.wake() // more rows are likely waiting: bring in another worker
+		case !keyed(claimed):
+			// The claim took every claimable row: the backlog is drained.
 			return r.commit(bg, conn, p)
 		}
-		r.wake() // more rows are likely waiting: bring in another worker
+		// A full batch, or one with keyed rows: committing it makes the
+		// next rows of its keys claimable, and no other worker could claim
+		// them meanwhile. Claim again at once, in the COMMIT's round trip.
 		pending = p
 	}
+}
+
+// keyed reports whether a claimed batch holds a row with an ordering key.
+func keyed(claimed []row) bool {
+	for i := range claimed {
+		if claimed[i].key != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commit commits the batch p alone.
@@ -490,25 +528,10 @@ func (r *Relay) finish(p *inflight, err error) {
 	r.m.lastProgress.Store(time.Now().UnixNano())
 }
 
-// process claims the followers of keyed rows, publishes the batch and
-// writes failed rows back, inside the claiming transaction (not committed).
+// process publishes a claimed batch in seq order and writes failed rows
+// back, inside the claiming transaction (not committed).
 func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []row) (*inflight, error) {
 	start := time.Now()
-	var keys []string
-	for i := range claimed {
-		if claimed[i].key != nil {
-			keys = append(keys, *claimed[i].key)
-		}
-	}
-	if len(keys) > 0 && len(claimed) < r.cfg.batchSize {
-		rows, err := conn.Query(ctx, r.followSQL, keys, r.cfg.batchSize-len(claimed))
-		if err != nil {
-			return nil, fmt.Errorf("claim followers: %w", err)
-		}
-		if claimed, err = scanRows(rows, claimed); err != nil {
-			return nil, fmt.Errorf("claim followers: %w", err)
-		}
-	}
 	slices.SortFunc(claimed, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
 
 	ctx, span := r.m.tracer.Start(ctx, "outbox relay "+r.t.name.String(), trace.WithSpanKind(trace.SpanKindProducer),
