@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -45,7 +46,9 @@ func HandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.
 func HandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
 
 // ReplyPublisher sets the publisher replies are sent with; the default is the
-// App's publisher. Use it when requests and replies travel differently, for
+// App's publisher. It is decorated with [middleware.TracingPublisher] (with
+// the [HandlerTracerProvider]), so each reply gets a producer span in the
+// request's trace. Use it when requests and replies travel differently, for
 // example requests on NATS JetStream (durable) and replies on core NATS.
 func ReplyPublisher(p message.Publisher) HandlerOption {
 	return func(c *handlerConfig) { c.publisher = p }
@@ -111,6 +114,10 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()
 	}
+	// Replies get a producer span ("send <reply topic>") whatever publisher
+	// sends them: a ReplyPublisher (replyamqp, replynats) is decorated like
+	// the App's publisher (which already is, and is left as it is).
+	cfg.publisher = middleware.TracingPublisher(cfg.publisher, middleware.TracingOptions{TracerProvider: cfg.tp})
 	r := &responder[Req, Resp]{
 		app:       app,
 		h:         h,
