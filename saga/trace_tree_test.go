@@ -189,6 +189,69 @@ func TestOneTraceFromTheEdgeToTheLastStep(t *testing.T) {
 	}
 }
 
+// TestOneTraceInMemorySaga: with the in-memory store, timeouts run on
+// in-process timers and messages go through the App after the commit; the
+// timeout and the compensation still continue the trace of the step that
+// caused them.
+func TestOneTraceInMemorySaga(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	ps := gochannel.New(gochannel.Config{Buffer: 64}, nil)
+	t.Cleanup(func() { _ = ps.Close() })
+	app, err := hexeract.New(hexeract.WithPubSub(ps, ps), hexeract.WithLogger(quietLogger()),
+		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) { c.Tracing.TracerProvider = tp }))
+	must(t, err)
+	t.Cleanup(func() { _ = app.Close() })
+	var compensated atomic.Bool
+	def := saga.Define[tracedOrder]("order")
+	saga.StartedBy(def, func(e TracedOrderPlaced) string { return e.ID }, func(c *saga.Context[tracedOrder], s *tracedOrder, e TracedOrderPlaced) error {
+		c.Compensate(TracedReleaseStock{ID: e.ID})
+		c.Timeout(20*time.Millisecond, TracedPaymentDue{ID: e.ID})
+		return nil
+	})
+	saga.OnTimeout(def, func(c *saga.Context[tracedOrder], s *tracedOrder, _ TracedPaymentDue) error {
+		c.Fail(errors.New("payment not received"))
+		return nil
+	})
+	saga.OnCompensate(def, func(c *saga.Context[tracedOrder], s *tracedOrder, _ TracedReleaseStock) error {
+		compensated.Store(true)
+		return nil
+	})
+	must(t, saga.Register(app, def, saga.NewMemoryStore(), saga.WithLogger(quietLogger()), saga.WithTracerProvider(tp)))
+	start(t, app)
+	ctx, root := tp.Tracer("test").Start(context.Background(), "checkout")
+	must(t, app.Publish(ctx, TracedOrderPlaced{ID: "o-2"}))
+	root.End()
+	eventually(t, 10*time.Second, "the compensation ran", compensated.Load)
+	last := "saga order " + (TracedReleaseStock{}).MessageType()
+	var spans []sdktrace.ReadOnlySpan
+	eventually(t, 5*time.Second, "the last step's span ended", func() bool {
+		spans = rec.Ended()
+		for _, s := range spans {
+			if s.Name() == last {
+				return true
+			}
+		}
+		return false
+	})
+	tree := newSpanTree(spans)
+	for _, s := range spans {
+		if s.SpanContext().TraceID() != root.SpanContext().TraceID() {
+			t.Errorf("span %q is in trace %s, not the caller's %s", s.Name(), s.SpanContext().TraceID(), root.SpanContext().TraceID())
+		}
+	}
+	var prev sdktrace.ReadOnlySpan
+	for _, name := range []string{"checkout", "saga order " + (TracedOrderPlaced{}).MessageType(), "send hexeract.saga.timeout",
+		"saga order " + (TracedPaymentDue{}).MessageType(), "send hexeract.saga.compensate", last} {
+		s := tree.find(t, name, named(name))
+		if prev != nil && !tree.descends(s, prev) {
+			t.Errorf("%q does not descend from %q; its ancestors: %v", name, prev.Name(), tree.ancestors(s))
+		}
+		prev = s
+	}
+}
+
 type spanTree struct {
 	spans []sdktrace.ReadOnlySpan
 	byID  map[trace.SpanID]sdktrace.ReadOnlySpan
