@@ -9,13 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract"
+	adamqp "github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
 	"github.com/jackc/pgx/v5"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -55,23 +59,60 @@ type tracedOrder struct{ ID string }
 //	                └ send → process hexeract.saga.compensate
 //	                  └ saga order test.trace.release_stock
 func TestOneTraceFromTheEdgeToTheLastStep(t *testing.T) {
+	t.Run("memory-transport", func(t *testing.T) {
+		ps := gochannel.New(gochannel.Config{Buffer: 64}, nil)
+		t.Cleanup(func() { _ = ps.Close() })
+		traceTree(t, ps, ps, func(s string) string { return s })
+	})
+	t.Run("rabbitmq", func(t *testing.T) {
+		url := testenv.AMQPURL(t)
+		sfx := testenv.Suffix()
+		topic := func(s string) string { return s + "_" + sfx }
+		cfg := adamqp.Config{URL: url, Group: "traces_" + sfx}
+		pub, sub, err := adamqp.New(cfg, nil)
+		must(t, err)
+		t.Cleanup(func() {
+			_ = sub.Close()
+			_ = pub.Close()
+			conn, err := amqp091.Dial(url)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				return
+			}
+			defer ch.Close()
+			for _, name := range []string{(TracedOrderPlaced{}).MessageType(), "hexeract.saga.timeout", "hexeract.saga.compensate"} {
+				for _, q := range []string{topic(name), topic(name) + ".dlq"} {
+					_, _ = ch.QueueDelete(adamqp.QueueName(q, cfg.Group), false, false, false)
+					_ = ch.ExchangeDelete(q, false, false)
+				}
+			}
+		})
+		traceTree(t, pub, sub, topic)
+	})
+}
+
+// traceTree runs the order of TestOneTraceFromTheEdgeToTheLastStep on the
+// transport pub/sub, whose topics are topic(wire name), and checks the tree.
+func traceTree(t *testing.T, pub message.Publisher, sub message.Subscriber, topic func(string) string) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	f := newFixture(t, true)
-	ob, err := outbox.New(f.pool, outbox.WithTable(f.tables.outbox), outbox.WithTracerProvider(tp))
+	ob, err := outbox.New(f.pool, outbox.WithTable(f.tables.outbox), outbox.WithTracerProvider(tp), outbox.WithTopicFunc(topic))
 	must(t, err)
 	sched, err := scheduler.New(f.pool, ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger()),
 		scheduler.WithTracerProvider(tp))
 	must(t, err)
 
-	ps := gochannel.New(gochannel.Config{Buffer: 64}, nil)
-	t.Cleanup(func() { _ = ps.Close() })
 	tracing := middleware.TracingOptions{TracerProvider: tp}
-	relay, err := outbox.NewRelay(f.pool, middleware.TracingPublisher(ps, tracing), outbox.WithTable(f.tables.outbox),
+	relay, err := outbox.NewRelay(f.pool, middleware.TracingPublisher(pub, tracing), outbox.WithTable(f.tables.outbox),
 		outbox.WithLogger(quietLogger()), outbox.WithPollInterval(100*time.Millisecond), outbox.WithTracerProvider(tp))
 	must(t, err)
-	app, err := hexeract.New(hexeract.WithPubSub(ps, ps), hexeract.WithLogger(quietLogger()),
+	app, err := hexeract.New(hexeract.WithPubSub(pub, sub), hexeract.WithLogger(quietLogger()), hexeract.WithTopicFunc(topic),
 		hexeract.WithWorker(relay), hexeract.WithWorker(sched),
 		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) { c.Tracing = tracing }))
 	must(t, err)
@@ -142,8 +183,8 @@ func TestOneTraceFromTheEdgeToTheLastStep(t *testing.T) {
 
 	// The path from the edge to the last step, each span a descendant of
 	// the one before.
-	const timeoutTopic, compTopic = "hexeract.saga.timeout", "hexeract.saga.compensate"
-	placed := TracedOrderPlaced{}.MessageType()
+	timeoutTopic, compTopic := topic("hexeract.saga.timeout"), topic("hexeract.saga.compensate")
+	placed := topic(TracedOrderPlaced{}.MessageType())
 	steps := []struct {
 		what string
 		pick func(sdktrace.ReadOnlySpan) bool
@@ -151,7 +192,7 @@ func TestOneTraceFromTheEdgeToTheLastStep(t *testing.T) {
 		{"HTTP handler", named("POST /orders")},
 		{"outbox create", both(named("create "+placed), hasAttr("outbox.table"))},
 		{"consumer process", named("process " + placed)},
-		{"saga step", named("saga order " + placed)},
+		{"saga step", named("saga order " + (TracedOrderPlaced{}).MessageType())},
 		{"scheduled timeout (scheduler create)", both(named("create "+timeoutTopic), hasAttr("scheduler.table"))},
 		{"timeout hand-off (outbox create)", both(named("create "+timeoutTopic), hasAttr("outbox.table"))},
 		{"timeout process", named("process " + timeoutTopic)},
