@@ -95,6 +95,7 @@ type handlerInfo struct {
 func Tracing(opts TracingOptions) message.HandlerMiddleware {
 	tracer := opts.tracer()
 	prop := opts.propagator()
+	fields := prop.Fields()
 	system := opts.system()
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		var info atomic.Pointer[handlerInfo]
@@ -106,7 +107,7 @@ func Tracing(opts TracingOptions) message.HandlerMiddleware {
 				hi = newHandlerInfo(ctx, system)
 				info.Store(hi)
 			}
-			if msgtrace.HasContext(msg.Metadata, prop) {
+			if msgtrace.HasAny(msg.Metadata, fields) {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 			}
 			ctx, span := tracer.Start(ctx, hi.spanName, hi.spanOpts...)

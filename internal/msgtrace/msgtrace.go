@@ -36,9 +36,27 @@ func Tracer(tp trace.TracerProvider, scope string) trace.Tracer {
 	return tp.Tracer(scope)
 }
 
+// traceContextFields are the metadata keys of W3C Trace Context, computed
+// once (Fields allocates).
+var traceContextFields = propagation.TraceContext{}.Fields()
+
+// Fields returns the metadata keys prop writes, without allocating for W3C
+// Trace Context.
+func Fields(prop propagation.TextMapPropagator) []string {
+	if _, ok := prop.(propagation.TraceContext); ok {
+		return traceContextFields
+	}
+	return prop.Fields()
+}
+
 // HasContext reports whether md carries a trace context for prop.
 func HasContext(md message.Metadata, prop propagation.TextMapPropagator) bool {
-	for _, k := range prop.Fields() {
+	return HasAny(md, Fields(prop))
+}
+
+// HasAny reports whether md has one of keys.
+func HasAny(md message.Metadata, keys []string) bool {
+	for _, k := range keys {
 		if _, ok := md[k]; ok {
 			return true
 		}
@@ -64,7 +82,7 @@ func Inject(ctx context.Context, msg *message.Message, prop propagation.TextMapP
 	if msg.Metadata == nil {
 		msg.Metadata = make(message.Metadata)
 	}
-	for _, k := range prop.Fields() {
+	for _, k := range Fields(prop) {
 		delete(msg.Metadata, k)
 	}
 	prop.Inject(ctx, propagation.MapCarrier(msg.Metadata))
