@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +117,63 @@ func hasAncestor(spans []sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan, anc tra
 		s = byID[s.Parent().SpanID()]
 	}
 	return false
+}
+
+// TestTracingReturnedMessagesKeepTheirOwnContext: a returned message that
+// copied the incoming metadata (and so its traceparent) continues the
+// consumer span; one that carries another span context of its own, in its
+// metadata or its context, keeps it.
+func TestTracingReturnedMessagesKeepTheirOwnContext(t *testing.T) {
+	tel := newTelemetry()
+	opts := middleware.TracingOptions{TracerProvider: tel.tp}
+	tracer := tel.tp.Tracer("test")
+	pctx, producer := tracer.Start(context.Background(), "producer")
+	producer.End()
+	in := message.NewMessage("in-1", nil)
+	if err := middleware.TracingPublisher(nopPublisher{}, opts).Publish("t", withContext(in, pctx)); err != nil {
+		t.Fatal(err)
+	}
+
+	octx, other := tracer.Start(context.Background(), "other")
+	other.End()
+	own := message.NewMessage("own-md", nil)
+	if err := middleware.TracingPublisher(nopPublisher{}, opts).Publish("t", withContext(own, octx)); err != nil {
+		t.Fatal(err)
+	}
+	ownTP := own.Metadata.Get("traceparent")
+	own.SetContext(context.Background())
+	ownCtx := withContext(message.NewMessage("own-ctx", nil), octx)
+
+	var consumer trace.SpanContext
+	var copied *message.Message
+	h := middleware.Tracing(opts)(func(msg *message.Message) ([]*message.Message, error) {
+		consumer = trace.SpanContextFromContext(msg.Context())
+		copied = msg.Copy()
+		return []*message.Message{copied, own, ownCtx}, nil
+	})
+	if _, err := h(in); err != nil {
+		t.Fatal(err)
+	}
+	if sc := trace.SpanContextFromContext(copied.Context()); sc.SpanID() != consumer.SpanID() {
+		t.Errorf("the copy of the incoming message has context span %s, want the consumer span %s", sc.SpanID(), consumer.SpanID())
+	}
+	if tp := copied.Metadata.Get("traceparent"); tp == in.Metadata.Get("traceparent") || !strings.Contains(tp, consumer.SpanID().String()) {
+		t.Errorf("the copy's traceparent %s is not the consumer span %s", tp, consumer.SpanID())
+	}
+	if got := own.Metadata.Get("traceparent"); got != ownTP {
+		t.Errorf("a message's own traceparent was replaced: %s, want %s", got, ownTP)
+	}
+	if sc := trace.SpanContextFromContext(ownCtx.Context()); sc.SpanID() != other.SpanContext().SpanID() {
+		t.Errorf("a message's own context span was replaced")
+	}
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
+func (nopPublisher) Close() error                              { return nil }
+
+func withContext(m *message.Message, ctx context.Context) *message.Message {
+	m.SetContext(ctx)
+	return m
 }
