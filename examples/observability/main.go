@@ -137,6 +137,12 @@ func run(ctx context.Context, out io.Writer, serve string) error {
 	case <-time.After(10 * time.Second):
 		return errors.New("the orders were not confirmed within 10s")
 	}
+	// Stop the App: its last spans end and its last measurements are
+	// recorded when the handlers return, after the confirmation above.
+	cancel()
+	if err := <-runErr; err != nil {
+		return err
+	}
 
 	addr := serve
 	if addr == "" {
