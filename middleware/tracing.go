@@ -264,10 +264,7 @@ func (p *tracingPublisher) Publish(topic string, msgs ...*message.Message) error
 		if span.IsRecording() {
 			msgtrace.SetMessageAttributes(span, msg)
 		}
-		if msg.Metadata == nil {
-			msg.Metadata = make(message.Metadata)
-		}
-		p.prop.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+		msgtrace.Inject(ctx, msg, p.prop)
 		spans[i] = span
 	}
 	err := p.pub.Publish(topic, msgs...)

@@ -12,17 +12,15 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )
 
 const instrumentationName = "github.com/hexeract/hexeract/reqreply"
-
-var propagator = propagation.TraceContext{}
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
@@ -174,7 +172,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 
 	base := msg.Context()
 	if !trace.SpanContextFromContext(base).IsValid() {
-		base = propagator.Extract(base, propagation.MapCarrier(md))
+		base = msgtrace.Extract(base, md, msgtrace.TraceContext)
 	}
 	base, span := r.tracer.Start(base, r.spanName, serverSpan)
 	defer span.End()
@@ -205,7 +203,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 		return err
 	}
 	reply.Metadata[KeyRequestID] = reqID
-	propagator.Inject(replyCtx, propagation.MapCarrier(reply.Metadata))
+	msgtrace.Inject(replyCtx, reply, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, reply); err != nil {
 		err = fmt.Errorf("reqreply: publish reply to %s on %q: %w", r.want, replyTo, err)
 		span.SetStatus(codes.Error, err.Error())
@@ -284,7 +282,7 @@ func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, req
 	}
 	m.Metadata[KeyReplyStatus] = StatusAccepted
 	m.Metadata[KeyRequestID] = reqID
-	propagator.Inject(ctx, propagation.MapCarrier(m.Metadata))
+	msgtrace.Inject(ctx, m, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, m); err != nil {
 		return fmt.Errorf("reqreply: publish receipt for %s on %q: %w", r.want, replyTo, err)
 	}
