@@ -94,7 +94,7 @@ type Scheduler struct {
 	wakeMu sync.Mutex
 	wakeAt time.Time // earliest due time announced since the poller last looked; zero: unknown
 
-	create   *msgtrace.Creator
+	create *msgtrace.Creator
 
 	cron     gocron.Scheduler // created by the first Cron call; shut down when Run returns
 	elector  *leaseElector
