@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -36,7 +37,7 @@ func stampCorrelation(m, in *message.Message) {
 	if m == nil || m == in || m.UUID == in.UUID {
 		return
 	}
-	inID := messageID(in)
+	inID := msgtrace.MessageID(in)
 	if m.Metadata == nil {
 		m.Metadata = make(message.Metadata)
 	}

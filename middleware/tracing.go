@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -84,7 +85,13 @@ type handlerInfo struct {
 // one that was dead-lettered, is recorded on the span with status Error.
 //
 // The handler's context carries the span, so messages the handler publishes
-// through a [TracingPublisher] continue the trace.
+// through a [TracingPublisher] continue the trace. So do the messages a raw
+// Watermill handler returns for the router to publish: each one that
+// carries no span of its own (in its context or its metadata; metadata
+// copied from the incoming message does not count) gets the consumer span
+// as its context and in its traceparent/tracestate metadata, so the
+// router's publisher, a [TracingPublisher] or a plain one, continues the
+// trace.
 func Tracing(opts TracingOptions) message.HandlerMiddleware {
 	tracer := opts.tracer()
 	prop := opts.propagator()
@@ -100,23 +107,48 @@ func Tracing(opts TracingOptions) message.HandlerMiddleware {
 				hi = newHandlerInfo(ctx, system)
 				info.Store(hi)
 			}
-			if hasAny(msg.Metadata, fields) {
+			if msgtrace.HasAny(msg.Metadata, fields) {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 			}
 			ctx, span := tracer.Start(ctx, hi.spanName, hi.spanOpts...)
 			defer span.End()
 			recording := span.IsRecording()
 			if recording {
-				setMessageAttributes(span, msg)
+				msgtrace.SetMessageAttributes(span, msg)
 			}
+			parentTP := msg.Metadata.Get(router.KeyTraceParent)
 			msg.SetContext(ctx)
 			out, err := h(msg)
 			msg.SetContext(ctx)
 			if recording {
 				recordOutcome(span, d, err)
 			}
+			if len(out) > 0 {
+				continueTrace(ctx, out, parentTP, prop)
+			}
 			return out, err
 		}
+	}
+}
+
+// continueTrace makes the messages a handler returned children of the
+// consumer span in ctx. A message keeps a span context of its own: one in
+// its context, or a traceparent other than the incoming message's
+// (incomingTP), which a handler that copies the incoming metadata carries
+// along by accident.
+//
+//go:noinline
+func continueTrace(ctx context.Context, out []*message.Message, incomingTP string, prop propagation.TextMapPropagator) {
+	detached := msgtrace.Detach(ctx)
+	for _, m := range out {
+		if m == nil || msgtrace.Valid(m.Context()) {
+			continue
+		}
+		if tp := m.Metadata.Get(router.KeyTraceParent); tp != "" && tp != incomingTP {
+			continue
+		}
+		m.SetContext(detached)
+		msgtrace.Inject(detached, m, prop)
 	}
 }
 
@@ -179,39 +211,13 @@ func decorated[D message.Publisher](pub message.Publisher) bool {
 	return false
 }
 
-// setMessageAttributes sets the per-message attributes in one call.
-func setMessageAttributes(span trace.Span, msg *message.Message) {
-	id := semconv.MessagingMessageID(messageID(msg))
-	if c := router.CorrelationIDOf(msg.Metadata); c != "" {
-		span.SetAttributes(id, semconv.MessagingMessageConversationID(c))
-		return
-	}
-	span.SetAttributes(id)
-}
-
-// hasAny reports whether md has one of keys.
-func hasAny(md message.Metadata, keys []string) bool {
-	for _, k := range keys {
-		if _, ok := md[k]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-// messageID is the CloudEvents id of msg, or its Watermill UUID.
-func messageID(msg *message.Message) string {
-	if id := msg.Metadata.Get(router.KeyID); id != "" {
-		return id
-	}
-	return msg.UUID
-}
-
 // TracingPublisher decorates pub so each published message gets a producer
 // span ("send <topic>", kind Producer, messaging semantic-convention
 // attributes), a child of the span in the message's context (msg.Context():
 // router.NewMessage and hexeract's App.Publish set it to the caller's
-// context), and carries that span's context in its metadata as W3C
+// context) or, when that context has none, of the span context the
+// message's traceparent metadata carries (a message relayed by the outbox
+// or handed off by the scheduler), and carries that span's context in its metadata as W3C
 // traceparent/tracestate. A publish error is recorded on the spans.
 // Decorating a publisher that already is, or wraps, a TracingPublisher
 // returns it unchanged.
@@ -250,14 +256,15 @@ func (p *tracingPublisher) Publish(topic string, msgs ...*message.Message) error
 	name := "send " + topic
 	spans := make([]trace.Span, len(msgs))
 	for i, msg := range msgs {
-		ctx, span := p.tracer.Start(msg.Context(), name, spanOpts...)
+		parent := msg.Context()
+		if !msgtrace.Valid(parent) {
+			parent = msgtrace.Extract(parent, msg.Metadata, p.prop)
+		}
+		ctx, span := p.tracer.Start(parent, name, spanOpts...)
 		if span.IsRecording() {
-			setMessageAttributes(span, msg)
+			msgtrace.SetMessageAttributes(span, msg)
 		}
-		if msg.Metadata == nil {
-			msg.Metadata = make(message.Metadata)
-		}
-		p.prop.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+		msgtrace.Inject(ctx, msg, p.prop)
 		spans[i] = span
 	}
 	err := p.pub.Publish(topic, msgs...)

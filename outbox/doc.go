@@ -42,5 +42,13 @@
 // migrate up". Table names are validated (lower-case letters, digits and
 // underscores; optionally schema-qualified) before any SQL is built.
 //
-// See docs/outbox.md for the design and its trade-offs.
+// # Tracing
+//
+// [Outbox.Publish] and [Outbox.PublishMessages] start an OpenTelemetry
+// producer span "create <topic>" per message and store its context in the
+// row (traceparent metadata); the relay's batch span "publish <topic>" links
+// to those contexts. [WithTracerProvider] sets the provider of both.
+//
+// See docs/outbox.md for the design and its trade-offs, and
+// docs/observability.md for every span and metric.
 package outbox

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestNotificationWakesRelayWithoutPolling(t *testing.T) {
@@ -73,10 +74,15 @@ func TestMetricsAndTraceContext(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 
-	// The producer's span context is stored with the row.
+	// Each message gets a "create" span, a child of the producer's span,
+	// whose context is stored with the row.
+	traced, err := outbox.New(pool, outbox.WithTable(table), outbox.WithTracerProvider(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
 	pctx, producer := tp.Tracer("test").Start(ctx, "register user")
 	if err := pgx.BeginFunc(pctx, pool, func(tx pgx.Tx) error {
-		_, err := ob.Publish(pctx, tx, UserRegistered{UserID: "t"}, UserRegistered{UserID: "u"})
+		_, err := traced.Publish(pctx, tx, UserRegistered{UserID: "t"}, UserRegistered{UserID: "u"})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -134,11 +140,28 @@ func TestMetricsAndTraceContext(t *testing.T) {
 	}
 
 	traceID := producer.SpanContext().TraceID()
+	creates := map[string]bool{} // span ids of the create spans
+	for _, s := range spans.Ended() {
+		if s.Name() != "create users.registered" {
+			continue
+		}
+		if s.Parent().SpanID() != producer.SpanContext().SpanID() || s.SpanKind() != trace.SpanKindProducer {
+			t.Fatalf("create span: parent %s kind %s, want a producer child of %s", s.Parent().SpanID(), s.SpanKind(), producer.SpanContext().SpanID())
+		}
+		if a := attrs(s); a["messaging.operation.type"] != "create" || a["messaging.destination.name"] != "users.registered" || a["messaging.message.id"] == "" {
+			t.Fatalf("create span attributes %v", a)
+		}
+		creates[s.SpanContext().SpanID().String()] = true
+	}
+	if len(creates) != 2 {
+		t.Fatalf("%d create spans, want 2", len(creates))
+	}
 	continued := 0
 	for _, m := range rec.messages() {
 		if tp := m.Metadata.Get(router.KeyTraceParent); tp != "" {
-			if !contains(tp, traceID.String()) {
-				t.Fatalf("traceparent %s does not continue trace %s", tp, traceID)
+			parts := strings.Split(tp, "-")
+			if len(parts) != 4 || parts[1] != traceID.String() || !creates[parts[2]] {
+				t.Fatalf("traceparent %s is not the context of a create span of trace %s", tp, traceID)
 			}
 			continued++
 		}
@@ -148,18 +171,34 @@ func TestMetricsAndTraceContext(t *testing.T) {
 	}
 	var batchSpans, linked int
 	for _, s := range spans.Ended() {
-		if s.Name() == "outbox relay "+table {
+		if s.Name() == "publish users.registered" {
 			batchSpans++
 			for _, l := range s.Links() {
-				if l.SpanContext.TraceID() == traceID {
+				if l.SpanContext.TraceID() == traceID && creates[l.SpanContext.SpanID().String()] {
 					linked++
 				}
+			}
+			if a := attrs(s); a["messaging.operation.name"] != "publish" || a["messaging.operation.type"] != "send" || a["outbox.table"] != table {
+				t.Fatalf("relay span attributes %v", a)
+			}
+			// Every traced row of the batch is in one trace: the span
+			// is in it too.
+			if s.SpanContext().TraceID() != traceID || !creates[s.Parent().SpanID().String()] {
+				t.Fatalf("relay span is not a child of a create span of the producer's trace")
 			}
 		}
 	}
 	if batchSpans == 0 || linked != 2 {
-		t.Fatalf("%d relay batch spans, %d links to the producer trace; want >=1 and 2", batchSpans, linked)
+		t.Fatalf("%d relay publish spans, %d links to the create spans; want >=1 and 2", batchSpans, linked)
 	}
+}
+
+func attrs(s sdktrace.ReadOnlySpan) map[string]string {
+	out := map[string]string{}
+	for _, kv := range s.Attributes() {
+		out[string(kv.Key)] = kv.Value.Emit()
+	}
+	return out
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

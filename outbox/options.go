@@ -33,6 +33,7 @@ type outboxConfig struct {
 	topic   router.TopicFunc
 	notify  notifyMode
 	keyLock bool
+	tracer  trace.TracerProvider
 }
 
 type notifyMode uint8
@@ -207,10 +208,21 @@ func WithMeterProvider(mp metric.MeterProvider) RelayOption {
 	return relayOptionFunc(func(c *relayConfig) { c.meter = mp })
 }
 
-// WithTracerProvider sets the OpenTelemetry tracer provider of a relay; the
-// default is the global one.
-func WithTracerProvider(tp trace.TracerProvider) RelayOption {
-	return relayOptionFunc(func(c *relayConfig) { c.tracer = tp })
+// TracerProviderOption sets the OpenTelemetry tracer provider of an
+// [Outbox] (its "create" spans) and of a [Relay] (its "publish" spans); see
+// [WithTracerProvider].
+type TracerProviderOption struct{ tp trace.TracerProvider }
+
+func (o TracerProviderOption) applyOutbox(c *outboxConfig) { c.tracer = o.tp }
+func (o TracerProviderOption) applyRelay(c *relayConfig)   { c.tracer = o.tp }
+
+// WithTracerProvider sets the OpenTelemetry tracer provider of an outbox's
+// producer "create" spans ([Outbox.Publish], [Outbox.PublishMessages]) and
+// of a relay's "publish" spans; the default (nil) is the global one,
+// otel.GetTracerProvider(). The same value can be passed to [New] and
+// [NewRelay].
+func WithTracerProvider(tp trace.TracerProvider) TracerProviderOption {
+	return TracerProviderOption{tp: tp}
 }
 
 // LoggerOption sets the logger of a [Relay] or an [Inbox]; see [WithLogger].

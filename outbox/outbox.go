@@ -11,11 +11,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -39,6 +40,7 @@ type Outbox struct {
 	notify  notifyMode
 	keyLock bool
 	n       *notifier
+	create  *msgtrace.Creator
 
 	insertSQL string // multi-row insert, with or without pg_notify
 	insertOne string // the same for one message
@@ -80,6 +82,8 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
 	o := &Outbox{
 		pool: pool, t: t, codec: cfg.codec, source: cfg.source, topic: cfg.topic,
 		notify: cfg.notify, keyLock: cfg.keyLock,
+		create: msgtrace.NewCreator(msgtrace.Tracer(cfg.tracer, instrumentation), msgtrace.System,
+			attribute.String("outbox.table", t.name.String())),
 	}
 	insert := `INSERT INTO ` + t.table + ` (id, topic, ordering_key, metadata, payload)
 SELECT u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p
@@ -109,8 +113,15 @@ func (o *Outbox) Channel() string { return o.t.channel }
 
 // Publish encodes msgs with the Hexeract envelope (see router.NewMessage:
 // a new UUIDv7 id, ce_type, ce_source, correlation and causation taken from
-// ctx, the W3C trace context of ctx) and writes them into the outbox through
-// tx, in one round trip. It returns the message ids in the order of msgs.
+// ctx) and writes them into the outbox through tx, in one round trip. It
+// returns the message ids in the order of msgs.
+//
+// Each message gets a producer span "create <topic>" (OpenTelemetry
+// messaging conventions, operation "create"), a child of the span in ctx;
+// the row carries that span's context as W3C traceparent/tracestate
+// metadata, so the relay's publish span links to it and consumers continue
+// the trace. The span ends when Publish returns, with an error status when
+// the write failed.
 // The messages are delivered only if tx commits. A message implementing
 // router.Keyed gets its ordering key: messages with the same key are
 // delivered in commit order.
@@ -120,24 +131,30 @@ func (o *Outbox) Publish(ctx context.Context, tx Executor, msgs ...router.Messag
 	}
 	b := newBatch(len(msgs))
 	ids := make([]string, 0, len(msgs))
+	spans := make([]trace.Span, 0, len(msgs))
+	var err error
+	defer func() { msgtrace.End(spans, err) }()
 	for i, m := range msgs {
 		if m == nil {
 			return nil, fmt.Errorf("outbox: Publish: message %d is nil", i)
 		}
-		wm, err := router.NewMessage(ctx, m, router.EncodeOptions{Codec: o.codec, Source: o.source})
-		if err != nil {
-			return nil, fmt.Errorf("outbox: encode %s: %w", m.MessageType(), err)
+		wm, eerr := router.NewMessage(ctx, m, router.EncodeOptions{Codec: o.codec, Source: o.source})
+		if eerr != nil {
+			err = fmt.Errorf("outbox: encode %s: %w", m.MessageType(), eerr)
+			return nil, err
 		}
 		topic := o.topic(m.MessageType())
 		if topic == "" {
-			return nil, fmt.Errorf("outbox: the topic function returned an empty topic for %s", m.MessageType())
+			err = fmt.Errorf("outbox: the topic function returned an empty topic for %s", m.MessageType())
+			return nil, err
 		}
-		if err := b.add(ctx, topic, wm); err != nil {
+		spans = append(spans, o.create.Create(ctx, topic, wm))
+		if err = b.add(topic, wm); err != nil {
 			return nil, err
 		}
 		ids = append(ids, wm.UUID)
 	}
-	if err := o.write(ctx, tx, b); err != nil {
+	if err = o.write(ctx, tx, b); err != nil {
 		return nil, err
 	}
 	return ids, nil
@@ -146,10 +163,16 @@ func (o *Outbox) Publish(ctx context.Context, tx Executor, msgs ...router.Messag
 // PublishMessages writes pre-built Watermill messages for topic into the
 // outbox through tx, in one round trip. Each message keeps its UUID (the
 // row id) and metadata; its ordering key is the ce_partitionkey metadata
-// value, if any. The W3C trace context of ctx is added when the metadata
-// has none. Use it to hand over messages built elsewhere (scheduler, sagas,
-// forwarding).
-func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error {
+// value, if any. Use it to hand over messages built elsewhere (scheduler,
+// sagas, forwarding).
+//
+// Each message gets a producer span "create <topic>", as in
+// [Outbox.Publish], whose context replaces the trace context of the
+// metadata. A message brings its own parent: the span in msg.Context(),
+// else the span context of its traceparent metadata (a scheduled message
+// handed off by the scheduler); the span in ctx is the parent of a message
+// that has neither.
+func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) (err error) {
 	if tx == nil {
 		return errors.New("outbox: PublishMessages needs a transaction (pgx.Tx) to write through")
 	}
@@ -157,6 +180,8 @@ func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string,
 		return errors.New("outbox: PublishMessages: empty topic")
 	}
 	b := newBatch(len(msgs))
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() { msgtrace.End(spans, err) }()
 	for i, m := range msgs {
 		if m == nil {
 			return fmt.Errorf("outbox: PublishMessages: message %d is nil", i)
@@ -164,7 +189,13 @@ func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string,
 		if m.UUID == "" {
 			return fmt.Errorf("outbox: PublishMessages: message %d has an empty UUID", i)
 		}
-		if err := b.add(ctx, topic, m); err != nil {
+		// The span context goes into a copy of the metadata: the caller's
+		// message is left as it was.
+		c := message.NewMessage(m.UUID, m.Payload)
+		c.Metadata = cloneMetadata(m.Metadata)
+		c.SetContext(m.Context())
+		spans = append(spans, o.create.Create(msgtrace.MessageParent(ctx, m), topic, c))
+		if err := b.add(topic, c); err != nil {
 			return err
 		}
 	}
@@ -185,16 +216,10 @@ func newBatch(n int) *batch {
 	}
 }
 
-var traceContext = propagation.TraceContext{}
-
-func (b *batch) add(ctx context.Context, topic string, m *message.Message) error {
+func (b *batch) add(topic string, m *message.Message) error {
 	md := m.Metadata
 	if md == nil {
 		md = message.Metadata{}
-	}
-	if md.Get(router.KeyTraceParent) == "" && trace.SpanContextFromContext(ctx).IsValid() {
-		md = cloneMetadata(md)
-		traceContext.Inject(ctx, propagation.MapCarrier(md))
 	}
 	if err := checkText(m.UUID, topic, md); err != nil {
 		return err

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -534,11 +535,11 @@ func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []r
 	start := time.Now()
 	slices.SortFunc(claimed, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
 
-	ctx, span := r.m.tracer.Start(ctx, "outbox relay "+r.t.name.String(), trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(r.m.tableAttr, attribute.Int("messaging.batch.message_count", len(claimed))))
+	mds, created := make([]message.Metadata, len(claimed)), make([]trace.SpanContext, len(claimed))
+	ctx, span := r.startPublishSpan(ctx, claimed, mds, created)
 	outcome := make([]uint8, len(claimed))
 	errText := make([]string, len(claimed))
-	r.publish(ctx, span, claimed, outcome, errText)
+	r.publish(ctx, claimed, mds, created, outcome, errText)
 	if ctx.Err() != nil {
 		// Stopping: the messages carry ctx, and publishers that honour it
 		// (AMQP, Redis, SQS) give up because of the cancellation, not the
@@ -580,10 +581,60 @@ func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []r
 	return p, nil
 }
 
+// startPublishSpan decodes the metadata of the claimed rows into mds and
+// their creation contexts (the traceparent the outbox's "create" span
+// wrote) into created, and starts the batch's producer span: "publish
+// <topic>" ("publish" when the batch spans several topics), messaging
+// operation type "send" and name "publish", linked to every row's creation
+// context as the messaging conventions say for batches. When every traced
+// row of the batch belongs to one trace, the span is also a child of the
+// first row's creation context, so a single flow stays one trace.
+func (r *Relay) startPublishSpan(ctx context.Context, claimed []row, mds []message.Metadata, created []trace.SpanContext) (context.Context, trace.Span) {
+	var parent trace.SpanContext
+	oneTrace, oneTopic := true, true
+	links := make([]trace.Link, 0, len(claimed))
+	for i := range claimed {
+		mds[i] = decodeMetadata(claimed[i].metadata)
+		if claimed[i].topic != claimed[0].topic {
+			oneTopic = false
+		}
+		sc := trace.SpanContextFromContext(msgtrace.Extract(context.Background(), mds[i], msgtrace.TraceContext))
+		if !sc.IsValid() {
+			continue
+		}
+		created[i] = sc
+		links = append(links, trace.Link{SpanContext: sc})
+		if !parent.IsValid() {
+			parent = sc
+		} else if parent.TraceID() != sc.TraceID() {
+			oneTrace = false
+		}
+	}
+	name := "publish"
+	attrs := []attribute.KeyValue{
+		semconv.MessagingSystemKey.String(msgtrace.System),
+		semconv.MessagingOperationTypeSend,
+		semconv.MessagingOperationName("publish"),
+		semconv.MessagingBatchMessageCount(len(claimed)),
+		r.m.tableAttr,
+	}
+	if oneTopic {
+		name += " " + claimed[0].topic
+		attrs = append(attrs, semconv.MessagingDestinationName(claimed[0].topic))
+	}
+	if oneTrace && parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	return r.m.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attrs...), trace.WithLinks(links...))
+}
+
 // publish publishes claimed rows in order, one Publish call per run of
-// rows with the same topic, and records each row's outcome.
-func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, outcome []uint8, errText []string) {
-	recording := span.IsRecording()
+// rows with the same topic, and records each row's outcome. Each message's
+// context carries its creation context, so a tracing publisher's send span
+// continues the producer's trace.
+func (r *Relay) publish(ctx context.Context, claimed []row, mds []message.Metadata, created []trace.SpanContext, outcome []uint8, errText []string) {
+	span := trace.SpanFromContext(ctx)
 	var blocked map[string]bool // keys with a failed row in this batch
 	msgs := make([]*message.Message, 0, len(claimed))
 	idx := make([]int, 0, len(claimed))
@@ -626,15 +677,11 @@ func (r *Relay) publish(ctx context.Context, span trace.Span, claimed []row, out
 				continue
 			}
 		}
-		md := decodeMetadata(w.metadata)
 		msg := message.NewMessage(w.id, w.payload)
-		msg.Metadata = md
+		msg.Metadata = mds[i]
 		mctx := ctx
-		if _, ok := md["traceparent"]; ok {
-			mctx = traceContext.Extract(ctx, propagation.MapCarrier(md))
-			if recording {
-				span.AddLink(trace.Link{SpanContext: trace.SpanContextFromContext(mctx)})
-			}
+		if created[i].IsValid() {
+			mctx = trace.ContextWithRemoteSpanContext(ctx, created[i])
 		}
 		msg.SetContext(mctx)
 		msgs = append(msgs, msg)

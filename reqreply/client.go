@@ -15,10 +15,10 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -401,7 +401,7 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 	if cfg.noResponder > 0 {
 		md[KeyAck] = "1"
 	}
-	propagator.Inject(ctx, propagation.MapCarrier(md))
+	msgtrace.Inject(ctx, msg, msgtrace.TraceContext)
 	if recording {
 		span.SetAttributes(attribute.String("messaging.message.id", id))
 	}

@@ -52,5 +52,6 @@
 //
 // The request span (client kind) and the responder's span (server kind)
 // belong to one trace: the W3C trace context travels in the traceparent and
-// tracestate metadata of the request and of the reply.
+// tracestate metadata of the request and of the reply. The reply gets a
+// producer span ("send <reply topic>") whatever publisher sends it.
 package reqreply

@@ -12,16 +12,15 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/msgtrace"
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )
 
 const instrumentationName = "github.com/hexeract/hexeract/reqreply"
-
-var propagator = propagation.TraceContext{}
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
@@ -45,7 +44,9 @@ func HandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.
 func HandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
 
 // ReplyPublisher sets the publisher replies are sent with; the default is the
-// App's publisher. Use it when requests and replies travel differently, for
+// App's publisher. It is decorated with [middleware.TracingPublisher] (with
+// the [HandlerTracerProvider]), so each reply gets a producer span in the
+// request's trace. Use it when requests and replies travel differently, for
 // example requests on NATS JetStream (durable) and replies on core NATS.
 func ReplyPublisher(p message.Publisher) HandlerOption {
 	return func(c *handlerConfig) { c.publisher = p }
@@ -111,6 +112,10 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()
 	}
+	// Replies get a producer span ("send <reply topic>") whatever publisher
+	// sends them: a ReplyPublisher (replyamqp, replynats) is decorated like
+	// the App's publisher (which already is, and is left as it is).
+	cfg.publisher = middleware.TracingPublisher(cfg.publisher, middleware.TracingOptions{TracerProvider: cfg.tp})
 	r := &responder[Req, Resp]{
 		app:       app,
 		h:         h,
@@ -167,7 +172,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 
 	base := msg.Context()
 	if !trace.SpanContextFromContext(base).IsValid() {
-		base = propagator.Extract(base, propagation.MapCarrier(md))
+		base = msgtrace.Extract(base, md, msgtrace.TraceContext)
 	}
 	base, span := r.tracer.Start(base, r.spanName, serverSpan)
 	defer span.End()
@@ -198,7 +203,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 		return err
 	}
 	reply.Metadata[KeyRequestID] = reqID
-	propagator.Inject(replyCtx, propagation.MapCarrier(reply.Metadata))
+	msgtrace.Inject(replyCtx, reply, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, reply); err != nil {
 		err = fmt.Errorf("reqreply: publish reply to %s on %q: %w", r.want, replyTo, err)
 		span.SetStatus(codes.Error, err.Error())
@@ -277,7 +282,7 @@ func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, req
 	}
 	m.Metadata[KeyReplyStatus] = StatusAccepted
 	m.Metadata[KeyRequestID] = reqID
-	propagator.Inject(ctx, propagation.MapCarrier(m.Metadata))
+	msgtrace.Inject(ctx, m, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, m); err != nil {
 		return fmt.Errorf("reqreply: publish receipt for %s on %q: %w", r.want, replyTo, err)
 	}

@@ -10,9 +10,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract"
+	adamqp "github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/reqreply/replyamqp"
 )
 
 func TestTracingOneTrace(t *testing.T) {
@@ -32,17 +35,63 @@ func TestTracingOneTrace(t *testing.T) {
 		t.Cleanup(func() { _ = app.Close() })
 		return app
 	}
-	responder, caller := newApp(), newApp()
+	checkOneTrace(t, tp, rec, newApp(), newApp(), nil, nil)
+}
+
+// TestTracingOneTraceRabbitMQ: requests on adapters/amqp, replies through
+// replyamqp's publisher (not the App's): the reply still gets its producer
+// span, a descendant of the handle span, in the caller's trace.
+func TestTracingOneTraceRabbitMQ(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	url := testenv.AMQPURL(t)
+	sfx := testenv.Suffix()
+	topics := hexeract.WithTopicFunc(func(name string) string { return name + "_" + sfx })
+	cfg := adamqp.Config{URL: url, Group: "responders"}
+	t.Cleanup(func() { deleteAMQP(t, url, sfx, cfg.Group) })
+	tracing := hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) { c.Tracing.TracerProvider = tp })
+
+	pub, sub, err := adamqp.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replyPub, err := replyamqp.NewReplyPublisher(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callerPub, _, err := adamqp.New(adamqp.Config{URL: url, Group: "callers"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := replyamqp.NewReplySubscriber(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, sub, pub, replyPub, replies, callerPub)
+	responder := newTestApp(t, hexeract.WithPubSub(pub, sub), topics, tracing)
+	caller := newTestApp(t, hexeract.WithPublisher(callerPub), topics, tracing)
+	checkOneTrace(t, tp, rec, responder, caller,
+		[]reqreply.HandlerOption{reqreply.ReplyPublisher(replyPub)}, []reqreply.ClientOption{reqreply.ReplySubscriber(replies)})
+}
+
+// checkOneTrace sends one request from caller to responder under a root
+// span and checks that every span is in the root's trace: the request
+// span, the handle span (a descendant of the request span) and the reply's
+// producer span (a descendant of the handle span).
+func checkOneTrace(t *testing.T, tp *sdktrace.TracerProvider, rec *tracetest.SpanRecorder, responder, caller *hexeract.App,
+	hopts []reqreply.HandlerOption, copts []reqreply.ClientOption) {
+	t.Helper()
 	var handlerSpan trace.SpanContext
 	err := reqreply.Handle(responder, func(ctx context.Context, q Double) (Doubled, error) {
 		handlerSpan = trace.SpanContextFromContext(ctx)
 		return Doubled{N: q.N, Result: 2 * q.N}, nil
-	}, reqreply.HandlerTracerProvider(tp))
+	}, append([]reqreply.HandlerOption{reqreply.HandlerTracerProvider(tp)}, hopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	startApp(t, responder)
-	if _, err := reqreply.NewClient(caller, reqreply.TracerProvider(tp)); err != nil {
+	if _, err := reqreply.NewClient(caller, append([]reqreply.ClientOption{reqreply.TracerProvider(tp)}, copts...)...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -105,6 +154,25 @@ func TestTracingOneTrace(t *testing.T) {
 	if request.Parent().SpanID() != root.SpanContext().SpanID() {
 		t.Errorf("the request span is not a child of the caller's span")
 	}
+	send := find("send " + mustClient(t, caller).ReplyTopic())
+	if send.SpanKind() != trace.SpanKindProducer || !descends(byID, send, handle.SpanContext().SpanID()) {
+		t.Errorf("the reply's send span (kind %v) does not descend from the handle span", send.SpanKind())
+	}
+}
+
+// descends reports whether s has the span id anc among its ancestors.
+func descends(byID map[trace.SpanID]sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan, anc trace.SpanID) bool {
+	for p := s.Parent(); p.IsValid(); {
+		if p.SpanID() == anc {
+			return true
+		}
+		parent, ok := byID[p.SpanID()]
+		if !ok {
+			return false
+		}
+		p = parent.Parent()
+	}
+	return false
 }
 
 func mustClient(t *testing.T, app *hexeract.App) *reqreply.Client {

@@ -39,6 +39,17 @@ type Context[S any] struct {
 
 type phase int
 
+func (p phase) String() string {
+	switch p {
+	case phaseTimeout:
+		return "timeout"
+	case phaseCompensate:
+		return "compensate"
+	default:
+		return "event"
+	}
+}
+
 const (
 	phaseEvent phase = iota
 	phaseTimeout

@@ -63,4 +63,11 @@
 // the outgoing messages and the timeouts commit together. [NewMemoryStore]
 // is for tests: same concurrency rules, messages published after the commit,
 // timeouts on timers.
+//
+// # Tracing
+//
+// Each transition runs in a span "saga <name> <message type>", a child of
+// the handler's span; its sends, timeouts and compensations are created
+// under it, so they keep the trace of the step that caused them
+// ([WithTracerProvider]).
 package saga

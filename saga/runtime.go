@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -45,6 +50,16 @@ func (o UnknownOutcome) String() string {
 	}
 }
 
+const instrumentation = "github.com/hexeract/hexeract/saga"
+
+// Attributes of the saga transition spans.
+const (
+	AttrSagaName    = attribute.Key("hexeract.saga.name")
+	AttrSagaKey     = attribute.Key("hexeract.saga.key")
+	AttrSagaPhase   = attribute.Key("hexeract.saga.phase") // "event", "timeout" or "compensate"
+	AttrMessageType = attribute.Key("hexeract.message.type")
+)
+
 // Option configures [Register].
 type Option func(*options)
 
@@ -55,6 +70,7 @@ type options struct {
 	outbox    Outbox
 	sched     Scheduler
 	logger    *slog.Logger
+	tp        trace.TracerProvider
 }
 
 // WithUnknownInstance sets the outcome for events of an unknown instance;
@@ -83,6 +99,11 @@ func WithOutbox(o Outbox) Option { return func(c *options) { c.outbox = o } }
 // runs somewhere (scheduler.Run, for example as an App worker).
 func WithScheduler(s Scheduler) Option { return func(c *options) { c.sched = s } }
 
+// WithTracerProvider sets the OpenTelemetry tracer provider of the saga's
+// transition spans ("saga <name> <message type>"); the default (nil) is the
+// global one, otel.GetTracerProvider().
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *options) { c.tp = tp } }
+
 // WithLogger sets the logger; the default is the App's.
 func WithLogger(l *slog.Logger) Option { return func(c *options) { c.logger = l } }
 
@@ -94,6 +115,9 @@ type runtime[S any] struct {
 	opt   options
 	log   *slog.Logger
 	now   func() time.Time
+
+	tracer   trace.Tracer
+	sagaAttr attribute.KeyValue
 }
 
 // Register attaches the saga def to app with store: it adds one typed
@@ -131,7 +155,8 @@ func register[S any](app *hexeract.App, def *Definition[S], store Store, opts ..
 	for _, opt := range opts {
 		opt(&o)
 	}
-	rt := &runtime[S]{def: def, app: app, store: store, opt: o, log: o.logger, now: time.Now}
+	rt := &runtime[S]{def: def, app: app, store: store, opt: o, log: o.logger, now: time.Now,
+		tracer: msgtrace.Tracer(o.tp, instrumentation), sagaAttr: AttrSagaName.String(def.name)}
 	if rt.log == nil {
 		rt.log = app.Logger()
 	}
@@ -169,7 +194,20 @@ type check func(in *Instance) (proceed bool, err error)
 
 // runPhase performs one transition for the instance key, running it again
 // on optimistic-concurrency conflicts.
-func (rt *runtime[S]) runPhase(ctx context.Context, key, wire string, start bool, ph phase, chk check, call func(*Context[S], *S) error) error {
+//
+// The transition runs in a span "saga <name> <wire>", a child of the
+// handler's span, so what it sends, schedules and compensates continues the
+// trace of the message that caused it.
+func (rt *runtime[S]) runPhase(ctx context.Context, key, wire string, start bool, ph phase, chk check, call func(*Context[S], *S) error) (err error) {
+	ctx, span := rt.tracer.Start(ctx, "saga "+rt.def.name+" "+wire, trace.WithAttributes(
+		rt.sagaAttr, AttrSagaKey.String(key), AttrSagaPhase.String(ph.String()), AttrMessageType.String(wire)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := rt.attempt(ctx, key, wire, start, ph, chk, call)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
@@ -141,7 +142,7 @@ func (t *memTransport) committed(p *plan) {
 	}
 	for _, s := range p.sched {
 		wm, topic, id := s.msg, s.topic, s.id
-		wm.SetContext(context.Background())
+		wm.SetContext(msgtrace.Detach(wm.Context())) // keep the scheduling step's trace, not its deadline
 		t.timers[id] = time.AfterFunc(time.Until(s.at), func() {
 			t.mu.Lock()
 			delete(t.timers, id)

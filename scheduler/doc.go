@@ -58,4 +58,10 @@
 // it. [Scheduler.Migrate] creates them (Run does it first unless
 // [WithoutMigrate]). The command "hexeract scheduler list|cancel" inspects
 // and cancels pending messages.
+//
+// # Tracing
+//
+// Each scheduled message gets a producer span "create <topic>", a child of
+// the scheduling step's span, whose context is stored with the message, so
+// its consumers continue that trace after the delay ([WithTracerProvider]).
 package scheduler

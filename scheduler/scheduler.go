@@ -12,11 +12,14 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
+	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // KeyDueAt is the metadata key the scheduler sets on every message it hands
@@ -91,6 +94,8 @@ type Scheduler struct {
 	wakeMu sync.Mutex
 	wakeAt time.Time // earliest due time announced since the poller last looked; zero: unknown
 
+	create *msgtrace.Creator
+
 	cron     gocron.Scheduler // created by the first Cron call; shut down when Run returns
 	elector  *leaseElector
 	mu       sync.Mutex
@@ -114,6 +119,7 @@ type config struct {
 	migrate      bool
 	notify       bool
 	meter        metric.MeterProvider
+	tracer       trace.TracerProvider
 }
 
 // Option configures a [Scheduler].
@@ -181,6 +187,12 @@ func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
 // poll interval: pair it with a short WithPollInterval (for example 50 ms).
 func WithoutNotify() Option { return func(c *config) { c.notify = false } }
 
+// WithTracerProvider sets the OpenTelemetry tracer provider of the
+// producer "create" spans that [Scheduler.Schedule], [Scheduler.After] and
+// [Scheduler.ScheduleMessages] start for each message they store; the
+// default (nil) is the global one, otel.GetTracerProvider().
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tracer = tp } }
+
 // New returns a Scheduler storing messages in pool's database and handing
 // due messages to sink. It checks the configuration but does not touch the
 // database; call [Scheduler.Migrate] (or [Scheduler.Run]) to create the tables.
@@ -243,6 +255,8 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		wakeCh: make(chan struct{}, 1),
 		m:      m,
 		jobs:   make(map[string]bool),
+		create: msgtrace.NewCreator(msgtrace.Tracer(cfg.tracer, instrumentation), msgtrace.System,
+			attribute.String("scheduler.table", t.name.String())),
 	}
 	s.elector = &leaseElector{pool: pool, sql: s.sql, name: "cron", holder: cfg.instanceID, ttl: cfg.leaseTTL}
 	return s, nil
@@ -328,6 +342,12 @@ RETURNING holder`,
 // [Scheduler.Reschedule]). A time in the past means "as soon as possible".
 // Inside a handler (ctx from the handler) the messages are correlated with
 // the message being handled.
+//
+// Each message gets a producer span "create <topic>" (OpenTelemetry
+// messaging conventions, operation "create"), a child of the span in ctx,
+// whose context is stored in the message's traceparent/tracestate metadata:
+// when the message is handed off, its consumers continue the trace of the
+// step that scheduled it.
 func (s *Scheduler) Schedule(ctx context.Context, tx Executor, at time.Time, msgs ...router.Message) ([]string, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -354,7 +374,11 @@ func (s *Scheduler) After(ctx context.Context, tx Executor, d time.Duration, msg
 // ScheduleMessages stores already-built Watermill messages for topic, due at
 // at, in tx, keeping their UUID, metadata and payload as they are. Each gets
 // a new scheduler id (returned), so the same message may be scheduled more
-// than once (redelivery does this).
+// than once (redelivery does this). Each gets a "create" span as in
+// [Scheduler.Schedule], a child of the span in ctx (the step that schedules
+// it), else of the message's own span context; its context replaces the
+// trace context of the stored metadata (the caller's message is left as it
+// was).
 func (s *Scheduler) ScheduleMessages(ctx context.Context, tx Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error) {
 	if topic == "" {
 		return nil, errors.New("scheduler: ScheduleMessages with an empty topic")
@@ -390,14 +414,23 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 	n := len(rows)
 	ids, topics, uuids, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	dues, payloads := make([]time.Time, n), make([][]byte, n)
+	spans := make([]trace.Span, 0, n)
+	var err error
+	defer func() { msgtrace.End(spans, err) }()
+	due := attribute.String("hexeract.scheduler.due_at", at.UTC().Format(time.RFC3339Nano))
 	for i, r := range rows {
-		meta := r.msg.Metadata
-		if meta == nil {
-			meta = message.Metadata{} // a struct literal's: store {}, not null
+		// The span context goes into a copy of the metadata.
+		c := message.NewMessage(r.msg.UUID, nil)
+		c.Metadata = make(message.Metadata, len(r.msg.Metadata)+2) // never nil: store {}, not null
+		for k, v := range r.msg.Metadata {
+			c.Metadata[k] = v
 		}
-		md, err := json.Marshal(meta)
-		if err != nil {
-			return nil, fmt.Errorf("scheduler: metadata of message %s: %w", r.msg.UUID, err)
+		spans = append(spans, s.create.Create(msgtrace.CallerParent(ctx, r.msg), r.topic, c, due))
+		meta := c.Metadata
+		md, merr := json.Marshal(meta)
+		if merr != nil {
+			err = fmt.Errorf("scheduler: metadata of message %s: %w", r.msg.UUID, merr)
+			return nil, err
 		}
 		payload := r.msg.Payload
 		if payload == nil {
@@ -405,9 +438,10 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 		}
 		ids[i], topics[i], uuids[i], metas[i], dues[i], payloads[i] = r.id, r.topic, r.msg.UUID, string(md), at, payload
 	}
-	if _, err := tx.Exec(ctx, s.sql.insert, ids, topics, dues, uuids, payloads, metas,
+	if _, err = tx.Exec(ctx, s.sql.insert, ids, topics, dues, uuids, payloads, metas,
 		s.t.channel, s.notifyWithin()); err != nil {
-		return nil, fmt.Errorf("scheduler: insert into %s: %w", s.t.name, err)
+		err = fmt.Errorf("scheduler: insert into %s: %w", s.t.name, err)
+		return nil, err
 	}
 	return ids, nil
 }
