@@ -22,11 +22,20 @@ type App struct {
 	subscriber message.Subscriber
 	registry   *router.Registry
 	codec      router.Codec
-	topic      router.TopicFunc
+	topics     router.TopicNaming
 	source     string
 	logger     *slog.Logger
 	workers    []Worker
 	ownsPubSub bool
+	// rawPublisher is the publisher as given, before the default chain
+	// decorated it (for the transport's topic rules, topics.go).
+	rawPublisher message.Publisher
+	// topicUsers are the topics the App consumes, with the handler that
+	// consumes each (for the transport's topic rules, topics.go).
+	topicUsers map[string]string
+	// dlqTopic names the dead-letter topic of a topic when the default
+	// chain dead-letters to the broker; nil otherwise.
+	dlqTopic func(string) string
 	// broker is the in-memory broker the App made when given no transport.
 	broker *mem.Broker
 	// hub subscribes once per topic and hands each message to every
@@ -66,8 +75,8 @@ func New(opts ...Option) (*App, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	if cfg.topic == nil {
-		cfg.topic = router.DefaultTopic
+	if cfg.topics == nil {
+		cfg.topics = router.DefaultTopics{}
 	}
 	if cfg.codec == nil {
 		cfg.codec = router.JSON{}
@@ -79,7 +88,7 @@ func New(opts ...Option) (*App, error) {
 	app := &App{
 		registry: router.NewRegistry(),
 		codec:    cfg.codec,
-		topic:    cfg.topic,
+		topics:   cfg.topics,
 		source:   cfg.source,
 		logger:   cfg.logger,
 		workers:  cfg.workers,
@@ -88,6 +97,7 @@ func New(opts ...Option) (*App, error) {
 		routerDone: make(chan struct{}),
 	}
 	app.publisher, app.subscriber = cfg.publisher, cfg.subscriber
+	app.rawPublisher = cfg.publisher
 	if app.publisher == nil && app.subscriber == nil {
 		app.broker = mem.New(mem.Config{Logger: wmLogger})
 		app.publisher, app.subscriber, app.ownsPubSub = app.broker.Publisher(), app.broker.Subscriber(""), true
@@ -136,7 +146,7 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 	if err != nil {
 		return err
 	}
-	hc := handlerConfig{name: name, topic: app.topic(name)}
+	hc := handlerConfig{name: name, topic: app.topics.Topic(name)}
 	for _, opt := range opts {
 		opt(&hc)
 	}
@@ -184,6 +194,12 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 		return err
 	}
 	a.handlers[name] = true
+	if a.topicUsers == nil {
+		a.topicUsers = make(map[string]string)
+	}
+	if _, ok := a.topicUsers[topic]; !ok {
+		a.topicUsers[topic] = name
+	}
 	a.router.AddNoPublisherHandler(name, topic, member, fn)
 	if a.running {
 		// Run has been called but its router may not be running yet; it
@@ -259,7 +275,7 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 		if err != nil {
 			return fmt.Errorf("hexeract: encode %s: %w", m.MessageType(), err)
 		}
-		t := a.topic(m.MessageType())
+		t := a.topics.Topic(m.MessageType())
 		if t == "" {
 			return fmt.Errorf("hexeract: the App's topic function returned an empty topic for %q", m.MessageType())
 		}
@@ -286,7 +302,15 @@ func (a *App) NewMessage(ctx context.Context, m router.Message) (*message.Messag
 }
 
 // TopicFor returns the topic the App publishes m's type on.
-func (a *App) TopicFor(m router.Message) string { return a.topic(m.MessageType()) }
+func (a *App) TopicFor(m router.Message) string { return a.topics.Topic(m.MessageType()) }
+
+// Topics returns the App's topic naming (see [WithTopicNaming]): give it to
+// the components built beside the App, so every one names topics the same
+// way without repeating the configuration:
+//
+//	ob, _ := outbox.New(pool, outbox.WithTopicNaming(app.Topics()))
+//	sched, _ := scheduler.New(pool, ob) // takes the outbox's naming
+func (a *App) Topics() router.TopicNaming { return a.topics }
 
 // Run runs the router and the attached workers until ctx is cancelled or a
 // worker fails. On cancellation the router stops taking new messages and
@@ -307,6 +331,10 @@ func (a *App) Run(ctx context.Context) error {
 	if a.useErr != nil {
 		a.mu.Unlock()
 		return a.useErr
+	}
+	if err := a.checkTopics(); err != nil {
+		a.mu.Unlock()
+		return err
 	}
 	a.running = true
 	// The router runs on a context that is not cancelled with ctx, so a

@@ -17,7 +17,7 @@ type config struct {
 	publisher  message.Publisher
 	subscriber message.Subscriber
 	logger     *slog.Logger
-	topic      router.TopicFunc
+	topics     router.TopicNaming
 	codec      router.Codec
 	source     string
 	routerCfg  message.RouterConfig
@@ -76,8 +76,40 @@ func WithPubSub(p message.Publisher, s message.Subscriber) Option {
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithTopicFunc overrides how a wire name maps to a topic; the default topic
-// is the wire name itself.
-func WithTopicFunc(f router.TopicFunc) Option { return func(c *config) { c.topic = f } }
+// is the wire name itself. It is WithTopicNaming(router.FuncTopics{TopicOf: f}):
+// dead-letter and reply topics keep their default names. Prefer
+// [WithTopicNaming], which names those too.
+func WithTopicFunc(f router.TopicFunc) Option {
+	return func(c *config) {
+		if f != nil {
+			c.topics = router.FuncTopics{TopicOf: f}
+		}
+	}
+}
+
+// WithTopicNaming sets how the App names every topic (see
+// [router.TopicNaming]): its handlers' and its publisher's topics, the
+// dead-letter topics of the default middleware (unless
+// DeadLetterOptions.Topic is set) and request/reply's reply topic. Build the
+// outbox and the scheduler with [App.Topics] so they name topics the same
+// way. The default is [DefaultTopics]; use [UnderscoreTopics] with
+// watermill-nats and AutoProvision, whose JetStream stream names cannot hold
+// dots ([App.Run] refuses dotted topics there, naming the topic).
+func WithTopicNaming(n router.TopicNaming) Option {
+	return func(c *config) {
+		if n != nil {
+			c.topics = n
+		}
+	}
+}
+
+// DefaultTopics is the default topic naming: the wire name, "<topic>.dlq"
+// and "hexeract.replies.<id>" (see [router.DefaultTopics]).
+type DefaultTopics = router.DefaultTopics
+
+// UnderscoreTopics is the dot-free topic naming: "billing_invoiced",
+// "<topic>_dlq" and "hexeract_replies_<id>" (see [router.UnderscoreTopics]).
+type UnderscoreTopics = router.UnderscoreTopics
 
 // WithCodec sets the payload codec; the default is JSON.
 func WithCodec(codec router.Codec) Option { return func(c *config) { c.codec = codec } }
