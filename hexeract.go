@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/adapters/mem"
 	"github.com/hexeract/hexeract/internal/ingress"
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -200,7 +201,7 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 	if _, ok := a.topicUsers[topic]; !ok {
 		a.topicUsers[topic] = name
 	}
-	a.router.AddNoPublisherHandler(name, topic, member, fn)
+	a.router.AddNoPublisherHandler(name, topic, member, countCalls(fn))
 	if a.running {
 		// Run has been called but its router may not be running yet; it
 		// starts the new handler itself in that case, and RunHandlers before
@@ -215,6 +216,17 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 		return a.router.RunHandlers(a.runCtx)
 	}
 	return nil
+}
+
+// countCalls wraps fn in middleware.CountCalls, inside every router
+// middleware (the App's and the caller's, Watermill's Retry included), so
+// a dead letter counts the handler calls made.
+func countCalls(fn message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	h := middleware.CountCalls(func(msg *message.Message) ([]*message.Message, error) { return nil, fn(msg) })
+	return func(msg *message.Message) error {
+		_, err := h(msg)
+		return err
+	}
 }
 
 // stopped reports whether the router ran and has returned. The caller holds a.mu.

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/adapters/gochannel"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
@@ -218,4 +221,50 @@ func TestTopicNamings(t *testing.T) {
 			t.Errorf("%T: %s %s %s, want %s %s %s", c.n, topic, c.n.DeadLetterTopic(topic), c.n.ReplyTopic("x"), c.topic, c.dlq, c.replies)
 		}
 	}
+}
+
+// In an App, Watermill's Retry added with Use runs inside the default
+// chain: the dead letter counts its handler calls (the App wraps each
+// handler in middleware.CountCalls).
+func TestAppCountsWatermillRetryCalls(t *testing.T) {
+	bus := newBusForCount(t)
+	app, err := hexeract.New(hexeract.WithPubSub(bus, bus),
+		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) { c.Retry.MaxAttempts = 1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	app.Use(wmmiddleware.Retry{MaxRetries: 2, InitialInterval: 10 * time.Millisecond}.Middleware)
+	var calls atomic.Int32
+	if err := hexeract.HandleFunc(app, func(context.Context, Invoiced) error {
+		calls.Add(1)
+		return errors.New("ledger down")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := bus.Subscribe(context.Background(), "billing.invoiced.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := testenv.StartApp(t, app)
+	defer stop()
+	if err := app.Publish(context.Background(), Invoiced{ID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case dead := <-dlq:
+		dead.Ack()
+		f, _ := middleware.FaultOf(dead.Metadata)
+		if f.Attempts != 3 || calls.Load() != 3 || !f.FirstFailure.Before(f.LastFailure) {
+			t.Fatalf("fault %+v after %d calls; want 3 attempts and first failure before last", f, calls.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no dead letter")
+	}
+}
+
+func newBusForCount(t testing.TB) *gochannel.PubSub {
+	ps := gochannel.New(gochannel.Config{}, nil)
+	t.Cleanup(func() { _ = ps.Close() })
+	return ps
 }
