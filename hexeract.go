@@ -37,6 +37,9 @@ type App struct {
 	// dlqTopic names the dead-letter topic of a topic when the default
 	// chain dead-letters to the broker; nil otherwise.
 	dlqTopic func(string) string
+	// rawTypes maps a topic to the type its raw messages are assumed to
+	// have (WithRawMessages, AcceptRaw): topic string -> wire name string.
+	rawTypes sync.Map
 	// broker is the in-memory broker the App made when given no transport.
 	broker *mem.Broker
 	// hub subscribes once per topic and hands each message to every
@@ -103,6 +106,9 @@ func New(opts ...Option) (*App, error) {
 		app.broker = mem.New(mem.Config{Logger: wmLogger})
 		app.publisher, app.subscriber, app.ownsPubSub = app.broker.Publisher(), app.broker.Subscriber(""), true
 	}
+	for topic, typ := range cfg.raw {
+		app.rawTypes.Store(topic, typ)
+	}
 	app.closeTimeout = cfg.routerCfg.CloseTimeout
 	if app.closeTimeout <= 0 {
 		app.closeTimeout = 30 * time.Second // Watermill's default
@@ -116,6 +122,9 @@ func New(opts ...Option) (*App, error) {
 			// handler, so its dead letter keeps the producer's body.
 			Expand: router.ExpandBatch,
 			TypeOf: router.EventType,
+			// Raw messages of the topics that assume a type get its
+			// envelope before they are routed.
+			Prepare: app.assumeRaw,
 		})
 	}
 	r, err := message.NewRouter(cfg.routerCfg, wmLogger)
@@ -151,7 +160,20 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 	for _, opt := range opts {
 		opt(&hc)
 	}
+	if hc.rawTypes {
+		if prev, loaded := app.rawTypes.LoadOrStore(hc.topic, name); loaded && prev.(string) != name {
+			return fmt.Errorf("hexeract: handler %q: AcceptRaw on topic %q, whose raw messages are already taken as %q; a topic's raw messages have one type (give this handler its own topic with hexeract.WithTopic)", hc.name, hc.topic, prev)
+		}
+	}
 	return app.addHandler(hc.name, hc.topic, name, fn)
+}
+
+// assumeRaw gives a raw message of a topic that assumes a type the
+// envelope of that type (see WithRawMessages, AcceptRaw).
+func (a *App) assumeRaw(topic string, msg *message.Message) {
+	if typ, ok := a.rawTypes.Load(topic); ok {
+		router.AssumeEnvelope(msg, typ.(string))
+	}
 }
 
 // HandleFunc adds a typed handler function; see [Handle].
