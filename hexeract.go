@@ -195,9 +195,41 @@ func (a *App) AddHandler(name, topic string, fn message.NoPublishHandlerFunc) er
 	return a.addHandler(name, topic, "", fn)
 }
 
+// AddPublisherHandler adds a raw Watermill handler that consumes topic and
+// publishes the messages it returns on publishTopic through the App's
+// publisher, with the App's default middleware chain around it like every
+// other handler: the returned messages carry the incoming correlation id
+// and its id as causation id (and the trace context), failures are retried
+// and dead-lettered, and messages returned by a failed attempt are dropped.
+// It receives every message of the topic, whatever its type. Names must be
+// unique. The App needs a publisher and a subscriber.
+//
+// It is Watermill's Router.AddHandler for an App: a handler registered
+// directly on app.Router() with AddHandler would bypass the App's one
+// subscription per topic (see docs/transports.md, "One bus semantics").
+func (a *App) AddPublisherHandler(name, topic, publishTopic string, fn message.HandlerFunc) error {
+	if fn == nil {
+		return fmt.Errorf("hexeract: nil handler %q", name)
+	}
+	if a.publisher == nil {
+		return fmt.Errorf("hexeract: handler %q publishes to %q but the App has no publisher; pass hexeract.WithPublisher", name, publishTopic)
+	}
+	if publishTopic == "" {
+		return fmt.Errorf("hexeract: handler %q has an empty publish topic; use App.AddHandler for a handler that publishes nothing", name)
+	}
+	return a.addRouterHandler(name, topic, "", publishTopic, middleware.CountCalls(fn))
+}
+
 // addHandler adds a router handler for topic that takes the messages of
 // wire type typ ("" for every type).
 func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFunc) error {
+	return a.addRouterHandler(name, topic, typ, "", countCalls(fn))
+}
+
+// addRouterHandler adds fn to the router for topic, taking the messages of
+// wire type typ ("" for every type) and publishing what it returns on
+// publishTopic ("" for none; fn then returns no messages).
+func (a *App) addRouterHandler(name, topic, typ, publishTopic string, fn message.HandlerFunc) error {
 	if a.subscriber == nil {
 		return fmt.Errorf("hexeract: handler %q needs a subscriber; pass hexeract.WithSubscriber", name)
 	}
@@ -223,7 +255,14 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 	if _, ok := a.topicUsers[topic]; !ok {
 		a.topicUsers[topic] = name
 	}
-	a.router.AddNoPublisherHandler(name, topic, member, countCalls(fn))
+	if publishTopic == "" {
+		a.router.AddNoPublisherHandler(name, topic, member, func(msg *message.Message) error {
+			_, err := fn(msg)
+			return err
+		})
+	} else {
+		a.router.AddHandler(name, topic, member, publishTopic, a.publisher, fn)
+	}
 	if a.running {
 		// Run has been called but its router may not be running yet; it
 		// starts the new handler itself in that case, and RunHandlers before
@@ -243,12 +282,8 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 // countCalls wraps fn in middleware.CountCalls, inside every router
 // middleware (the App's and the caller's, Watermill's Retry included), so
 // a dead letter counts the handler calls made.
-func countCalls(fn message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
-	h := middleware.CountCalls(func(msg *message.Message) ([]*message.Message, error) { return nil, fn(msg) })
-	return func(msg *message.Message) error {
-		_, err := h(msg)
-		return err
-	}
+func countCalls(fn message.NoPublishHandlerFunc) message.HandlerFunc {
+	return middleware.CountCalls(func(msg *message.Message) ([]*message.Message, error) { return nil, fn(msg) })
 }
 
 // stopped reports whether the router ran and has returned. The caller holds a.mu.

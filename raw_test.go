@@ -2,6 +2,7 @@ package hexeract_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -188,3 +189,74 @@ func TestAssumeTypeOnPlainRouter(t *testing.T) {
 type plainRouter struct{ *message.Router }
 
 func (r plainRouter) Running() <-chan struct{} { return r.Router.Running() }
+
+// A raw handler that returns messages, added with AddPublisherHandler, runs
+// in the default chain: what it returns is published with the incoming
+// correlation and causation, its failures are retried and dead-lettered.
+func TestAddPublisherHandler(t *testing.T) {
+	bus := newBusForCount(t)
+	app, err := hexeract.New(hexeract.WithPubSub(bus, bus),
+		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) {
+			c.Retry.MaxAttempts = 2
+			c.Retry.InitialInterval = time.Millisecond
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	var mu sync.Mutex
+	calls := map[string]int{}
+	err = app.AddPublisherHandler("enrich", "raw_in", "raw_out", func(m *message.Message) ([]*message.Message, error) {
+		mu.Lock()
+		calls[m.UUID]++
+		mu.Unlock()
+		if string(m.Payload) == "poison" {
+			return []*message.Message{message.NewMessage(watermill.NewUUID(), []byte("dropped"))}, errors.New("cannot enrich")
+		}
+		return []*message.Message{message.NewMessage(watermill.NewUUID(), append([]byte("enriched "), m.Payload...))}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := bus.Subscribe(context.Background(), "raw_out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := bus.Subscribe(context.Background(), "raw_in.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := testenv.StartApp(t, app)
+	defer stop()
+	in := message.NewMessage("in-1", []byte("order"))
+	in.Metadata.Set(router.KeyCorrelationID, "corr-7")
+	if err := bus.Publish("raw_in", in, message.NewMessage("in-2", []byte("poison"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-out:
+		m.Ack()
+		if string(m.Payload) != "enriched order" || m.Metadata.Get(router.KeyCorrelationID) != "corr-7" || m.Metadata.Get(router.KeyCausationID) != "in-1" {
+			t.Fatalf("published %q with %v", m.Payload, m.Metadata)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing published")
+	}
+	select {
+	case d := <-dlq:
+		d.Ack()
+		if f, _ := middleware.FaultOf(d.Metadata); d.UUID != "in-2" || f.Attempts != 2 {
+			t.Fatalf("dead letter %s with %+v, want in-2 after 2 attempts", d.UUID, f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("poison not dead-lettered")
+	}
+	select {
+	case m := <-out:
+		t.Fatalf("a failed attempt's message was published: %q", m.Payload)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := app.AddPublisherHandler("x", "a", "", func(*message.Message) ([]*message.Message, error) { return nil, nil }); err == nil {
+		t.Error("AddPublisherHandler accepted an empty publish topic")
+	}
+}
