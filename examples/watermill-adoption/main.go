@@ -1,0 +1,428 @@
+// Command watermill-adoption is an existing Watermill service that adopts
+// Hexeract step by step (docs/watermill.md), on a plain message.Router with
+// Watermill's own transports (watermill-nats with AutoProvision, or
+// watermill-amqp), Watermill's Retry and Recoverer and raw handlers:
+//
+//  1. Hexeract's middleware on the router (correlation, tracing, dead
+//     letters counting the calls Watermill's Retry made);
+//  2. a typed handler beside the raw ones, fed by a raw producer that
+//     writes no CloudEvents envelope (router.AssumeType);
+//  3. the service's own transports and topic names, given once (a
+//     router.TopicNaming without dots, as watermill-nats AutoProvision needs);
+//  4. the outbox on the service's pgx pool, relaying to the same transport;
+//  5. from the forwarder to the outbox (cut-over, see docs/watermill.md);
+//  6. from Watermill's CQRS event bus to a typed handler.
+//
+// It needs PostgreSQL and NATS JetStream or RabbitMQ:
+//
+//	go run ./examples/watermill-adoption -transport nats
+//	go run ./examples/watermill-adoption -transport amqp
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	nc "github.com/nats-io/nats.go"
+)
+
+// OrderPlaced is what the legacy order service publishes, as plain JSON
+// with no envelope; Hexeract's typed handler takes it as "orders.placed".
+type OrderPlaced struct {
+	OrderID string `json:"order_id"`
+	Total   int    `json:"total"`
+}
+
+// MessageType is the wire name.
+func (OrderPlaced) MessageType() string { return "orders.placed" }
+
+// InvoiceRequested is written to the outbox by the typed handler.
+type InvoiceRequested struct {
+	OrderID string `json:"order_id"`
+	Amount  int    `json:"amount"`
+}
+
+// MessageType is the wire name.
+func (InvoiceRequested) MessageType() string { return "billing.invoice_requested" }
+
+// OrderShipped is published with Watermill's CQRS event bus (step 6).
+type OrderShipped struct {
+	OrderID string `json:"order_id"`
+}
+
+// MessageType is the wire name.
+func (OrderShipped) MessageType() string { return "orders.shipped" }
+
+// Topics names every topic of the service, once: Hexeract's dot-free naming
+// (watermill-nats with AutoProvision names a JetStream stream after each
+// topic, and stream names cannot hold dots) behind a per-run prefix.
+type Topics struct {
+	Prefix string
+	router.UnderscoreTopics
+}
+
+// Topic returns the prefixed, dot-free topic of a wire name.
+func (t Topics) Topic(wireName string) string { return t.Prefix + t.UnderscoreTopics.Topic(wireName) }
+
+// Config configures one run.
+type Config struct {
+	Transport   string // "nats" or "amqp"
+	NATSURL     string
+	AMQPURL     string
+	PostgresURL string
+	Prefix      string // topic and table prefix (letters, digits, '_')
+	Orders      int    // orders the legacy producer publishes, poison ones included
+	Shipments   int    // events the CQRS event bus publishes
+	Logger      *slog.Logger
+}
+
+// Report is what a run observed.
+type Report struct {
+	// Calls per order id of the typed handler, per invoice of the raw
+	// "invoicing" handler, per issued invoice of the raw "ledger" handler
+	// and per shipment of the typed CQRS replacement.
+	OrderCalls, InvoiceCalls, LedgerCalls, ShipmentCalls map[string]int
+	// DeadLetters are the faults of the dead letters of the orders topic.
+	DeadLetters map[string]middleware.Fault
+	// Topics the run used (for cleanup).
+	Topics []string
+	// Tables the run created (for cleanup).
+	Tables []string
+}
+
+// poison tells the orders that fail for good: a negative total is refused
+// by the typed handler, a total of 13 makes it panic.
+func poison(i int) (total int, bad bool) {
+	switch i {
+	case 3:
+		return -1, true
+	case 7:
+		return 13, true
+	}
+	return 100 + i, false
+}
+
+func main() {
+	cfg := Config{Orders: 20, Shipments: 5, Prefix: "adoption_", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	flag.StringVar(&cfg.Transport, "transport", "nats", "nats or amqp")
+	flag.StringVar(&cfg.NATSURL, "nats", envOr("HEXERACT_TEST_NATS", "nats://127.0.0.1:4222"), "NATS URL")
+	flag.StringVar(&cfg.AMQPURL, "amqp", envOr("HEXERACT_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ URL")
+	flag.StringVar(&cfg.PostgresURL, "postgres", envOr("HEXERACT_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL URL")
+	flag.Parse()
+	rep, err := run(context.Background(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("orders handled: %d, invoices: %d, ledger entries: %d, shipments: %d, dead letters: %d\n",
+		len(rep.OrderCalls), len(rep.InvoiceCalls), len(rep.LedgerCalls), len(rep.ShipmentCalls), len(rep.DeadLetters))
+	for id, f := range rep.DeadLetters {
+		fmt.Printf("dead letter %s: %d handler calls, %s\n", id, f.Attempts, f.Error)
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// transport opens the service's Watermill publisher and subscriber, as the
+// service had them before Hexeract (step 3: your transports).
+func transport(cfg Config, logger watermill.LoggerAdapter) (message.Publisher, message.Subscriber, error) {
+	switch cfg.Transport {
+	case "nats":
+		group := cfg.Prefix + "service"
+		js := wnats.JetStreamConfig{
+			AutoProvision: true,
+			DurablePrefix: group,
+			// ManualAck: without it nats.go acks every message the
+			// callback returns from, also one dropped on shutdown.
+			SubscribeOptions: []nc.SubOpt{nc.DeliverAll(), nc.AckExplicit(), nc.ManualAck()},
+		}
+		pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: cfg.NATSURL, JetStream: js}, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		sub, err := wnats.NewSubscriber(wnats.SubscriberConfig{
+			URL: cfg.NATSURL, QueueGroupPrefix: group, SubscribersCount: 1,
+			CloseTimeout: 10 * time.Second, AckWaitTimeout: 30 * time.Second, JetStream: js,
+		}, logger)
+		if err != nil {
+			_ = pub.Close()
+			return nil, nil, err
+		}
+		return pub, sub, nil
+	case "amqp":
+		amqpCfg := wamqp.NewDurablePubSubConfig(cfg.AMQPURL, wamqp.GenerateQueueNameTopicNameWithSuffix("service"))
+		pub, err := wamqp.NewPublisher(amqpCfg, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		sub, err := wamqp.NewSubscriber(amqpCfg, logger)
+		if err != nil {
+			_ = pub.Close()
+			return nil, nil, err
+		}
+		return pub, sub, nil
+	}
+	return nil, nil, fmt.Errorf("unknown transport %q; use nats or amqp", cfg.Transport)
+}
+
+// counter counts handler calls per id.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) add(id string) {
+	c.mu.Lock()
+	c.n[id]++
+	c.mu.Unlock()
+}
+
+func (c *counter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+func run(ctx context.Context, cfg Config) (rep Report, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	wmLogger := watermill.NewSlogLogger(cfg.Logger)
+	topics := Topics{Prefix: cfg.Prefix} // the one place topics are named
+	ordersTopic := topics.Topic(OrderPlaced{}.MessageType())
+	invoicesTopic := topics.Topic(InvoiceRequested{}.MessageType())
+	issuedTopic := topics.Topic("billing.invoice_issued")
+	shippedTopic := topics.Topic(OrderShipped{}.MessageType())
+	rep.Topics = []string{ordersTopic, invoicesTopic, issuedTopic, shippedTopic,
+		topics.DeadLetterTopic(ordersTopic), topics.DeadLetterTopic(invoicesTopic),
+		topics.DeadLetterTopic(issuedTopic), topics.DeadLetterTopic(shippedTopic)}
+
+	pub, sub, err := transport(cfg, wmLogger)
+	if err != nil {
+		return rep, err
+	}
+	defer func() { err = errors.Join(err, sub.Close(), pub.Close()) }()
+
+	// Step 4: the service's own pgx pool, for its tables and the outbox.
+	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+	if err != nil {
+		return rep, err
+	}
+	defer pool.Close()
+	ordersTable, outboxTable := cfg.Prefix+"orders", cfg.Prefix+"outbox"
+	rep.Tables = []string{ordersTable, outboxTable}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+ordersTable+` (id text PRIMARY KEY, total int NOT NULL)`); err != nil {
+		return rep, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	table := outbox.WithTable(outboxTable) // given once, to the outbox and its relay
+	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(topics), outbox.WithSource("/orders"))
+	if err != nil {
+		return rep, err
+	}
+	defer ob.Close()
+	if err := ob.Migrate(ctx); err != nil {
+		return rep, err
+	}
+	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger))
+	if err != nil {
+		return rep, err
+	}
+
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 15 * time.Second}, wmLogger)
+	if err != nil {
+		return rep, err
+	}
+
+	// Step 1: Hexeract's middleware, outermost. Dead letters go through the
+	// decorated publisher, on the topics' naming; their topics are created
+	// up front (SubscribeInitialize) so nothing is dropped.
+	hexPub := middleware.TracingPublisher(middleware.CorrelationPublisher(pub), middleware.TracingOptions{})
+	dlOpts := middleware.DeadLetterOptions{Topic: topics.DeadLetterTopic, Logger: cfg.Logger}
+	if si, ok := sub.(message.SubscribeInitializer); ok {
+		dlOpts.Initialize = si.SubscribeInitialize
+	}
+	deadLetter, err := middleware.DeadLetter(hexPub, dlOpts)
+	if err != nil {
+		return rep, err
+	}
+	r.AddMiddleware(middleware.Correlation, middleware.Tracing(middleware.TracingOptions{}), deadLetter)
+	// The service's existing Watermill middleware, as it was.
+	r.AddMiddleware(
+		wmmiddleware.Retry{MaxRetries: 2, InitialInterval: 10 * time.Millisecond, Logger: wmLogger}.Middleware,
+		wmmiddleware.Recoverer,
+	)
+	// Innermost: dead letters count the handler calls Watermill's Retry made.
+	r.AddMiddleware(middleware.CountCalls)
+
+	orders, invoices, ledger, shipments := &counter{n: map[string]int{}}, &counter{n: map[string]int{}}, &counter{n: map[string]int{}}, &counter{n: map[string]int{}}
+
+	// Step 2: a typed handler beside the raw ones. The legacy producer
+	// writes plain JSON; AssumeType gives it the envelope of OrderPlaced
+	// (type from the topic, id from the Watermill UUID).
+	placed, err := router.NewHandlerFunc(router.HandlerFunc[OrderPlaced](func(ctx context.Context, o OrderPlaced) error {
+		orders.add(o.OrderID)
+		switch {
+		case o.Total < 0:
+			return fmt.Errorf("order %s: negative total %d", o.OrderID, o.Total)
+		case o.Total == 13:
+			panic("unlucky total")
+		}
+		// The order row and the event commit together (outbox).
+		return ob.InTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+ordersTable+` (id, total) VALUES ($1, $2) ON CONFLICT DO NOTHING`, o.OrderID, o.Total); err != nil {
+				return err
+			}
+			_, err := ob.Publish(ctx, tx, InvoiceRequested{OrderID: o.OrderID, Amount: o.Total})
+			return err
+		})
+	}), nil)
+	if err != nil {
+		return rep, err
+	}
+	r.AddNoPublisherHandler("orders-placed", ordersTopic, sub, placed).
+		AddMiddleware(router.AssumeType(OrderPlaced{}.MessageType()))
+
+	// The service's raw handlers: one that publishes what it returns (the
+	// Correlation step stamps correlation and causation on it), one that
+	// publishes nothing.
+	r.AddHandler("invoicing", invoicesTopic, sub, issuedTopic, hexPub, func(msg *message.Message) ([]*message.Message, error) {
+		var inv InvoiceRequested
+		if err := json.Unmarshal(msg.Payload, &inv); err != nil {
+			return nil, err
+		}
+		invoices.add(inv.OrderID)
+		out := message.NewMessage(watermill.NewUUID(), []byte(inv.OrderID))
+		return []*message.Message{out}, nil
+	})
+	r.AddNoPublisherHandler("ledger", issuedTopic, sub, func(msg *message.Message) error {
+		ledger.add(string(msg.Payload))
+		return nil
+	})
+
+	// Step 6: events of Watermill's CQRS event bus, handled by a typed
+	// handler instead of a cqrs.EventProcessor.
+	shipped, err := router.NewHandlerFunc(router.HandlerFunc[OrderShipped](func(_ context.Context, s OrderShipped) error {
+		shipments.add(s.OrderID)
+		return nil
+	}), nil)
+	if err != nil {
+		return rep, err
+	}
+	r.AddNoPublisherHandler("orders-shipped", shippedTopic, sub, shipped).
+		AddMiddleware(router.AssumeType(OrderShipped{}.MessageType()))
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errs <- r.Run(runCtx) }()
+	go func() { defer wg.Done(); errs <- relay.Run(runCtx) }()
+	defer func() {
+		stop()
+		err = errors.Join(err, r.Close())
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			if e != nil && !errors.Is(e, context.Canceled) {
+				err = errors.Join(err, e)
+			}
+		}
+	}()
+	select {
+	case <-r.Running():
+	case <-time.After(30 * time.Second):
+		return rep, errors.New("router did not start")
+	}
+
+	// Subscribe to the dead-letter topic of the orders (to report them).
+	dlqCtx, stopDLQ := context.WithCancel(ctx)
+	defer stopDLQ()
+	dlq, err := sub.Subscribe(dlqCtx, topics.DeadLetterTopic(ordersTopic))
+	if err != nil {
+		return rep, err
+	}
+	rep.DeadLetters = map[string]middleware.Fault{}
+
+	// The legacy producer: plain JSON, a Watermill UUID, no envelope.
+	want, bad := 0, 0
+	for i := 0; i < cfg.Orders; i++ {
+		total, isBad := poison(i)
+		body, _ := json.Marshal(OrderPlaced{OrderID: fmt.Sprintf("o-%03d", i), Total: total})
+		if err := pub.Publish(ordersTopic, message.NewMessage(watermill.NewUUID(), body)); err != nil {
+			return rep, err
+		}
+		if isBad {
+			bad++
+		} else {
+			want++
+		}
+	}
+	// Watermill's CQRS event bus, as the service used it.
+	bus, err := cqrs.NewEventBusWithConfig(pub, cqrs.EventBusConfig{
+		GeneratePublishTopic: func(cqrs.GenerateEventPublishTopicParams) (string, error) { return shippedTopic, nil },
+		Marshaler:            cqrs.JSONMarshaler{},
+		Logger:               wmLogger,
+	})
+	if err != nil {
+		return rep, err
+	}
+	for i := 0; i < cfg.Shipments; i++ {
+		if err := bus.Publish(ctx, OrderShipped{OrderID: fmt.Sprintf("s-%03d", i)}); err != nil {
+			return rep, err
+		}
+	}
+
+	deadline := time.After(60 * time.Second)
+	done := func() bool {
+		return len(invoices.snapshot()) >= want && len(ledger.snapshot()) >= want &&
+			len(shipments.snapshot()) >= cfg.Shipments && len(rep.DeadLetters) >= bad
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !done() {
+		select {
+		case m := <-dlq:
+			m.Ack()
+			f, _ := middleware.FaultOf(m.Metadata)
+			var o OrderPlaced
+			_ = json.Unmarshal(m.Payload, &o)
+			rep.DeadLetters[o.OrderID] = f
+		case <-tick.C:
+		case <-deadline:
+			return rep, fmt.Errorf("timed out: %d/%d invoices, %d/%d ledger entries, %d/%d shipments, %d/%d dead letters",
+				len(invoices.snapshot()), want, len(ledger.snapshot()), want, len(shipments.snapshot()), cfg.Shipments, len(rep.DeadLetters), bad)
+		}
+	}
+	// Let late duplicates show up before counting.
+	time.Sleep(300 * time.Millisecond)
+	rep.OrderCalls, rep.InvoiceCalls, rep.LedgerCalls, rep.ShipmentCalls = orders.snapshot(), invoices.snapshot(), ledger.snapshot(), shipments.snapshot()
+	return rep, nil
+}
