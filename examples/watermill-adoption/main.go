@@ -105,8 +105,14 @@ type Report struct {
 	DeadLetters map[string]middleware.Fault
 	// Topics the run used (for cleanup).
 	Topics []string
-	// Tables the run created (for cleanup).
-	Tables []string
+	// Tables the run created (for cleanup): the outbox's and the service's,
+	// and the forwarder's (quoted).
+	Tables, ForwarderTables []string
+	// Forwarded is how many orders went through the forwarder before the
+	// cut-over to the outbox; ForwarderDrained is true once the forwarder
+	// had acked all of them and was stopped.
+	Forwarded        int
+	ForwarderDrained bool
 }
 
 // poison tells the orders that fail for good: a negative total is refused
@@ -371,12 +377,41 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	rep.DeadLetters = map[string]middleware.Fault{}
 
-	// The legacy producer: plain JSON, a Watermill UUID, no envelope.
+	// Step 5: the service wrote its orders through Watermill's forwarder
+	// (a watermill-sql table in the producer's transaction); it now writes
+	// them into Hexeract's outbox. Both run during the cut-over; the
+	// forwarder is stopped once its table is drained.
+	fwd, err := startForwarder(runCtx, pool, cfg.Prefix+"forwarder", pub, wmLogger)
+	if err != nil {
+		return rep, err
+	}
+	rep.ForwarderTables = fwd.tables()
+	fwdOpen := true
+	defer func() {
+		if fwdOpen {
+			err = errors.Join(err, fwd.Close())
+		}
+	}()
+
+	// The legacy producer: plain JSON, a Watermill UUID, no envelope. A
+	// third of the orders go straight to the transport, a third through the
+	// forwarder, a third (after the cut-over) through the outbox.
 	want, bad := 0, 0
+	third := cfg.Orders / 3
 	for i := 0; i < cfg.Orders; i++ {
 		total, isBad := poison(i)
 		body, _ := json.Marshal(OrderPlaced{OrderID: fmt.Sprintf("o-%03d", i), Total: total})
-		if err := pub.Publish(ordersTopic, message.NewMessage(watermill.NewUUID(), body)); err != nil {
+		msg := message.NewMessage(watermill.NewUUID(), body)
+		switch {
+		case i < third:
+			err = pub.Publish(ordersTopic, msg)
+		case i < 2*third:
+			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fwd.publishInTx(tx, ordersTopic, msg) })
+			rep.Forwarded++
+		default:
+			err = ob.InTx(ctx, func(tx pgx.Tx) error { return ob.PublishMessages(ctx, tx, ordersTopic, msg) })
+		}
+		if err != nil {
 			return rep, err
 		}
 		if isBad {
@@ -385,6 +420,17 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 			want++
 		}
 	}
+	// Cut-over done: once the forwarder has forwarded what was written
+	// before it, stop it.
+	if err := fwd.waitDrained(ctx, 30*time.Second); err != nil {
+		return rep, err
+	}
+	fwdOpen = false
+	if err := fwd.Close(); err != nil {
+		return rep, err
+	}
+	rep.ForwarderDrained = true
+
 	// Watermill's CQRS event bus, as the service used it.
 	bus, err := cqrs.NewEventBusWithConfig(pub, cqrs.EventBusConfig{
 		GeneratePublishTopic: func(cqrs.GenerateEventPublishTopicParams) (string, error) { return shippedTopic, nil },

@@ -59,6 +59,9 @@ func TestAdoption(t *testing.T) {
 						id, rep.OrderCalls[id], rep.InvoiceCalls[id], rep.LedgerCalls[id])
 				}
 			}
+			if rep.Forwarded == 0 || !rep.ForwarderDrained {
+				t.Errorf("forwarder: %d orders forwarded, drained %v; want some, drained", rep.Forwarded, rep.ForwarderDrained)
+			}
 			if len(rep.DeadLetters) != 2 {
 				t.Errorf("%d dead letters, want 2: %v", len(rep.DeadLetters), rep.DeadLetters)
 			}
@@ -109,5 +112,8 @@ func cleanup(t *testing.T, cfg Config, rep Report) {
 	for _, table := range rep.Tables {
 		_, _ = pool.Exec(context.Background(), fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s_dead, %s_delivered`, table, table, table))
 		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, "outbox:"+table)
+	}
+	for _, table := range rep.ForwarderTables {
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
 	}
 }
