@@ -17,6 +17,7 @@
 //
 //	go run ./examples/watermill-adoption -transport nats
 //	go run ./examples/watermill-adoption -transport amqp
+//	go run ./examples/watermill-adoption -transport nats -app   # as a hexeract.App
 package main
 
 import (
@@ -133,8 +134,13 @@ func main() {
 	flag.StringVar(&cfg.NATSURL, "nats", envOr("HEXERACT_TEST_NATS", "nats://127.0.0.1:4222"), "NATS URL")
 	flag.StringVar(&cfg.AMQPURL, "amqp", envOr("HEXERACT_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ URL")
 	flag.StringVar(&cfg.PostgresURL, "postgres", envOr("HEXERACT_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL URL")
+	asApp := flag.Bool("app", false, "run the service as a hexeract.App (after the last step)")
 	flag.Parse()
-	rep, err := run(context.Background(), cfg)
+	runner := run
+	if *asApp {
+		runner = runApp
+	}
+	rep, err := runner(context.Background(), cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -287,7 +293,8 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	// Innermost: dead letters count the handler calls Watermill's Retry made.
 	r.AddMiddleware(middleware.CountCalls)
 
-	orders, invoices, ledger, shipments := &counter{n: map[string]int{}}, &counter{n: map[string]int{}}, &counter{n: map[string]int{}}, &counter{n: map[string]int{}}
+	c := newCounters()
+	orders, invoices, ledger, shipments := c.orders, c.invoices, c.ledger, c.shipments
 
 	// Step 2: a typed handler beside the raw ones. The legacy producer
 	// writes plain JSON; AssumeType gives it the envelope of OrderPlaced
@@ -393,32 +400,10 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 		}
 	}()
 
-	// The legacy producer: plain JSON, a Watermill UUID, no envelope. A
-	// third of the orders go straight to the transport, a third through the
-	// forwarder, a third (after the cut-over) through the outbox.
-	want, bad := 0, 0
-	third := cfg.Orders / 3
-	for i := 0; i < cfg.Orders; i++ {
-		total, isBad := poison(i)
-		body, _ := json.Marshal(OrderPlaced{OrderID: fmt.Sprintf("o-%03d", i), Total: total})
-		msg := message.NewMessage(watermill.NewUUID(), body)
-		switch {
-		case i < third:
-			err = pub.Publish(ordersTopic, msg)
-		case i < 2*third:
-			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fwd.publishInTx(tx, ordersTopic, msg) })
-			rep.Forwarded++
-		default:
-			err = ob.InTx(ctx, func(tx pgx.Tx) error { return ob.PublishMessages(ctx, tx, ordersTopic, msg) })
-		}
-		if err != nil {
-			return rep, err
-		}
-		if isBad {
-			bad++
-		} else {
-			want++
-		}
+	drv := &driver{cfg: cfg, pub: pub, pool: pool, ob: ob, fwd: fwd, logger: wmLogger, rep: &rep, dlq: dlq,
+		ordersTopic: ordersTopic, shippedTopic: shippedTopic, counters: counters{orders, invoices, ledger, shipments}}
+	if err := drv.produce(ctx); err != nil {
+		return rep, err
 	}
 	// Cut-over done: once the forwarder has forwarded what was written
 	// before it, stop it.
@@ -430,45 +415,106 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return rep, err
 	}
 	rep.ForwarderDrained = true
+	return rep, drv.wait(ctx)
+}
 
-	// Watermill's CQRS event bus, as the service used it.
-	bus, err := cqrs.NewEventBusWithConfig(pub, cqrs.EventBusConfig{
-		GeneratePublishTopic: func(cqrs.GenerateEventPublishTopicParams) (string, error) { return shippedTopic, nil },
-		Marshaler:            cqrs.JSONMarshaler{},
-		Logger:               wmLogger,
-	})
-	if err != nil {
-		return rep, err
-	}
-	for i := 0; i < cfg.Shipments; i++ {
-		if err := bus.Publish(ctx, OrderShipped{OrderID: fmt.Sprintf("s-%03d", i)}); err != nil {
-			return rep, err
+// counters are the handler call counts of a run.
+type counters struct{ orders, invoices, ledger, shipments *counter }
+
+func newCounters() counters {
+	return counters{&counter{n: map[string]int{}}, &counter{n: map[string]int{}}, &counter{n: map[string]int{}}, &counter{n: map[string]int{}}}
+}
+
+// driver plays the service's producers and waits for the outcome.
+type driver struct {
+	cfg                       Config
+	pub                       message.Publisher
+	pool                      *pgxpool.Pool
+	ob                        *outbox.Outbox
+	fwd                       *legacyForwarder // nil: no forwarder (the App variant)
+	logger                    watermill.LoggerAdapter
+	rep                       *Report
+	dlq                       <-chan *message.Message
+	ordersTopic, shippedTopic string
+	counters
+	want, bad int
+}
+
+// produce publishes the orders like the legacy producer (plain JSON, a
+// Watermill UUID, no envelope): a third straight to the transport, a third
+// through the forwarder (when there is one), the rest (after the cut-over)
+// through the outbox; then the shipments through Watermill's CQRS event bus.
+func (d *driver) produce(ctx context.Context) error {
+	third := d.cfg.Orders / 3
+	for i := 0; i < d.cfg.Orders; i++ {
+		total, isBad := poison(i)
+		body, _ := json.Marshal(OrderPlaced{OrderID: fmt.Sprintf("o-%03d", i), Total: total})
+		msg := message.NewMessage(watermill.NewUUID(), body)
+		var err error
+		switch {
+		case i < third:
+			err = d.pub.Publish(d.ordersTopic, msg)
+		case i < 2*third && d.fwd != nil:
+			err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return d.fwd.publishInTx(tx, d.ordersTopic, msg) })
+			d.rep.Forwarded++
+		default:
+			err = d.ob.InTx(ctx, func(tx pgx.Tx) error { return d.ob.PublishMessages(ctx, tx, d.ordersTopic, msg) })
+		}
+		if err != nil {
+			return err
+		}
+		if isBad {
+			d.bad++
+		} else {
+			d.want++
 		}
 	}
+	// Watermill's CQRS event bus, as the service used it.
+	bus, err := cqrs.NewEventBusWithConfig(d.pub, cqrs.EventBusConfig{
+		GeneratePublishTopic: func(cqrs.GenerateEventPublishTopicParams) (string, error) { return d.shippedTopic, nil },
+		Marshaler:            cqrs.JSONMarshaler{},
+		Logger:               d.logger,
+	})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < d.cfg.Shipments; i++ {
+		if err := bus.Publish(ctx, OrderShipped{OrderID: fmt.Sprintf("s-%03d", i)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
+// wait waits until every good order was invoiced and entered in the
+// ledger, every shipment handled and every poison order dead-lettered,
+// then fills the report.
+func (d *driver) wait(ctx context.Context) error {
 	deadline := time.After(60 * time.Second)
 	done := func() bool {
-		return len(invoices.snapshot()) >= want && len(ledger.snapshot()) >= want &&
-			len(shipments.snapshot()) >= cfg.Shipments && len(rep.DeadLetters) >= bad
+		return len(d.invoices.snapshot()) >= d.want && len(d.ledger.snapshot()) >= d.want &&
+			len(d.shipments.snapshot()) >= d.cfg.Shipments && len(d.rep.DeadLetters) >= d.bad
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !done() {
 		select {
-		case m := <-dlq:
+		case m := <-d.dlq:
 			m.Ack()
 			f, _ := middleware.FaultOf(m.Metadata)
 			var o OrderPlaced
 			_ = json.Unmarshal(m.Payload, &o)
-			rep.DeadLetters[o.OrderID] = f
+			d.rep.DeadLetters[o.OrderID] = f
 		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-deadline:
-			return rep, fmt.Errorf("timed out: %d/%d invoices, %d/%d ledger entries, %d/%d shipments, %d/%d dead letters",
-				len(invoices.snapshot()), want, len(ledger.snapshot()), want, len(shipments.snapshot()), cfg.Shipments, len(rep.DeadLetters), bad)
+			return fmt.Errorf("timed out: %d/%d invoices, %d/%d ledger entries, %d/%d shipments, %d/%d dead letters",
+				len(d.invoices.snapshot()), d.want, len(d.ledger.snapshot()), d.want, len(d.shipments.snapshot()), d.cfg.Shipments, len(d.rep.DeadLetters), d.bad)
 		}
 	}
 	// Let late duplicates show up before counting.
 	time.Sleep(300 * time.Millisecond)
-	rep.OrderCalls, rep.InvoiceCalls, rep.LedgerCalls, rep.ShipmentCalls = orders.snapshot(), invoices.snapshot(), ledger.snapshot(), shipments.snapshot()
-	return rep, nil
+	d.rep.OrderCalls, d.rep.InvoiceCalls, d.rep.LedgerCalls, d.rep.ShipmentCalls = d.orders.snapshot(), d.invoices.snapshot(), d.ledger.snapshot(), d.shipments.snapshot()
+	return nil
 }

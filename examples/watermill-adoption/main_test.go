@@ -20,57 +20,68 @@ import (
 // Watermill's Retry made; the CQRS events reach the typed handler once.
 func TestAdoption(t *testing.T) {
 	for _, transport := range []string{"nats", "amqp"} {
-		t.Run(transport, func(t *testing.T) {
-			cfg := Config{
-				Transport:   transport,
-				NATSURL:     testenv.NATSURL(t),
-				AMQPURL:     testenv.AMQPURL(t),
-				PostgresURL: testenv.PostgresURL(t),
-				Prefix:      "adopt_" + transport + "_" + strings.ToLower(testenv.Suffix()) + "_",
-				Orders:      20,
-				Shipments:   5,
-				Logger:      slog.New(slog.DiscardHandler),
+		t.Run(transport, func(t *testing.T) { testAdoption(t, transport, run) })
+	}
+}
+
+// TestAdoptionApp runs the service after the last step, as a hexeract.App
+// on the same Watermill transports: the same outcome, with the topic naming
+// given once to the App.
+func TestAdoptionApp(t *testing.T) {
+	for _, transport := range []string{"nats", "amqp"} {
+		t.Run(transport, func(t *testing.T) { testAdoption(t, transport, runApp) })
+	}
+}
+
+func testAdoption(t *testing.T, transport string, run func(context.Context, Config) (Report, error)) {
+	cfg := Config{
+		Transport:   transport,
+		NATSURL:     testenv.NATSURL(t),
+		AMQPURL:     testenv.AMQPURL(t),
+		PostgresURL: testenv.PostgresURL(t),
+		Prefix:      "adopt_" + transport + "_" + strings.ToLower(testenv.Suffix()) + "_",
+		Orders:      20,
+		Shipments:   5,
+		Logger:      slog.New(slog.DiscardHandler),
+	}
+	rep, err := run(context.Background(), cfg)
+	t.Cleanup(func() { cleanup(t, cfg, rep) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cfg.Orders; i++ {
+		id := fmt.Sprintf("o-%03d", i)
+		_, bad := poison(i)
+		if bad {
+			f, ok := rep.DeadLetters[id]
+			if !ok {
+				t.Errorf("%s: poison order not dead-lettered", id)
+				continue
 			}
-			rep, err := run(context.Background(), cfg)
-			t.Cleanup(func() { cleanup(t, cfg, rep) })
-			if err != nil {
-				t.Fatal(err)
+			if f.Attempts != 3 || rep.OrderCalls[id] != 3 || !f.FirstFailure.Before(f.LastFailure) {
+				t.Errorf("%s: dead letter says %d attempts (first %v, last %v) after %d handler calls; want 3",
+					id, f.Attempts, f.FirstFailure, f.LastFailure, rep.OrderCalls[id])
 			}
-			for i := 0; i < cfg.Orders; i++ {
-				id := fmt.Sprintf("o-%03d", i)
-				_, bad := poison(i)
-				if bad {
-					f, ok := rep.DeadLetters[id]
-					if !ok {
-						t.Errorf("%s: poison order not dead-lettered", id)
-						continue
-					}
-					if f.Attempts != 3 || rep.OrderCalls[id] != 3 || !f.FirstFailure.Before(f.LastFailure) {
-						t.Errorf("%s: dead letter says %d attempts (first %v, last %v) after %d handler calls; want 3",
-							id, f.Attempts, f.FirstFailure, f.LastFailure, rep.OrderCalls[id])
-					}
-					if rep.InvoiceCalls[id] != 0 {
-						t.Errorf("%s: poison order was invoiced", id)
-					}
-					continue
-				}
-				if rep.OrderCalls[id] != 1 || rep.InvoiceCalls[id] != 1 || rep.LedgerCalls[id] != 1 {
-					t.Errorf("%s: handled %d, invoiced %d, in the ledger %d times; want once each",
-						id, rep.OrderCalls[id], rep.InvoiceCalls[id], rep.LedgerCalls[id])
-				}
+			if rep.InvoiceCalls[id] != 0 {
+				t.Errorf("%s: poison order was invoiced", id)
 			}
-			if rep.Forwarded == 0 || !rep.ForwarderDrained {
-				t.Errorf("forwarder: %d orders forwarded, drained %v; want some, drained", rep.Forwarded, rep.ForwarderDrained)
-			}
-			if len(rep.DeadLetters) != 2 {
-				t.Errorf("%d dead letters, want 2: %v", len(rep.DeadLetters), rep.DeadLetters)
-			}
-			for i := 0; i < cfg.Shipments; i++ {
-				if id := fmt.Sprintf("s-%03d", i); rep.ShipmentCalls[id] != 1 {
-					t.Errorf("shipment %s handled %d times, want once", id, rep.ShipmentCalls[id])
-				}
-			}
-		})
+			continue
+		}
+		if rep.OrderCalls[id] != 1 || rep.InvoiceCalls[id] != 1 || rep.LedgerCalls[id] != 1 {
+			t.Errorf("%s: handled %d, invoiced %d, in the ledger %d times; want once each",
+				id, rep.OrderCalls[id], rep.InvoiceCalls[id], rep.LedgerCalls[id])
+		}
+	}
+	if rep.ForwarderTables != nil && (rep.Forwarded == 0 || !rep.ForwarderDrained) {
+		t.Errorf("forwarder: %d orders forwarded, drained %v; want some, drained", rep.Forwarded, rep.ForwarderDrained)
+	}
+	if len(rep.DeadLetters) != 2 {
+		t.Errorf("%d dead letters, want 2: %v", len(rep.DeadLetters), rep.DeadLetters)
+	}
+	for i := 0; i < cfg.Shipments; i++ {
+		if id := fmt.Sprintf("s-%03d", i); rep.ShipmentCalls[id] != 1 {
+			t.Errorf("shipment %s handled %d times, want once", id, rep.ShipmentCalls[id])
+		}
 	}
 }
 
