@@ -143,8 +143,10 @@ func New(opts ...Option) (*App, error) {
 }
 
 // Handle adds a typed handler for messages of type T, consumed from the
-// topic the App's topic function gives for T's wire name (or the one set by
-// [WithTopic]). It returns an error for a nil handler, a type without a
+// topic the App's topic naming gives for T's wire name (or the one set by
+// [WithTopic]). Messages without a CloudEvents envelope are dead-lettered
+// unless the handler is added with [AcceptRaw] or the topic is given to
+// [WithRawMessages]. It returns an error for a nil handler, a type without a
 // usable wire name, a wire name already taken by another Go type, or a
 // handler name already in use.
 func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOption) error {
@@ -161,9 +163,17 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 		opt(&hc)
 	}
 	if hc.rawTypes {
-		if prev, loaded := app.rawTypes.LoadOrStore(hc.topic, name); loaded && prev.(string) != name {
+		prev, loaded := app.rawTypes.LoadOrStore(hc.topic, name)
+		if loaded && prev.(string) != name {
 			return fmt.Errorf("hexeract: handler %q: AcceptRaw on topic %q, whose raw messages are already taken as %q; a topic's raw messages have one type (give this handler its own topic with hexeract.WithTopic)", hc.name, hc.topic, prev)
 		}
+		if err := app.addHandler(hc.name, hc.topic, name, fn); err != nil {
+			if !loaded {
+				app.rawTypes.Delete(hc.topic)
+			}
+			return err
+		}
+		return nil
 	}
 	return app.addHandler(hc.name, hc.topic, name, fn)
 }
@@ -186,8 +196,10 @@ func HandleFunc[T router.Message](app *App, f func(ctx context.Context, msg T) e
 }
 
 // AddHandler adds a raw Watermill handler function consuming topic, for
-// handlers that work on *message.Message directly. It receives every
-// message of the topic, whatever its type. Names must be unique.
+// handlers that work on *message.Message directly, with the App's default
+// middleware chain around it. It receives every message of the topic,
+// whatever its type. Names must be unique. A raw handler that returns
+// messages to publish is added with [App.AddPublisherHandler].
 func (a *App) AddHandler(name, topic string, fn message.NoPublishHandlerFunc) error {
 	if fn == nil {
 		return fmt.Errorf("hexeract: nil handler %q", name)
