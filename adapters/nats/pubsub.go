@@ -202,7 +202,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 	}
 	return &Subscriber{
 		conn: conn, js: js, cfg: cfg, prov: prov, logger: nopIfNil(logger),
-		unmar: &wnats.NATSMarshaler{}, closing: make(chan struct{}),
+		closing: make(chan struct{}),
 	}, nil
 }
 

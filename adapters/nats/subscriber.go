@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,6 @@ type Subscriber struct {
 	cfg    Config
 	prov   *provisioner
 	logger watermill.LoggerAdapter
-	unmar  wnats.Unmarshaler
 
 	mu      sync.Mutex
 	closed  bool
@@ -54,8 +54,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	var members sync.WaitGroup
 	for i := 0; i < s.cfg.SubscribersCount; i++ {
 		// The server never has more than MaxAckPending messages of the
-		// consumer unacknowledged, so the buffer never overflows.
-		buf := make(chan *nc.Msg, s.cfg.MaxAckPending)
+		// consumer unacknowledged, so the buffer does not overflow (a
+		// message dropped by nats.go as a slow consumer would only come
+		// back after AckWait).
+		buf := make(chan *nc.Msg, 2*s.cfg.MaxAckPending) // room for redeliveries of messages still buffered
 		sub, err := s.js.ChanQueueSubscribe(topic, consumer, buf, nc.Bind(stream, consumer), nc.ManualAck())
 		if err != nil {
 			cancel() // the members started so far give back what they hold
@@ -100,13 +102,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, sub *nc.Subscrip
 // deliver hands one message to out and settles it as its handler says. It
 // returns false when the subscription is ending (the message was naked).
 func (s *Subscriber) deliver(ctx context.Context, topic string, m *nc.Msg, out chan<- *message.Message) bool {
-	msg, err := s.unmar.Unmarshal(m)
-	if err != nil {
-		// It would fail the same way on every redelivery: stop it.
-		s.logger.Error("nats: cannot unmarshal message; terminated", err, watermill.LogFields{"topic": topic})
-		_ = m.Term()
-		return true
-	}
+	msg := unmarshal(m)
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msg.SetContext(msgCtx)
@@ -143,6 +139,27 @@ func (s *Subscriber) deliver(ctx context.Context, topic string, m *nc.Msg, out c
 		s.nak(m, topic)
 		return false
 	}
+}
+
+// unmarshal reads a message as Watermill's NATSMarshaler writes it: the
+// UUID from the _watermill_message_uuid header, the other headers as
+// metadata (JetStream's own publish headers left out), the data as payload.
+// A header with several values, which Watermill's unmarshaler refuses
+// (leaving the message to come back after every AckWait, for ever), is kept
+// with its values joined by ", ", so the message reaches the handler chain
+// and, if it cannot be handled, its dead letter.
+func unmarshal(m *nc.Msg) *message.Message {
+	msg := message.NewMessage(m.Header.Get(wnats.WatermillUUIDHdr), m.Data)
+	md := make(message.Metadata, len(m.Header))
+	for k, v := range m.Header {
+		switch k {
+		case wnats.WatermillUUIDHdr, nc.MsgIdHdr, nc.ExpectedLastMsgIdHdr, nc.ExpectedStreamHdr, nc.ExpectedLastSubjSeqHdr, nc.ExpectedLastSeqHdr:
+			continue
+		}
+		md[k] = strings.Join(v, ", ")
+	}
+	msg.Metadata = md
+	return msg
 }
 
 func (s *Subscriber) ack(m *nc.Msg, topic string) {
