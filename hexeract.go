@@ -369,7 +369,8 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 			j++
 		}
 		if err := a.publisher.Publish(topics[i], wms[i:j]...); err != nil {
-			return err
+			// Say what to change when the transport refuses the topic's name.
+			return errors.Join(err, a.CheckTopic(topics[i]))
 		}
 		i = j
 	}

@@ -268,3 +268,18 @@ func newBusForCount(t testing.TB) *gochannel.PubSub {
 	t.Cleanup(func() { _ = ps.Close() })
 	return ps
 }
+
+// A publisher-only App on watermill-nats with AutoProvision: the publish
+// error says what to change.
+func TestPublishErrorNamesTheTopicFix(t *testing.T) {
+	pub, _ := wmNATS(t, "pubonly"+testenv.Suffix())
+	app, err := hexeract.New(hexeract.WithPublisher(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	err = app.Publish(context.Background(), Invoiced{ID: "1"})
+	if err == nil || !strings.Contains(err.Error(), "hexeract.UnderscoreTopics") {
+		t.Fatalf("Publish error = %v, want one naming the fix", err)
+	}
+}
