@@ -81,3 +81,44 @@ func TestDeadLetterFailureDelayNegative(t *testing.T) {
 		t.Errorf("dead letter after %v with FailureDelay < 0, want no wait", el)
 	}
 }
+
+// A dead-letter topic that cannot be initialized backs off the same way.
+func TestDeadLetterInitFailureBacksOff(t *testing.T) {
+	ps := newPubSub(t)
+	topic := topicName("orders")
+	dlq := subscribe(t, ps, topic+".dlq")
+	var mu sync.Mutex
+	initCalls := 0
+	const delay = 40 * time.Millisecond
+	dead := must(middleware.DeadLetter(ps, middleware.DeadLetterOptions{
+		FailureDelay: delay,
+		Initialize: func(string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			initCalls++
+			if initCalls <= 6 { // fails on the first three messages' two tries each
+				return errors.New("stream cannot be created")
+			}
+			return nil
+		},
+	}))
+	var calls []time.Time
+	runRouter(t, ps, topic, func(*message.Message) error {
+		mu.Lock()
+		calls = append(calls, time.Now())
+		mu.Unlock()
+		return errors.New("fails")
+	}, dead)
+	publish(t, ps, topic, message.NewMessage("m", []byte("x")))
+	recv(t, dlq)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 4 {
+		t.Fatalf("handled %d times, want 4 (3 with a failing initialization, then dead-lettered)", len(calls))
+	}
+	for i, want := range []time.Duration{delay, 2 * delay, 4 * delay} {
+		if gap := calls[i+1].Sub(calls[i]); gap < want {
+			t.Errorf("redelivery %d came %v after the failed initialization, want at least %v", i+1, gap, want)
+		}
+	}
+}
