@@ -40,6 +40,9 @@ func (a *App) installDefaults(cfg *config, r *message.Router) error {
 	for _, configure := range cfg.defaultMiddleware {
 		configure(&dc)
 	}
+	if dc.DeadLetter.Topic == nil {
+		dc.DeadLetter.Topic = a.topics.DeadLetterTopic
+	}
 	if a.publisher != nil {
 		a.publisher = middleware.TracingPublisher(middleware.CorrelationPublisher(a.publisher), dc.Tracing)
 		if dc.Publisher == nil {
@@ -53,6 +56,9 @@ func (a *App) installDefaults(cfg *config, r *message.Router) error {
 		// the first failure: on RabbitMQ a dead letter published to an
 		// exchange without a bound queue would be dropped.
 		dc.DeadLetter.Initialize = si.SubscribeInitialize
+	}
+	if dc.Publisher != nil {
+		a.dlqTopic = dc.DeadLetter.Topic
 	}
 	chain, err := middleware.Default(dc)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/hexeract/hexeract/adapters/mem"
 	"github.com/hexeract/hexeract/internal/ingress"
 	"github.com/hexeract/hexeract/internal/wmlog"
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -23,11 +24,23 @@ type App struct {
 	subscriber message.Subscriber
 	registry   *router.Registry
 	codec      router.Codec
-	topic      router.TopicFunc
+	topics     router.TopicNaming
 	source     string
 	logger     *slog.Logger
 	workers    []Worker
 	ownsPubSub bool
+	// rawPublisher is the publisher as given, before the default chain
+	// decorated it (for the transport's topic rules, topics.go).
+	rawPublisher message.Publisher
+	// topicUsers are the topics the App consumes, with the handler that
+	// consumes each (for the transport's topic rules, topics.go).
+	topicUsers map[string]string
+	// dlqTopic names the dead-letter topic of a topic when the default
+	// chain dead-letters to the broker; nil otherwise.
+	dlqTopic func(string) string
+	// rawTypes maps a topic to the type its raw messages are assumed to
+	// have (WithRawMessages, AcceptRaw): topic string -> wire name string.
+	rawTypes sync.Map
 	// broker is the in-memory broker the App made when given no transport.
 	broker *mem.Broker
 	// hub subscribes once per topic and hands each message to every
@@ -67,8 +80,8 @@ func New(opts ...Option) (*App, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	if cfg.topic == nil {
-		cfg.topic = router.DefaultTopic
+	if cfg.topics == nil {
+		cfg.topics = router.DefaultTopics{}
 	}
 	if cfg.codec == nil {
 		cfg.codec = router.JSON{}
@@ -80,7 +93,7 @@ func New(opts ...Option) (*App, error) {
 	app := &App{
 		registry: router.NewRegistry(),
 		codec:    cfg.codec,
-		topic:    cfg.topic,
+		topics:   cfg.topics,
 		source:   cfg.source,
 		logger:   cfg.logger,
 		workers:  cfg.workers,
@@ -89,9 +102,13 @@ func New(opts ...Option) (*App, error) {
 		routerDone: make(chan struct{}),
 	}
 	app.publisher, app.subscriber = cfg.publisher, cfg.subscriber
+	app.rawPublisher = cfg.publisher
 	if app.publisher == nil && app.subscriber == nil {
 		app.broker = mem.New(mem.Config{Logger: wmLogger})
 		app.publisher, app.subscriber, app.ownsPubSub = app.broker.Publisher(), app.broker.Subscriber(""), true
+	}
+	for topic, typ := range cfg.raw {
+		app.rawTypes.Store(topic, typ)
 	}
 	app.closeTimeout = cfg.routerCfg.CloseTimeout
 	if app.closeTimeout <= 0 {
@@ -106,6 +123,9 @@ func New(opts ...Option) (*App, error) {
 			// handler, so its dead letter keeps the producer's body.
 			Expand: router.ExpandBatch,
 			TypeOf: router.EventType,
+			// Raw messages of the topics that assume a type get its
+			// envelope before they are routed.
+			Prepare: app.assumeRaw,
 		})
 	}
 	r, err := message.NewRouter(cfg.routerCfg, wmLogger)
@@ -124,8 +144,10 @@ func New(opts ...Option) (*App, error) {
 }
 
 // Handle adds a typed handler for messages of type T, consumed from the
-// topic the App's topic function gives for T's wire name (or the one set by
-// [WithTopic]). It returns an error for a nil handler, a type without a
+// topic the App's topic naming gives for T's wire name (or the one set by
+// [WithTopic]). Messages without a CloudEvents envelope are dead-lettered
+// unless the handler is added with [AcceptRaw] or the topic is given to
+// [WithRawMessages]. It returns an error for a nil handler, a type without a
 // usable wire name, a wire name already taken by another Go type, or a
 // handler name already in use.
 func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOption) error {
@@ -137,11 +159,32 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 	if err != nil {
 		return err
 	}
-	hc := handlerConfig{name: name, topic: app.topic(name)}
+	hc := handlerConfig{name: name, topic: app.topics.Topic(name)}
 	for _, opt := range opts {
 		opt(&hc)
 	}
+	if hc.rawTypes {
+		prev, loaded := app.rawTypes.LoadOrStore(hc.topic, name)
+		if loaded && prev.(string) != name {
+			return fmt.Errorf("hexeract: handler %q: AcceptRaw on topic %q, whose raw messages are already taken as %q; a topic's raw messages have one type (give this handler its own topic with hexeract.WithTopic)", hc.name, hc.topic, prev)
+		}
+		if err := app.addHandler(hc.name, hc.topic, name, fn); err != nil {
+			if !loaded {
+				app.rawTypes.Delete(hc.topic)
+			}
+			return err
+		}
+		return nil
+	}
 	return app.addHandler(hc.name, hc.topic, name, fn)
+}
+
+// assumeRaw gives a raw message of a topic that assumes a type the
+// envelope of that type (see WithRawMessages, AcceptRaw).
+func (a *App) assumeRaw(topic string, msg *message.Message) {
+	if typ, ok := a.rawTypes.Load(topic); ok {
+		router.AssumeEnvelope(msg, typ.(string))
+	}
 }
 
 // HandleFunc adds a typed handler function; see [Handle].
@@ -154,8 +197,10 @@ func HandleFunc[T router.Message](app *App, f func(ctx context.Context, msg T) e
 }
 
 // AddHandler adds a raw Watermill handler function consuming topic, for
-// handlers that work on *message.Message directly. It receives every
-// message of the topic, whatever its type. Names must be unique.
+// handlers that work on *message.Message directly, with the App's default
+// middleware chain around it. It receives every message of the topic,
+// whatever its type. Names must be unique. A raw handler that returns
+// messages to publish is added with [App.AddPublisherHandler].
 func (a *App) AddHandler(name, topic string, fn message.NoPublishHandlerFunc) error {
 	if fn == nil {
 		return fmt.Errorf("hexeract: nil handler %q", name)
@@ -163,9 +208,41 @@ func (a *App) AddHandler(name, topic string, fn message.NoPublishHandlerFunc) er
 	return a.addHandler(name, topic, "", fn)
 }
 
+// AddPublisherHandler adds a raw Watermill handler that consumes topic and
+// publishes the messages it returns on publishTopic through the App's
+// publisher, with the App's default middleware chain around it like every
+// other handler: the returned messages carry the incoming correlation id
+// and its id as causation id (and the trace context), failures are retried
+// and dead-lettered, and messages returned by a failed attempt are dropped.
+// It receives every message of the topic, whatever its type. Names must be
+// unique. The App needs a publisher and a subscriber.
+//
+// It is Watermill's Router.AddHandler for an App: a handler registered
+// directly on app.Router() with AddHandler would bypass the App's one
+// subscription per topic (see docs/transports.md, "One bus semantics").
+func (a *App) AddPublisherHandler(name, topic, publishTopic string, fn message.HandlerFunc) error {
+	if fn == nil {
+		return fmt.Errorf("hexeract: nil handler %q", name)
+	}
+	if a.publisher == nil {
+		return fmt.Errorf("hexeract: handler %q publishes to %q but the App has no publisher; pass hexeract.WithPublisher", name, publishTopic)
+	}
+	if publishTopic == "" {
+		return fmt.Errorf("hexeract: handler %q has an empty publish topic; use App.AddHandler for a handler that publishes nothing", name)
+	}
+	return a.addRouterHandler(name, topic, "", publishTopic, middleware.CountCalls(fn))
+}
+
 // addHandler adds a router handler for topic that takes the messages of
 // wire type typ ("" for every type).
 func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFunc) error {
+	return a.addRouterHandler(name, topic, typ, "", countCalls(fn))
+}
+
+// addRouterHandler adds fn to the router for topic, taking the messages of
+// wire type typ ("" for every type) and publishing what it returns on
+// publishTopic ("" for none; fn then returns no messages).
+func (a *App) addRouterHandler(name, topic, typ, publishTopic string, fn message.HandlerFunc) error {
 	if a.subscriber == nil {
 		return fmt.Errorf("hexeract: handler %q needs a subscriber; pass hexeract.WithSubscriber", name)
 	}
@@ -185,7 +262,20 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 		return err
 	}
 	a.handlers[name] = true
-	a.router.AddNoPublisherHandler(name, topic, member, fn)
+	if a.topicUsers == nil {
+		a.topicUsers = make(map[string]string)
+	}
+	if _, ok := a.topicUsers[topic]; !ok {
+		a.topicUsers[topic] = name
+	}
+	if publishTopic == "" {
+		a.router.AddNoPublisherHandler(name, topic, member, func(msg *message.Message) error {
+			_, err := fn(msg)
+			return err
+		})
+	} else {
+		a.router.AddHandler(name, topic, member, publishTopic, a.publisher, fn)
+	}
 	if a.running {
 		// Run has been called but its router may not be running yet; it
 		// starts the new handler itself in that case, and RunHandlers before
@@ -200,6 +290,13 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 		return a.router.RunHandlers(a.runCtx)
 	}
 	return nil
+}
+
+// countCalls wraps fn in middleware.CountCalls, inside every router
+// middleware (the App's and the caller's, Watermill's Retry included), so
+// a dead letter counts the handler calls made.
+func countCalls(fn message.NoPublishHandlerFunc) message.HandlerFunc {
+	return middleware.CountCalls(func(msg *message.Message) ([]*message.Message, error) { return nil, fn(msg) })
 }
 
 // stopped reports whether the router ran and has returned. The caller holds a.mu.
@@ -260,7 +357,7 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 		if err != nil {
 			return fmt.Errorf("hexeract: encode %s: %w", m.MessageType(), err)
 		}
-		t := a.topic(m.MessageType())
+		t := a.topics.Topic(m.MessageType())
 		if t == "" {
 			return fmt.Errorf("hexeract: the App's topic function returned an empty topic for %q", m.MessageType())
 		}
@@ -273,7 +370,8 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 			j++
 		}
 		if err := a.publisher.Publish(topics[i], wms[i:j]...); err != nil {
-			return err
+			// Say what to change when the transport refuses the topic's name.
+			return errors.Join(err, a.CheckTopic(topics[i]))
 		}
 		i = j
 	}
@@ -287,7 +385,15 @@ func (a *App) NewMessage(ctx context.Context, m router.Message) (*message.Messag
 }
 
 // TopicFor returns the topic the App publishes m's type on.
-func (a *App) TopicFor(m router.Message) string { return a.topic(m.MessageType()) }
+func (a *App) TopicFor(m router.Message) string { return a.topics.Topic(m.MessageType()) }
+
+// Topics returns the App's topic naming (see [WithTopicNaming]): give it to
+// the components built beside the App, so every one names topics the same
+// way without repeating the configuration:
+//
+//	ob, _ := outbox.New(pool, outbox.WithTopicNaming(app.Topics()))
+//	sched, _ := scheduler.New(pool, ob) // takes the outbox's naming
+func (a *App) Topics() router.TopicNaming { return a.topics }
 
 // Run runs the router and the attached workers until ctx is cancelled or a
 // worker fails. On cancellation the router stops taking new messages and
@@ -308,6 +414,10 @@ func (a *App) Run(ctx context.Context) error {
 	if a.useErr != nil {
 		a.mu.Unlock()
 		return a.useErr
+	}
+	if err := a.checkTopics(); err != nil {
+		a.mu.Unlock()
+		return err
 	}
 	a.running = true
 	// The router runs on a context that is not cancelled with ctx, so a

@@ -17,7 +17,7 @@ type config struct {
 	publisher  message.Publisher
 	subscriber message.Subscriber
 	logger     *slog.Logger
-	topic      router.TopicFunc
+	topics     router.TopicNaming
 	codec      router.Codec
 	source     string
 	routerCfg  message.RouterConfig
@@ -25,6 +25,9 @@ type config struct {
 	middleware []message.HandlerMiddleware
 	// noDefaults turns off the default middleware chain.
 	noDefaults bool
+	// raw maps topics whose raw messages get an assumed type (WithRawMessages).
+	raw    map[string]string
+	rawErr error // the first topic given two types
 	// defaultMiddleware tunes the default chain (defaults.go).
 	defaultMiddleware []func(*middleware.DefaultConfig)
 }
@@ -40,6 +43,14 @@ func (c *config) validate() error {
 	for i, mw := range c.middleware {
 		if mw == nil {
 			return fmt.Errorf("hexeract: middleware %d given with WithMiddleware is nil", i)
+		}
+	}
+	if c.rawErr != nil {
+		return c.rawErr
+	}
+	for topic, typ := range c.raw {
+		if topic == "" || typ == "" {
+			return fmt.Errorf("hexeract: WithRawMessages(%q, %q): topic and wire name must not be empty", topic, typ)
 		}
 	}
 	return nil
@@ -76,8 +87,61 @@ func WithPubSub(p message.Publisher, s message.Subscriber) Option {
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithTopicFunc overrides how a wire name maps to a topic; the default topic
-// is the wire name itself.
-func WithTopicFunc(f router.TopicFunc) Option { return func(c *config) { c.topic = f } }
+// is the wire name itself. It is WithTopicNaming(router.FuncTopics{TopicOf: f}):
+// dead-letter and reply topics keep their default names. Prefer
+// [WithTopicNaming], which names those too.
+func WithTopicFunc(f router.TopicFunc) Option {
+	return func(c *config) {
+		if f != nil {
+			c.topics = router.FuncTopics{TopicOf: f}
+		}
+	}
+}
+
+// WithRawMessages makes the App take raw messages on topic, ones without a
+// CloudEvents envelope (no ce_type), as messages of wire type wireName: each
+// gets ce_type wireName and its Watermill UUID as ce_id before it is routed,
+// so the typed handlers of wireName on that topic accept it (see
+// [router.AssumeEnvelope]; the per-handler form is [AcceptRaw]). Give it once
+// per topic; [New] refuses two types for one topic.
+func WithRawMessages(topic, wireName string) Option {
+	return func(c *config) {
+		if c.raw == nil {
+			c.raw = make(map[string]string)
+		}
+		if prev, ok := c.raw[topic]; ok && prev != wireName {
+			if c.rawErr == nil {
+				c.rawErr = fmt.Errorf("hexeract: WithRawMessages gives topic %q two types (%q and %q); a topic's raw messages can be assumed to be of one type only", topic, prev, wireName)
+			}
+			return
+		}
+		c.raw[topic] = wireName
+	}
+}
+
+// WithTopicNaming sets how the App names every topic (see
+// [router.TopicNaming]): its handlers' and its publisher's topics, the
+// dead-letter topics of the default middleware (unless
+// DeadLetterOptions.Topic is set) and request/reply's reply topic. Build the
+// outbox and the scheduler with [App.Topics] so they name topics the same
+// way. The default is [DefaultTopics]; use [UnderscoreTopics] with
+// watermill-nats and AutoProvision, whose JetStream stream names cannot hold
+// dots ([App.Run] refuses dotted topics there, naming the topic).
+func WithTopicNaming(n router.TopicNaming) Option {
+	return func(c *config) {
+		if n != nil {
+			c.topics = n
+		}
+	}
+}
+
+// DefaultTopics is the default topic naming: the wire name, "<topic>.dlq"
+// and "hexeract.replies.<id>" (see [router.DefaultTopics]).
+type DefaultTopics = router.DefaultTopics
+
+// UnderscoreTopics is the dot-free topic naming: "billing_invoiced",
+// "<topic>_dlq" and "hexeract_replies_<id>" (see [router.UnderscoreTopics]).
+type UnderscoreTopics = router.UnderscoreTopics
 
 // WithCodec sets the payload codec; the default is JSON.
 func WithCodec(codec router.Codec) Option { return func(c *config) { c.codec = codec } }
@@ -110,9 +174,20 @@ func WithoutDefaultMiddleware() Option { return func(c *config) { c.noDefaults =
 type HandlerOption func(*handlerConfig)
 
 type handlerConfig struct {
-	name  string
-	topic string
+	name     string
+	topic    string
+	rawTypes bool
 }
+
+// AcceptRaw makes the handler accept raw messages, ones without a
+// CloudEvents envelope (no ce_type), as written by Watermill producers that
+// Hexeract did not build: each such message on the handler's topic is taken
+// as the handler's type, with the Watermill UUID as its id, and its body is
+// decoded with the App's codec (see [router.AssumeEnvelope]). Messages that
+// carry a type are routed by it as usual. It is opt-in per handler, so
+// consumers can move to typed handlers before their producers change; a
+// topic can assume one type only ([WithRawMessages] sets it per topic).
+func AcceptRaw() HandlerOption { return func(h *handlerConfig) { h.rawTypes = true } }
 
 // WithName names the handler. Names must be unique in an App; the default is
 // the message type's wire name. Name a second handler of the same type.

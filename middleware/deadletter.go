@@ -26,7 +26,7 @@ const (
 	KeyFaultPermanent    = "hexeract_fault_permanent"     // "true" when the error was permanent
 	KeyFaultHandler      = "hexeract_fault_handler"       // Watermill handler name
 	KeyFaultTopic        = "hexeract_fault_topic"         // topic the message was consumed from
-	KeyFaultAttempts     = "hexeract_fault_attempts"      // handler calls made, first one included
+	KeyFaultAttempts     = "hexeract_fault_attempts"      // handler calls made, first one included (see CountCalls)
 	KeyFaultFirstFailure = "hexeract_fault_first_failure" // time of the first failed attempt
 	KeyFaultLastFailure  = "hexeract_fault_last_failure"  // time of the last failed attempt
 	KeyFaultStack        = "hexeract_fault_stack"         // truncated stack, panics only; frames separated by " | "
@@ -88,9 +88,27 @@ type DeadLetterOptions struct {
 	// each dead letter until it succeeds, and a message that must be
 	// dead-lettered while it still fails is nacked.
 	Initialize func(topic string) error
+	// FailureDelay is how long the handler waits before it returns (and
+	// the router nacks the message) when the dead letter cannot be
+	// published or its topic cannot be initialized: 0 means
+	// DefaultFailureDelay, a negative value nacks at once. The delay
+	// doubles with each consecutive failure of the handler's dead letters,
+	// up to MaxFailureDelay, and starts again after one succeeds, so a
+	// dead-letter topic that cannot be written never turns into an
+	// immediate redelivery loop. The wait ends at once when the message
+	// context is cancelled (the router is closing).
+	FailureDelay time.Duration
+	// MaxFailureDelay caps FailureDelay; 0 means DefaultMaxFailureDelay.
+	MaxFailureDelay time.Duration
 	// Logger, when set, logs each dead letter at Error level.
 	Logger *slog.Logger
 }
+
+// Defaults of DeadLetterOptions.FailureDelay and MaxFailureDelay.
+const (
+	DefaultFailureDelay    = time.Second
+	DefaultMaxFailureDelay = time.Minute
+)
 
 // DLQTopic is the default dead-letter topic of topic: topic + ".dlq".
 func DLQTopic(topic string) string { return topic + DefaultDLQSuffix }
@@ -125,6 +143,8 @@ type deadLetter struct {
 	maxStack   int
 	initialize func(string) error
 	logger     *slog.Logger
+	delay      time.Duration // first wait after a dead letter failed; <0: none
+	maxDelay   time.Duration
 }
 
 // DeadLetter returns middleware that moves a message whose handler failed
@@ -143,9 +163,11 @@ type deadLetter struct {
 // *router.UnmarshalError naming the cause, with 0 attempts, and the
 // router.KeyTransportError key is not copied.
 //
-// When the dead-letter publish fails, the middleware returns the handler's
-// error joined with the publish error, so the router nacks the message and
-// the transport redelivers it: nothing is lost. When the message context is
+// When the dead-letter publish fails, the middleware waits (FailureDelay,
+// doubling up to MaxFailureDelay while the failures go on) and returns the
+// handler's error joined with the publish error, so the router nacks the
+// message and the transport redelivers it: nothing is lost, and a broken
+// dead-letter topic does not become a tight redelivery loop. When the message context is
 // already cancelled (the router is shutting down mid-retry) the error is
 // returned as is, for the same reason.
 func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerMiddleware, error) {
@@ -161,6 +183,17 @@ func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerM
 		maxStack:   opts.MaxStackLength,
 		initialize: opts.Initialize,
 		logger:     opts.Logger,
+		delay:      opts.FailureDelay,
+		maxDelay:   opts.MaxFailureDelay,
+	}
+	if dl.delay == 0 {
+		dl.delay = DefaultFailureDelay
+	}
+	if dl.maxDelay <= 0 {
+		dl.maxDelay = DefaultMaxFailureDelay
+	}
+	if dl.maxDelay < dl.delay {
+		dl.maxDelay = dl.delay
 	}
 	if dl.topic == nil {
 		dl.topic = DLQTopic
@@ -185,6 +218,7 @@ func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerM
 
 func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 	var initialized atomic.Bool
+	var failures atomic.Int32 // consecutive dead letters of this handler that failed
 	return func(msg *message.Message) (out []*message.Message, err error) {
 		d := deliveryOf(msg)
 		ctx := msg.Context()
@@ -198,9 +232,14 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 			// call and no retry can change that, so it is dead-lettered at
 			// once, whatever ShouldDeadLetter says (returning it would have
 			// the transport redeliver it in a loop).
-			return nil, dl.deadLetterUndecodable(ctx, msg, d, terr, &initialized)
+			if err := dl.deadLetterUndecodable(ctx, msg, d, terr, &initialized); err != nil {
+				dl.backOff(ctx, &failures)
+				return nil, err
+			}
+			failures.Store(0)
+			return nil, nil
 		}
-		failures := d.lastFailure
+		lastFailure := d.lastFailure
 		defer func() {
 			if r := recover(); r != nil {
 				out, err = nil, wmmiddleware.RecoveredPanicError{V: r, Stacktrace: string(debug.Stack())}
@@ -212,16 +251,23 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 			if ctx.Err() != nil || (dl.should != nil && !dl.should(err)) {
 				return
 			}
-			if d.lastFailure.Equal(failures) { // no Retry inside recorded this failure
+			if d.lastFailure.Equal(lastFailure) { // no Retry inside recorded this failure
 				d.recordFailure(err, time.Now())
 			}
 			if dl.initialize != nil && !initialized.Load() {
 				if ierr := dl.init(ctx, &initialized); ierr != nil {
 					out, err = nil, errors.Join(err, ierr)
+					dl.backOff(ctx, &failures)
 					return
 				}
 			}
-			out, err = nil, dl.deadLetter(ctx, msg, d, err)
+			cause := err
+			out, err = nil, dl.deadLetter(ctx, msg, d, cause)
+			if err != nil {
+				dl.backOff(ctx, &failures)
+			} else {
+				failures.Store(0)
+			}
 		}()
 		return h(msg)
 	}
@@ -238,6 +284,33 @@ func (dl *deadLetter) deadLetterUndecodable(ctx context.Context, msg *message.Me
 		}
 	}
 	return dl.deadLetter(ctx, msg, d, cause)
+}
+
+// backOff waits before a message whose dead letter failed is nacked: the
+// handler's FailureDelay doubled for each consecutive failure before this
+// one, capped at MaxFailureDelay; it returns early when ctx ends.
+func (dl *deadLetter) backOff(ctx context.Context, failures *atomic.Int32) {
+	n := failures.Add(1)
+	if dl.delay < 0 {
+		return
+	}
+	w := dl.delay
+	for i := int32(1); i < n && w < dl.maxDelay; i++ {
+		w *= 2
+	}
+	if w > dl.maxDelay {
+		w = dl.maxDelay
+	}
+	if dl.logger != nil {
+		dl.logger.Warn("hexeract: dead letter failed; the message is nacked after a wait",
+			"handler", message.HandlerNameFromCtx(ctx), "wait", w, "consecutive_failures", n)
+	}
+	t := time.NewTimer(w)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // init initializes the handler's dead-letter topic.

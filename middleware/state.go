@@ -19,6 +19,7 @@ type delivery struct {
 	context.Context
 
 	attempt      atomic.Int32
+	calls        atomic.Int32 // handler calls counted by CountCalls
 	retries      int
 	firstFailure time.Time
 	lastFailure  time.Time
@@ -64,9 +65,14 @@ func (d *delivery) recordFailure(err error, at time.Time) {
 	d.lastErr = err
 }
 
-// attempts is the number of attempts made so far (at least 1).
+// attempts is the number of handler calls made so far (at least 1): the
+// calls CountCalls counted when it is in the chain, else Retry's attempts.
 func (d *delivery) attempts() int {
-	if n := int(d.attempt.Load()); n > 0 {
+	n := int(d.attempt.Load())
+	if c := int(d.calls.Load()); c > n {
+		n = c
+	}
+	if n > 0 {
 		return n
 	}
 	return 1
@@ -83,4 +89,39 @@ func Attempt(ctx context.Context) int {
 		return int(d.attempt.Load())
 	}
 	return 0
+}
+
+// CountCalls is middleware that counts the handler calls of each delivery
+// and records the time of each failed one, for [DeadLetter]: with it placed
+// innermost (closest to the handler), the dead letter's
+// hexeract_fault_attempts is the number of handler calls made and
+// hexeract_fault_first_failure / _last_failure the times of the first and
+// last failed call, whatever retried them: Hexeract's [Retry], Watermill's
+// Retry middleware (also with ResetContextOnRetry), or both nested.
+//
+// A hexeract App wraps every handler in it, inside all the router's
+// middleware; on a plain Watermill router add it last:
+//
+//	r.AddMiddleware(deadLetter, wmRetry.Middleware, middleware.CountCalls)
+//
+// It counts only under a Hexeract middleware placed outside it that keeps
+// the delivery record (Correlation, Tracing, Metrics, DeadLetter or Retry);
+// elsewhere it just calls the handler.
+func CountCalls(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		d := deliveryFrom(msg.Context())
+		if d == nil {
+			return h(msg)
+		}
+		d.calls.Add(1)
+		failed := true
+		defer func() {
+			if failed {
+				d.recordFailure(err, time.Now())
+			}
+		}()
+		out, err = h(msg)
+		failed = err != nil
+		return out, err
+	}
 }

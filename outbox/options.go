@@ -31,6 +31,7 @@ type outboxConfig struct {
 	codec   router.Codec
 	source  string
 	topic   router.TopicFunc
+	topics  router.TopicNaming
 	notify  notifyMode
 	keyLock bool
 	tracer  trace.TracerProvider
@@ -104,7 +105,20 @@ func WithSource(source string) Option {
 // WithTopicFunc maps a message type's wire name to the topic the relay
 // publishes it on; the default topic is the wire name (as in hexeract.App).
 func WithTopicFunc(f router.TopicFunc) Option {
-	return outboxOptionFunc(func(c *outboxConfig) { c.topic = f })
+	return outboxOptionFunc(func(c *outboxConfig) { c.topic, c.topics = f, nil })
+}
+
+// WithTopicNaming names topics as n does (the topic of a wire name is
+// n.Topic); give it the App's naming, outbox.WithTopicNaming(app.Topics()),
+// so the outbox, the App and the scheduler (which takes the naming of its
+// outbox sink) never disagree. A later WithTopicFunc overrides n's topic
+// function.
+func WithTopicNaming(n router.TopicNaming) Option {
+	return outboxOptionFunc(func(c *outboxConfig) {
+		if n != nil {
+			c.topics, c.topic = n, n.Topic
+		}
+	})
 }
 
 // WithoutNotify stops [Outbox.Signal] from sending PostgreSQL

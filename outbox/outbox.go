@@ -37,6 +37,7 @@ type Outbox struct {
 	codec   router.Codec
 	source  string
 	topic   router.TopicFunc
+	topics  router.TopicNaming
 	notify  notifyMode
 	keyLock bool
 	n       *notifier
@@ -76,11 +77,14 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
 	if cfg.source == "" {
 		cfg.source = router.DefaultSource
 	}
+	if cfg.topics == nil {
+		cfg.topics = router.FuncTopics{TopicOf: cfg.topic}
+	}
 	if cfg.topic == nil {
 		cfg.topic = router.DefaultTopic
 	}
 	o := &Outbox{
-		pool: pool, t: t, codec: cfg.codec, source: cfg.source, topic: cfg.topic,
+		pool: pool, t: t, codec: cfg.codec, source: cfg.source, topic: cfg.topic, topics: cfg.topics,
 		notify: cfg.notify, keyLock: cfg.keyLock,
 		create: msgtrace.NewCreator(msgtrace.Tracer(cfg.tracer, instrumentation), msgtrace.System,
 			attribute.String("outbox.table", t.name.String())),
@@ -110,6 +114,10 @@ func (o *Outbox) Table() string { return o.t.name.String() }
 // Channel returns the PostgreSQL notification channel on which
 // [Outbox.Publish] announces new rows and relays listen.
 func (o *Outbox) Channel() string { return o.t.channel }
+
+// Topics returns the outbox's topic naming (see [WithTopicNaming]); a
+// scheduler whose sink is this outbox names topics with it.
+func (o *Outbox) Topics() router.TopicNaming { return o.topics }
 
 // Publish encodes msgs with the Hexeract envelope (see router.NewMessage:
 // a new UUIDv7 id, ce_type, ce_source, correlation and causation taken from

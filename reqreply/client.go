@@ -26,7 +26,8 @@ import (
 // context nor [Timeout] sets a deadline.
 const DefaultTimeout = 30 * time.Second
 
-// ReplyTopicPrefix starts the default per-instance reply topic,
+// ReplyTopicPrefix starts the per-instance reply topic of the default topic
+// naming (router.DefaultTopics),
 // "hexeract.replies.<instance id>".
 const ReplyTopicPrefix = "hexeract.replies."
 
@@ -167,7 +168,10 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 		return nil, fmt.Errorf("reqreply: DefaultRequestTimeout must be positive, got %s", cfg.defaultTimeout)
 	}
 	if cfg.replyTopic == "" {
-		cfg.replyTopic = ReplyTopicPrefix + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+		cfg.replyTopic = app.Topics().ReplyTopic(strings.ReplaceAll(uuid.NewString(), "-", "")[:16])
+	}
+	if err := app.CheckTopic(cfg.replyTopic); err != nil {
+		return nil, fmt.Errorf("reqreply: reply topic: %w", err)
 	}
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()

@@ -27,6 +27,9 @@ const (
 	KeyCausationID   = "causation_id"
 	KeyTraceParent   = "traceparent" // W3C trace context
 	KeyTraceState    = "tracestate"  // W3C trace context
+	// KeyAssumedType is "true" on a raw message (one without a CloudEvents
+	// envelope) whose type was assumed by [AssumeEnvelope].
+	KeyAssumedType = "hexeract_assumed_type"
 )
 
 // SpecVersion is the CloudEvents specification version Hexeract writes.

@@ -137,8 +137,21 @@ func WithCodec(codec router.Codec) Option { return func(c *config) { c.codec = c
 func WithSource(source string) Option { return func(c *config) { c.source = source } }
 
 // WithTopicFunc sets how a typed message's wire name maps to its topic
-// (default: the wire name).
+// (default: the naming of the sink when it has one, as the outbox does,
+// else the wire name).
 func WithTopicFunc(f router.TopicFunc) Option { return func(c *config) { c.topic = f } }
+
+// WithTopicNaming names the topics of typed messages as n does, for example
+// scheduler.WithTopicNaming(app.Topics()). Without it (and without
+// WithTopicFunc) a scheduler whose sink is an outbox takes the outbox's
+// naming (outbox.WithTopicNaming), so the naming is given once.
+func WithTopicNaming(n router.TopicNaming) Option {
+	return func(c *config) {
+		if n != nil {
+			c.topic = n.Topic
+		}
+	}
+}
 
 // WithBatchSize sets how many due messages one claim transaction takes
 // (default 500).
@@ -208,7 +221,6 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		table:        "hexeract_scheduled",
 		codec:        router.JSON{},
 		source:       router.DefaultSource,
-		topic:        router.DefaultTopic,
 		batchSize:    500,
 		workers:      2,
 		pollInterval: 500 * time.Millisecond,
@@ -217,6 +229,11 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		instanceID:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), router.NewID()[24:]),
 		migrate:      true,
 		notify:       true,
+	}
+	if tn, ok := sink.(interface{ Topics() router.TopicNaming }); ok && tn.Topics() != nil {
+		cfg.topic = tn.Topics().Topic
+	} else {
+		cfg.topic = router.DefaultTopic
 	}
 	for _, opt := range opts {
 		opt(&cfg)

@@ -12,7 +12,10 @@
 //   - explicit, manual acks: a message is acknowledged only after the
 //     handler acked it; a nack, a handler that overruns the ack wait, or a
 //     subscriber that stops mid-message all lead to redelivery;
-//   - reconnection forever, with subscriptions restored.
+//   - reconnection forever, with subscriptions restored;
+//   - on shutdown, messages received but not handled are naked at once
+//     (the subscriber is Hexeract's own, on nats.go; see [Subscriber]), so
+//     they are redelivered at once, not after AckWait.
 //
 // Topics are NATS subjects (for example "users.registered"). Stream and
 // consumer names cannot contain dots, so they are derived from the topic and

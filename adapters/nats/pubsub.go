@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -146,26 +145,6 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return p.Publisher.Publish(topic, msgs...)
 }
 
-// Subscriber consumes topics through the group's durable consumers.
-type Subscriber struct {
-	*wnats.Subscriber
-	prov *provisioner
-}
-
-// Subscribe consumes topic as a member of the configured group.
-func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if err := s.prov.ensureConsumer(topic); err != nil {
-		return nil, err
-	}
-	return s.Subscriber.Subscribe(ctx, topic)
-}
-
-// SubscribeInitialize creates topic's stream and the group's consumer, so
-// messages published from now on are kept for the group.
-func (s *Subscriber) SubscribeInitialize(topic string) error {
-	return s.prov.ensureConsumer(topic)
-}
-
 func connect(cfg Config) (*nc.Conn, error) {
 	conn, err := nc.Connect(cfg.URL, cfg.natsOptions()...)
 	if err != nil {
@@ -216,20 +195,15 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (*Subscriber, err
 		conn.Close()
 		return nil, err
 	}
-	s, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       &Marshaler{},
-		SubscribersCount:  cfg.SubscribersCount,
-		AckWaitTimeout:    cfg.AckWait,
-		CloseTimeout:      cfg.AckWait,
-		SubjectCalculator: wnats.DefaultSubjectCalculator,
-		JetStream:         cfg.jetStreamConfig(),
-		QueueGroupPrefix:  ConsumerName(cfg.Group),
-	}, nopIfNil(logger))
+	js, err := conn.JetStream()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("nats: subscriber: %w", err)
+		return nil, fmt.Errorf("nats: subscriber: JetStream context: %w", err)
 	}
-	return &Subscriber{Subscriber: s, prov: prov}, nil
+	return &Subscriber{
+		conn: conn, js: js, cfg: cfg, prov: prov, logger: nopIfNil(logger),
+		closing: make(chan struct{}),
+	}, nil
 }
 
 // New connects a publisher and a subscriber, each on its own connection.

@@ -39,6 +39,10 @@ type Options struct {
 	// is; on error the message is handed on unchanged, so the handler's
 	// decoder reports the fault and the dead-letter step records it.
 	Expand func(*message.Message) ([]*message.Message, error)
+	// Prepare, when set, is called with the topic and each transport
+	// message before it is expanded and routed (the App stamps the assumed
+	// envelope of raw messages there; see router.AssumeEnvelope).
+	Prepare func(topic string, msg *message.Message)
 	// TypeOf returns the message type a message is routed by; nil means
 	// its ce_type metadata.
 	TypeOf func(*message.Message) string
@@ -367,6 +371,9 @@ func (t *topic) targets(msg *message.Message) []*Member {
 
 // dispatch hands msg to its members and settles it upstream.
 func (t *topic) dispatch(msg *message.Message) {
+	if prepare := t.hub.opts.Prepare; prepare != nil {
+		prepare(t.name, msg)
+	}
 	units := []*message.Message{msg}
 	derived := false
 	if msg.Metadata.Get(router.KeyTransportError) != "" {
