@@ -2,13 +2,19 @@ package middleware_test
 
 import (
 	"errors"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/hexeract/hexeract/middleware"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // With Watermill's own Retry between DeadLetter and CountCalls, the dead
@@ -65,5 +71,51 @@ func TestCountCallsNestedRetries(t *testing.T) {
 	f, _ := middleware.FaultOf(recv(t, dlq).Metadata)
 	if f.Attempts != 6 {
 		t.Fatalf("dead letter attempts = %d, want 6 (2 Hexeract attempts of 3 Watermill calls)", f.Attempts)
+	}
+}
+
+// A handler that panics under Watermill's Retry and Recoverer, with
+// CountCalls innermost and Tracing on a recording provider outside: the
+// message is dead-lettered once with the panic as its fault, and the
+// consumer span records it (the tracing middleware used to dereference a
+// nil error here, so the router recovered the panic and redelivered the
+// message for ever).
+func TestCountCallsHandlerPanicIsDeadLetteredOnce(t *testing.T) {
+	ps := newPubSub(t)
+	topic := topicName("orders")
+	dlq := subscribe(t, ps, topic+".dlq")
+	rec := tracetest.NewSpanRecorder()
+	tracing := middleware.Tracing(middleware.TracingOptions{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
+	dead := must(middleware.DeadLetter(ps, middleware.DeadLetterOptions{}))
+	wmRetry := wmmiddleware.Retry{MaxRetries: 2, InitialInterval: 5 * time.Millisecond}
+	var calls atomic.Int32
+	runRouter(t, ps, topic, func(*message.Message) error {
+		calls.Add(1)
+		panic("unlucky")
+	}, tracing, dead, wmRetry.Middleware, wmmiddleware.Recoverer, middleware.CountCalls)
+	publish(t, ps, topic, message.NewMessage("m", []byte("x")))
+	f, _ := middleware.FaultOf(recv(t, dlq).Metadata)
+	if f.Attempts != 3 || !strings.Contains(f.Error, "unlucky") {
+		t.Fatalf("dead letter: %d attempts, error %q; want 3 and the panic", f.Attempts, f.Error)
+	}
+	select {
+	case m := <-dlq:
+		t.Fatalf("a second dead letter %s: the message was redelivered", m.UUID)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("handler called %d times, want 3", n)
+	}
+	var spans int
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindConsumer {
+			spans++
+			if s.Status().Code != codes.Error || !strings.Contains(s.Status().Description, "unlucky") {
+				t.Errorf("consumer span status %v %q; want the panic as an error", s.Status().Code, s.Status().Description)
+			}
+		}
+	}
+	if spans != 1 {
+		t.Fatalf("%d consumer spans, want 1", spans)
 	}
 }

@@ -253,6 +253,11 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 			}
 			if d.lastFailure.Equal(lastFailure) { // no Retry inside recorded this failure
 				d.recordFailure(err, time.Now())
+			} else {
+				// CountCalls recorded the time; the error is the one that
+				// reached this middleware (a handler's panic becomes an
+				// error only in a Recoverer outside CountCalls).
+				d.lastErr = err
 			}
 			if dl.initialize != nil && !initialized.Load() {
 				if ierr := dl.init(ctx, &initialized); ierr != nil {

@@ -62,7 +62,9 @@ func (d *delivery) recordFailure(err error, at time.Time) {
 		d.firstFailure = at
 	}
 	d.lastFailure = at
-	d.lastErr = err
+	if err != nil { // nil: the handler panicked; a middleware outside names the panic
+		d.lastErr = err
+	}
 }
 
 // attempts is the number of handler calls made so far (at least 1): the

@@ -188,7 +188,7 @@ func recordOutcome(span trace.Span, d *delivery, err error) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 		span.SetAttributes(semconv.ErrorType(err))
-	case d.deadLettered:
+	case d.deadLettered && d.lastErr != nil:
 		span.RecordError(d.lastErr)
 		span.SetStatus(codes.Error, d.lastErr.Error())
 		span.SetAttributes(semconv.ErrorType(d.lastErr), AttrDeadLetterTopic.String(d.deadTopic))

@@ -44,7 +44,8 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 		return rep, fmt.Errorf("PostgreSQL: %w", err)
 	}
 	table := outbox.WithTable(outboxTable)
-	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger))
+	traced := outbox.WithTracerProvider(cfg.TracerProvider) // nil: the global provider
+	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -54,7 +55,10 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 		hexeract.WithTopicNaming(Topics{Prefix: cfg.Prefix}), // the one place
 		hexeract.WithLogger(cfg.Logger),
 		hexeract.WithWorker(relay),
-		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) { c.Retry.MaxAttempts = 1 }),
+		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) {
+			c.Retry.MaxAttempts = 1 // Watermill's Retry, added with Use, retries
+			c.Tracing.TracerProvider = cfg.TracerProvider
+		}),
 	)
 	if err != nil {
 		return rep, err
@@ -73,7 +77,7 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 		rep.Topics = append(rep.Topics, t, topics.DeadLetterTopic(t))
 	}
 
-	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(app.Topics()), outbox.WithSource("/orders"))
+	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(app.Topics()), outbox.WithSource("/orders"), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -85,7 +89,7 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 	c := newCounters()
 	// Typed handlers that accept the raw producer's messages.
 	err = hexeract.HandleFunc(app, func(ctx context.Context, o OrderPlaced) error {
-		c.orders.add(o.OrderID)
+		c.orders.addIn(ctx, o.OrderID)
 		switch {
 		case o.Total < 0:
 			return fmt.Errorf("order %s: negative total %d", o.OrderID, o.Total)
@@ -116,14 +120,14 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 		if err := json.Unmarshal(msg.Payload, &inv); err != nil {
 			return nil, err
 		}
-		c.invoices.add(inv.OrderID)
+		c.invoices.addIn(msg.Context(), inv.OrderID)
 		return []*message.Message{message.NewMessage(watermill.NewUUID(), []byte(inv.OrderID))}, nil
 	})
 	if err != nil {
 		return rep, err
 	}
 	if err := app.AddHandler("ledger", issuedTopic, func(msg *message.Message) error {
-		c.ledger.add(string(msg.Payload))
+		c.ledger.addIn(msg.Context(), string(msg.Payload))
 		return nil
 	}); err != nil {
 		return rep, err

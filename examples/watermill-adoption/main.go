@@ -44,6 +44,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	nc "github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // OrderPlaced is what the legacy order service publishes, as plain JSON
@@ -94,6 +95,9 @@ type Config struct {
 	Orders      int    // orders the legacy producer publishes, poison ones included
 	Shipments   int    // events the CQRS event bus publishes
 	Logger      *slog.Logger
+	// TracerProvider traces the run (Hexeract's middleware, the outbox and
+	// its relay); nil means otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
 }
 
 // Report is what a run observed.
@@ -102,6 +106,10 @@ type Report struct {
 	// "invoicing" handler, per issued invoice of the raw "ledger" handler
 	// and per shipment of the typed CQRS replacement.
 	OrderCalls, InvoiceCalls, LedgerCalls, ShipmentCalls map[string]int
+	// OrderTraces, InvoiceTraces and LedgerTraces are, per order id, the
+	// trace the typed handler, the raw "invoicing" handler and the raw
+	// "ledger" handler ran in: one flow, one trace.
+	OrderTraces, InvoiceTraces, LedgerTraces map[string]trace.TraceID
 	// DeadLetters are the faults of the dead letters of the orders topic.
 	DeadLetters map[string]middleware.Fault
 	// Topics the run used (for cleanup).
@@ -200,16 +208,40 @@ func transport(cfg Config, logger watermill.LoggerAdapter) (message.Publisher, m
 	return nil, nil, fmt.Errorf("unknown transport %q; use nats or amqp", cfg.Transport)
 }
 
-// counter counts handler calls per id.
+// counter counts handler calls per id, and keeps the trace of the first.
 type counter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu     sync.Mutex
+	n      map[string]int
+	traces map[string]trace.TraceID
 }
 
 func (c *counter) add(id string) {
 	c.mu.Lock()
 	c.n[id]++
 	c.mu.Unlock()
+}
+
+// addIn counts a call made in ctx and records ctx's trace.
+func (c *counter) addIn(ctx context.Context, id string) {
+	c.mu.Lock()
+	c.n[id]++
+	if c.traces == nil {
+		c.traces = map[string]trace.TraceID{}
+	}
+	if _, ok := c.traces[id]; !ok {
+		c.traces[id] = trace.SpanContextFromContext(ctx).TraceID()
+	}
+	c.mu.Unlock()
+}
+
+func (c *counter) traceSnapshot() map[string]trace.TraceID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]trace.TraceID, len(c.traces))
+	for k, v := range c.traces {
+		out[k] = v
+	}
+	return out
 }
 
 func (c *counter) snapshot() map[string]int {
@@ -253,8 +285,9 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+ordersTable+` (id text PRIMARY KEY, total int NOT NULL)`); err != nil {
 		return rep, fmt.Errorf("PostgreSQL: %w", err)
 	}
-	table := outbox.WithTable(outboxTable) // given once, to the outbox and its relay
-	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(topics), outbox.WithSource("/orders"))
+	table := outbox.WithTable(outboxTable)                  // given once, to the outbox and its relay
+	traced := outbox.WithTracerProvider(cfg.TracerProvider) // nil: the global provider
+	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(topics), outbox.WithSource("/orders"), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -262,7 +295,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err := ob.Migrate(ctx); err != nil {
 		return rep, err
 	}
-	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger))
+	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -275,7 +308,8 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	// Step 1: Hexeract's middleware, outermost. Dead letters go through the
 	// decorated publisher, on the topics' naming; their topics are created
 	// up front (SubscribeInitialize) so nothing is dropped.
-	hexPub := middleware.TracingPublisher(middleware.CorrelationPublisher(pub), middleware.TracingOptions{})
+	tracing := middleware.TracingOptions{TracerProvider: cfg.TracerProvider}
+	hexPub := middleware.TracingPublisher(middleware.CorrelationPublisher(pub), tracing)
 	dlOpts := middleware.DeadLetterOptions{Topic: topics.DeadLetterTopic, Logger: cfg.Logger}
 	if si, ok := sub.(message.SubscribeInitializer); ok {
 		dlOpts.Initialize = si.SubscribeInitialize
@@ -284,7 +318,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	r.AddMiddleware(middleware.Correlation, middleware.Tracing(middleware.TracingOptions{}), deadLetter)
+	r.AddMiddleware(middleware.Correlation, middleware.Tracing(tracing), deadLetter)
 	// The service's existing Watermill middleware, as it was.
 	r.AddMiddleware(
 		wmmiddleware.Retry{MaxRetries: 2, InitialInterval: 10 * time.Millisecond, Logger: wmLogger}.Middleware,
@@ -300,7 +334,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	// writes plain JSON; AssumeType gives it the envelope of OrderPlaced
 	// (type from the topic, id from the Watermill UUID).
 	placed, err := router.NewHandlerFunc(router.HandlerFunc[OrderPlaced](func(ctx context.Context, o OrderPlaced) error {
-		orders.add(o.OrderID)
+		orders.addIn(ctx, o.OrderID)
 		switch {
 		case o.Total < 0:
 			return fmt.Errorf("order %s: negative total %d", o.OrderID, o.Total)
@@ -330,12 +364,12 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 		if err := json.Unmarshal(msg.Payload, &inv); err != nil {
 			return nil, err
 		}
-		invoices.add(inv.OrderID)
+		invoices.addIn(msg.Context(), inv.OrderID)
 		out := message.NewMessage(watermill.NewUUID(), []byte(inv.OrderID))
 		return []*message.Message{out}, nil
 	})
 	r.AddNoPublisherHandler("ledger", issuedTopic, sub, func(msg *message.Message) error {
-		ledger.add(string(msg.Payload))
+		ledger.addIn(msg.Context(), string(msg.Payload))
 		return nil
 	})
 
@@ -516,5 +550,6 @@ func (d *driver) wait(ctx context.Context) error {
 	// Let late duplicates show up before counting.
 	time.Sleep(300 * time.Millisecond)
 	d.rep.OrderCalls, d.rep.InvoiceCalls, d.rep.LedgerCalls, d.rep.ShipmentCalls = d.orders.snapshot(), d.invoices.snapshot(), d.ledger.snapshot(), d.shipments.snapshot()
+	d.rep.OrderTraces, d.rep.InvoiceTraces, d.rep.LedgerTraces = d.orders.traceSnapshot(), d.invoices.traceSnapshot(), d.ledger.traceSnapshot()
 	return nil
 }

@@ -11,12 +11,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	nc "github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TestAdoption runs the service on watermill-nats (AutoProvision) and on
 // watermill-amqp: every good order is handled once, invoiced once (through
 // the outbox, relayed on the same transport) and entered in the ledger
-// once; the two poison orders are dead-lettered after the 3 handler calls
+// once, the three steps of one order in one trace of its own; the two poison orders are dead-lettered after the 3 handler calls
 // Watermill's Retry made; the CQRS events reach the typed handler once.
 func TestAdoption(t *testing.T) {
 	for _, transport := range []string{"nats", "amqp"} {
@@ -26,7 +28,7 @@ func TestAdoption(t *testing.T) {
 
 // TestAdoptionApp runs the service after the last step, as a hexeract.App
 // on the same Watermill transports: the same outcome, with the topic naming
-// given once to the App.
+// given once to the App, one trace per order.
 func TestAdoptionApp(t *testing.T) {
 	for _, transport := range []string{"nats", "amqp"} {
 		t.Run(transport, func(t *testing.T) { testAdoption(t, transport, runApp) })
@@ -43,12 +45,15 @@ func testAdoption(t *testing.T, transport string, run func(context.Context, Conf
 		Orders:      20,
 		Shipments:   5,
 		Logger:      slog.New(slog.DiscardHandler),
+		// A recording provider, so spans have trace ids to compare.
+		TracerProvider: sdktrace.NewTracerProvider(),
 	}
 	rep, err := run(context.Background(), cfg)
 	t.Cleanup(func() { cleanup(t, cfg, rep) })
 	if err != nil {
 		t.Fatal(err)
 	}
+	flowTraces := map[trace.TraceID]string{}
 	for i := 0; i < cfg.Orders; i++ {
 		id := fmt.Sprintf("o-%03d", i)
 		_, bad := poison(i)
@@ -71,6 +76,7 @@ func testAdoption(t *testing.T, transport string, run func(context.Context, Conf
 			t.Errorf("%s: handled %d, invoiced %d, in the ledger %d times; want once each",
 				id, rep.OrderCalls[id], rep.InvoiceCalls[id], rep.LedgerCalls[id])
 		}
+		checkOneTrace(t, id, rep, flowTraces)
 	}
 	if rep.ForwarderTables != nil && (rep.Forwarded == 0 || !rep.ForwarderDrained) {
 		t.Errorf("forwarder: %d orders forwarded, drained %v; want some, drained", rep.Forwarded, rep.ForwarderDrained)
@@ -83,6 +89,23 @@ func testAdoption(t *testing.T, transport string, run func(context.Context, Conf
 			t.Errorf("shipment %s handled %d times, want once", id, rep.ShipmentCalls[id])
 		}
 	}
+}
+
+// checkOneTrace checks that the typed handler, the outbox relay's delivery to
+// the raw "invoicing" handler and the message that handler returned to the
+// raw "ledger" handler ran in one trace for the order id, and that no other
+// order's flow ran in it.
+func checkOneTrace(t *testing.T, id string, rep Report, seen map[trace.TraceID]string) {
+	t.Helper()
+	order, invoice, ledger := rep.OrderTraces[id], rep.InvoiceTraces[id], rep.LedgerTraces[id]
+	if !order.IsValid() || order != invoice || order != ledger {
+		t.Errorf("%s: traces typed handler %s, invoicing %s, ledger %s; want one valid trace for the flow", id, order, invoice, ledger)
+		return
+	}
+	if other, ok := seen[order]; ok && other != id {
+		t.Errorf("%s and %s ran in the same trace %s; want one trace per flow", other, id, order)
+	}
+	seen[order] = id
 }
 
 // cleanup removes the run's streams, exchanges, queues and tables.
