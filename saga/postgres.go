@@ -55,7 +55,7 @@ func WithTable(name string) PostgresOption { return func(c *pgConfig) { c.table 
 
 // WithoutMigrate stops [NewPostgresStore] from creating or upgrading the
 // table; use it when migrations run separately ([PostgresStore.Migrate] or
-// "hexeract schema migrate").
+// "hexeract migrate up").
 func WithoutMigrate() PostgresOption { return func(c *pgConfig) { c.migrate = false } }
 
 // NewPostgresStore returns a store on pool. Unless [WithoutMigrate] is

@@ -150,7 +150,7 @@ var ErrConflict = errors.New("saga instance changed concurrently")
 
 // UnknownInstanceError is the error for an event that is not a start event
 // and whose instance does not exist (or has finished). With
-// [DeadLetterUnknown] it is permanent.
+// [UnknownDeadLetter] (the default) it is permanent.
 type UnknownInstanceError struct {
 	Saga, Key, Type string
 }

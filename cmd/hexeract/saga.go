@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/saga"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +24,7 @@ type sagaFlags struct {
 	jsonOut bool
 }
 
-func init() {
+func newSagaCommand() *cobra.Command {
 	var f sagaFlags
 	cmd := &cobra.Command{
 		Use:   "saga",
@@ -59,44 +58,7 @@ listed only when the application keeps them (saga.WithRetention).`,
 	show.Flags().BoolVar(&f.jsonOut, "json", false, "print the instance as one JSON object")
 
 	cmd.AddCommand(list, show)
-	rootCmd.AddCommand(cmd)
-	registerSagaSchema()
-}
-
-// sagaTables are the saga store tables "hexeract migrate" manages: none
-// unless --saga-table is given (the store also migrates its table itself
-// when the application starts).
-var sagaTables []string
-
-// registerSagaSchema adds the saga store to "hexeract migrate up|status"
-// with the flag --saga-table.
-func registerSagaSchema() {
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "migrate" {
-			c.PersistentFlags().Var(newTableList(&sagaTables), "saga-table",
-				`saga store tables (table or schema.table; repeat or separate by commas; default none)`)
-		}
-	}
-	registerSchema(schemaComponent{
-		check:  saga.CheckTable,
-		tables: func() []string { return nonEmpty(sagaTables) },
-		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
-			_, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table))
-			return err
-		},
-		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
-			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
-			if err != nil {
-				return nil, err
-			}
-			st, err := store.SchemaStatus(ctx)
-			out := make([]schemaStep, len(st))
-			for i, s := range st {
-				out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
-			}
-			return out, err
-		},
-	})
+	return cmd
 }
 
 func sagaStore(cmd *cobra.Command, f sagaFlags) (*saga.PostgresStore, func(), error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -96,32 +97,59 @@ func TestSagaListAndShow(t *testing.T) {
 	}
 }
 
-func TestMigrateSagaTable(t *testing.T) {
+// TestMigrateCoversEveryComponent checks that "migrate up" and "migrate
+// status" cover the outbox, the inbox, the saga store and the scheduler, and
+// that "migrate status" exits with status 3 while any migration is pending
+// and 0 once none is.
+func TestMigrateCoversEveryComponent(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	pool := testenv.Postgres(t)
-	table := "saga_cli_mig_" + testenv.Suffix()
+	sfx := testenv.Suffix()
+	ob, in, sg, sc := "mig_ob_"+sfx, "mig_in_"+sfx, "mig_saga_"+sfx, "mig_sched_"+sfx
 	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
-		_, _ = pool.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+table+`_save`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
+		ctx := context.Background()
+		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+ob+`, `+ob+`_dead, `+ob+`_delivered, `+in+`, `+sg+`, `+sc+`, `+sc+`_ticks, `+sc+`_leases`)
+		_, _ = pool.Exec(ctx, `DROP FUNCTION IF EXISTS `+sg+`_save`)
+		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = ANY($1)`,
+			[]string{"outbox:" + ob, "inbox:" + in, saga.Component(sg), "scheduler:" + sc})
 	})
-	// Only the saga table: the outbox and inbox flags set to none.
-	args := []string{"--database-url", url, "--outbox-table", "", "--inbox-table", "", "--saga-table", table}
-	out, err := runSagaCLI(t, append([]string{"migrate", "status"}, args...)...)
-	if err != nil || !strings.Contains(out, "saga:"+table) || !strings.Contains(out, "pending") {
-		t.Fatalf("migrate status before: %v\n%s", err, out)
+	args := []string{"--database-url", url, "--outbox-table", ob, "--inbox-table", in, "--saga-table", sg, "--scheduler-table", sc}
+	components := []string{"outbox:" + ob, "inbox:" + in, "saga:" + sg, "scheduler:" + sc}
+
+	out, _, err := runOutboxCLI(t, append([]string{"migrate", "status"}, args...)...)
+	if code := exitStatus(io.Discard, err, false); code != exitPending {
+		t.Fatalf("migrate status before up: exit status %d (%v), want %d\n%s", code, err, exitPending, out)
 	}
-	out, err = runSagaCLI(t, append([]string{"migrate", "up"}, args...)...)
-	if err != nil || !strings.Contains(out, "applied saga:"+table+" version 1") || !strings.Contains(out, "applied saga:"+table+" version 2") {
+	for _, c := range components {
+		if !strings.Contains(out, c) {
+			t.Errorf("migrate status does not list %s:\n%s", c, out)
+		}
+	}
+	out, _, err = runOutboxCLI(t, append([]string{"migrate", "up"}, args...)...)
+	if err != nil {
 		t.Fatalf("migrate up: %v\n%s", err, out)
 	}
-	out, err = runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table, "--saga", "", "--status", "", "--json=false")
+	for _, c := range components {
+		if !strings.Contains(out, "applied "+c+" version 1") {
+			t.Errorf("migrate up did not apply %s:\n%s", c, out)
+		}
+	}
+	out, _, err = runOutboxCLI(t, append([]string{"migrate", "status"}, args...)...)
+	if err != nil || strings.Contains(out, "pending") {
+		t.Fatalf("migrate status after up: %v\n%s", err, out)
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM `+sc+`_leases`).Scan(&n); err != nil {
+		t.Fatalf("scheduler tables not created: %v", err)
+	}
+	out, err = runSagaCLI(t, "saga", "list", "--database-url", url, "--table", sg, "--saga", "", "--status", "", "--json=false")
 	if err != nil || !strings.Contains(out, "no saga instances") {
 		t.Fatalf("list on the migrated table: %v\n%s", err, out)
 	}
-	if _, err := runSagaCLI(t, "migrate", "up", "--database-url", url, "--outbox-table", "", "--inbox-table", "", "--saga-table", "Bad-Name"); err == nil {
-		t.Fatal("migrate up accepted a bad saga table name")
+	for _, flag := range []string{"--outbox-table", "--inbox-table", "--saga-table", "--scheduler-table"} {
+		_, _, err := runOutboxCLI(t, "migrate", "up", "--database-url", url, flag, "Bad-Name")
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("migrate up %s Bad-Name: %v, want an error naming the flag", flag, err)
+		}
 	}
-	// Reset the flag for other tests of the migrate command.
-	sagaTables = nil
 }
