@@ -377,7 +377,7 @@ func (t *PostgresTx) Load(ctx context.Context, saga, key string) (*Instance, err
 }
 
 func metaJSON(m Meta) ([]byte, error) {
-	if len(m.Timeouts) == 0 && len(m.Compensations) == 0 && m.Failure == "" {
+	if len(m.Timeouts) == 0 && len(m.Compensations) == 0 && m.Failure == "" && len(m.History) == 0 && m.HistoryDropped == 0 {
 		return []byte("{}"), nil
 	}
 	return json.Marshal(m)

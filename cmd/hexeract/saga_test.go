@@ -47,8 +47,13 @@ func TestSagaListAndShow(t *testing.T) {
 			Timeouts:      map[string]saga.PendingTimeout{"orders.payment_due": {Token: "t", ScheduleID: "s-1", At: time.Now().Add(time.Hour)}},
 			Compensations: []saga.Step{{Type: "stock.release", Payload: json.RawMessage(`{"order_id":"o-1"}`)}},
 		}}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	failed := &saga.Instance{Saga: "orders", Key: "o-2", Status: saga.Failed, State: json.RawMessage(`{}`),
-		Meta: saga.Meta{Failure: "card declined"}, CompletedAt: time.Now()}
+		Meta: saga.Meta{Failure: "card declined", HistoryDropped: 2, History: []saga.HistoryEntry{
+			{At: at, Kind: saga.HistoryEvent, Type: "orders.placed", Status: saga.Running},
+			{At: at, Kind: saga.HistoryEvent, Type: "payment.failed", Status: saga.Compensating, Note: "failed: card declined; 1 compensation(s) to run"},
+			{At: at, Kind: saga.HistoryCompensation, Type: "stock.release", Status: saga.Failed},
+		}}, CompletedAt: time.Now()}
 	for _, in := range []*saga.Instance{running, failed} {
 		if err := tx.Insert(ctx, in); err != nil {
 			t.Fatal(err)
@@ -84,6 +89,29 @@ func TestSagaListAndShow(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Fatalf("saga show output lacks %q:\n%s", want, out)
 		}
+	}
+
+	out, err = runSagaCLI(t, "saga", "show", "orders", "o-2", "--database-url", url, "--table", table, "--json=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"status:    failed", "failure:   card declined", "history (oldest first):", "(2 older transitions not kept)",
+		"2026-01-02T03:04:05Z  event         orders.placed   -> running",
+		"event         payment.failed  -> compensating  failed: card declined; 1 compensation(s) to run",
+		"compensation  stock.release   -> failed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("saga show of the failed instance lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runSagaCLI(t, "saga", "show", "orders", "o-2", "--database-url", url, "--table", table, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown struct {
+		History []saga.HistoryEntry `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || len(shown.History) != 3 || shown.History[2].Type != "stock.release" {
+		t.Fatalf("saga show --json history = %+v (%v)\n%s", shown.History, err, out)
 	}
 
 	if _, err := runSagaCLI(t, "saga", "show", "orders", "missing", "--database-url", url, "--table", table); err == nil || !strings.Contains(err.Error(), `no instance of saga "orders" with key "missing"`) {

@@ -1,0 +1,82 @@
+package saga_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hexeract/hexeract/saga"
+)
+
+// TestFailedSagaKeepsItsHistory checks that a failed instance records which
+// events, and which compensations, ran, in order, on both stores.
+func TestFailedSagaKeepsItsHistory(t *testing.T) {
+	backends(t, func(t *testing.T, f *fixture) {
+		app, _ := f.newApp(appConfig{relay: true, scheduler: true})
+		record[NotifyCustomer](t, app)
+		def := tripSaga("trips", func(*saga.Context[Trip], Undo) error { return nil })
+		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
+		start(t, app)
+		publish(t, app, TripRequested{TripID: "t-h"})
+		eventually(t, 10*time.Second, "trip started", func() bool { return f.instance("trips", "t-h") != nil })
+		for i, step := range []string{"flight", "hotel"} {
+			publish(t, app, TripStep{TripID: "t-h", Step: step})
+			eventually(t, 10*time.Second, step+" booked", func() bool {
+				in := f.instance("trips", "t-h")
+				return in != nil && len(in.Meta.Compensations) == i+2
+			})
+		}
+		publish(t, app, TripStep{TripID: "t-h", Step: "fail"})
+		eventually(t, 10*time.Second, "t-h failed", func() bool {
+			in := f.instance("trips", "t-h")
+			return in != nil && in.Status == saga.Failed
+		})
+		in := f.instance("trips", "t-h")
+		var got []string
+		for _, e := range in.Meta.History {
+			if e.At.IsZero() {
+				t.Errorf("history entry without a time: %+v", e)
+			}
+			got = append(got, fmt.Sprintf("%s %s %s %s", e.Kind, e.Type, e.Status, e.Note))
+		}
+		want := []string{
+			"event test.trip.requested running ",
+			"event test.trip.step running ",
+			"event test.trip.step running ",
+			"event test.trip.step compensating failed: no car available; 3 compensation(s) to run",
+			"compensation test.trip.undo compensating ",
+			"compensation test.trip.undo compensating ",
+			"compensation test.trip.notify failed ",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// TestHistoryKeepsTheLastEntries checks that a long-lived instance keeps
+// only the last MaxHistory transitions and counts the dropped ones.
+func TestHistoryKeepsTheLastEntries(t *testing.T) {
+	f := newFixture(t, false)
+	app, _ := f.newApp(appConfig{})
+	record[Added](t, app)
+	must(t, saga.Register(app, counterSaga(), f.store, f.opts()...))
+	start(t, app)
+	publish(t, app, CounterStarted{ID: "c-h"})
+	const events = saga.MaxHistory + 9
+	for i := range events {
+		publish(t, app, Add{ID: "c-h", N: i})
+	}
+	eventually(t, 20*time.Second, "every event counted", func() bool {
+		in := f.instance("counter", "c-h")
+		return in != nil && state2(t, in).Count == events
+	})
+	in := f.instance("counter", "c-h")
+	if len(in.Meta.History) != saga.MaxHistory || in.Meta.HistoryDropped != events+1-saga.MaxHistory {
+		t.Fatalf("history holds %d entries and %d dropped, want %d and %d", len(in.Meta.History), in.Meta.HistoryDropped, saga.MaxHistory, events+1-saga.MaxHistory)
+	}
+	if last := in.Meta.History[len(in.Meta.History)-1]; last.Type != "test.counter.add" || last.Kind != saga.HistoryEvent {
+		t.Fatalf("last entry = %+v", last)
+	}
+}
