@@ -46,6 +46,12 @@ func AMQPGroupURL(t testing.TB, prefix string) string {
 // the default virtual host of the RabbitMQ that amqpURL names, through the
 // management API.
 func DeleteAMQPGroupQueues(amqpURL, group string) error {
+	return deleteAMQP(amqpURL, "queues", func(name string) bool { return strings.HasSuffix(name, "_"+group) })
+}
+
+// deleteAMQP deletes the queues or exchanges (kind) whose name match
+// selects, through the management API.
+func deleteAMQP(amqpURL, kind string, match func(name string) bool) error {
 	u, err := url.Parse(amqpURL)
 	if err != nil {
 		return err
@@ -70,30 +76,38 @@ func DeleteAMQPGroupQueues(amqpURL, group string) error {
 		req.SetBasicAuth(user, pass)
 		return http.DefaultClient.Do(req)
 	}
-	resp, err := call(http.MethodGet, "/api/queues/"+url.PathEscape(vhost)+"?columns=name")
+	base := "/api/" + kind + "/" + url.PathEscape(vhost)
+	resp, err := call(http.MethodGet, base+"?columns=name")
 	if err != nil {
 		return fmt.Errorf("RabbitMQ management API at %s: %w", api, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("RabbitMQ management API at %s: list queues: %s", api, resp.Status)
+		return fmt.Errorf("RabbitMQ management API at %s: list %s: %s", api, kind, resp.Status)
 	}
-	var queues []struct{ Name string }
-	if err := json.NewDecoder(resp.Body).Decode(&queues); err != nil {
+	var items []struct{ Name string }
+	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
 		return err
 	}
-	for _, q := range queues {
-		if !strings.HasSuffix(q.Name, "_"+group) {
+	for _, it := range items {
+		if it.Name == "" || !match(it.Name) {
 			continue
 		}
-		r, err := call(http.MethodDelete, "/api/queues/"+url.PathEscape(vhost)+"/"+url.PathEscape(q.Name))
+		r, err := call(http.MethodDelete, base+"/"+url.PathEscape(it.Name))
 		if err != nil {
 			return err
 		}
 		_ = r.Body.Close()
 		if r.StatusCode/100 != 2 && r.StatusCode != http.StatusNotFound {
-			return fmt.Errorf("delete queue %s: %s", q.Name, r.Status)
+			return fmt.Errorf("delete %s %s: %s", kind, it.Name, r.Status)
 		}
 	}
 	return nil
+}
+
+// DeleteAMQPExchanges deletes the exchanges whose name ends in suffix on the
+// default virtual host of the RabbitMQ that amqpURL names (adapters/amqp
+// names a topic's exchange after the topic), through the management API.
+func DeleteAMQPExchanges(amqpURL, suffix string) error {
+	return deleteAMQP(amqpURL, "exchanges", func(name string) bool { return strings.HasSuffix(name, suffix) })
 }
