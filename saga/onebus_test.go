@@ -31,7 +31,7 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 	topic := func(name string) string { return name + "_" + sfx }
 	t.Cleanup(func() {
 		c := context.Background()
-		_, _ = pool.Exec(c, fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s, %s_dead, %s_delivered, %s`, storeTable, obTable, obTable, obTable, projTable))
+		_, _ = pool.Exec(c, fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s_history, %s, %s_dead, %s_delivered, %s`, storeTable, storeTable, obTable, obTable, obTable, projTable))
 		_, _ = pool.Exec(c, `DROP FUNCTION IF EXISTS `+storeTable+`_save`)
 		_, _ = pool.Exec(c, `DELETE FROM hexeract_schema_migrations WHERE component LIKE '%'||$1`, sfx)
 		if err := testenv.DeleteAMQPExchanges(testenv.DefaultAMQP, "_"+sfx); err != nil {
