@@ -57,9 +57,13 @@ type Meta struct {
 	// Failure is the reason given to [Context.Fail].
 	Failure string `json:"failure,omitempty"`
 	// History lists the instance's transitions, oldest first: each event,
-	// timeout and compensation step that changed it. It is saved with the
-	// state in the same write, so it never disagrees with it. Only the last
-	// [MaxHistory] entries are kept; HistoryDropped counts the older ones.
+	// timeout and compensation step that changed it. The runtime appends
+	// one entry per transition and the store saves it with the state in the
+	// same write, so it never disagrees with it: the PostgreSQL store in the
+	// table <table>_history (its Tx.Load returns no history, and Insert and
+	// Update append the entries they are given), the memory store in the
+	// instance. [Store.Get] returns the last [MaxHistory] entries;
+	// HistoryDropped counts the older ones.
 	History []HistoryEntry `json:"history,omitempty"`
 	// HistoryDropped is the number of older entries dropped from History.
 	HistoryDropped int `json:"history_dropped,omitempty"`
