@@ -85,7 +85,7 @@ func NewPostgresStore(ctx context.Context, pool *pgxpool.Pool, opts ...PostgresO
 		save: `SELECT ` + fn.Quoted() + `($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		history: `SELECT at, kind, type, status, coalesce(note, ''), version, count(*) OVER () FROM ` + h +
 			` WHERE saga = $1 AND key = $2 ORDER BY seq DESC LIMIT ` + strconv.Itoa(MaxHistory),
-		get:  `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
+		get: `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
 		list: `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t +
 			` WHERE ($1 = '' OR saga = $1) AND ($2 = '' OR status = $2) ORDER BY updated_at DESC, key LIMIT $3`,
 		purge: `WITH d AS (DELETE FROM ` + t + ` WHERE completed_at IS NOT NULL AND completed_at < $1 RETURNING saga, key),
