@@ -82,3 +82,62 @@ func TestHistoryKeepsTheLastEntries(t *testing.T) {
 		t.Fatalf("last entry = %+v", last)
 	}
 }
+
+// TestPostgresHistoryGoesWithTheInstance checks that the PostgreSQL store's
+// history rows are deleted with their instance, whether it is deleted by a
+// transition (finished without retention) or purged.
+func TestPostgresHistoryGoesWithTheInstance(t *testing.T) {
+	f := newFixture(t, true)
+	ctx := t.Context()
+	store := f.store.(*saga.PostgresStore)
+	entry := func(typ string, st saga.Status) []saga.HistoryEntry {
+		return []saga.HistoryEntry{{At: time.Now(), Kind: saga.HistoryEvent, Type: typ, Status: st}}
+	}
+	save := func(op func(tx saga.Tx) error) {
+		t.Helper()
+		tx, err := store.Begin(ctx)
+		must(t, err)
+		must(t, op(tx))
+		must(t, tx.Commit(ctx))
+	}
+	for _, key := range []string{"deleted", "purged"} {
+		save(func(tx saga.Tx) error {
+			return tx.Insert(ctx, &saga.Instance{Saga: "h", Key: key, Status: saga.Running, State: []byte(`{}`), Meta: saga.Meta{History: entry("a", saga.Running)}})
+		})
+		save(func(tx saga.Tx) error {
+			in, err := tx.Load(ctx, "h", key)
+			if err != nil {
+				return err
+			}
+			if len(in.Meta.History) != 0 {
+				t.Errorf("Load returned %d history entries, want none", len(in.Meta.History))
+			}
+			in.Status, in.CompletedAt, in.Meta.History = saga.Completed, time.Now().Add(-time.Hour), entry("b", saga.Completed)
+			return tx.Update(ctx, in)
+		})
+		in, err := store.Get(ctx, "h", key)
+		must(t, err)
+		if len(in.Meta.History) != 2 || in.Meta.History[0].Type != "a" || in.Meta.History[1].Type != "b" || in.Meta.HistoryDropped != 0 {
+			t.Fatalf("%s: history = %+v, dropped %d", key, in.Meta.History, in.Meta.HistoryDropped)
+		}
+	}
+	save(func(tx saga.Tx) error {
+		in, err := tx.Load(ctx, "h", "deleted")
+		if err != nil {
+			return err
+		}
+		return tx.Delete(ctx, in)
+	})
+	rows := func(key string) int { return f.count(store.Table()+"_history", "WHERE saga = 'h' AND key = $1", key) }
+	if n := rows("deleted"); n != 0 {
+		t.Errorf("%d history rows left after the instance was deleted", n)
+	}
+	if n := rows("purged"); n != 2 {
+		t.Fatalf("%d history rows for the kept instance, want 2", n)
+	}
+	n, err := store.Purge(ctx, time.Now())
+	must(t, err)
+	if n != 1 || rows("purged") != 0 {
+		t.Errorf("Purge deleted %d instances and left %d history rows; want 1 and 0", n, rows("purged"))
+	}
+}
