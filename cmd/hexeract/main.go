@@ -116,11 +116,11 @@ func main() {
 // command returned, so a script never mistakes an interrupted run for a
 // complete one.
 func exitStatus(w io.Writer, err error, interrupted bool) int {
-	if err != nil && !(interrupted && errors.Is(err, context.Canceled) && isBareCancel(err)) {
+	if err != nil && !(interrupted && isBareCancel(err)) {
 		fmt.Fprintln(w, "hexeract:", err)
 	}
 	if interrupted {
-		fmt.Fprintln(w, "hexeract: interrupted by a signal; the summary above says what was done")
+		fmt.Fprintf(w, "hexeract: interrupted by a signal (exit status %d)\n", exitInterrupted)
 		return exitInterrupted
 	}
 	if err == nil {
