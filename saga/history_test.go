@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -139,5 +140,53 @@ func TestPostgresHistoryGoesWithTheInstance(t *testing.T) {
 	must(t, err)
 	if n != 1 || rows("purged") != 0 {
 		t.Errorf("Purge deleted %d instances and left %d history rows; want 1 and 0", n, rows("purged"))
+	}
+}
+
+// TestLateReplyToFailedSaga checks what docs/sagas.md says of a reply that
+// arrives after its saga failed (the instance kept with retention): it is
+// an event for an unknown instance, dead-lettered by default, dropped with
+// UnknownIgnore; the failed instance is left as it was either way.
+func TestLateReplyToFailedSaga(t *testing.T) {
+	for _, tc := range []struct {
+		outcome saga.UnknownOutcome
+		dead    bool
+	}{
+		{saga.UnknownDeadLetter, true},
+		{saga.UnknownIgnore, false},
+	} {
+		t.Run(tc.outcome.String(), func(t *testing.T) {
+			backends(t, func(t *testing.T, f *fixture) {
+				app, ps := f.newApp(appConfig{relay: true, scheduler: true})
+				released, _ := services(t, app)
+				must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store,
+					f.opts(saga.WithRetention(time.Hour), saga.WithUnknownInstance(tc.outcome))...))
+				dead := subscribe(t, ps, "test.payment.charged.dlq")
+				start(t, app)
+				publish(t, app, OrderPlaced{OrderID: "late", Amount: 500}) // the payment is declined
+				eventually(t, 10*time.Second, "the saga failed and compensated", func() bool {
+					in := f.instance("orders", "late")
+					return in != nil && in.Status == saga.Failed && released.len() == 1
+				})
+				before := f.instance("orders", "late")
+				publish(t, app, PaymentCharged{OrderID: "late"}) // the late reply
+				if tc.dead {
+					m := waitMsg(t, dead, 10*time.Second)
+					if !strings.Contains(m.Metadata.Get(middleware.KeyFaultError), `no running instance with key "late"`) {
+						t.Fatalf("dead letter fault = %q", m.Metadata.Get(middleware.KeyFaultError))
+					}
+				} else {
+					select {
+					case m := <-dead:
+						t.Fatalf("the ignored late reply was dead-lettered: %v", m.Metadata)
+					case <-time.After(300 * time.Millisecond):
+					}
+				}
+				after := f.instance("orders", "late")
+				if after.Status != saga.Failed || after.Version != before.Version {
+					t.Fatalf("the late reply changed the failed instance: status %s version %d -> %d", after.Status, before.Version, after.Version)
+				}
+			})
+		})
 	}
 }
