@@ -84,7 +84,9 @@ second time.`,
 		Long: `Reads the dead letters of DLQ-TOPIC with --group, publishes each one, without its
 fault metadata, to its original topic (hexeract_fault_topic, or Watermill's
 topic_poisoned) or to --to, and acknowledges it only after that publish
-succeeded: a failure leaves the message in the dead-letter topic.`,
+succeeded: a failure leaves the message in the dead-letter topic. Ctrl-C
+stops it between messages: the one in hand is moved and acknowledged, the
+counts are printed, the rest stay on DLQ-TOPIC and the exit status is 130.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDLQMove(cmd, f, args[0]) },
 	}
