@@ -98,6 +98,7 @@ func TestConfiguredNamesRefused(t *testing.T) {
 		{"migrate", "up", "--outbox-table"},
 		{"migrate", "up", "--inbox-table"},
 		{"migrate", "up", "--saga-table"},
+		{"migrate", "up", "--scheduler-table"},
 		{"outbox", "status", "--table"},
 		{"scheduler", "list", "--table"},
 	} {

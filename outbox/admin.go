@@ -91,13 +91,18 @@ func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]
 // rows get new sequence numbers, in the order of their original ones: they
 // are delivered after the rows already pending, and rows of one ordering
 // key keep their order among themselves.
+//
+// Cancelling ctx stops it between transactions: the batch in hand commits
+// whole (so the returned count is exactly what moved), and it returns that
+// count with ctx's error.
 func (o *Outbox) ReplayDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
 	return o.moveDead(ctx, ids, batch, progress, true)
 }
 
 // PurgeDead deletes dead rows: those with the given ids, or all of them
 // when ids is empty. It works in batches like [Outbox.ReplayDead] and
-// returns the number of rows deleted.
+// returns the number of rows deleted; cancelling ctx stops it between
+// transactions, as for ReplayDead.
 func (o *Outbox) PurgeDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
 	return o.moveDead(ctx, ids, batch, progress, false)
 }
@@ -126,15 +131,25 @@ ins AS (INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payloa
 SELECT (SELECT count(*) FROM ins), ` + notify
 	}
 	var total int64
+	// Each batch runs to its end once started: a cancel in the middle of
+	// the statement could leave the caller not knowing whether it
+	// committed. ctx is checked between batches instead.
+	qctx := context.WithoutCancel(ctx)
 	for {
+		if err := ctx.Err(); err != nil {
+			if replay && total > 0 {
+				o.Signal()
+			}
+			return total, err
+		}
 		var n int64
 		if replay {
 			var ignored string
-			if err := o.pool.QueryRow(ctx, sql, args...).Scan(&n, &ignored); err != nil {
+			if err := o.pool.QueryRow(qctx, sql, args...).Scan(&n, &ignored); err != nil {
 				return total, fmt.Errorf("outbox %s: replay dead rows: %w", o.t.name, err)
 			}
 		} else {
-			tag, err := o.pool.Exec(ctx, sql, args...)
+			tag, err := o.pool.Exec(qctx, sql, args...)
 			if err != nil {
 				return total, fmt.Errorf("outbox %s: purge dead rows: %w", o.t.name, err)
 			}

@@ -76,7 +76,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	storeTable := "saga_bench_" + sfx
 	obTables := []string{"saga_bench_ob_" + sfx, "saga_bench_obq_" + sfx, "saga_bench_obt_" + sfx}
 	b.Cleanup(func() {
-		drop := []string{e.raw, storeTable}
+		drop := []string{e.raw, storeTable, storeTable + "_history"}
 		for _, t := range obTables {
 			drop = append(drop, t, t+"_dead", t+"_delivered")
 		}

@@ -27,6 +27,7 @@ type Context[S any] struct {
 	inst  *Instance
 	tx    Tx
 	phase phase
+	wire  string // wire name of the event, timeout or compensation step
 
 	sends    []router.Message
 	timeouts []timeoutOp // Timeout and CancelTimeout calls, in order

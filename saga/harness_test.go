@@ -63,7 +63,7 @@ func newFixture(t *testing.T, pg bool) *fixture {
 	sfx := testenv.Suffix()
 	f.tables.store, f.tables.outbox, f.tables.sched = "saga_t_"+sfx, "saga_ob_"+sfx, "saga_sch_"+sfx
 	t.Cleanup(func() {
-		for _, tbl := range []string{f.tables.store, f.tables.outbox, f.tables.outbox + "_dead", f.tables.outbox + "_delivered",
+		for _, tbl := range []string{f.tables.store, f.tables.store + "_history", f.tables.outbox, f.tables.outbox + "_dead", f.tables.outbox + "_delivered",
 			f.tables.sched, f.tables.sched + "_ticks", f.tables.sched + "_leases"} {
 			_, _ = f.pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+tbl)
 		}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -38,7 +40,7 @@ type PostgresStore struct {
 }
 
 type pgQueries struct {
-	load, save, get, list, purge string
+	load, save, get, history, list, purge string
 }
 
 // PostgresOption configures [NewPostgresStore].
@@ -55,7 +57,7 @@ func WithTable(name string) PostgresOption { return func(c *pgConfig) { c.table 
 
 // WithoutMigrate stops [NewPostgresStore] from creating or upgrading the
 // table; use it when migrations run separately ([PostgresStore.Migrate] or
-// "hexeract schema migrate").
+// "hexeract migrate up").
 func WithoutMigrate() PostgresOption { return func(c *pgConfig) { c.migrate = false } }
 
 // NewPostgresStore returns a store on pool. Unless [WithoutMigrate] is
@@ -72,18 +74,23 @@ func NewPostgresStore(ctx context.Context, pool *pgxpool.Pool, opts ...PostgresO
 	if err != nil {
 		return nil, fmt.Errorf("saga: table name: %w", err)
 	}
-	fn, err := table.Derive("_save")
-	if err != nil {
-		return nil, fmt.Errorf("saga: table name %q is too long for its save function name: %w", cfg.table, err)
+	if err := CheckTable(cfg.table); err != nil {
+		return nil, err
 	}
-	t := table.Quoted()
+	fn, _ := table.Derive("_save")
+	hist, _ := table.Derive("_history")
+	t, h := table.Quoted(), hist.Quoted()
 	s := &PostgresStore{pool: pool, table: table, q: pgQueries{
 		load: `SELECT status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
-		save: `SELECT ` + fn.Quoted() + `($1, $2, $3, $4, $5, $6, $7, $8)`,
-		get:  `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
+		save: `SELECT ` + fn.Quoted() + `($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		history: `SELECT at, kind, type, status, coalesce(note, ''), version, count(*) OVER () FROM ` + h +
+			` WHERE saga = $1 AND key = $2 ORDER BY seq DESC LIMIT ` + strconv.Itoa(MaxHistory),
+		get: `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
 		list: `SELECT saga, key, status, version, state, meta, created_at, updated_at, completed_at FROM ` + t +
 			` WHERE ($1 = '' OR saga = $1) AND ($2 = '' OR status = $2) ORDER BY updated_at DESC, key LIMIT $3`,
-		purge: `DELETE FROM ` + t + ` WHERE completed_at IS NOT NULL AND completed_at < $1`,
+		purge: `WITH d AS (DELETE FROM ` + t + ` WHERE completed_at IS NOT NULL AND completed_at < $1 RETURNING saga, key),
+h AS (DELETE FROM ` + h + ` x USING d WHERE x.saga = d.saga AND x.key = d.key RETURNING 1)
+SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM h)`,
 	}}
 	if cfg.migrate {
 		if err := s.Migrate(ctx); err != nil {
@@ -121,6 +128,10 @@ func migrations(table string) ([]migrate.Migration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("saga: table name %q is too long for its index names: %w", table, err)
 	}
+	hist, err := name.Derive("_history")
+	if err != nil {
+		return nil, fmt.Errorf("saga: table name %q is too long for its history table name: %w", table, err)
+	}
 	entries, err := migrationFiles.ReadDir("migrations")
 	if err != nil {
 		return nil, err
@@ -138,6 +149,7 @@ func migrations(table string) ([]migrate.Migration, error) {
 		var buf bytes.Buffer
 		if err := tpl.Execute(&buf, map[string]string{
 			"Table": name.Quoted(), "CompletedIndex": done.Quoted(), "SaveFunc": fn.Quoted(),
+			"History": hist.Quoted(), "MaxHistory": strconv.Itoa(MaxHistory),
 		}); err != nil {
 			return nil, err
 		}
@@ -219,7 +231,8 @@ func (s *PostgresStore) sameDatabase(conn *pgx.Conn) bool {
 	return a.Host == b.Host && a.Port == b.Port && a.Database == b.Database
 }
 
-// Get returns one instance.
+// Get returns one instance with its history (the last [MaxHistory]
+// transitions, from the history table).
 func (s *PostgresStore) Get(ctx context.Context, saga, key string) (*Instance, error) {
 	rows, err := s.pool.Query(ctx, s.q.get, saga, key)
 	if err != nil {
@@ -232,7 +245,41 @@ func (s *PostgresStore) Get(ctx context.Context, saga, key string) (*Instance, e
 	if len(ins) == 0 {
 		return nil, fmt.Errorf("saga %s key %q: %w", saga, key, ErrNotFound)
 	}
-	return ins[0], nil
+	in := ins[0]
+	if in.Meta.History, in.Meta.HistoryDropped, err = s.history(ctx, saga, key); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// history reads the last MaxHistory history rows of an instance, oldest
+// first, and how many older transitions are not among them.
+func (s *PostgresStore) history(ctx context.Context, saga, key string) ([]HistoryEntry, int, error) {
+	rows, err := s.pool.Query(ctx, s.q.history, saga, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []HistoryEntry
+	var total, oldest int64
+	for rows.Next() {
+		var e HistoryEntry
+		var kind, status string
+		if err := rows.Scan(&e.At, &kind, &e.Type, &status, &e.Note, &oldest, &total); err != nil {
+			return nil, 0, err
+		}
+		e.Kind, e.Status = HistoryKind(kind), Status(status)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	slices.Reverse(out)
+	// The runtime writes one row per version, so the transitions before
+	// the oldest row shown are version-1 of them (trimmed from the table
+	// or beyond the limit); rows written otherwise (several for one
+	// version) are counted by what the limit left out.
+	return out, max(int(total)-len(out), int(oldest)-1), nil
 }
 
 // List returns instances matching f, most recently updated first.
@@ -244,13 +291,14 @@ func (s *PostgresStore) List(ctx context.Context, f Filter) ([]*Instance, error)
 	return scanInstances(rows)
 }
 
-// Purge deletes instances that finished before before.
+// Purge deletes instances that finished before before, with their
+// history.
 func (s *PostgresStore) Purge(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, s.q.purge, before)
-	if err != nil {
+	var n, hist int64
+	if err := s.pool.QueryRow(ctx, s.q.purge, before).Scan(&n, &hist); err != nil {
 		return 0, err
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 func scanInstances(rows pgx.Rows) ([]*Instance, error) {
@@ -376,11 +424,23 @@ func (t *PostgresTx) Load(ctx context.Context, saga, key string) (*Instance, err
 	return in, nil
 }
 
+// metaJSON is the meta column: the bookkeeping without the history, which
+// has a table of its own.
 func metaJSON(m Meta) ([]byte, error) {
 	if len(m.Timeouts) == 0 && len(m.Compensations) == 0 && m.Failure == "" {
 		return []byte("{}"), nil
 	}
+	m.History, m.HistoryDropped = nil, 0
 	return json.Marshal(m)
+}
+
+// historyJSON is the p_history argument of the save function: the entries
+// to append, or nil (SQL NULL) for none.
+func historyJSON(h []HistoryEntry) ([]byte, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(h)
 }
 
 func completedAt(in *Instance) *time.Time {
@@ -402,11 +462,24 @@ func (t *PostgresTx) queueSave(ctx context.Context, op string, in *Instance) err
 	if len(state) == 0 {
 		state = []byte("null")
 	}
-	t.pending.Queue(t.s.q.save, op, in.Saga, in.Key, string(in.Status), state, meta, completedAt(in), in.Version)
+	var hist []byte
+	if op != "d" {
+		if hist, err = historyJSON(in.Meta.History); err != nil {
+			return err
+		}
+	}
+	var histArg any // a nil []byte would not be SQL NULL for jsonb
+	if hist != nil {
+		histArg = string(hist)
+	}
+	t.pending.Queue(t.s.q.save, op, in.Saga, in.Key, string(in.Status), state, meta, completedAt(in), in.Version, histArg)
 	return nil
 }
 
-// Insert queues the creation of the instance; it is sent with the commit,
+// Insert queues the creation of the instance and appends the entries of
+// in.Meta.History to its history table (an instance from [PostgresTx.Load]
+// comes without its history, so these are the transition's entries); it is
+// sent with the commit,
 // which fails with [ErrConflict] when the key was taken meanwhile (a
 // concurrent start).
 func (t *PostgresTx) Insert(ctx context.Context, in *Instance) error {
@@ -417,8 +490,9 @@ func (t *PostgresTx) Insert(ctx context.Context, in *Instance) error {
 	return nil
 }
 
-// Update queues the save of in; it is sent with the commit, which fails
-// with [ErrConflict] when the stored version is no longer in.Version.
+// Update queues the save of in and appends the entries of in.Meta.History
+// to the history table, as Insert does; it is sent with the commit, which
+// fails with [ErrConflict] when the stored version is no longer in.Version.
 func (t *PostgresTx) Update(ctx context.Context, in *Instance) error {
 	if err := t.queueSave(ctx, "u", in); err != nil {
 		return err
@@ -427,7 +501,8 @@ func (t *PostgresTx) Update(ctx context.Context, in *Instance) error {
 	return nil
 }
 
-// Delete queues the removal of in, with the same version check as Update.
+// Delete queues the removal of in and its history, with the same version
+// check as Update.
 func (t *PostgresTx) Delete(ctx context.Context, in *Instance) error {
 	return t.queueSave(ctx, "d", in)
 }

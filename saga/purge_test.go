@@ -19,6 +19,8 @@ func TestRetentionKeepsThenPurgeDeletes(t *testing.T) {
 			in := f.instance("orders", "p-1")
 			return in != nil && in.Status == saga.Completed
 		})
+		// p-2 is handled concurrently and may start after p-1 completed.
+		eventually(t, 10*time.Second, "p-2 started", func() bool { return f.instance("orders", "p-2") != nil })
 		ctx := context.Background()
 		done, err := f.store.List(ctx, saga.Filter{Saga: "orders", Status: saga.Completed})
 		must(t, err)

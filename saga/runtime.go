@@ -280,7 +280,7 @@ func (rt *runtime[S]) attempt(ctx context.Context, key, wire string, start bool,
 			return router.Permanent(fmt.Errorf("saga %s key %q: stored state does not decode: %w", rt.def.name, key, err))
 		}
 	}
-	c := &Context[S]{Context: ctx, def: rt.def, key: key, inst: in, tx: tx, phase: ph}
+	c := &Context[S]{Context: ctx, def: rt.def, key: key, inst: in, tx: tx, phase: ph, wire: wire}
 	if err := call(c, &state); err != nil {
 		return err
 	}
@@ -406,6 +406,7 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 			rt.finish(in, p, Completed, now)
 		}
 	}
+	rt.record(c, now)
 	st, err := json.Marshal(state)
 	if err != nil {
 		return nil, router.Permanent(fmt.Errorf("saga %s key %q: encode state: %w", rt.def.name, c.key, err))
@@ -415,6 +416,34 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 	}
 	in.State = st
 	return p, nil
+}
+
+// record appends the transition to the instance's history, keeping the
+// last MaxHistory entries.
+func (rt *runtime[S]) record(c *Context[S], now time.Time) {
+	in := c.inst
+	e := HistoryEntry{At: now.UTC(), Kind: HistoryEvent, Type: c.wire, Status: in.Status}
+	switch c.phase {
+	case phaseTimeout:
+		e.Kind = HistoryTimeout
+	case phaseCompensate:
+		e.Kind = HistoryCompensation
+	}
+	switch {
+	case c.phase != phaseCompensate && c.failure != nil:
+		e.Note = "failed: " + in.Meta.Failure
+		if n := len(in.Meta.Compensations); n > 0 {
+			e.Note += fmt.Sprintf("; %d compensation(s) to run", n)
+		}
+	case c.phase != phaseCompensate && c.complete:
+		e.Note = "completed"
+	}
+	if len(in.Meta.History) >= MaxHistory {
+		drop := len(in.Meta.History) - MaxHistory + 1
+		in.Meta.History = append(in.Meta.History[:0:0], in.Meta.History[drop:]...)
+		in.Meta.HistoryDropped += drop
+	}
+	in.Meta.History = append(in.Meta.History, e)
 }
 
 func (rt *runtime[S]) send(ctx context.Context, p *plan, key string, m router.Message) error {

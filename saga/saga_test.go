@@ -632,6 +632,11 @@ func TestConcurrentEventsForOneInstanceLoseNoUpdate(t *testing.T) {
 		if in.Version != events+1 {
 			t.Fatalf("version = %d, want %d", in.Version, events+1)
 		}
+		// The history is saved with the state: one entry per committed
+		// transition, none from the runs that lost a race.
+		if kept, dropped := len(in.Meta.History), in.Meta.HistoryDropped; kept+dropped != events+1 || kept != saga.MaxHistory {
+			t.Fatalf("history: %d entries kept and %d dropped, want %d transitions in all and %d kept", kept, dropped, events+1, saga.MaxHistory)
+		}
 		// Runs beyond one per event are transitions that lost a race and ran
 		// again: the consumers did collide.
 		t.Logf("%d events applied with %d handler runs (%d lost a race and ran again)", events, calls.Load(), calls.Load()-events)
@@ -639,6 +644,10 @@ func TestConcurrentEventsForOneInstanceLoseNoUpdate(t *testing.T) {
 			t.Fatalf("no transition lost a race (%d handler runs): the test did not exercise concurrency", calls.Load())
 		}
 		if f.pg {
+			// The history table is trimmed every MaxHistory versions.
+			if n := f.count(f.tables.store+"_history", ""); n > 2*saga.MaxHistory {
+				t.Fatalf("%d history rows for %d transitions: not trimmed", n, events+1)
+			}
 			// Exactly one outgoing message per applied event: the messages of
 			// transitions that lost a race were rolled back with them.
 			if n := f.count(f.tables.outbox, ""); n != events {

@@ -56,6 +56,44 @@ type Meta struct {
 	Compensations []Step `json:"compensations,omitempty"`
 	// Failure is the reason given to [Context.Fail].
 	Failure string `json:"failure,omitempty"`
+	// History lists the instance's transitions, oldest first: each event,
+	// timeout and compensation step that changed it. The runtime appends
+	// one entry per transition and the store saves it with the state in the
+	// same write, so it never disagrees with it: the PostgreSQL store in the
+	// table <table>_history (its Tx.Load returns no history, and Insert and
+	// Update append the entries they are given), the memory store in the
+	// instance. [Store.Get] returns the last [MaxHistory] entries;
+	// HistoryDropped counts the older ones.
+	History []HistoryEntry `json:"history,omitempty"`
+	// HistoryDropped is the number of older entries dropped from History.
+	HistoryDropped int `json:"history_dropped,omitempty"`
+}
+
+// MaxHistory is the number of transitions [Meta.History] keeps.
+const MaxHistory = 50
+
+// HistoryKind says what caused a transition recorded in [Meta.History].
+type HistoryKind string
+
+// Kinds of transitions.
+const (
+	// HistoryEvent: a message declared with [StartedBy] or [Handles].
+	HistoryEvent HistoryKind = "event"
+	// HistoryTimeout: a timeout scheduled with [Context.Timeout] fired.
+	HistoryTimeout HistoryKind = "timeout"
+	// HistoryCompensation: a compensation step registered with
+	// [Context.Compensate] ran (in process through [OnCompensate], or sent
+	// on its topic for another service).
+	HistoryCompensation HistoryKind = "compensation"
+)
+
+// HistoryEntry is one transition of an instance.
+type HistoryEntry struct {
+	At     time.Time   `json:"at"`
+	Kind   HistoryKind `json:"kind"`
+	Type   string      `json:"type"`           // wire name of the event, timeout or compensation step
+	Status Status      `json:"status"`         // the instance's status after the transition
+	Note   string      `json:"note,omitempty"` // for example the failure reason given to Fail
 }
 
 // PendingTimeout is a timeout scheduled by [Context.Timeout].
@@ -78,6 +116,7 @@ func (in *Instance) clone() *Instance {
 	c := *in
 	c.State = append(json.RawMessage(nil), in.State...)
 	c.Meta.Compensations = append([]Step(nil), in.Meta.Compensations...)
+	c.Meta.History = append([]HistoryEntry(nil), in.Meta.History...)
 	if in.Meta.Timeouts != nil {
 		c.Meta.Timeouts = make(map[string]PendingTimeout, len(in.Meta.Timeouts))
 		for k, v := range in.Meta.Timeouts {
@@ -150,7 +189,7 @@ var ErrConflict = errors.New("saga instance changed concurrently")
 
 // UnknownInstanceError is the error for an event that is not a start event
 // and whose instance does not exist (or has finished). With
-// [DeadLetterUnknown] it is permanent.
+// [UnknownDeadLetter] (the default) it is permanent.
 type UnknownInstanceError struct {
 	Saga, Key, Type string
 }

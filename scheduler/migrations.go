@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/sqlident"
@@ -113,5 +114,43 @@ func (s *Scheduler) Migrate(ctx context.Context) error {
 		return err
 	}
 	_, err = migrate.Apply(ctx, s.pool, s.t.component(), ms)
+	return err
+}
+
+// SchemaStep is one schema migration of the scheduler's tables and when it
+// was applied, as "hexeract migrate status" prints it.
+type SchemaStep struct {
+	Component string    // "scheduler:<table>"
+	Version   int       // migration version, from 1
+	Name      string    // short description
+	AppliedAt time.Time // zero while pending
+}
+
+// Pending reports whether the migration has not been applied yet.
+func (s SchemaStep) Pending() bool { return s.AppliedAt.IsZero() }
+
+// SchemaStatus reports the scheduler's migrations and which are applied. It
+// only reads.
+func (s *Scheduler) SchemaStatus(ctx context.Context) ([]SchemaStep, error) {
+	ms, err := s.t.migrations()
+	if err != nil {
+		return nil, err
+	}
+	st, err := migrate.Statuses(ctx, s.pool, s.t.component(), ms)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: schema status: %w", err)
+	}
+	out := make([]SchemaStep, len(st))
+	for i, x := range st {
+		out[i] = SchemaStep{Component: x.Component, Version: x.Version, Name: x.Name, AppliedAt: x.AppliedAt}
+	}
+	return out, nil
+}
+
+// CheckTable validates a scheduler table name (and the names derived from
+// it: the _ticks and _leases tables and the due index) without touching a
+// database.
+func CheckTable(table string) error {
+	_, err := newTables(table)
 	return err
 }

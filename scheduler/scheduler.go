@@ -125,7 +125,11 @@ type config struct {
 // Option configures a [Scheduler].
 type Option func(*config)
 
-// WithTable sets the table of scheduled messages (default
+// DefaultTable is the table of scheduled messages when [WithTable] is not
+// given.
+const DefaultTable = "hexeract_scheduled"
+
+// WithTable sets the table of scheduled messages (default [DefaultTable],
 // "hexeract_scheduled"; "schema.table" allowed). The fired-ticks and lease
 // tables are named after it with the suffixes _ticks and _leases.
 func WithTable(name string) Option { return func(c *config) { c.table = name } }
@@ -189,7 +193,8 @@ func WithLeaseTTL(d time.Duration) Option { return func(c *config) { c.leaseTTL 
 func WithInstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
 
 // WithoutMigrate stops [Scheduler.Run] from applying the schema migrations,
-// for deployments that migrate with "hexeract schema migrate" beforehand.
+// for deployments that migrate beforehand with [Scheduler.Migrate] or
+// "hexeract migrate up".
 func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
 
 // WithoutNotify stops Schedule and Reschedule from sending a NOTIFY for
@@ -218,7 +223,7 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 	}
 	host, _ := os.Hostname()
 	cfg := config{
-		table:        "hexeract_scheduled",
+		table:        DefaultTable,
 		codec:        router.JSON{},
 		source:       router.DefaultSource,
 		batchSize:    500,

@@ -11,13 +11,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// databaseURL is the --database-url flag shared by every database subcommand.
+// databaseURL is the --database-url flag shared by every database
+// subcommand (a persistent flag of the root command).
 var databaseURL string
-
-func init() {
-	rootCmd.PersistentFlags().StringVar(&databaseURL, "database-url", "",
-		"PostgreSQL URL (default $HEXERACT_DATABASE_URL)")
-}
 
 // connectDB opens a pool on the database named by --database-url or
 // HEXERACT_DATABASE_URL. Errors never contain the password.

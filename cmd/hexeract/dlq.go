@@ -40,7 +40,7 @@ type dlqFlags struct {
 // message away: "dlq list" puts each message back at the tail.
 var logSchemes = []string{"kafka", "nats", "postgres", "postgresql", "redis", "rediss"}
 
-func init() {
+func newDLQCommand() *cobra.Command {
 	var f dlqFlags
 	dlq := &cobra.Command{
 		Use:   "dlq",
@@ -84,7 +84,9 @@ second time.`,
 		Long: `Reads the dead letters of DLQ-TOPIC with --group, publishes each one, without its
 fault metadata, to its original topic (hexeract_fault_topic, or Watermill's
 topic_poisoned) or to --to, and acknowledges it only after that publish
-succeeded: a failure leaves the message in the dead-letter topic.`,
+succeeded: a failure leaves the message in the dead-letter topic. Ctrl-C
+stops it between messages: the one in hand is moved and acknowledged, the
+counts are printed, the rest stay on DLQ-TOPIC and the exit status is 130.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDLQMove(cmd, f, args[0]) },
 	}
@@ -92,7 +94,7 @@ succeeded: a failure leaves the message in the dead-letter topic.`,
 	move.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
 
 	dlq.AddCommand(list, move)
-	rootCmd.AddCommand(dlq)
+	return dlq
 }
 
 func openTransport(ctx context.Context, f dlqFlags, group string) (*adapters.Transport, error) {
@@ -124,10 +126,16 @@ func cmdContext(cmd *cobra.Command) context.Context {
 
 // consume reads topic until fn returns stop, limit messages were handled or
 // no message arrived for wait. fn acks or nacks each message itself.
+//
+// Cancelling ctx (Ctrl-C) stops consume between messages: the message in
+// hand is finished by fn (published and acknowledged), a message received
+// after the cancel is given back (nacked), and consume returns ctx's error.
+// The subscription itself is not tied to ctx, so it stays open while fn
+// acknowledges the message in hand; it closes when consume returns.
 func consume(ctx context.Context, sub message.Subscriber, topic string, f dlqFlags, fn func(*message.Message) (stop bool, err error)) error {
-	ctx, cancel := context.WithCancel(ctx)
+	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	msgs, err := sub.Subscribe(ctx, topic)
+	msgs, err := sub.Subscribe(subCtx, topic)
 	if err != nil {
 		return fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
@@ -142,6 +150,10 @@ func consume(ctx context.Context, sub message.Subscriber, topic string, f dlqFla
 		case msg, ok := <-msgs:
 			if !ok {
 				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				msg.Nack() // arrived with the interrupt: give it back untouched
+				return err
 			}
 			stop, err := fn(msg)
 			if err != nil || stop {
@@ -194,13 +206,14 @@ func runDLQList(cmd *cobra.Command, f dlqFlags, topic string) error {
 		printDeadLetter(out, msg, f.stack)
 		return false, nil
 	})
-	if err != nil {
-		return err
-	}
 	if !f.jsonOut {
-		fmt.Fprintf(out, "%d dead letter(s) on %s\n", count, topic)
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintf(out, "interrupted: %d dead letter(s) listed on %s before the interrupt\n", count, topic)
+		} else if err == nil {
+			fmt.Fprintf(out, "%d dead letter(s) on %s\n", count, topic)
+		}
 	}
-	return nil
+	return err
 }
 
 func maps(md message.Metadata) message.Metadata {
@@ -350,6 +363,10 @@ func runDLQMove(cmd *cobra.Command, f dlqFlags, topic string) error {
 		fmt.Fprintf(out, "moved %d message(s) to %s\n", moved[to], to)
 	}
 	fmt.Fprintf(out, "%d dead letter(s) moved from %s\n", total, topic)
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintf(out, "interrupted: the remaining dead letters stay on %s\n", topic)
+		return err
+	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("stopped after %d message(s)", total), err)
 	}

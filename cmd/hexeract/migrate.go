@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/scheduler"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 )
@@ -22,27 +25,27 @@ type schemaStep struct {
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 }
 
-// schemaComponent is a set of tables that "hexeract migrate" manages. The
-// outbox and inbox register themselves below; other areas can add
-// theirs from an init function with registerSchema.
+// schemaComponent is a set of tables that "hexeract migrate" manages: one
+// per Hexeract component that owns tables (outbox, inbox, saga store,
+// scheduler), each with its flag of table names.
 type schemaComponent struct {
+	// flag is the name of the migrate flag listing the component's tables.
+	flag string
 	// check validates a table name before any connection is made.
 	check func(table string) error
 	// tables returns the configured table names of the component (from
-	// its flags); an empty result skips the component.
+	// its flag); an empty result skips the component.
 	tables func() []string
 	up     func(ctx context.Context, pool *pgxpool.Pool, table string) error
 	status func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error)
 }
 
-var schemaComponents []schemaComponent
-
-func registerSchema(c schemaComponent) { schemaComponents = append(schemaComponents, c) }
-
 type migrateFlags struct {
-	outboxTables []string
-	inboxTables  []string
-	jsonOut      bool
+	outboxTables    []string
+	inboxTables     []string
+	sagaTables      []string
+	schedulerTables []string
+	jsonOut         bool
 }
 
 var migrateOpts migrateFlags
@@ -55,8 +58,11 @@ func fromOutbox(st []outbox.SchemaStatus) []schemaStep {
 	return out
 }
 
-func init() {
-	registerSchema(schemaComponent{
+// schemaComponents lists every component with tables, in the order
+// "migrate up" applies them.
+var schemaComponents = []schemaComponent{
+	{
+		flag:   "outbox-table",
 		check:  outbox.CheckTable,
 		tables: func() []string { return nonEmpty(migrateOpts.outboxTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
@@ -70,8 +76,9 @@ func init() {
 			st, err := ob.SchemaStatus(ctx)
 			return fromOutbox(st), err
 		},
-	})
-	registerSchema(schemaComponent{
+	},
+	{
+		flag:   "inbox-table",
 		check:  outbox.CheckInboxTable,
 		tables: func() []string { return nonEmpty(migrateOpts.inboxTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
@@ -89,45 +96,119 @@ func init() {
 			st, err := in.SchemaStatus(ctx)
 			return fromOutbox(st), err
 		},
-	})
+	},
+	{
+		flag:   "saga-table",
+		check:  saga.CheckTable,
+		tables: func() []string { return nonEmpty(migrateOpts.sagaTables) },
+		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
+			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
+			if err != nil {
+				return err
+			}
+			return store.Migrate(ctx)
+		},
+		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
+			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
+			if err != nil {
+				return nil, err
+			}
+			st, err := store.SchemaStatus(ctx)
+			out := make([]schemaStep, len(st))
+			for i, s := range st {
+				out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
+			}
+			return out, err
+		},
+	},
+	{
+		flag:   "scheduler-table",
+		check:  scheduler.CheckTable,
+		tables: func() []string { return nonEmpty(migrateOpts.schedulerTables) },
+		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
+			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+			if err != nil {
+				return err
+			}
+			return s.Migrate(ctx)
+		},
+		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
+			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+			if err != nil {
+				return nil, err
+			}
+			st, err := s.SchemaStatus(ctx)
+			out := make([]schemaStep, len(st))
+			for i, x := range st {
+				out[i] = schemaStep{Component: x.Component, Version: x.Version, Name: x.Name, AppliedAt: x.AppliedAt}
+			}
+			return out, err
+		},
+	},
+}
 
+func newMigrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Create or upgrade Hexeract's tables (outbox, inbox)",
-		Long: `Applies the versioned schema migrations embedded in this binary. Applied
-versions are recorded in the table hexeract_schema_migrations; each run holds
-an advisory lock per component, so several migrators (replicas starting at
-once) are safe. Needs --database-url or $HEXERACT_DATABASE_URL.`,
+		Short: "Create or upgrade Hexeract's tables (outbox, inbox, saga store, scheduler)",
+		Long: `Applies the versioned schema migrations embedded in this binary to every
+component's tables: the outbox, the inbox, the saga store and the scheduler
+(each with its flag; the defaults are the components' default tables, "" skips
+a component). Applied versions are recorded in the table
+hexeract_schema_migrations; each run holds an advisory lock per component, so
+several migrators (replicas starting at once) are safe. Needs --database-url
+or $HEXERACT_DATABASE_URL.
+
+"migrate status" exits with status 3 when a migration is pending, so a
+deployment script can gate on it:
+
+  hexeract migrate status || hexeract migrate up
+
+Ctrl-C stops "migrate up" between migrations (the one in hand is committed
+or rolled back whole); it prints what it applied and exits with status 130.`,
 		RunE: subcommandRequired,
 	}
-	cmd.PersistentFlags().Var(newTableList(&migrateOpts.outboxTables, outbox.DefaultTable), "outbox-table",
+	pf := cmd.PersistentFlags()
+	pf.Var(newTableList(&migrateOpts.outboxTables, outbox.DefaultTable), "outbox-table",
 		`outbox tables (table or schema.table; repeat or separate by commas; "" for none)`)
-	cmd.PersistentFlags().Var(newTableList(&migrateOpts.inboxTables, outbox.DefaultInboxTable), "inbox-table",
+	pf.Var(newTableList(&migrateOpts.inboxTables, outbox.DefaultInboxTable), "inbox-table",
 		`inbox tables (table or schema.table; repeat or separate by commas; "" for none)`)
+	pf.Var(newTableList(&migrateOpts.sagaTables, saga.DefaultTable), "saga-table",
+		`saga store tables (table or schema.table; repeat or separate by commas; "" for none)`)
+	pf.Var(newTableList(&migrateOpts.schedulerTables, scheduler.DefaultTable), "scheduler-table",
+		`scheduler tables (table or schema.table; repeat or separate by commas; "" for none)`)
 
 	up := &cobra.Command{
 		Use:   "up",
-		Short: "Apply every pending migration",
+		Short: "Apply every pending migration of every component",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkSchemaNames(); err != nil {
 				return err
 			}
 			return withPool(cmd, func(ctx context.Context, pool *pgxpool.Pool) error {
+				applied := 0
 				for _, c := range schemaComponents {
 					for _, table := range c.tables() {
+						if ctx.Err() != nil {
+							fmt.Fprintf(cmd.OutOrStdout(), "interrupted: %d migration(s) applied; run \"hexeract migrate up\" again for the rest\n", applied)
+							return ctx.Err()
+						}
 						before, err := c.status(ctx, pool, table)
 						if err != nil {
 							return err
 						}
-						if err := c.up(ctx, pool, table); err != nil {
-							return err
-						}
-						after, err := c.status(ctx, pool, table)
+						// A migration runs in its own transaction: let it
+						// finish rather than cancel it half way.
+						upErr := c.up(context.WithoutCancel(ctx), pool, table)
+						after, err := c.status(context.WithoutCancel(ctx), pool, table)
 						if err != nil {
-							return err
+							return errors.Join(upErr, err)
 						}
-						printApplied(cmd, before, after)
+						applied += printApplied(cmd, before, after)
+						if upErr != nil {
+							return upErr
+						}
 					}
 				}
 				return nil
@@ -136,7 +217,7 @@ once) are safe. Needs --database-url or $HEXERACT_DATABASE_URL.`,
 	}
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Print applied and pending migrations",
+		Short: "Print applied and pending migrations; exit status 3 when any is pending",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkSchemaNames(); err != nil {
@@ -153,23 +234,33 @@ once) are safe. Needs --database-url or $HEXERACT_DATABASE_URL.`,
 						all = append(all, st...)
 					}
 				}
-				return printSteps(cmd, all, migrateOpts.jsonOut)
+				if err := printSteps(cmd, all, migrateOpts.jsonOut); err != nil {
+					return err
+				}
+				pending := 0
+				for _, s := range all {
+					if s.AppliedAt.IsZero() {
+						pending++
+					}
+				}
+				if pending > 0 {
+					return &statusError{code: exitPending, err: fmt.Errorf("%d migration(s) pending: run \"hexeract migrate up\"", pending)}
+				}
+				return nil
 			})
 		},
 	}
 	status.Flags().BoolVar(&migrateOpts.jsonOut, "json", false, "print one JSON object per migration")
 	cmd.AddCommand(up, status)
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // checkSchemaNames validates every configured table name before connecting.
 func checkSchemaNames() error {
 	for _, c := range schemaComponents {
 		for _, table := range c.tables() {
-			if c.check != nil {
-				if err := c.check(table); err != nil {
-					return err
-				}
+			if err := c.check(table); err != nil {
+				return fmt.Errorf("--%s: %w", c.flag, err)
 			}
 		}
 	}
@@ -200,7 +291,9 @@ func withPool(cmd *cobra.Command, fn func(context.Context, *pgxpool.Pool) error)
 	return fn(ctx, pool)
 }
 
-func printApplied(cmd *cobra.Command, before, after []schemaStep) {
+// printApplied prints the migrations applied between before and after and
+// returns how many.
+func printApplied(cmd *cobra.Command, before, after []schemaStep) int {
 	was := map[int]bool{}
 	for _, s := range before {
 		was[s.Version] = !s.AppliedAt.IsZero()
@@ -215,6 +308,7 @@ func printApplied(cmd *cobra.Command, before, after []schemaStep) {
 	if applied == 0 && len(after) > 0 {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s is up to date (version %d)\n", after[0].Component, after[len(after)-1].Version)
 	}
+	return applied
 }
 
 func printSteps(cmd *cobra.Command, steps []schemaStep, jsonOut bool) error {

@@ -26,7 +26,7 @@ type outboxFlags struct {
 
 var outboxOpts outboxFlags
 
-func init() {
+func newOutboxCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "outbox",
 		Short: "Inspect outbox tables and manage their dead rows",
@@ -88,7 +88,8 @@ func init() {
 		Long: `Moves dead rows back into the outbox with their attempts reset; running
 relays deliver them again (they are woken by a notification). Give message
 ids, or --all for every dead row. Large replays run in batches and show a
-progress bar on stderr.`,
+progress bar on stderr. Ctrl-C stops between batches: the batch in hand
+commits whole, the count moved is printed and the exit status is 130.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return moveDead(cmd, args, "replay")
 		},
@@ -106,7 +107,7 @@ progress bar on stderr.`,
 	}
 	dead.AddCommand(list, replay, purge)
 	cmd.AddCommand(status, dead)
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 func withOutboxes(cmd *cobra.Command, fn func(context.Context, []*outbox.Outbox) error) error {
@@ -245,12 +246,20 @@ func moveDead(cmd *cobra.Command, ids []string, action string) error {
 			if bar != nil {
 				_ = bar.Finish()
 			}
-			if err != nil {
-				return err
-			}
+			// The summary is printed in every case: after an interrupt
+			// (Ctrl-C) or an error, n is exactly what was committed.
 			verb := map[string]string{"replay": "replayed", "purge": "purged"}[action]
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %d dead rows of %s\n", verb, n, ob.Table())
 			found += n
+			if err != nil {
+				if ctx.Err() != nil {
+					st, serr := ob.Stats(context.WithoutCancel(ctx))
+					if serr == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "interrupted: %d dead rows left in %s; run the command again for the rest\n", st.Dead, ob.Table())
+					}
+				}
+				return err
+			}
 		}
 		if len(ids) > 0 && found < int64(len(ids)) {
 			return fmt.Errorf("%d of %d ids had no dead row in %s", int64(len(ids))-found, len(ids), strings.Join(tableNames(obs), ", "))

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/saga"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +24,7 @@ type sagaFlags struct {
 	jsonOut bool
 }
 
-func init() {
+func newSagaCommand() *cobra.Command {
 	var f sagaFlags
 	cmd := &cobra.Command{
 		Use:   "saga",
@@ -33,7 +32,7 @@ func init() {
 		Long: `Saga instances live in the saga store table (default hexeract_sagas): one row
 per instance with its status (running, compensating, completed, failed), its
 version, its state as JSON and the runtime's bookkeeping (pending timeouts,
-registered compensations, failure reason). Completed and failed instances are
+registered compensations, failure reason, history of transitions). Completed and failed instances are
 listed only when the application keeps them (saga.WithRetention).`,
 		RunE: subcommandRequired,
 	}
@@ -52,51 +51,21 @@ listed only when the application keeps them (saga.WithRetention).`,
 
 	show := &cobra.Command{
 		Use:   "show SAGA KEY",
-		Short: "Show one saga instance: status, version, state, pending timeouts and compensations",
-		Args:  cobra.ExactArgs(2),
-		RunE:  func(cmd *cobra.Command, args []string) error { return runSagaShow(cmd, f, args[0], args[1]) },
+		Short: "Show one saga instance: status, state, pending timeouts and compensations, and its history",
+		Long: `Prints one instance: status, version, state, pending timeouts, the
+compensations registered (or, while compensating, still to run) and its
+history: every event, timeout and compensation step that changed it, oldest
+first, with the status it left (the last 50 transitions are kept). For a failed
+saga the history shows which steps ran, where it failed, and which
+compensations ran. Finished instances exist only while the application keeps
+them (saga.WithRetention).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error { return runSagaShow(cmd, f, args[0], args[1]) },
 	}
 	show.Flags().BoolVar(&f.jsonOut, "json", false, "print the instance as one JSON object")
 
 	cmd.AddCommand(list, show)
-	rootCmd.AddCommand(cmd)
-	registerSagaSchema()
-}
-
-// sagaTables are the saga store tables "hexeract migrate" manages: none
-// unless --saga-table is given (the store also migrates its table itself
-// when the application starts).
-var sagaTables []string
-
-// registerSagaSchema adds the saga store to "hexeract migrate up|status"
-// with the flag --saga-table.
-func registerSagaSchema() {
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "migrate" {
-			c.PersistentFlags().Var(newTableList(&sagaTables), "saga-table",
-				`saga store tables (table or schema.table; repeat or separate by commas; default none)`)
-		}
-	}
-	registerSchema(schemaComponent{
-		check:  saga.CheckTable,
-		tables: func() []string { return nonEmpty(sagaTables) },
-		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
-			_, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table))
-			return err
-		},
-		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
-			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
-			if err != nil {
-				return nil, err
-			}
-			st, err := store.SchemaStatus(ctx)
-			out := make([]schemaStep, len(st))
-			for i, s := range st {
-				out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
-			}
-			return out, err
-		},
-	})
+	return cmd
 }
 
 func sagaStore(cmd *cobra.Command, f sagaFlags) (*saga.PostgresStore, func(), error) {
@@ -200,23 +169,26 @@ func runSagaShow(cmd *cobra.Command, f sagaFlags, name, key string) error {
 
 // instanceView is the JSON shape of an instance in the CLI's output.
 type instanceView struct {
-	Saga          string                         `json:"saga"`
-	Key           string                         `json:"key"`
-	Status        saga.Status                    `json:"status"`
-	Version       int64                          `json:"version"`
-	State         json.RawMessage                `json:"state"`
-	Timeouts      map[string]saga.PendingTimeout `json:"timeouts,omitempty"`
-	Compensations []saga.Step                    `json:"compensations,omitempty"`
-	Failure       string                         `json:"failure,omitempty"`
-	CreatedAt     time.Time                      `json:"created_at"`
-	UpdatedAt     time.Time                      `json:"updated_at"`
-	CompletedAt   *time.Time                     `json:"completed_at,omitempty"`
+	Saga           string                         `json:"saga"`
+	Key            string                         `json:"key"`
+	Status         saga.Status                    `json:"status"`
+	Version        int64                          `json:"version"`
+	State          json.RawMessage                `json:"state"`
+	Timeouts       map[string]saga.PendingTimeout `json:"timeouts,omitempty"`
+	Compensations  []saga.Step                    `json:"compensations,omitempty"`
+	Failure        string                         `json:"failure,omitempty"`
+	History        []saga.HistoryEntry            `json:"history,omitempty"`
+	HistoryDropped int                            `json:"history_dropped,omitempty"`
+	CreatedAt      time.Time                      `json:"created_at"`
+	UpdatedAt      time.Time                      `json:"updated_at"`
+	CompletedAt    *time.Time                     `json:"completed_at,omitempty"`
 }
 
 func instanceJSON(in *saga.Instance) instanceView {
 	v := instanceView{
 		Saga: in.Saga, Key: in.Key, Status: in.Status, Version: in.Version, State: in.State,
 		Timeouts: in.Meta.Timeouts, Compensations: in.Meta.Compensations, Failure: in.Meta.Failure,
+		History: in.Meta.History, HistoryDropped: in.Meta.HistoryDropped,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}
 	if !in.CompletedAt.IsZero() {
@@ -247,9 +219,28 @@ func printInstance(w io.Writer, in *saga.Instance) {
 		}
 	}
 	if n := len(in.Meta.Compensations); n > 0 {
-		fmt.Fprintln(w, "compensations (run last first on failure):")
+		title := "compensations (run last first on failure):"
+		if in.Status == saga.Compensating {
+			title = "compensations still to run (last first):"
+		}
+		fmt.Fprintln(w, title)
 		for i, s := range in.Meta.Compensations {
 			fmt.Fprintf(w, "  %d. %s %s\n", i+1, s.Type, strings.TrimSpace(string(s.Payload)))
 		}
+	}
+	if len(in.Meta.History) > 0 {
+		fmt.Fprintln(w, "history (oldest first):")
+		if in.Meta.HistoryDropped > 0 {
+			fmt.Fprintf(w, "  (%d older transitions not kept)\n", in.Meta.HistoryDropped)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, e := range in.Meta.History {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t-> %s", e.At.UTC().Format(time.RFC3339Nano), e.Kind, e.Type, e.Status)
+			if e.Note != "" {
+				fmt.Fprintf(tw, "\t%s", e.Note)
+			}
+			fmt.Fprintln(tw)
+		}
+		_ = tw.Flush()
 	}
 }

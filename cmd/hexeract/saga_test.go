@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,8 @@ func TestSagaListAndShow(t *testing.T) {
 	ctx := context.Background()
 	table := "saga_cli_" + testenv.Suffix()
 	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_history`)
+		_, _ = pool.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+table+`_save`)
 		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
 	})
 	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table))
@@ -46,8 +48,13 @@ func TestSagaListAndShow(t *testing.T) {
 			Timeouts:      map[string]saga.PendingTimeout{"orders.payment_due": {Token: "t", ScheduleID: "s-1", At: time.Now().Add(time.Hour)}},
 			Compensations: []saga.Step{{Type: "stock.release", Payload: json.RawMessage(`{"order_id":"o-1"}`)}},
 		}}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	failed := &saga.Instance{Saga: "orders", Key: "o-2", Status: saga.Failed, State: json.RawMessage(`{}`),
-		Meta: saga.Meta{Failure: "card declined"}, CompletedAt: time.Now()}
+		Meta: saga.Meta{Failure: "card declined", History: []saga.HistoryEntry{
+			{At: at, Kind: saga.HistoryEvent, Type: "orders.placed", Status: saga.Running},
+			{At: at, Kind: saga.HistoryEvent, Type: "payment.failed", Status: saga.Compensating, Note: "failed: card declined; 1 compensation(s) to run"},
+			{At: at, Kind: saga.HistoryCompensation, Type: "stock.release", Status: saga.Failed},
+		}}, CompletedAt: time.Now()}
 	for _, in := range []*saga.Instance{running, failed} {
 		if err := tx.Insert(ctx, in); err != nil {
 			t.Fatal(err)
@@ -85,6 +92,29 @@ func TestSagaListAndShow(t *testing.T) {
 		}
 	}
 
+	out, err = runSagaCLI(t, "saga", "show", "orders", "o-2", "--database-url", url, "--table", table, "--json=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"status:    failed", "failure:   card declined", "history (oldest first):",
+		"2026-01-02T03:04:05Z  event         orders.placed   -> running",
+		"event         payment.failed  -> compensating  failed: card declined; 1 compensation(s) to run",
+		"compensation  stock.release   -> failed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("saga show of the failed instance lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runSagaCLI(t, "saga", "show", "orders", "o-2", "--database-url", url, "--table", table, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown struct {
+		History []saga.HistoryEntry `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || len(shown.History) != 3 || shown.History[2].Type != "stock.release" {
+		t.Fatalf("saga show --json history = %+v (%v)\n%s", shown.History, err, out)
+	}
+
 	if _, err := runSagaCLI(t, "saga", "show", "orders", "missing", "--database-url", url, "--table", table); err == nil || !strings.Contains(err.Error(), `no instance of saga "orders" with key "missing"`) {
 		t.Fatalf("show of a missing instance: %v", err)
 	}
@@ -96,32 +126,59 @@ func TestSagaListAndShow(t *testing.T) {
 	}
 }
 
-func TestMigrateSagaTable(t *testing.T) {
+// TestMigrateCoversEveryComponent checks that "migrate up" and "migrate
+// status" cover the outbox, the inbox, the saga store and the scheduler, and
+// that "migrate status" exits with status 3 while any migration is pending
+// and 0 once none is.
+func TestMigrateCoversEveryComponent(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	pool := testenv.Postgres(t)
-	table := "saga_cli_mig_" + testenv.Suffix()
+	sfx := testenv.Suffix()
+	ob, in, sg, sc := "mig_ob_"+sfx, "mig_in_"+sfx, "mig_saga_"+sfx, "mig_sched_"+sfx
 	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
-		_, _ = pool.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+table+`_save`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
+		ctx := context.Background()
+		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+ob+`, `+ob+`_dead, `+ob+`_delivered, `+in+`, `+sg+`, `+sg+`_history, `+sc+`, `+sc+`_ticks, `+sc+`_leases`)
+		_, _ = pool.Exec(ctx, `DROP FUNCTION IF EXISTS `+sg+`_save`)
+		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = ANY($1)`,
+			[]string{"outbox:" + ob, "inbox:" + in, saga.Component(sg), "scheduler:" + sc})
 	})
-	// Only the saga table: the outbox and inbox flags set to none.
-	args := []string{"--database-url", url, "--outbox-table", "", "--inbox-table", "", "--saga-table", table}
-	out, err := runSagaCLI(t, append([]string{"migrate", "status"}, args...)...)
-	if err != nil || !strings.Contains(out, "saga:"+table) || !strings.Contains(out, "pending") {
-		t.Fatalf("migrate status before: %v\n%s", err, out)
+	args := []string{"--database-url", url, "--outbox-table", ob, "--inbox-table", in, "--saga-table", sg, "--scheduler-table", sc}
+	components := []string{"outbox:" + ob, "inbox:" + in, "saga:" + sg, "scheduler:" + sc}
+
+	out, _, err := runOutboxCLI(t, append([]string{"migrate", "status"}, args...)...)
+	if code := exitStatus(io.Discard, err, false); code != exitPending {
+		t.Fatalf("migrate status before up: exit status %d (%v), want %d\n%s", code, err, exitPending, out)
 	}
-	out, err = runSagaCLI(t, append([]string{"migrate", "up"}, args...)...)
-	if err != nil || !strings.Contains(out, "applied saga:"+table+" version 1") || !strings.Contains(out, "applied saga:"+table+" version 2") {
+	for _, c := range components {
+		if !strings.Contains(out, c) {
+			t.Errorf("migrate status does not list %s:\n%s", c, out)
+		}
+	}
+	out, _, err = runOutboxCLI(t, append([]string{"migrate", "up"}, args...)...)
+	if err != nil {
 		t.Fatalf("migrate up: %v\n%s", err, out)
 	}
-	out, err = runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table, "--saga", "", "--status", "", "--json=false")
+	for _, c := range components {
+		if !strings.Contains(out, "applied "+c+" version 1") {
+			t.Errorf("migrate up did not apply %s:\n%s", c, out)
+		}
+	}
+	out, _, err = runOutboxCLI(t, append([]string{"migrate", "status"}, args...)...)
+	if err != nil || strings.Contains(out, "pending") {
+		t.Fatalf("migrate status after up: %v\n%s", err, out)
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM `+sc+`_leases`).Scan(&n); err != nil {
+		t.Fatalf("scheduler tables not created: %v", err)
+	}
+	out, err = runSagaCLI(t, "saga", "list", "--database-url", url, "--table", sg, "--saga", "", "--status", "", "--json=false")
 	if err != nil || !strings.Contains(out, "no saga instances") {
 		t.Fatalf("list on the migrated table: %v\n%s", err, out)
 	}
-	if _, err := runSagaCLI(t, "migrate", "up", "--database-url", url, "--outbox-table", "", "--inbox-table", "", "--saga-table", "Bad-Name"); err == nil {
-		t.Fatal("migrate up accepted a bad saga table name")
+	for _, flag := range []string{"--outbox-table", "--inbox-table", "--saga-table", "--scheduler-table"} {
+		_, _, err := runOutboxCLI(t, "migrate", "up", "--database-url", url, flag, "Bad-Name")
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("migrate up %s Bad-Name: %v, want an error naming the flag", flag, err)
+		}
 	}
-	// Reset the flag for other tests of the migrate command.
-	sagaTables = nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +23,7 @@ type schedulerFlags struct {
 	jsonOut bool
 }
 
-func init() {
+func newSchedulerCommand() *cobra.Command {
 	var f schedulerFlags
 	cmd := &cobra.Command{
 		Use:   "scheduler",
@@ -60,8 +61,13 @@ fail after the others were processed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler) error {
 				var missing []string
-				for _, id := range args {
-					err := s.Cancel(ctx, id)
+				for i, id := range args {
+					if ctx.Err() != nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "interrupted: %d of %d ids processed; not tried: %s\n", i, len(args), strings.Join(args[i:], " "))
+						return ctx.Err()
+					}
+					// One cancel is one short statement: let it finish.
+					err := s.Cancel(context.WithoutCancel(ctx), id)
 					switch {
 					case errors.Is(err, scheduler.ErrNotFound):
 						missing = append(missing, id)
@@ -80,7 +86,7 @@ fail after the others were processed.`,
 		},
 	}
 	cmd.AddCommand(list, cancel)
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // refuseSink is the sink of the CLI's Scheduler, which only reads and

@@ -6,9 +6,12 @@
 // The saga's state, its outgoing messages (through the transactional
 // outbox) and its timeouts (through the durable scheduler) commit in one
 // transaction per step. The stock, payment and shipping services are
-// handlers in the same process, on the in-memory transport.
+// handlers in the same process, on the in-memory transport by default, or
+// on a real broker with -transport URL (or $HEXERACT_TRANSPORT): any URL
+// adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
 //
 //	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/order-saga
+//	go run ./examples/order-saga -transport amqp://guest:guest@127.0.0.1:5672/
 //
 // Without HEXERACT_DATABASE_URL it uses the test database above. It creates
 // the tables order_saga_sagas, order_saga_outbox(_dead, _delivered) and
@@ -19,6 +22,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"log/slog"
@@ -28,7 +32,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract"
-	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
@@ -170,12 +174,20 @@ func orderSaga() *saga.Definition[Order] {
 }
 
 func main() {
-	if err := run(); err != nil {
+	transportURL := flag.String("transport", os.Getenv(adapters.EnvTransport),
+		"transport URL (default $"+adapters.EnvTransport+", else mem:// in memory)")
+	flag.Parse()
+	if err := run(*transportURL); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run() error {
+// run places three orders on the transport transportURL names ("" for the
+// in-memory one) and waits for their outcomes.
+func run(transportURL string) error {
+	if transportURL == "" {
+		transportURL = "mem://"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dbURL := os.Getenv("HEXERACT_DATABASE_URL")
@@ -213,14 +225,18 @@ func run() error {
 		return err
 	}
 
-	// The transport (in memory here; any Watermill transport works) and the
-	// outbox relay that delivers to it.
-	transport := gochannel.New(gochannel.Config{Buffer: 256}, nil)
-	relay, err := outbox.NewRelay(pool, transport, outbox.WithTable("order_saga_outbox"), outbox.WithLogger(logger))
+	// The transport (in memory by default; any URL adapters.Open takes) and
+	// the outbox relay that delivers to it.
+	transport, err := adapters.Open(ctx, transportURL)
 	if err != nil {
 		return err
 	}
-	app, err := hexeract.New(hexeract.WithPubSub(transport, transport), hexeract.WithLogger(logger),
+	defer transport.Close()
+	relay, err := outbox.NewRelay(pool, transport.Publisher, outbox.WithTable("order_saga_outbox"), outbox.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	app, err := hexeract.New(hexeract.WithPubSub(transport.Publisher, transport.Subscriber), hexeract.WithLogger(logger),
 		hexeract.WithSource("/order-saga"), hexeract.WithWorker(relay), hexeract.WithWorker(sched))
 	if err != nil {
 		return err

@@ -5,14 +5,18 @@
 // through the inbox, so a redelivered event is handled once.
 //
 // It needs PostgreSQL at $HEXERACT_DATABASE_URL (default
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable):
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable). The bus is in
+// memory unless -transport URL (or $HEXERACT_TRANSPORT) names a broker: any
+// URL adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
 //
 //	go run ./examples/outbox-postgres
+//	go run ./examples/outbox-postgres -transport amqp://guest:guest@127.0.0.1:5672/
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"log/slog"
@@ -20,7 +24,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract"
-	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
@@ -42,12 +46,20 @@ func (e UserRegistered) OrderingKey() string { return e.UserID }
 const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	transportURL := flag.String("transport", os.Getenv(adapters.EnvTransport),
+		"transport URL (default $"+adapters.EnvTransport+", else mem:// in memory)")
+	flag.Parse()
+	if err := run(context.Background(), *transportURL); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context) error {
+// run registers a user on the transport transportURL names ("" for the
+// in-memory one) and waits for its welcome email.
+func run(ctx context.Context, transportURL string) error {
+	if transportURL == "" {
+		transportURL = "mem://"
+	}
 	url := os.Getenv("HEXERACT_DATABASE_URL")
 	if url == "" {
 		url = defaultURL
@@ -85,15 +97,19 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 		return err
 	}
 
-	// The transport (in memory here; any Watermill publisher works) and the
-	// relay that moves committed outbox rows onto it, run by the App.
+	// The transport (in memory by default; any URL adapters.Open takes) and
+	// the relay that moves committed outbox rows onto it, run by the App.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	bus := gochannel.New(gochannel.Config{Buffer: 64}, nil)
-	relay, err := outbox.NewRelay(pool, bus, outbox.WithTable("example_outbox"), outbox.WithLogger(logger))
+	bus, err := adapters.Open(ctx, transportURL)
 	if err != nil {
 		return err
 	}
-	app, err := hexeract.New(hexeract.WithPubSub(bus, bus), hexeract.WithWorker(relay), hexeract.WithLogger(logger))
+	defer bus.Close()
+	relay, err := outbox.NewRelay(pool, bus.Publisher, outbox.WithTable("example_outbox"), outbox.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	app, err := hexeract.New(hexeract.WithPubSub(bus.Publisher, bus.Subscriber), hexeract.WithWorker(relay), hexeract.WithLogger(logger))
 	if err != nil {
 		return err
 	}

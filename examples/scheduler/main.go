@@ -6,14 +6,18 @@
 //
 // It needs PostgreSQL ($HEXERACT_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and creates, then
-// drops, its own tables:
+// drops, its own tables. The bus is in memory unless -transport URL (or
+// $HEXERACT_TRANSPORT) names a broker: any URL adapters.Open takes, for
+// example amqp://guest:guest@127.0.0.1:5672/.
 //
 //	go run ./examples/scheduler
+//	go run ./examples/scheduler -transport amqp://guest:guest@127.0.0.1:5672/
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -22,9 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/hexeract/hexeract"
-	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
@@ -66,18 +69,27 @@ type IssueRefund struct {
 func (IssueRefund) MessageType() string { return "billing.issue_refund" }
 
 func main() {
+	transportURL := flag.String("transport", os.Getenv(adapters.EnvTransport),
+		"transport URL (default $"+adapters.EnvTransport+", else mem:// in memory)")
+	flag.Parse()
 	url := os.Getenv("HEXERACT_DATABASE_URL")
 	if url == "" {
 		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := run(ctx, os.Stdout, url); err != nil {
+	if err := run(ctx, os.Stdout, url, *transportURL); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, dbURL string) error {
+// run runs the scenario on the database dbURL and the transport
+// transportURL names ("" for the in-memory one), writing what happens to
+// out.
+func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
+	if transportURL == "" {
+		transportURL = "mem://"
+	}
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return err
@@ -88,8 +100,12 @@ func run(ctx context.Context, out io.Writer, dbURL string) error {
 	defer dropTables(pool, schedTable, outboxTable)
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus := gochannel.New(gochannel.Config{Buffer: 64}, watermill.NopLogger{})
-	defer bus.Close()
+	transport, err := adapters.Open(ctx, transportURL)
+	if err != nil {
+		return err
+	}
+	defer transport.Close()
+	bus := transport.Publisher
 
 	// Outbox and its relay: due messages are handed to the outbox in the
 	// transaction that removes them from the scheduler table.
@@ -122,7 +138,7 @@ func run(ctx context.Context, out io.Writer, dbURL string) error {
 		return err
 	}
 	app, err := hexeract.New(
-		hexeract.WithPubSub(bus, bus),
+		hexeract.WithPubSub(transport.Publisher, transport.Subscriber),
 		hexeract.WithLogger(logger),
 		hexeract.WithDefaultMiddleware(func(c *middleware.DefaultConfig) {
 			c.Redelivery = redelivery
@@ -174,7 +190,7 @@ func run(ctx context.Context, out io.Writer, dbURL string) error {
 	if err != nil {
 		return err
 	}
-	dead, err := bus.Subscribe(ctx, "billing.issue_refund.dlq")
+	dead, err := transport.Subscriber.Subscribe(ctx, "billing.issue_refund.dlq")
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,19 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 )
 
-func TestRun(t *testing.T) {
+// TestRun runs the example on the in-memory transport.
+func TestRun(t *testing.T) { testRun(t, "") }
+
+// TestRunRabbitMQ runs the example on RabbitMQ (a consumer group of its
+// own, whose queues are removed afterwards).
+func TestRunRabbitMQ(t *testing.T) { testRun(t, testenv.AMQPGroupURL(t, "example-scheduler")) }
+
+func testRun(t *testing.T, transportURL string) {
 	url := testenv.PostgresURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out strings.Builder
-	if err := run(ctx, &out, url); err != nil {
+	if err := run(ctx, &out, url, transportURL); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 	want := `scheduled a reminder for inv-1 in 500ms

@@ -1,0 +1,113 @@
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// DefaultAMQPManagement is the RabbitMQ management API the tests use to
+// remove their queues (HEXERACT_TEST_AMQP_MANAGEMENT overrides it; the
+// credentials are those of the AMQP URL).
+const DefaultAMQPManagement = "http://127.0.0.1:15672"
+
+// AMQPGroupURL returns the RabbitMQ URL for tests with a consumer group of
+// its own (?group=<prefix>-<suffix>), for a test that runs a whole program
+// whose topics it does not list. When the test ends, every queue of that
+// group is deleted: adapters/amqp names a group's queue "<topic>_<group>",
+// so the queues are those whose name ends in "_<group>", found through the
+// management API.
+func AMQPGroupURL(t testing.TB, prefix string) string {
+	t.Helper()
+	raw := AMQPURL(t)
+	group := prefix + "-" + Suffix()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("RabbitMQ: bad HEXERACT_TEST_AMQP: %v", err)
+	}
+	q := u.Query()
+	q.Set("group", group)
+	u.RawQuery = q.Encode()
+	t.Cleanup(func() {
+		if err := DeleteAMQPGroupQueues(raw, group); err != nil {
+			t.Errorf("remove the queues of group %s: %v", group, err)
+		}
+	})
+	return u.String()
+}
+
+// DeleteAMQPGroupQueues deletes the queues of group ("<topic>_<group>") on
+// the default virtual host of the RabbitMQ that amqpURL names, through the
+// management API.
+func DeleteAMQPGroupQueues(amqpURL, group string) error {
+	return deleteAMQP(amqpURL, "queues", func(name string) bool { return strings.HasSuffix(name, "_"+group) })
+}
+
+// deleteAMQP deletes the queues or exchanges (kind) whose name match
+// selects, through the management API.
+func deleteAMQP(amqpURL, kind string, match func(name string) bool) error {
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		return err
+	}
+	user := u.User.Username()
+	pass, _ := u.User.Password()
+	api := env("HEXERACT_TEST_AMQP_MANAGEMENT", "")
+	if api == "" {
+		api = "http://" + net.JoinHostPort(u.Hostname(), "15672")
+	}
+	vhost := strings.TrimPrefix(u.Path, "/")
+	if vhost == "" {
+		vhost = "/"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call := func(method, path string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, api+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.SetBasicAuth(user, pass)
+		return http.DefaultClient.Do(req)
+	}
+	base := "/api/" + kind + "/" + url.PathEscape(vhost)
+	resp, err := call(http.MethodGet, base+"?columns=name")
+	if err != nil {
+		return fmt.Errorf("RabbitMQ management API at %s: %w", api, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("RabbitMQ management API at %s: list %s: %s", api, kind, resp.Status)
+	}
+	var items []struct{ Name string }
+	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.Name == "" || !match(it.Name) {
+			continue
+		}
+		r, err := call(http.MethodDelete, base+"/"+url.PathEscape(it.Name))
+		if err != nil {
+			return err
+		}
+		_ = r.Body.Close()
+		if r.StatusCode/100 != 2 && r.StatusCode != http.StatusNotFound {
+			return fmt.Errorf("delete %s %s: %s", kind, it.Name, r.Status)
+		}
+	}
+	return nil
+}
+
+// DeleteAMQPExchanges deletes the exchanges whose name ends in suffix on the
+// default virtual host of the RabbitMQ that amqpURL names (adapters/amqp
+// names a topic's exchange after the topic), through the management API.
+func DeleteAMQPExchanges(amqpURL, suffix string) error {
+	return deleteAMQP(amqpURL, "exchanges", func(name string) bool { return strings.HasSuffix(name, suffix) })
+}
