@@ -210,8 +210,10 @@ func (d *sqsDriver) move(ctx context.Context, topic, _ string, limit int, next f
 	if limit > 0 && limit < n {
 		n = limit
 	}
-	var held []types.Message // received, not yet moved: given back on return
-	defer func() { err = errors.Join(err, d.release(context.WithoutCancel(ctx), qurl, held)) }()
+	var held, skipped []types.Message // received, not moved: given back on return
+	defer func() {
+		err = errors.Join(err, d.release(context.WithoutCancel(ctx), qurl, append(held, skipped...)))
+	}()
 	seen := map[string]bool{}
 	moved := 0
 	for moved < n {
@@ -233,7 +235,11 @@ func (d *sqsDriver) move(ctx context.Context, topic, _ string, limit int, next f
 			m := held[0]
 			dead := hsqs.UnmarshalMessage(m)
 			if seen[dead.UUID] {
-				return nil // dead-lettered anew during the move: one pass only
+				// Dead-lettered anew during the move: one pass only. It
+				// stays invisible until the move ends, then is given back.
+				skipped = append(skipped, m)
+				held = held[1:]
+				continue
 			}
 			seen[dead.UUID] = true
 			to, out, err := next(dead)
