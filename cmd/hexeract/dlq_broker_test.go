@@ -83,7 +83,7 @@ func startDLQScenario(t *testing.T, env brokerEnv, group, suffix string) *dlqSce
 		if env.Metadata.Get(middleware.KeyFaultError) != "" {
 			s.faultSeen = true
 		}
-		if env.Metadata.Get("_watermill_amqp_redelivered") != "" && s.calls[o.ID] > 1 {
+		if env.Metadata.Get("_watermill_amqp_redelivered") != "" {
 			s.redelivered = true
 		}
 		if s.failing {
@@ -192,7 +192,7 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 			if err == nil || !errors.Is(err, dlqapi.ErrUnknown) || !strings.Contains(err.Error(), s.dlq()) {
 				t.Errorf("list of an unknown topic: err = %v (want the existing %s listed)", err, s.dlq())
 			}
-		case slicesContains(args, "--group") && strings.HasPrefix(args[len(args)-1], "nosuch-"):
+		case flagValue(args, "--group") == "nosuch-"+suffix:
 			if err == nil || !errors.Is(err, dlqapi.ErrUnknown) {
 				t.Errorf("list with an unknown group: err = %v", err)
 			}
@@ -275,6 +275,15 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 		return c["o-1"] == 3 && c["o-2"] == 3 && c["o-3"] == 3
 	})
 	s.waitCount(t, 0)
+}
+
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 func slicesContains(s []string, v string) bool {
@@ -636,4 +645,50 @@ func sqsEnv(t *testing.T, suffix string) brokerEnv {
 		}
 		return lines(ls)
 	}}
+}
+
+// TestDLQMoveDropsRedeliveredRabbitMQ: a dead letter that carries
+// watermill-amqp's _watermill_amqp_redelivered (its message had been
+// redelivered before it failed) goes back to its topic without it.
+func TestDLQMoveDropsRedeliveredRabbitMQ(t *testing.T) {
+	suffix := testenv.Suffix()
+	env := amqpEnv(t, suffix)
+	s := startDLQScenario(t, env, "grp-"+suffix, suffix)
+	b, err := dlqapi.Open(context.Background(), env.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var first *message.Message
+	err = b.List(context.Background(), s.dlq(), dlqapi.Query{Group: env.readGroup, Limit: 1}, func(m *message.Message) error { first = m; return nil })
+	if err != nil || first == nil {
+		t.Fatalf("list: %v", err)
+	}
+	tr, err := adapters.Open(context.Background(), env.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	again := message.NewMessage("redelivered-"+suffix, first.Payload)
+	for k, v := range first.Metadata {
+		again.Metadata[k] = v
+	}
+	again.Metadata["_watermill_amqp_redelivered"] = "true"
+	if err := tr.Publisher.Publish(s.dlq(), again); err != nil {
+		t.Fatal(err)
+	}
+	s.waitCount(t, 4)
+	s.mu.Lock()
+	s.failing = false
+	s.mu.Unlock()
+	out, _, err := runCLI(t, "dlq", "move", s.dlq(), "-q", "--transport", env.url, "--group", env.readGroup)
+	if err != nil || !strings.Contains(out, "4 dead letter(s) moved") {
+		t.Fatalf("move: %v\n%s", err, out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the moved messages handled", func() bool { return s.callsOf()["o-1"] == 3 })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.redelivered {
+		t.Fatal("a moved message carried _watermill_amqp_redelivered back to its topic")
+	}
 }
