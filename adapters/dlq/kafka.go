@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	hkafka "github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
@@ -149,7 +150,11 @@ func (d *kafkaDriver) bounds(ctx context.Context, topic, group string) (map[int3
 	}
 	var committed kadm.OffsetResponses
 	if group != "" {
-		if committed, err = d.adm.FetchOffsetsForTopics(ctx, group, topic); err != nil {
+		committed, err = d.adm.FetchOffsetsForTopics(ctx, group, topic)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			committed, err = nil, nil // a new group: nothing committed yet
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

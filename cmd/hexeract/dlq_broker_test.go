@@ -42,6 +42,9 @@ type brokerEnv struct {
 	readGroup string
 	// moveArgs are extra flags of "dlq move" (Kafka: a group to commit).
 	moveArgs []string
+	// movedGroup is the --group that counts what is left after a move
+	// (Kafka: the moving group, whose offsets record what was moved).
+	movedGroup string
 	snapshot func(t *testing.T) string
 }
 
@@ -246,6 +249,9 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 	}
 	if err != nil || !strings.Contains(out, "3 dead letter(s) moved from "+s.dlq()) || !strings.Contains(out, "moved 3 message(s) to "+s.topic) {
 		t.Fatalf("move: %v\n%s", err, out)
+	}
+	if env.movedGroup != "" {
+		s.env.readGroup = env.movedGroup
 	}
 	s.waitCount(t, 3) // dead-lettered again
 	time.Sleep(time.Second)
@@ -578,7 +584,7 @@ func kafkaEnv(t *testing.T, suffix string) brokerEnv {
 	t.Cleanup(cl.Close)
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	return brokerEnv{url: "kafka://" + strings.Join(seeds, ","), moveArgs: []string{"--group", "mover-" + suffix, "--new-group"}, snapshot: func(t *testing.T) string {
+	return brokerEnv{url: "kafka://" + strings.Join(seeds, ","), moveArgs: []string{"--group", "mover-" + suffix, "--new-group"}, movedGroup: "mover-" + suffix, snapshot: func(t *testing.T) string {
 		var ls []string
 		tds, err := adm.ListTopics(ctx)
 		if err != nil {
