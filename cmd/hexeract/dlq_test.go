@@ -85,6 +85,10 @@ func TestDLQMoveNeedsATopic(t *testing.T) {
 	if after := env.snapshot(t); after != before {
 		t.Fatalf("refused move changed the broker:\n%s\n%s", before, after)
 	}
+	// One "hexeract:" per line, however deep the library error is.
+	if msg := exitMessage(err); strings.Count(msg, "hexeract:") != 1 {
+		t.Fatalf("exit message %q repeats the prefix", msg)
+	}
 	var unknown *dlqapi.UnknownError
 	_, _, err = runCLI(t, "dlq", "count", "dlqt-"+suffix+".dlx", "--transport", env.url)
 	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), dlqTopic) {

@@ -59,7 +59,7 @@ func buildVersion() string {
 
 func main() {
 	if err := rootCmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "hexeract:", err)
+		fmt.Fprintln(os.Stderr, exitMessage(err))
 		os.Exit(1)
 	}
 }
