@@ -45,7 +45,7 @@ type brokerEnv struct {
 	// movedGroup is the --group that counts what is left after a move
 	// (Kafka: the moving group, whose offsets record what was moved).
 	movedGroup string
-	snapshot func(t *testing.T) string
+	snapshot   func(t *testing.T) string
 }
 
 // dlqScenario runs an App on the transport whose handler fails permanently
@@ -595,7 +595,9 @@ func kafkaEnv(t *testing.T, suffix string) brokerEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ends.Each(func(o kadm.ListedOffset) { ls = append(ls, fmt.Sprintf("topic %s/%d end=%d", o.Topic, o.Partition, o.Offset)) })
+		ends.Each(func(o kadm.ListedOffset) {
+			ls = append(ls, fmt.Sprintf("topic %s/%d end=%d", o.Topic, o.Partition, o.Offset))
+		})
 		groups, err := adm.ListGroups(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -605,7 +607,9 @@ func kafkaEnv(t *testing.T, suffix string) brokerEnv {
 			if err != nil {
 				t.Fatal(err)
 			}
-			offs.Each(func(o kadm.OffsetResponse) { ls = append(ls, fmt.Sprintf("group %s %s/%d at=%d", g, o.Topic, o.Partition, o.At)) })
+			offs.Each(func(o kadm.OffsetResponse) {
+				ls = append(ls, fmt.Sprintf("group %s %s/%d at=%d", g, o.Topic, o.Partition, o.At))
+			})
 		}
 		return lines(ls)
 	}}

@@ -54,7 +54,6 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
-
 func TestDLQNeedsATransport(t *testing.T) {
 	t.Setenv(adapters.EnvTransport, "")
 	_, _, err := runCLI(t, "dlq", "list", "x.dlq")
