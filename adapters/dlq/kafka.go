@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -198,12 +199,25 @@ func (d *kafkaDriver) records(ctx context.Context, topic string, b map[int32][2]
 	defer cl.Close()
 	n := 0
 	for len(parts) > 0 {
-		fetches := cl.PollFetches(ctx)
+		// The offset before a partition's end may be a transaction
+		// marker, never returned as a record: a poll that brings nothing
+		// for kafkaIdle ends the pass.
+		pctx, cancel := context.WithTimeout(ctx, kafkaIdle)
+		fetches := cl.PollFetches(pctx)
+		idle := pctx.Err() != nil
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if idle && fetches.NumRecords() == 0 {
+			return nil
+		}
 		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
+		fetches.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				ferr = errors.Join(ferr, err)
+			}
+		})
 		if ferr != nil {
 			return ferr
 		}
@@ -226,6 +240,10 @@ func (d *kafkaDriver) records(ctx context.Context, topic string, b map[int32][2]
 	}
 	return nil
 }
+
+// kafkaIdle is how long a read waits for the next record of a partition
+// that has not reached its end offset yet.
+const kafkaIdle = 5 * time.Second
 
 func kafkaMessage(r *kgo.Record) (*message.Message, error) {
 	cm := &sarama.ConsumerMessage{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}

@@ -174,10 +174,20 @@ func (d *sqsDriver) list(ctx context.Context, topic, _ string, limit int, fn fun
 		}
 		held = append(held, ms...)
 	}
-	for i, m := range held {
-		if limit > 0 && i >= limit {
+	// A listing longer than the visibility timeout sees a message again:
+	// print it once.
+	seen := map[string]bool{}
+	n := 0
+	for _, m := range held {
+		if limit > 0 && n >= limit {
 			break
 		}
+		id := aws.ToString(m.MessageId)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		n++
 		if err := fn(hsqs.UnmarshalMessage(m)); err != nil {
 			return err
 		}
