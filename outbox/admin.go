@@ -90,7 +90,9 @@ func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]
 // the running total, and returns the number of rows replayed. Replayed
 // rows get new sequence numbers, in the order of their original ones: they
 // are delivered after the rows already pending, and rows of one ordering
-// key keep their order among themselves.
+// key keep their order among themselves. A replayed row is pending from the
+// replay on: its created_at is the time of the replay, so
+// Stats.OldestPendingAge does not show it as old at once.
 func (o *Outbox) ReplayDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
 	return o.moveDead(ctx, ids, batch, progress, true)
 }
@@ -122,7 +124,7 @@ func (o *Outbox) moveDead(ctx context.Context, ids []string, batch int, progress
 		}
 		sql = `WITH d AS (` + del + ` RETURNING x.seq, x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),
 ins AS (INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payload, created_at)
-  SELECT id, topic, ordering_key, metadata, payload, created_at FROM d ORDER BY seq RETURNING 1)
+  SELECT id, topic, ordering_key, metadata, payload, now() FROM d ORDER BY seq RETURNING 1)
 SELECT (SELECT count(*) FROM ins), ` + notify
 	}
 	var total int64
