@@ -229,6 +229,10 @@ func (d *amqpDriver) list(ctx context.Context, topic, group string, limit int, f
 			return err
 		}
 		last = 0
+		if err := ch.Close(); err != nil {
+			return err
+		}
+		d.awaitRequeue(ctx, q, info.Messages)
 	}
 	for _, m := range msgs {
 		if err := fn(m); err != nil {
@@ -236,6 +240,20 @@ func (d *amqpDriver) list(ctx context.Context, topic, group string, limit int, f
 		}
 	}
 	return nil
+}
+
+// awaitRequeue waits (up to 5 s) until queue q holds ready again: the
+// broker requeues nacked messages asynchronously, and a read returns only
+// once the queue is back as it found it.
+func (d *amqpDriver) awaitRequeue(ctx context.Context, q string, ready int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		info, ok, err := d.inspect(q, false)
+		if err != nil || !ok || info.Messages >= ready {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (d *amqpDriver) count(_ context.Context, topic, group string) (int, error) {

@@ -703,3 +703,48 @@ func TestDLQMoveDropsRedeliveredRabbitMQ(t *testing.T) {
 		t.Fatal("a moved message carried _watermill_amqp_redelivered back to its topic")
 	}
 }
+
+// TestDLQListLargeRabbitMQ: a full listing of a dead-letter queue holding
+// 2,003 messages prints all of them, twice in a row, and leaves the queue
+// as it was (the old list printed 3 for a queue of 2,766).
+func TestDLQListLargeRabbitMQ(t *testing.T) {
+	suffix := testenv.Suffix()
+	env := amqpEnv(t, suffix)
+	s := startDLQScenario(t, env, "grp-"+suffix, suffix)
+	tr, err := adapters.Open(context.Background(), env.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	batch := make([]*message.Message, 0, 2000)
+	for i := range 2000 {
+		m := message.NewMessage(fmt.Sprintf("bulk-%04d", i), []byte(`{}`))
+		m.Metadata[middleware.KeyFaultTopic] = s.topic
+		batch = append(batch, m)
+	}
+	if err := tr.Publisher.Publish(s.dlq(), batch...); err != nil {
+		t.Fatal(err)
+	}
+	s.waitCount(t, 2003)
+	for range 2 {
+		before := env.snapshot(t)
+		out, _, err := runCLI(t, "dlq", "list", s.dlq(), "--transport", env.url, "--group", env.readGroup, "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var rec struct{ UUID string }
+			if err := json.Unmarshal([]byte(l), &rec); err != nil {
+				t.Fatal(err)
+			}
+			ids[rec.UUID] = true
+		}
+		if len(ids) != 2003 {
+			t.Fatalf("list printed %d distinct dead letters, want 2003", len(ids))
+		}
+		if after := env.snapshot(t); after != before {
+			t.Fatalf("list changed the broker:\n%s\n%s", before, after)
+		}
+	}
+}
