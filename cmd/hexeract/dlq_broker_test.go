@@ -180,7 +180,7 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 		append([]string{"dlq", "topics"}, base...),
 		append([]string{"dlq", "list", "nosuch-" + suffix + ".dlq"}, base...),
 	}
-	if env.readGroup == "" && !strings.HasPrefix(env.url, "sqs") {
+	if !strings.HasPrefix(env.url, "sqs") {
 		reads = append(reads, append([]string{"dlq", "list", s.dlq(), "--group", "nosuch-" + suffix}, base...))
 	}
 	for _, args := range reads {
@@ -199,6 +199,11 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 		case flagValue(args, "--group") == "nosuch-"+suffix:
 			if err == nil || !errors.Is(err, dlqapi.ErrUnknown) {
 				t.Errorf("list with an unknown group: err = %v", err)
+			}
+			// RabbitMQ (the group's queue) and NATS (the group's consumer,
+			// created by the App's dead-letter initialization) list it.
+			if (strings.HasPrefix(env.url, "amqp") || strings.HasPrefix(env.url, "nats")) && err != nil && !strings.Contains(err.Error(), "grp-"+suffix) {
+				t.Errorf("unknown group error does not list the App's group: %v", err)
 			}
 		case err != nil:
 			t.Errorf("%v: %v", args, err)
@@ -224,6 +229,23 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 	}
 	if before := s.callsOf(); len(before) != 3 {
 		t.Fatalf("handler calls before the moves: %v", before)
+	}
+
+	// Kafka: a move without a group would start at the beginning of the
+	// topic: refused.
+	if env.movedGroup != "" {
+		before := env.snapshot(t)
+		out, _, err := runCLI(t, append([]string{"dlq", "move", s.dlq(), "-q"}, base...)...)
+		if err == nil || !strings.Contains(err.Error(), "needs a group") || !strings.Contains(out, "0 dead letter(s) moved") {
+			t.Errorf("move without a group on Kafka: err = %v\n%s", err, out)
+		}
+		out, _, err = runCLI(t, append([]string{"dlq", "move", s.dlq(), "-q", "--group", "nosuch-" + suffix}, base...)...)
+		if !errors.Is(err, dlqapi.ErrUnknown) {
+			t.Errorf("move with an unknown group on Kafka: err = %v\n%s", err, out)
+		}
+		if after := env.snapshot(t); before != after {
+			t.Errorf("refused Kafka moves changed the broker:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
 	}
 
 	// A destination without subscriber is refused, nothing moves.
