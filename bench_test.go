@@ -59,7 +59,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.Run("watermill-raw-ceiling", func(b *testing.B) {
 		ps := blockingPubSub()
 		r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-		r.AddNoPublisherHandler("raw", benchTopic, ps, func(*message.Message) error { return nil })
+		r.AddConsumerHandler("raw", benchTopic, ps, func(*message.Message) error { return nil })
 		defer runRouter(b, r)()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -75,7 +75,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.Run("watermill-raw-unmarshal-baseline", func(b *testing.B) {
 		ps := blockingPubSub()
 		r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-		r.AddNoPublisherHandler("raw", benchTopic, ps, func(m *message.Message) error {
+		r.AddConsumerHandler("raw", benchTopic, ps, func(m *message.Message) error {
 			var ev benchEvent
 			return json.Unmarshal(m.Payload, &ev)
 		})

@@ -68,7 +68,7 @@ func runRaw(b *testing.B, rawURL string, n int, envelope bool) result {
 	}
 	var handled atomic.Int64
 	done := make(chan struct{})
-	r.AddNoPublisherHandler("raw", topic, tr.Subscriber, func(msg *message.Message) error {
+	r.AddConsumerHandler("raw", topic, tr.Subscriber, func(msg *message.Message) error {
 		var e benchEvent
 		if err := json.Unmarshal(msg.Payload, &e); err != nil {
 			return err

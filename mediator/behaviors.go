@@ -109,7 +109,7 @@ type Validator interface {
 	Validate() error
 }
 
-var validatorType = reflect.TypeFor[Validator]()
+var validatorType = reflect.TypeFor[Validator]() //nolint:gochecknoglobals // an immutable reflect.Type, computed once
 
 // Validation returns a behaviour that calls Validate on requests, stream
 // requests and notifications that implement [Validator] (with a value or a

@@ -129,7 +129,7 @@ func TestStreamLoopBodyPanicReachesTheCaller(t *testing.T) {
 				t.Fatalf("recovered %#v; want the loop body's own panic value", r)
 			}
 		}()
-		for range mediator.Stream[ListUsers, User](context.Background(), m, ListUsers{Limit: 5}) {
+		for range mediator.Stream[ListUsers, User](context.Background(), m, ListUsers{Limit: 5}) { //nolint:errcheck // the loop body panics before any error could be read
 			panic("loop body")
 		}
 	}()

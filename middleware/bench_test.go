@@ -115,7 +115,7 @@ func routerContext(b *testing.B) context.Context {
 	got := make(chan context.Context, 1)
 	release := make(chan struct{})
 	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	r.AddNoPublisherHandler("users.registered", "users.registered", ps, func(msg *message.Message) error {
+	r.AddConsumerHandler("users.registered", "users.registered", ps, func(msg *message.Message) error {
 		got <- msg.Context()
 		<-release
 		return nil
@@ -174,7 +174,7 @@ func BenchmarkDefaultChainRouter(b *testing.B) {
 			var handled atomic.Int64
 			done := make(chan struct{})
 			target := int64(b.N)
-			r.AddNoPublisherHandler("users.registered", "users.registered", ps, func(msg *message.Message) error {
+			r.AddConsumerHandler("users.registered", "users.registered", ps, func(msg *message.Message) error {
 				if handled.Add(1) == target {
 					close(done)
 				}

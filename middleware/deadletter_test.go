@@ -129,7 +129,7 @@ func TestPanicIsDeadLetteredWithStack(t *testing.T) {
 
 func explode() {
 	var m map[string]int
-	m["boom"]++
+	m["boom"]++ //nolint:staticcheck // the deliberate panic under test
 }
 
 // TestPermanentErrorIsDeadLetteredAtOnce: one attempt, permanent flag set.

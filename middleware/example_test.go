@@ -59,7 +59,7 @@ func ExampleDeadLetter() {
 	}
 	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	r.AddMiddleware(deadLetter)
-	r.AddNoPublisherHandler("charge", "payments", pubSub, func(msg *message.Message) error {
+	r.AddConsumerHandler("charge", "payments", pubSub, func(msg *message.Message) error {
 		return hexeract.Permanent(errors.New("card declined"))
 	})
 	go func() { _ = r.Run(context.Background()) }()
@@ -140,7 +140,7 @@ func ExampleTracingPublisher() {
 	done := make(chan struct{})
 	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	r.AddMiddleware(middleware.Tracing(opts))
-	r.AddNoPublisherHandler("ship", "orders", pubSub, func(msg *message.Message) error {
+	r.AddConsumerHandler("ship", "orders", pubSub, func(msg *message.Message) error {
 		close(done)
 		return nil
 	})
@@ -199,7 +199,7 @@ func ExampleMetrics() {
 	done := make(chan struct{}, 2)
 	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	r.AddMiddleware(metrics)
-	r.AddNoPublisherHandler("ship", "orders", pubSub, func(msg *message.Message) error {
+	r.AddConsumerHandler("ship", "orders", pubSub, func(msg *message.Message) error {
 		done <- struct{}{}
 		return nil
 	})

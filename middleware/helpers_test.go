@@ -51,7 +51,7 @@ func runRouter(t testing.TB, sub message.Subscriber, topic string, h message.NoP
 		t.Fatal(err)
 	}
 	r.AddMiddleware(mw...)
-	r.AddNoPublisherHandler("handler-"+topic, topic, sub, h)
+	r.AddConsumerHandler("handler-"+topic, topic, sub, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()

@@ -24,7 +24,7 @@ func TestHandlerPanicRepliesInternalError(t *testing.T) {
 	err := reqreply.Handle(resp, func(ctx context.Context, q Double) (Doubled, error) {
 		calls.Add(1)
 		var m map[string]int
-		m["boom"] = q.N // nil map: panics
+		m["boom"] = q.N //nolint:staticcheck // nil map: the deliberate panic under test
 		return Doubled{}, nil
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ func TestBatchOfThreeYieldsThreeHandledMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.AddNoPublisherHandler("users", "users.registered", ps, expandThen(typed))
+	r.AddConsumerHandler("users", "users.registered", ps, expandThen(typed))
 	go func() { _ = r.Run(ctx) }()
 	<-r.Running()
 	defer r.Close()

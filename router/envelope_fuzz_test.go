@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ func FuzzEnvelope(f *testing.F) {
 func FuzzCodec(f *testing.F) {
 	f.Add([]byte(`{"id":"a","n":1,"f":1.5,"ok":true,"tags":["x"],"labels":{"k":"v"}}`), "a", int64(1), 1.5)
 	f.Add([]byte(`{"n":"not a number"}`), "", int64(0), 0.0)
-	f.Add([]byte("\xff\xfe\x00"), "\xff", int64(-1), -0.0)
+	f.Add([]byte("\xff\xfe\x00"), "\xff", int64(-1), math.Copysign(0, -1))
 	f.Add([]byte(`[1,2,3]`), "\u2028", int64(1<<62), 1e308)
 	f.Add([]byte(`null`), "", int64(0), 0.0)
 	f.Fuzz(func(t *testing.T, data []byte, s string, n int64, x float64) {

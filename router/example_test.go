@@ -65,8 +65,8 @@ func ExampleNewHandlerFunc() {
 		panic(err)
 	}
 	msg, _ := router.NewMessage(context.Background(), OrderPlaced{OrderID: "o-7"}, router.EncodeOptions{})
-	// On a router: r.AddNoPublisherHandler("orders", "orders.placed", sub, h)
-	var _ message.NoPublishHandlerFunc = h
+	// On a router: r.AddConsumerHandler("orders", "orders.placed", sub, h)
+	var _ message.NoPublishHandlerFunc = h //nolint:staticcheck // the type is the point: h is a Watermill NoPublishHandlerFunc
 	fmt.Println(h(msg))
 	// Output:
 	// handled o-7 of type orders.placed

@@ -49,7 +49,7 @@ func decode[T Message](msg *message.Message, codec Codec, want string) (T, *mess
 		return decodeStructured[T](msg, codec, want)
 	}
 	if got != want {
-		var cause error = ErrMissingType
+		cause := ErrMissingType
 		if got != "" {
 			cause = &TypeMismatchError{Got: got, Want: want}
 		}

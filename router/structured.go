@@ -129,7 +129,7 @@ func modeOf(msg *message.Message) structuredMode {
 	return notStructured
 }
 
-var specVersionMember = []byte(`"specversion"`)
+var specVersionMember = []byte(`"specversion"`) //nolint:gochecknoglobals // a constant byte pattern, never written
 
 // looksLikeEvent reports whether b starts like a JSON object and mentions
 // the member name specversion; the full check is parsing it.
@@ -324,7 +324,7 @@ type attr struct{ key, value string }
 
 // The attributes CloudEvents 1.0 defines and their metadata keys; the four
 // required ones first.
-var contextAttributes = map[string]string{
+var contextAttributes = map[string]string{ //nolint:gochecknoglobals // a read-only lookup table, never written
 	"id":              KeyID,
 	"type":            KeyType,
 	"source":          KeySource,
@@ -336,7 +336,7 @@ var contextAttributes = map[string]string{
 }
 
 // Extensions with a key of their own in Hexeract's metadata.
-var extensionKeys = map[string]string{
+var extensionKeys = map[string]string{ //nolint:gochecknoglobals // a read-only lookup table, never written
 	"traceparent":   KeyTraceParent,
 	"tracestate":    KeyTraceState,
 	"correlationid": KeyCorrelationID,

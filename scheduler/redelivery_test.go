@@ -90,7 +90,7 @@ func TestRedeliveryWalksDelaysThenDeadLetters(t *testing.T) {
 	}
 	r.AddMiddleware(deadLetter, redelivery, retry)
 	var calls atomic.Int32
-	r.AddNoPublisherHandler("always-fails", "test.reminder", bus, func(msg *message.Message) error {
+	r.AddConsumerHandler("always-fails", "test.reminder", bus, func(msg *message.Message) error {
 		n := calls.Add(1)
 		return fmt.Errorf("payment provider down (call %d)", n)
 	})

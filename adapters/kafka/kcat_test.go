@@ -41,13 +41,11 @@ func (r kcatRecord) header(name string) (string, bool) {
 }
 
 // kcat reads every record of topic with kcat (librdkafka, an independent
-// Kafka client), failing the test when kcat is not installed.
+// Kafka client), installing the Debian package kcat first when it is missing
+// (see testenv.Tool).
 func kcat(t *testing.T, brokers []string, topic string) []kcatRecord {
 	t.Helper()
-	path, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatalf("kcat is not installed (%v): install the Debian package kcat (apt-get install -y kcat); .ci/run does", err)
-	}
+	path := testenv.Tool(t, "kcat", "kcat")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "-C", "-b", strings.Join(brokers, ","), "-t", topic, "-o", "beginning", "-e", "-J", "-q")

@@ -106,7 +106,7 @@ func run(transportURL string) error {
 			return hexeract.Permanent(errors.New("card declined"))
 		case "buggy":
 			var limits map[string]int
-			limits[p.ID] = p.Amount // panics: nil map
+			limits[p.ID] = p.Amount //nolint:staticcheck // the deliberate panic this example dead-letters // panics: nil map
 		}
 		mu.Lock()
 		charged = append(charged, fmt.Sprintf("charged %s (%d) on attempt %d", p.ID, p.Amount, attempt))

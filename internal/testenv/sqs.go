@@ -124,7 +124,7 @@ func startFauxqs(host, port string) error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }()
 	logStart, _ := logf.Seek(0, 2)
 	cmd := exec.Command("node", "server.mjs")
 	cmd.Dir = dir
@@ -201,13 +201,13 @@ func ModuleRoot() (string, error) {
 			for sc.Scan() {
 				if fields := bytes.Fields(sc.Bytes()); len(fields) == 2 && string(fields[0]) == "module" {
 					if string(fields[1]) == "github.com/hexeract/hexeract" {
-						f.Close()
+						_ = f.Close()
 						return dir, nil
 					}
 					break
 				}
 			}
-			f.Close()
+			_ = f.Close()
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

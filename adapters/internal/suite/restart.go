@@ -46,14 +46,14 @@ func flock(t *testing.T, how int, waitMax time.Duration) {
 			break
 		}
 		if time.Now().After(deadline) {
-			f.Close()
+			_ = f.Close()
 			t.Fatalf("broker-restart lock %s still held by another test after %s", LockFile, waitMax)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Cleanup(func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
+		_ = f.Close()
 	})
 }
 
@@ -75,7 +75,7 @@ func WaitPort(addr string, up bool, max time.Duration) error {
 	for {
 		conn, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 		}
 		if (err == nil) == up {
 			return nil

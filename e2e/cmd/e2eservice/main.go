@@ -99,10 +99,10 @@ type Payment struct {
 }
 
 type flags struct {
-	role, db, transport, prefix, group, logFile string
-	until                                       string
-	count, rate, batch                          int
-	rollback                                    float64
+	role, db, transport, prefix, group string
+	until                              string
+	count, rate, batch                 int
+	rollback                           float64
 }
 
 func main() {
@@ -318,7 +318,7 @@ func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, s
 	if err != nil {
 		return err
 	}
-	defer t.Close()
+	defer func() { _ = t.Close() }()
 	r, err := outbox.NewRelay(pool, t.Publisher, outbox.WithTable(n.outbox), outbox.WithBatchSize(f.batch),
 		outbox.WithWorkers(2), outbox.WithPollInterval(200*time.Millisecond), outbox.WithBackoff(100*time.Millisecond, time.Second),
 		outbox.WithMaxAttempts(1000), outbox.WithLease(5*time.Second), outbox.WithLogger(log))
@@ -343,7 +343,7 @@ func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 	if err != nil {
 		return err
 	}
-	defer t.Close()
+	defer func() { _ = t.Close() }()
 	sub := &recordingSubscriber{Subscriber: t.Subscriber, pool: pool, log: log,
 		sql: `INSERT INTO ` + n.deliveries + ` (msg_id, kind, pid) VALUES ($1, $2, $3)`}
 	app, err := hexeract.New(
