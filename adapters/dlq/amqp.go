@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	hamqp "github.com/hexeract/hexeract/adapters/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	hamqp "github.com/hexeract/hexeract/adapters/amqp"
 )
 
 // amqpDriver reads a group's queue with basic.get without ack and gives
@@ -96,7 +97,7 @@ func (d *amqpDriver) api(ctx context.Context, v any, path ...string) error {
 		}
 		return fmt.Errorf("RabbitMQ management API (%s): %w", req.URL.Host, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("RabbitMQ management API (%s): %s", req.URL.Host, res.Status)
 	}
@@ -143,7 +144,7 @@ func (d *amqpDriver) inspect(name string, exchange bool) (amqp091.Queue, bool, e
 	if err != nil {
 		return amqp091.Queue{}, false, err
 	}
-	defer ch.Close()
+	defer func() { _ = ch.Close() }()
 	var q amqp091.Queue
 	if exchange {
 		err = ch.ExchangeDeclarePassive(name, "fanout", true, false, false, false, nil)
@@ -200,7 +201,7 @@ func (d *amqpDriver) list(ctx context.Context, topic, group string, limit int, f
 	if err != nil {
 		return err
 	}
-	defer ch.Close()
+	defer func() { _ = ch.Close() }()
 	var last uint64
 	// Give back every message read, whatever happens, before returning.
 	defer func() {
@@ -284,12 +285,12 @@ func (d *amqpDriver) move(ctx context.Context, topic, group string, limit int, n
 	if err != nil {
 		return err
 	}
-	defer get.Close()
+	defer func() { _ = get.Close() }()
 	pub, err := d.conn.Channel()
 	if err != nil {
 		return err
 	}
-	defer pub.Close()
+	defer func() { _ = pub.Close() }()
 	if err := pub.Confirm(false); err != nil {
 		return err
 	}

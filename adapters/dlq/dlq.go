@@ -37,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	"github.com/hexeract/hexeract/middleware"

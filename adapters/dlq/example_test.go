@@ -7,6 +7,7 @@ import (
 	"log"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/dlq"
 	"github.com/hexeract/hexeract/middleware"
 )
@@ -18,7 +19,7 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	n, err := b.Count(ctx, "orders.dlq", dlq.Query{})
 	var unknown *dlq.UnknownError
 	if errors.As(err, &unknown) {

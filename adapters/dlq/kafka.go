@@ -10,11 +10,12 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
-	hkafka "github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	hkafka "github.com/hexeract/hexeract/adapters/kafka"
 )
 
 // kafkaDriver reads partitions by offset with a franz-go client that joins

@@ -8,8 +8,9 @@ import (
 
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
-	hnats "github.com/hexeract/hexeract/adapters/nats"
 	nc "github.com/nats-io/nats.go"
+
+	hnats "github.com/hexeract/hexeract/adapters/nats"
 )
 
 // natsDriver reads streams message by message with the JetStream

@@ -9,9 +9,10 @@ import (
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	hsql "github.com/hexeract/hexeract/adapters/sql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	hsql "github.com/hexeract/hexeract/adapters/sql"
 )
 
 // pgDriver reads watermill-sql's tables with SELECTs; a move deletes the

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/adapters/redis"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hexeract/hexeract/adapters/redis"
 )
 
 // redisDriver reads streams with XRANGE and XINFO; a move publishes with the
@@ -155,10 +158,17 @@ func (d *redisDriver) entries(ctx context.Context, topic, group string, limit in
 
 // idAfter reports whether stream id a comes after b ("ms-seq").
 func idAfter(a, b string) bool {
-	var am, as, bm, bs uint64
-	fmt.Sscanf(a, "%d-%d", &am, &as)
-	fmt.Sscanf(b, "%d-%d", &bm, &bs)
+	am, as := streamID(a)
+	bm, bs := streamID(b)
 	return am > bm || (am == bm && as > bs)
+}
+
+// streamID splits a stream entry id "ms-seq" (a missing or malformed part is 0).
+func streamID(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
 }
 
 func redisMessage(e goredis.XMessage) (*message.Message, error) {

@@ -16,11 +16,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
 	"github.com/hexeract/hexeract/adapters"
 	dlqapi "github.com/hexeract/hexeract/adapters/dlq"
 	"github.com/hexeract/hexeract/middleware"
-	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
 )
 
 // dlqFlags are the flags of the dlq subcommands.
@@ -167,7 +168,7 @@ func runDLQList(cmd *cobra.Command, f dlqFlags, topic string) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	out := cmd.OutOrStdout()
 	count := 0
 	err = b.List(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit}, func(msg *message.Message) error {
@@ -194,7 +195,7 @@ func runDLQCount(cmd *cobra.Command, f dlqFlags, topic string) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	n, err := b.Count(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit})
 	if err != nil {
 		return err
@@ -210,7 +211,7 @@ func runDLQTopics(cmd *cobra.Command, f dlqFlags) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	ts, err := b.Topics(ctx)
 	if err != nil {
 		return err
@@ -309,7 +310,7 @@ func runDLQMove(cmd *cobra.Command, f dlqFlags, topic string) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	max := int64(-1) // unknown total: a spinner with a count
 	if f.group != "" || b.Scheme() != "kafka" {
 		if n, err := b.Count(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit}); err == nil {

@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // TestDLQMoveSIGINT runs the hexeract binary moving 2,000 dead letters on
@@ -35,7 +36,7 @@ func TestDLQMoveSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := goredis.NewClient(opts)
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	ctx := context.Background()
 	// The destination has a subscriber (a consumer group).
 	if err := rc.XGroupCreateMkStream(ctx, topic, "grp-"+suffix, "0").Err(); err != nil {

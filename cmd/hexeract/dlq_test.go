@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/hexeract/hexeract/adapters"
 	dlqapi "github.com/hexeract/hexeract/adapters/dlq"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 type cliOrder struct {
@@ -72,7 +73,7 @@ func TestDLQMoveNeedsATopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	defer func() { _ = tr.Close() }()
 	if err := tr.Publisher.Publish(dlqTopic, message.NewMessage("raw-1", []byte("x"))); err != nil {
 		t.Fatal(err)
 	}
