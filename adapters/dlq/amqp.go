@@ -296,6 +296,15 @@ func (d *amqpDriver) move(ctx context.Context, topic, group string, limit int, n
 	}
 	returns := pub.NotifyReturn(make(chan amqp091.Return, 1))
 	seen := map[string]bool{}
+	moved, gaveBack := 0, false
+	// A message given back is requeued by the broker asynchronously: return
+	// once the queue holds it again.
+	defer func() {
+		if gaveBack {
+			_ = get.Close()
+			d.awaitRequeue(context.WithoutCancel(ctx), q, info.Messages-moved)
+		}
+	}()
 	// One pass: the messages ready when the move started.
 	for n := 0; n < info.Messages && (limit == 0 || n < limit); n++ {
 		if err := ctx.Err(); err != nil {
@@ -308,7 +317,10 @@ func (d *amqpDriver) move(ctx context.Context, topic, group string, limit int, n
 		if !ok {
 			return nil
 		}
-		giveBack := func(err error) error { return errors.Join(err, dl.Nack(false, true)) }
+		giveBack := func(err error) error {
+			gaveBack = true
+			return errors.Join(err, dl.Nack(false, true))
+		}
 		dead, err := (hamqp.Marshaler{}).Unmarshal(dl)
 		if err != nil {
 			return giveBack(err)
@@ -344,6 +356,7 @@ func (d *amqpDriver) move(ctx context.Context, topic, group string, limit int, n
 		if err := dl.Ack(false); err != nil {
 			return fmt.Errorf("dlq: %s was published to %q but could not be acknowledged on %q (it may be moved twice): %w", dead.UUID, to, q, err)
 		}
+		moved++
 		done(dead, to)
 	}
 	return nil

@@ -753,3 +753,52 @@ func TestDLQListLargeRabbitMQ(t *testing.T) {
 		}
 	}
 }
+
+// TestDLQMoveUnboundExchangeRabbitMQ: a destination exchange that exists
+// but has no queue bound is refused with nothing moved, both when the
+// management API shows the missing binding and, without the management
+// API, by the mandatory publish that RabbitMQ returns.
+func TestDLQMoveUnboundExchangeRabbitMQ(t *testing.T) {
+	suffix := testenv.Suffix()
+	env := amqpEnv(t, suffix)
+	s := startDLQScenario(t, env, "grp-"+suffix, suffix)
+	conn, err := amqp091.Dial(env.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbound := "dlqt-" + suffix + "-unbound"
+	if err := ch.ExchangeDeclare(unbound, "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := env.snapshot(t)
+	out, _, err := runCLI(t, "dlq", "move", s.dlq(), "-q", "--transport", env.url, "--group", env.readGroup, "--to", unbound)
+	if !errors.Is(err, dlqapi.ErrNoSubscriber) || !strings.Contains(out, "0 dead letter(s) moved") {
+		t.Fatalf("move to an unbound exchange: %v\n%s", err, out)
+	}
+	if after := env.snapshot(t); after != before {
+		t.Fatalf("refused move changed the broker:\n%s\n%s", before, after)
+	}
+
+	// No management API: the mandatory publish is returned.
+	b, err := dlqapi.Open(context.Background(), env.url, dlqapi.WithManagementURL("http://127.0.0.1:1/api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close() }()
+	res, err := b.Move(context.Background(), s.dlq(), dlqapi.MoveOptions{Group: env.readGroup, To: unbound})
+	if !errors.Is(err, dlqapi.ErrNoSubscriber) || res.Total != 0 {
+		t.Fatalf("move without the management API: %d moved, %v", res.Total, err)
+	}
+	if after := env.snapshot(t); after != before {
+		t.Fatalf("returned publish changed the broker:\n%s\n%s", before, after)
+	}
+	calls := s.callsOf()
+	if len(calls) != 3 || calls["o-1"] != 1 {
+		t.Fatalf("handler calls %v", calls)
+	}
+}
