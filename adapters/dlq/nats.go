@@ -180,6 +180,13 @@ func (d *natsDriver) subscribed(_ context.Context, topic string) (bool, error) {
 }
 
 func (d *natsDriver) move(ctx context.Context, topic, group string, limit int, next func(*message.Message) (string, *message.Message, error), done func(*message.Message, string)) error {
+	info, err := d.stream(topic)
+	if err != nil {
+		return err
+	}
+	if info.Config.DenyDelete {
+		return fmt.Errorf("dlq: stream %s of %q denies deleting messages (deny_delete), so a moved dead letter could not be removed; nothing moved", info.Config.Name, topic)
+	}
 	var seqs []uint64
 	if err := d.seqs(ctx, topic, group, limit, func(raw *nc.RawStreamMsg) error { seqs = append(seqs, raw.Sequence); return nil }); err != nil {
 		return err
