@@ -23,10 +23,20 @@ import (
 )
 
 // TestDLQMoveSIGINT runs the hexeract binary moving 2,000 dead letters on
-// Redis and sends it SIGINT in the middle: it exits non-zero after printing
-// how many it moved, and every message is either still a dead letter or on
-// its topic, exactly once.
+// Redis and sends it SIGINT (then, in a second run, SIGTERM) in the middle:
+// it exits non-zero after printing how many it moved, and every message is
+// either still a dead letter or on its topic, exactly once.
 func TestDLQMoveSIGINT(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "hexeract")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { testDLQMoveSignal(t, bin, sig) })
+	}
+}
+
+func testDLQMoveSignal(t *testing.T, bin string, sig syscall.Signal) {
 	suffix := testenv.Suffix()
 	env := redisEnv(t, suffix)
 	const n = 2000
@@ -58,10 +68,6 @@ func TestDLQMoveSIGINT(t *testing.T) {
 	}
 	_ = tr.Close()
 
-	bin := filepath.Join(t.TempDir(), "hexeract")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	cmd := exec.Command(bin, "dlq", "move", dlqTopic, "--transport", env.url, "-q")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -70,7 +76,7 @@ func TestDLQMoveSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 60*time.Second, "the move to be under way", func() bool { return rc.XLen(ctx, topic).Val() >= 100 })
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	err = cmd.Wait()
