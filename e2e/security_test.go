@@ -202,9 +202,14 @@ func TestNoPasswordInOutput(t *testing.T) {
 		{"--database-url", "postgres://postgres:" + pw + "@127.0.0.1:5432/no_such_db_e2e", "outbox", "status"},
 		{"--database-url", "postgres://postgres:" + pw + "@[bad/test", "scheduler", "list"},
 		{"--database-url", "postgres://postgres:" + pw + "@127.0.0.1:1/test", "saga", "list"},
-		{"dlq", "list", "--transport", "amqp://guest:" + pw + "@127.0.0.1:1/", "--topic", "x"},
-		{"dlq", "list", "--transport", "nats://u:" + pw + "@127.0.0.1:1/", "--topic", "x"},
-		{"dlq", "list", "--transport", "redis://:" + pw + "@127.0.0.1:1/0", "--topic", "x"},
+	}
+	// Every transport URL through the dead-letter commands (adapters/dlq),
+	// a read and a move; on RabbitMQ the management API URL is derived from
+	// the AMQP URL's credentials.
+	for _, u := range urls {
+		cases = append(cases,
+			[]string{"dlq", "list", "e2e-pw.dlq", "--transport", u},
+			[]string{"dlq", "move", "e2e-pw.dlq", "-q", "--transport", u, "--to", "e2e-pw"})
 	}
 	for _, args := range cases {
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)

@@ -90,7 +90,9 @@ func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]
 // the running total, and returns the number of rows replayed. Replayed
 // rows get new sequence numbers, in the order of their original ones: they
 // are delivered after the rows already pending, and rows of one ordering
-// key keep their order among themselves.
+// key keep their order among themselves. A replayed row is pending from the
+// replay on: its created_at is the time of the replay, so
+// Stats.OldestPendingAge does not show it as old at once.
 //
 // Cancelling ctx stops it between transactions: the batch in hand commits
 // whole (so the returned count is exactly what moved), and it returns that
@@ -127,7 +129,7 @@ func (o *Outbox) moveDead(ctx context.Context, ids []string, batch int, progress
 		}
 		sql = `WITH d AS (` + del + ` RETURNING x.seq, x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),
 ins AS (INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payload, created_at)
-  SELECT id, topic, ordering_key, metadata, payload, created_at FROM d ORDER BY seq RETURNING 1)
+  SELECT id, topic, ordering_key, metadata, payload, now() FROM d ORDER BY seq RETURNING 1)
 SELECT (SELECT count(*) FROM ins), ` + notify
 	}
 	var total int64

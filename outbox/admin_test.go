@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -54,5 +55,27 @@ func TestDeadLettersListsRowsWithNonStringMetadata(t *testing.T) {
 	}
 	if len(dead) != 2 || dead[1].Metadata["a"] != "x" || dead[1].Metadata["n"] != "1" || dead[1].Metadata["o"] != `{"b":true}` {
 		t.Fatalf("dead rows = %+v", dead)
+	}
+}
+
+// A row replayed from the dead table has been pending since the replay:
+// Stats must not measure its age from when it was first written.
+func TestReplayedRowAgeStartsAtReplay(t *testing.T) {
+	pool, ob, table := newOutbox(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO `+table+`_dead (seq, id, topic, metadata, payload, attempts, created_at) VALUES
+  (1, 'old', 'tp', '{}', '', 10, now() - interval '1 hour')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ob.ReplayDead(ctx, nil, 0, nil); err != nil || n != 1 {
+		t.Fatalf("replay = %d, %v", n, err)
+	}
+	st, err := ob.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != 1 || st.OldestPendingAge > time.Minute {
+		t.Fatalf("after replay: %d pending, oldest %v (want the time since the replay)", st.Pending, st.OldestPendingAge)
 	}
 }

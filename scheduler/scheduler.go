@@ -345,7 +345,7 @@ SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4)
 	CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END,
 	coalesce(metadata->>'` + keyLastError + `', '') FROM ` + t.Table + `
 WHERE ($1 = '' OR topic = $1) ORDER BY due_at, id LIMIT $2`,
-		count: `SELECT count(*) FROM ` + t.Table,
+		count: `SELECT count(*) FROM ` + t.Table + ` WHERE ($1 = '' OR topic = $1)`,
 		lease: `INSERT INTO ` + t.Leases + ` AS l (name, holder, expires_at)
 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
@@ -561,9 +561,14 @@ func (s *Scheduler) List(ctx context.Context, topic string, limit int) ([]Pendin
 }
 
 // Count returns the number of pending scheduled messages.
-func (s *Scheduler) Count(ctx context.Context) (int64, error) {
+func (s *Scheduler) Count(ctx context.Context) (int64, error) { return s.CountTopic(ctx, "") }
+
+// CountTopic returns the number of pending scheduled messages for topic
+// (every topic when topic is empty), the total of what List(ctx, topic, 0)
+// pages through.
+func (s *Scheduler) CountTopic(ctx context.Context, topic string) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, s.sql.count).Scan(&n)
+	err := s.pool.QueryRow(ctx, s.sql.count, topic).Scan(&n)
 	return n, err
 }
 

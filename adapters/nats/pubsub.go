@@ -227,3 +227,13 @@ func nopIfNil(l watermill.LoggerAdapter) watermill.LoggerAdapter {
 	}
 	return l
 }
+
+// Connect opens a NATS connection with the options the Publisher and
+// Subscriber use (tools such as adapters/dlq read streams through it).
+// Close it when done.
+func (c Config) Connect() (*nc.Conn, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return connect(c.withDefaults())
+}

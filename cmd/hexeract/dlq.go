@@ -8,18 +8,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
-	"github.com/hexeract/hexeract/adapters"
-	"github.com/hexeract/hexeract/middleware"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+
+	"github.com/hexeract/hexeract/adapters"
+	dlqapi "github.com/hexeract/hexeract/adapters/dlq"
+	"github.com/hexeract/hexeract/middleware"
 )
 
 // dlqFlags are the flags of the dlq subcommands.
@@ -31,15 +31,11 @@ type dlqFlags struct {
 	jsonOut   bool
 	stack     bool
 	to        string
+	newGroup  bool
 	quiet     bool
 }
 
-// logSchemes are the transports that keep messages after a consumer group
-// read them (a log or stream): "dlq list" reads them with a temporary group
-// and leaves them in place. The others are queues, where reading takes a
-// message away: "dlq list" puts each message back at the tail.
-var logSchemes = []string{"kafka", "nats", "postgres", "postgresql", "redis", "rediss"}
-
+// newDLQCommand builds "hexeract dlq" and its subcommands.
 func newDLQCommand() *cobra.Command {
 	var f dlqFlags
 	dlq := &cobra.Command{
@@ -50,178 +46,180 @@ their handler failed for good; they live on "<topic>.dlq" with fault metadata
 (hexeract_fault_error, _type, _handler, _topic, _attempts, _first_failure,
 _last_failure, _stack) and Watermill's poison-queue keys.
 
-The transport is a URL (--transport or $HEXERACT_TRANSPORT), any scheme
-hexeract's adapters support: amqp://, kafka://, nats://, postgres://,
-redis://, sqs://, mem://. --group is the consumer group whose dead letters
-are read; on RabbitMQ it must be the application's group (its dead-letter
-queue is "<topic>.dlq_<group>").`,
+The transport is a URL (--transport or $HEXERACT_TRANSPORT): amqp://, kafka://,
+nats://, postgres://, redis://, sqs://. The commands are built on the Go
+package github.com/hexeract/hexeract/adapters/dlq.
+
+Reads (list, count, topics) never declare, create, bind, consume, re-publish
+or commit anything: RabbitMQ basic.get without ack, every message given back
+with basic.nack requeue; NATS JetStream reads stream messages by sequence
+(no consumer); Redis XRANGE/XINFO; Kafka reads partitions by offset without a
+group; PostgreSQL SELECTs; SQS receives with a visibility timeout and makes
+each message visible again at once (SQS has no peek: each list adds one to
+the messages' ApproximateReceiveCount).
+
+--group: on RabbitMQ the group whose dead-letter queue "<topic>_<group>" is
+read (default: the URL's group, else "hexeract"); on Kafka, NATS, Redis and
+PostgreSQL only what the group has not acknowledged (default: every message);
+SQS has no groups. An unknown topic or group is an error listing the existing
+ones.
+
+SIGINT or SIGTERM: the message in hand is finished or given back, what was
+done is printed, and the command exits non-zero.`,
 		RunE: subcommandRequired,
 	}
 	dlq.PersistentFlags().StringVar(&f.transport, "transport", "", "transport URL (default $"+adapters.EnvTransport+")")
-	dlq.PersistentFlags().StringVar(&f.group, "group", "", "consumer group (default: the adapter's default group, \"hexeract\")")
+	dlq.PersistentFlags().StringVar(&f.group, "group", "", "consumer group (see dlq --help)")
 	dlq.PersistentFlags().IntVar(&f.limit, "limit", 0, "stop after this many messages (0: no limit)")
-	dlq.PersistentFlags().DurationVar(&f.wait, "wait", 3*time.Second, "stop when no message arrives for this long")
+	dlq.PersistentFlags().DurationVar(&f.wait, "wait", 0, "ignored: reads no longer wait for messages")
+	_ = dlq.PersistentFlags().MarkHidden("wait")
 
 	list := &cobra.Command{
 		Use:   "list DLQ-TOPIC",
-		Short: "Print the dead letters of a topic with their fault details, leaving them in place",
+		Short: "Print the dead letters of a topic with their fault details, leaving the broker as it was",
 		Long: `Prints each dead letter of DLQ-TOPIC (for example orders.dlq) with its fault
-details. The messages stay where they are: on log transports (Kafka, NATS
-JetStream, PostgreSQL, Redis Streams) they are read with a temporary consumer
-group; on queue transports (RabbitMQ, SQS) each message read is published
-again at the tail of the dead-letter topic (same UUID, payload and metadata)
-before it is acknowledged, and listing stops when a message comes round a
-second time.`,
+details, then "N dead letter(s) on DLQ-TOPIC". Nothing is created, bound,
+consumed, re-published or committed (see "hexeract dlq --help").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDLQList(cmd, f, args[0]) },
 	}
 	list.Flags().BoolVar(&f.jsonOut, "json", false, "print one JSON object per message")
 	list.Flags().BoolVar(&f.stack, "stack", false, "print the panic stack of dead letters that have one")
 
+	count := &cobra.Command{
+		Use:   "count DLQ-TOPIC",
+		Short: "Print the number of dead letters of a topic",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return runDLQCount(cmd, f, args[0]) },
+	}
+	topics := &cobra.Command{
+		Use:   "topics",
+		Short: "Print the dead-letter topics on the broker (RabbitMQ: needs the management API)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runDLQTopics(cmd, f) },
+	}
+
 	move := &cobra.Command{
 		Use:   "move DLQ-TOPIC",
 		Short: "Publish dead letters back to their original topic and remove them from the dead-letter topic",
-		Long: `Reads the dead letters of DLQ-TOPIC with --group, publishes each one, without its
-fault metadata, to its original topic (hexeract_fault_topic, or Watermill's
-topic_poisoned) or to --to, and acknowledges it only after that publish
-succeeded: a failure leaves the message in the dead-letter topic. Ctrl-C
-stops it between messages: the one in hand is moved and acknowledged, the
-counts are printed, the rest stay on DLQ-TOPIC and the exit status is 130.`,
+		Long: `Publishes each dead letter of DLQ-TOPIC, without its fault metadata (and without
+transport delivery state such as _watermill_amqp_redelivered), to its original
+topic (hexeract_fault_topic, or Watermill's topic_poisoned) or to --to, and
+removes it from DLQ-TOPIC only after that publish succeeded.
+
+The move makes one pass over the dead letters present when it starts and stops:
+a message whose handler still fails and comes back to DLQ-TOPIC is not moved
+again. A destination without a subscriber (RabbitMQ: no queue bound to its
+exchange, the publish is mandatory; NATS: a stream without consumer; Redis: a
+stream without group; PostgreSQL: no offsets table; Kafka: no group on it;
+SQS: no queue) is refused before anything moves.
+
+How a moved dead letter is removed: RabbitMQ basic.ack; NATS deletes it from
+the stream; Redis XACK in every group and XDEL; PostgreSQL deletes its row in
+the transaction that inserts the message into the destination table; SQS
+DeleteMessage; Kafka cannot delete a record, so the move commits the offsets of
+--group (required; a group that has no offsets on the topic yet needs
+--new-group and starts at the oldest record).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDLQMove(cmd, f, args[0]) },
 	}
 	move.Flags().StringVar(&f.to, "to", "", "publish to this topic instead of the original one")
+	move.Flags().BoolVar(&f.newGroup, "new-group", false, "Kafka: --group has no offsets on the topic yet; start it at the oldest record")
 	move.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
 
-	dlq.AddCommand(list, move)
+	dlq.AddCommand(list, count, topics, move)
 	return dlq
 }
 
-func openTransport(ctx context.Context, f dlqFlags, group string) (*adapters.Transport, error) {
-	var opts []adapters.Option
-	if group != "" {
-		opts = append(opts, adapters.WithGroup(group))
-	}
-	if f.transport == "" {
-		return adapters.OpenFromEnv(ctx, opts...)
-	}
-	return adapters.Open(ctx, f.transport, opts...)
-}
-
-func transportScheme(f dlqFlags) string {
+// openBroker opens the dead-letter API on the transport of f.
+func openBroker(ctx context.Context, f dlqFlags) (*dlqapi.Broker, error) {
 	raw := f.transport
 	if raw == "" {
 		raw = os.Getenv(adapters.EnvTransport)
+		if raw == "" {
+			return nil, fmt.Errorf("no transport: pass --transport URL or set %s (amqp://, kafka://, nats://, postgres://, redis://, sqs://)", adapters.EnvTransport)
+		}
 	}
-	scheme, _, _ := strings.Cut(raw, "://")
-	return strings.ToLower(scheme)
+	return dlqapi.Open(ctx, raw)
 }
 
-func cmdContext(cmd *cobra.Command) context.Context {
-	if ctx := cmd.Context(); ctx != nil {
-		return ctx
+// signalContext is cmd's context, which main cancels on SIGINT or SIGTERM,
+// with a cancel function for the command's own use.
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	return context.Background()
+	return context.WithCancel(ctx)
 }
 
-// consume reads topic until fn returns stop, limit messages were handled or
-// no message arrived for wait. fn acks or nacks each message itself.
-//
-// Cancelling ctx (Ctrl-C) stops consume between messages: the message in
-// hand is finished by fn (published and acknowledged), a message received
-// after the cancel is given back (nacked), and consume returns ctx's error.
-// The subscription itself is not tied to ctx, so it stays open while fn
-// acknowledges the message in hand; it closes when consume returns.
-func consume(ctx context.Context, sub message.Subscriber, topic string, f dlqFlags, fn func(*message.Message) (stop bool, err error)) error {
-	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	msgs, err := sub.Subscribe(subCtx, topic)
-	if err != nil {
-		return fmt.Errorf("subscribe to %q: %w", topic, err)
-	}
-	idle := time.NewTimer(f.wait)
-	defer idle.Stop()
-	for n := 0; f.limit == 0 || n < f.limit; n++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-idle.C:
-			return nil
-		case msg, ok := <-msgs:
-			if !ok {
-				return nil
-			}
-			if err := ctx.Err(); err != nil {
-				msg.Nack() // arrived with the interrupt: give it back untouched
-				return err
-			}
-			stop, err := fn(msg)
-			if err != nil || stop {
-				return err
-			}
-			idle.Reset(f.wait)
-		}
-	}
-	return nil
-}
-
-func runDLQList(cmd *cobra.Command, f dlqFlags, topic string) error {
-	ctx := cmdContext(cmd)
-	logTransport := slices.Contains(logSchemes, transportScheme(f))
-	group := f.group
-	if logTransport {
-		// A group of our own starts at the oldest message and moves no
-		// other group's offset.
-		group = "hexeract-dlq-list-" + uuid.NewString()[:8]
-	}
-	t, err := openTransport(ctx, f, group)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	out := cmd.OutOrStdout()
-	seen := map[string]bool{}
-	count := 0
-	err = consume(ctx, t.Subscriber, topic, f, func(msg *message.Message) (bool, error) {
-		if seen[msg.UUID] {
-			msg.Nack() // came round again: every message was listed
-			return true, nil
-		}
-		seen[msg.UUID] = true
-		if !logTransport {
-			// Reading took the message off the queue: put a copy back
-			// at the tail before acknowledging this one.
-			again := message.NewMessage(msg.UUID, msg.Payload)
-			again.Metadata = maps(msg.Metadata)
-			if err := t.Publisher.Publish(topic, again); err != nil {
-				msg.Nack()
-				return true, fmt.Errorf("put %s back on %q: %w", msg.UUID, topic, err)
-			}
-		}
-		msg.Ack()
-		count++
-		if f.jsonOut {
-			return false, printDeadLetterJSON(out, msg)
-		}
-		printDeadLetter(out, msg, f.stack)
-		return false, nil
-	})
-	if !f.jsonOut {
-		if err != nil && ctx.Err() != nil {
-			fmt.Fprintf(out, "interrupted: %d dead letter(s) listed on %s before the interrupt\n", count, topic)
-		} else if err == nil {
-			fmt.Fprintf(out, "%d dead letter(s) on %s\n", count, topic)
-		}
+// interrupted turns a cancellation into an error saying what was done.
+func interrupted(ctx context.Context, err error, done string) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("interrupted: %s", done)
 	}
 	return err
 }
 
-func maps(md message.Metadata) message.Metadata {
-	c := make(message.Metadata, len(md))
-	for k, v := range md {
-		c[k] = v
+func runDLQList(cmd *cobra.Command, f dlqFlags, topic string) error {
+	ctx, stop := signalContext(cmd)
+	defer stop()
+	b, err := openBroker(ctx, f)
+	if err != nil {
+		return err
 	}
-	return c
+	defer func() { _ = b.Close() }()
+	out := cmd.OutOrStdout()
+	count := 0
+	err = b.List(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit}, func(msg *message.Message) error {
+		count++
+		if f.jsonOut {
+			return printDeadLetterJSON(out, msg)
+		}
+		printDeadLetter(out, msg, f.stack)
+		return ctx.Err()
+	})
+	if err != nil {
+		return interrupted(ctx, err, fmt.Sprintf("%d dead letter(s) of %s listed, all left in place", count, topic))
+	}
+	if !f.jsonOut {
+		fmt.Fprintf(out, "%d dead letter(s) on %s\n", count, topic)
+	}
+	return nil
+}
+
+func runDLQCount(cmd *cobra.Command, f dlqFlags, topic string) error {
+	ctx, stop := signalContext(cmd)
+	defer stop()
+	b, err := openBroker(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	n, err := b.Count(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), n)
+	return nil
+}
+
+func runDLQTopics(cmd *cobra.Command, f dlqFlags) error {
+	ctx, stop := signalContext(cmd)
+	defer stop()
+	b, err := openBroker(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	ts, err := b.Topics(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		fmt.Fprintln(cmd.OutOrStdout(), t)
+	}
+	return nil
 }
 
 func printDeadLetter(w io.Writer, msg *message.Message, stack bool) {
@@ -306,15 +304,18 @@ func orDash(s string) string {
 }
 
 func runDLQMove(cmd *cobra.Command, f dlqFlags, topic string) error {
-	ctx := cmdContext(cmd)
-	t, err := openTransport(ctx, f, f.group)
+	ctx, stop := signalContext(cmd)
+	defer stop()
+	b, err := openBroker(ctx, f)
 	if err != nil {
 		return err
 	}
-	defer t.Close()
+	defer func() { _ = b.Close() }()
 	max := int64(-1) // unknown total: a spinner with a count
-	if f.limit > 0 {
-		max = int64(f.limit)
+	if f.group != "" || b.Scheme() != "kafka" {
+		if n, err := b.Count(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit}); err == nil {
+			max = int64(n)
+		}
 	}
 	bar := progressbar.NewOptions64(max,
 		progressbar.OptionSetWriter(cmd.ErrOrStderr()),
@@ -330,45 +331,26 @@ func runDLQMove(cmd *cobra.Command, f dlqFlags, topic string) error {
 		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.ErrOrStderr()) }),
 	)
-	moved := map[string]int{}
-	total := 0
-	err = consume(ctx, t.Subscriber, topic, f, func(dead *message.Message) (bool, error) {
-		msg, to, err := middleware.Revive(dead, f.to)
-		if err != nil {
-			dead.Nack()
-			return true, fmt.Errorf("dead letter %s: %w; pass --to TOPIC", dead.UUID, err)
-		}
-		if to == topic {
-			dead.Nack()
-			return true, fmt.Errorf("dead letter %s would be moved onto %q itself", dead.UUID, topic)
-		}
-		if err := t.Publisher.Publish(to, msg); err != nil {
-			dead.Nack()
-			return true, fmt.Errorf("publish %s to %q (left in %q): %w", dead.UUID, to, topic, err)
-		}
-		dead.Ack()
-		moved[to]++
-		total++
-		_ = bar.Add(1)
-		return false, nil
+	res, err := b.Move(ctx, topic, dlqapi.MoveOptions{
+		Group: f.group, To: f.to, Limit: f.limit, NewGroup: f.newGroup,
+		Moved: func(*message.Message, string) { _ = bar.Add(1) },
 	})
 	_ = bar.Finish()
 	out := cmd.OutOrStdout()
-	targets := make([]string, 0, len(moved))
-	for to := range moved {
+	targets := make([]string, 0, len(res.Moved))
+	for to := range res.Moved {
 		targets = append(targets, to)
 	}
 	sort.Strings(targets)
 	for _, to := range targets {
-		fmt.Fprintf(out, "moved %d message(s) to %s\n", moved[to], to)
+		fmt.Fprintf(out, "moved %d message(s) to %s\n", res.Moved[to], to)
 	}
-	fmt.Fprintf(out, "%d dead letter(s) moved from %s\n", total, topic)
-	if err != nil && ctx.Err() != nil {
-		fmt.Fprintf(out, "interrupted: the remaining dead letters stay on %s\n", topic)
-		return err
-	}
+	fmt.Fprintf(out, "%d dead letter(s) moved from %s\n", res.Total, topic)
 	if err != nil {
-		return errors.Join(fmt.Errorf("stopped after %d message(s)", total), err)
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("interrupted after %d message(s) moved; the others are still on %s", res.Total, topic)
+		}
+		return errors.Join(fmt.Errorf("stopped after %d message(s)", res.Total), err)
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func main() {
 // complete one.
 func exitStatus(w io.Writer, err error, interrupted bool) int {
 	if err != nil && !(interrupted && isBareCancel(err)) {
-		fmt.Fprintln(w, "hexeract:", err)
+		fmt.Fprintln(w, exitMessage(err))
 	}
 	if interrupted {
 		fmt.Fprintf(w, "hexeract: interrupted by a signal (exit status %d)\n", exitInterrupted)

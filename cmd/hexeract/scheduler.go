@@ -149,7 +149,7 @@ func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Sche
 		}
 		return nil
 	}
-	total, err := s.Count(ctx)
+	total, err := s.CountTopic(ctx, f.topic)
 	if err != nil {
 		return err
 	}
@@ -170,6 +170,10 @@ func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Sche
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if f.topic != "" {
+		fmt.Fprintf(out, "%d shown, %d pending for %s in %s\n", len(pending), total, f.topic, s.Table())
+		return nil
 	}
 	fmt.Fprintf(out, "%d shown, %d pending in %s\n", len(pending), total, s.Table())
 	return nil

@@ -77,7 +77,23 @@ func TestSchedulerListAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, _, err := runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table)
+	other, err := s.After(ctx, pool, time.Hour, cliOtherReminder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// --topic: the count is the topic's, not the table's.
+	out, _, err := runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table, "--topic", "cli.other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "1 shown, 1 pending for cli.other in") || !strings.Contains(out, other[0]) {
+		t.Fatalf("list --topic output:\n%s", out)
+	}
+	if _, _, err := runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, other[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, err = runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,3 +135,7 @@ func TestSchedulerListAndCancel(t *testing.T) {
 		t.Fatalf("list with a bad table name: %v", err)
 	}
 }
+
+type cliOtherReminder struct{}
+
+func (cliOtherReminder) MessageType() string { return "cli.other" }
