@@ -251,7 +251,7 @@ func TestInterruptDLQMoveRabbitMQ(t *testing.T) {
 		t.Fatalf("exit: %v, want status %d\nstdout: %s\nstderr: %s", err, exitInterrupted, stdout.String(), stderr.String())
 	}
 	m := regexp.MustCompile(`(\d+) dead letter\(s\) moved from ` + regexp.QuoteMeta(dlqTopic)).FindStringSubmatch(stdout.String())
-	if m == nil || !strings.Contains(stdout.String(), "interrupted:") {
+	if m == nil || !strings.Contains(stderr.String(), "interrupted after "+m[1]+" message(s) moved") {
 		t.Fatalf("no summary on stdout:\n%s\nstderr: %s", stdout.String(), stderr.String())
 	}
 	reported, _ := strconv.Atoi(m[1])
