@@ -51,7 +51,8 @@ type Relay struct {
 
 	wakeCh  chan struct{}
 	running atomic.Bool
-	noLocal bool // tests: ignore in-process signals, rely on notifications
+	noLocal bool    // tests: ignore in-process signals, rely on notifications
+	ob      *Outbox // set by Outbox.NewRelay: its Signal wakes this relay
 
 	claimSQL, followSQL, reinsertSQL, deadSQL, unarchiveSQL string
 }
@@ -200,9 +201,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer db.Close()
 
-	if !r.noLocal {
-		unregister := registerLocal(r.t.channel, r)
-		defer unregister()
+	if r.ob != nil && !r.noLocal {
+		defer r.ob.addRelay(r)()
 	}
 	reg, err := r.m.register()
 	if err != nil {

@@ -111,6 +111,10 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()
 	}
+	st, err := stateOf(app)
+	if err != nil {
+		return fmt.Errorf("reqreply: Handle: %w", err)
+	}
 	r := &responder[Req, Resp]{
 		app:       app,
 		h:         h,
@@ -118,10 +122,9 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		codec:     app.Codec(),
 		publisher: cfg.publisher,
 		tracer:    cfg.tp.Tracer(instrumentationName),
-		state:     stateOf(app),
+		state:     st,
 		spanName:  want + " handle",
 	}
-	st := r.state
 	st.respondersMu.Lock()
 	defer st.respondersMu.Unlock()
 	if st.responders[cfg.name] {
