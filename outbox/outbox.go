@@ -191,7 +191,7 @@ func newBatch(n int) *batch {
 	}
 }
 
-var traceContext = propagation.TraceContext{}
+var traceContext = propagation.TraceContext{} //nolint:gochecknoglobals // an empty, stateless propagator value
 
 func (b *batch) add(ctx context.Context, topic string, m *message.Message) error {
 	md := m.Metadata

@@ -21,9 +21,9 @@ import (
 
 const instrumentationName = "github.com/hexeract/hexeract/reqreply"
 
-var propagator = propagation.TraceContext{}
+var propagator = propagation.TraceContext{} //nolint:gochecknoglobals // an empty, stateless propagator value
 
-var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer) //nolint:gochecknoglobals // an immutable span start option
 
 // HandlerOption configures a responder added by [Handle].
 type HandlerOption func(*handlerConfig)
