@@ -58,7 +58,9 @@ type Relay struct {
 }
 
 // NewRelay returns a relay that delivers the rows of the outbox table set
-// by [WithTable] to pub. The relay opens its own connections with the
+// by [WithTable] to pub. It is woken by PostgreSQL notifications and by
+// polling; [Outbox.NewRelay] builds one that its Outbox's Signal also
+// wakes in-process. The relay opens its own connections with the
 // configuration of pool (one per worker, one for statistics and one that
 // listens for notifications), so it does not take connections from pool.
 // It returns an error for a bad table name or option before any SQL runs.

@@ -216,7 +216,7 @@ func run() error {
 	// The transport (in memory here; any Watermill transport works) and the
 	// outbox relay that delivers to it.
 	transport := gochannel.New(gochannel.Config{Buffer: 256}, nil)
-	relay, err := outbox.NewRelay(pool, transport, outbox.WithTable("order_saga_outbox"), outbox.WithLogger(logger))
+	relay, err := ob.NewRelay(transport, outbox.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	// relay that moves committed outbox rows onto it, run by the App.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	bus := gochannel.New(gochannel.Config{Buffer: 64}, nil)
-	relay, err := outbox.NewRelay(pool, bus, outbox.WithTable("example_outbox"), outbox.WithLogger(logger))
+	relay, err := ob.NewRelay(bus, outbox.WithLogger(logger))
 	if err != nil {
 		return err
 	}
