@@ -205,6 +205,7 @@ func (a *App) addHandler(name, topic, typ string, fn message.NoPublishHandlerFun
 		select {
 		case <-a.router.Running():
 		case <-a.routerDone:
+		case <-a.runDone: // Run failed before it started the router
 		}
 		if !a.router.IsRunning() || a.router.IsClosed() {
 			return fmt.Errorf("hexeract: handler %q added while the App was stopping; it will not run", name)
@@ -221,6 +222,8 @@ func (a *App) stopped() bool {
 	}
 	select {
 	case <-a.routerDone:
+		return true
+	case <-a.runDone:
 		return true
 	default:
 		return false

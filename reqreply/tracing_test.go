@@ -11,6 +11,7 @@ import (
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
 )
@@ -41,7 +42,7 @@ func TestTracingOneTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, responder)
+	testenv.StartApp(t, responder)
 	if _, err := reqreply.NewClient(caller, reqreply.TracerProvider(tp)); err != nil {
 		t.Fatal(err)
 	}
