@@ -74,6 +74,10 @@ func (a *App) attachLocked(c Component) error {
 // whether there is one. Packages use it to find the per-App state they
 // attached (T is then usually an unexported type of theirs).
 func Attached[T Component](app *App) (T, bool) {
+	if app == nil {
+		var zero T
+		return zero, false
+	}
 	app.compMu.Lock()
 	defer app.compMu.Unlock()
 	return attached[T](app)

@@ -309,9 +309,9 @@ func (a *App) TopicFor(m router.Message) string { return a.topic(m.MessageType()
 // the router stops taking new messages and waits for in-flight handlers (up
 // to the router's CloseTimeout), then the workers are cancelled and Run
 // returns nil once they have returned. The Components stay open until
-// [App.Close], which the caller calls after Run returns. If the router stops by itself first (every handler's
-// subscription ended), Run returns [ErrRouterStopped]. Run may be called
-// once, and not after [App.Close].
+// [App.Close], which the caller calls after Run returns. If the router
+// stops by itself first (every handler's subscription ended), Run returns
+// [ErrRouterStopped]. Run may be called once, and not after [App.Close].
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
