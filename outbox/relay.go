@@ -56,13 +56,16 @@ type Relay struct {
 
 	wakeCh  chan struct{}
 	running atomic.Bool
-	noLocal bool // tests: ignore in-process signals, rely on notifications
+	noLocal bool    // tests: ignore in-process signals, rely on notifications
+	ob      *Outbox // set by Outbox.NewRelay: its Signal wakes this relay
 
 	claimSQL, reinsertSQL, deadSQL, unarchiveSQL string
 }
 
 // NewRelay returns a relay that delivers the rows of the outbox table set
-// by [WithTable] to pub. The relay opens its own connections with the
+// by [WithTable] to pub. It is woken by PostgreSQL notifications and by
+// polling; [Outbox.NewRelay] builds one that its Outbox's Signal also
+// wakes in-process. The relay opens its own connections with the
 // configuration of pool (one per worker, one for statistics and one that
 // listens for notifications), so it does not take connections from pool.
 // It returns an error for a bad table name or option before any SQL runs.
@@ -222,9 +225,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer db.Close()
 
-	if !r.noLocal {
-		unregister := registerLocal(r.t.channel, r)
-		defer unregister()
+	if r.ob != nil && !r.noLocal {
+		defer r.ob.addRelay(r)()
 	}
 	reg, err := r.m.register()
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 
 const instrumentationName = "github.com/hexeract/hexeract/reqreply"
 
-var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer) //nolint:gochecknoglobals // an immutable span start option
 
 // HandlerOption configures a responder added by [Handle].
 type HandlerOption func(*handlerConfig)
@@ -116,6 +116,10 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	// sends them: a ReplyPublisher (replyamqp, replynats) is decorated like
 	// the App's publisher (which already is, and is left as it is).
 	cfg.publisher = middleware.TracingPublisher(cfg.publisher, middleware.TracingOptions{TracerProvider: cfg.tp})
+	st, err := stateOf(app)
+	if err != nil {
+		return fmt.Errorf("reqreply: Handle: %w", err)
+	}
 	r := &responder[Req, Resp]{
 		app:       app,
 		h:         h,
@@ -123,10 +127,9 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		codec:     app.Codec(),
 		publisher: cfg.publisher,
 		tracer:    cfg.tp.Tracer(instrumentationName),
-		state:     stateOf(app),
+		state:     st,
 		spanName:  want + " handle",
 	}
-	st := r.state
 	st.respondersMu.Lock()
 	defer st.respondersMu.Unlock()
 	if st.responders[cfg.name] {

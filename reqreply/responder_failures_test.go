@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
 )
@@ -30,7 +31,7 @@ func TestHandlerPanicRepliesInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 
 	_, err = reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 1}, reqreply.Timeout(5*time.Second))
@@ -67,7 +68,7 @@ func TestResponderShutdownHandsRequestOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopA := startApp(t, respA)
+	stopA := testenv.StartApp(t, respA)
 	caller := newClient(t, tr)
 
 	type result struct {
@@ -92,7 +93,7 @@ func TestResponderShutdownHandsRequestOver(t *testing.T) {
 	if err := reqreply.Handle(respB, doubleHandler("b", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, respB)
+	testenv.StartApp(t, respB)
 	r := <-res
 	if r.err != nil || r.got.Result != 42 || r.got.By != "b" {
 		t.Fatalf("got %+v, %v; want the answer of responder b", r.got, r.err)
@@ -121,7 +122,7 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	msg, err := resp.NewMessage(context.Background(), Double{N: 1})
 	if err != nil {
 		t.Fatal(err)
