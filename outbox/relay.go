@@ -4,7 +4,7 @@
 // relay_drain.go (the batch loop, pipelined commits, outcome accounting),
 // relay_publish.go (publishing a batch, one-by-one fallback, trace span),
 // relay_settle.go (writing failed rows back with backoff, or dead),
-// relay_notify.go (LISTEN for wake-ups), relay_stats.go (table statistics)
+// relay_notify.go (LISTEN for wake-ups, via internal/pgnotify), relay_stats.go (table statistics)
 // and relay_retention.go (trimming delivered rows).
 
 package outbox
@@ -170,7 +170,11 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	if r.cfg.listen {
-		wg.Go(func() { r.listen(ctx, listenCfg) })
+		l, err := r.listener(listenCfg)
+		if err != nil {
+			return fmt.Errorf("outbox: relay listener: %w", err)
+		}
+		wg.Go(func() { l.Run(ctx) })
 	}
 	wg.Go(func() { r.statsLoop(ctx, db) })
 	if r.cfg.retention > 0 {
