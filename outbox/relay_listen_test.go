@@ -33,7 +33,8 @@ func listenPIDs(t *testing.T, pool *pgxpool.Pool, channel string) []int32 {
 
 // After its LISTEN connection is killed, the relay listens again and a
 // notification (not the hour-long poll interval, not an in-process signal)
-// wakes it for new rows.
+// wakes it for new rows. The rows are published in plain transactions, so
+// only Signal's NOTIFY announces them.
 func TestRelayListenConnectionKilledReconnects(t *testing.T) {
 	pool, ob, table := newOutbox(t)
 	rec := newRecorder()
@@ -47,6 +48,7 @@ func TestRelayListenConnectionKilledReconnects(t *testing.T) {
 	var first []int32
 	waitFor(t, 5*time.Second, "the LISTEN connection", func() bool { first = listenPIDs(t, pool, ch); return len(first) == 1 })
 	publishN(t, pool, ob, 1, 1)
+	ob.Signal() // a NOTIFY: the relay ignores in-process signals
 	waitFor(t, 10*time.Second, "the first row delivered", func() bool { return rec.distinct() == 1 })
 
 	// Kill this relay's LISTEN session only (the channel is the table's).
@@ -63,5 +65,10 @@ func TestRelayListenConnectionKilledReconnects(t *testing.T) {
 		return len(p) == 1 && p[0] != first[0]
 	})
 	publishN(t, pool, ob, 1, 1)
+	time.Sleep(300 * time.Millisecond)
+	if n := rec.distinct(); n != 1 {
+		t.Fatalf("%d rows delivered before the notification, want 1", n)
+	}
+	ob.Signal() // a NOTIFY: the relay ignores in-process signals
 	waitFor(t, 10*time.Second, "the second row delivered through the new LISTEN", func() bool { return rec.distinct() == 2 })
 }
