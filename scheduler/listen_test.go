@@ -61,8 +61,10 @@ func TestListenConnectionKilledReconnects(t *testing.T) {
 		p := listenSessions(t, pool, ch)
 		return len(p) == 1 && p[0] != first[0]
 	})
-	// The poll interval is a minute: only the notification can wake the
-	// poller within the deadline below.
+	// Let the catch-up look that follows the reconnection pass: the poll
+	// interval is a minute, so only the notification can wake the poller
+	// within the deadline below.
+	time.Sleep(300 * time.Millisecond)
 	if _, err := s.After(ctx, pool, 50*time.Millisecond, reminder{N: 2}); err != nil {
 		t.Fatal(err)
 	}
