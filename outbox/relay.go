@@ -4,8 +4,9 @@
 // relay_drain.go (the batch loop, pipelined commits, outcome accounting),
 // relay_publish.go (publishing a batch, one-by-one fallback, trace span),
 // relay_settle.go (writing failed rows back with backoff, or dead),
-// relay_notify.go (LISTEN for wake-ups, via internal/pgnotify), relay_stats.go (table statistics)
-// and relay_retention.go (trimming delivered rows).
+// relay_notify.go (LISTEN for wake-ups, through internal/pgnotify),
+// relay_stats.go (table statistics) and relay_retention.go (trimming
+// delivered rows).
 
 package outbox
 
