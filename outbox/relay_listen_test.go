@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // listenPIDs returns the backend pids LISTENing on channel.

@@ -6,9 +6,10 @@
 package outbox
 
 import (
-	"github.com/hexeract/hexeract/internal/pgnotify"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/hexeract/hexeract/internal/pgnotify"
 )
 
 // listener returns the relay's notification listener: a connection opened

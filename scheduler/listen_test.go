@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // listenSessions returns the backend pids LISTENing on channel.

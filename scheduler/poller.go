@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/internal/pgnotify"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/hexeract/hexeract/internal/pgnotify"
 )
 
 // Run applies the migrations (unless [WithoutMigrate]), then hands due

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/pgnotify"
-	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/internal/pgnotify"
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // logBuf collects a listener's log lines.
