@@ -38,9 +38,6 @@ const (
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report it)
 )
 
-// rootCmd is the "hexeract" command with every subcommand.
-var rootCmd = newRootCommand()
-
 // newRootCommand builds the command tree. The subcommands' constructors
 // run here, in this order, rather than from each file's init function, so
 // a command that extends another (the migrate flags of every component)
@@ -52,7 +49,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&databaseURL, "database-url", "",
+	root.PersistentFlags().String("database-url", "",
 		"PostgreSQL URL (default $HEXERACT_DATABASE_URL)")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -105,7 +102,7 @@ func main() {
 		stop()
 		fmt.Fprintln(os.Stderr, "hexeract: interrupted: finishing the work in hand (send the signal again to kill at once)")
 	}()
-	err := rootCmd.ExecuteContext(ctx)
+	err := newRootCommand().ExecuteContext(ctx)
 	code := exitStatus(os.Stderr, err, ctx.Err() != nil)
 	stop()
 	os.Exit(code)
