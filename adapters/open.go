@@ -93,7 +93,7 @@ func WithSlogLogger(l *slog.Logger) Option {
 // opener opens one scheme.
 type opener func(ctx context.Context, rawURL string, o options) (*Transport, error)
 
-var openers = map[string]opener{
+var openers = map[string]opener{ //nolint:gochecknoglobals // a read-only scheme table, never written
 	"amqp":       openAMQP,
 	"amqps":      openAMQP,
 	"kafka":      openKafka,

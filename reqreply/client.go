@@ -293,7 +293,7 @@ func (c *Client) forget(id string, p *call) {
 	}
 }
 
-var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient) //nolint:gochecknoglobals // an immutable span option, computed once
 
 // spanError records err on span and returns it.
 func spanError(span trace.Span, err error) error {

@@ -22,7 +22,7 @@ import (
 
 const instrumentationName = "github.com/hexeract/hexeract/reqreply"
 
-var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer) //nolint:gochecknoglobals // an immutable span option, computed once
 
 // HandlerOption configures a responder added by [Handle].
 type HandlerOption func(*handlerConfig)
