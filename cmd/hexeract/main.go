@@ -113,7 +113,7 @@ func main() {
 // command returned, so a script never mistakes an interrupted run for a
 // complete one.
 func exitStatus(w io.Writer, err error, interrupted bool) int {
-	if err != nil && !(interrupted && isBareCancel(err)) {
+	if err != nil && (!interrupted || !isBareCancel(err)) {
 		fmt.Fprintln(w, exitMessage(err))
 	}
 	if interrupted {
