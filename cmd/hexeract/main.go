@@ -28,7 +28,8 @@ import (
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3"; when
-// empty, the module version from the build info is used.
+// empty, the module version from the build info is used. Only the linker
+// writes it (gochecknoglobals allows a variable named version for this).
 var version = ""
 
 // Exit statuses of the hexeract command.
