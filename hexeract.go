@@ -282,7 +282,7 @@ func (a *App) addRouterHandler(name, topic, typ, publishTopic string, fn message
 		a.topicUsers[topic] = name
 	}
 	if publishTopic == "" {
-		a.router.AddNoPublisherHandler(name, topic, member, func(msg *message.Message) error {
+		a.router.AddConsumerHandler(name, topic, member, func(msg *message.Message) error {
 			_, err := fn(msg)
 			return err
 		})

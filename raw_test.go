@@ -169,7 +169,7 @@ func TestAssumeTypeOnPlainRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.AddNoPublisherHandler("invoices", "legacy", bus, fn).AddMiddleware(router.AssumeType("billing.invoiced"))
+	r.AddConsumerHandler("invoices", "legacy", bus, fn).AddMiddleware(router.AssumeType("billing.invoiced"))
 	stop := testenv.StartApp(t, plainRouter{r})
 	defer stop()
 	if err := bus.Publish("legacy", rawMessage("u-1", `{"id":"i-1"}`)); err != nil {

@@ -46,7 +46,7 @@ func TestTracingContinuesThroughRawHandlerOutput(t *testing.T) {
 				return []*message.Message{message.NewMessage(watermill.NewUUID(), []byte("next"))}, nil
 			})
 			got := make(chan struct{}, 1)
-			r.AddNoPublisherHandler("last", out, ps, func(msg *message.Message) error {
+			r.AddConsumerHandler("last", out, ps, func(msg *message.Message) error {
 				got <- struct{}{}
 				return nil
 			})

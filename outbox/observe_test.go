@@ -201,12 +201,10 @@ func TestMetricsAndTraceContext(t *testing.T) {
 func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	out := map[string]string{}
 	for _, kv := range s.Attributes() {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestRetentionKeepsDeliveredRowsThenCleans(t *testing.T) {
 	pool, ob, table := newOutbox(t)

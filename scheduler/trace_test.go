@@ -48,7 +48,7 @@ func TestScheduledMessagesKeepTheTrace(t *testing.T) {
 	var calls atomic.Int32
 	done := make(chan struct{})
 	topic := reminder{}.MessageType()
-	r.AddNoPublisherHandler("reminders", topic, bus, func(msg *message.Message) error {
+	r.AddConsumerHandler("reminders", topic, bus, func(msg *message.Message) error {
 		if calls.Add(1) == 1 {
 			return errors.New("not yet")
 		}

@@ -14,7 +14,7 @@ func ExampleParseURL() {
 		return
 	}
 	fmt.Println(o.Group, o.PoolConfig.ConnConfig.Database)
-	fmt.Println(o.Config.MessagesTable("orders.placed"))
+	fmt.Println(o.MessagesTable("orders.placed"))
 	// Output:
 	// billing shop
 	// "bus"."hexeract_bus_orders.placed"

@@ -50,7 +50,7 @@ func TestPoisonRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer tx.Rollback(ctx)
+		defer func() { _ = tx.Rollback(ctx) }() // after Commit a no-op (ErrTxClosed); on a t.Fatal path it releases the connection
 		for _, r := range rows {
 			_, err := tx.Exec(ctx, "INSERT INTO "+cfg.MessagesTable(topic)+" (uuid, payload, metadata, transaction_id) VALUES ($1, $2, $3::json, pg_current_xact_id())",
 				r.uuid, []byte(r.payload), r.metadata)

@@ -172,7 +172,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("MaxMessages %d: must be from 1 to 10", c.MaxMessages))
 	}
 	if c.Pollers < 1 {
-		errs = append(errs, fmt.Errorf("Pollers %d: must be at least 1", c.Pollers))
+		errs = append(errs, fmt.Errorf("Pollers %d: must be at least 1", c.Pollers)) //nolint:staticcheck // ST1005: "Pollers" is the Config field it names
 	}
 	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > sqsMaxMessageBytes {
 		errs = append(errs, fmt.Errorf("MaxMessageBytes %d: must be from 1024 to 1048576", c.MaxMessageBytes))
@@ -186,7 +186,7 @@ func (c Config) Validate() error {
 	if c.Client == nil && c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			errs = append(errs, errors.New("Endpoint: must be an http:// or https:// URL with a host and no user info, e.g. http://127.0.0.1:4566"))
+			errs = append(errs, errors.New("Endpoint: must be an http:// or https:// URL with a host and no user info, e.g. http://127.0.0.1:4566")) //nolint:staticcheck // ST1005: "Endpoint" is the Config field it names
 		}
 	}
 	if len(errs) > 0 {

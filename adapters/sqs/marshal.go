@@ -148,7 +148,7 @@ func plainAttributeOK(key, value string) bool {
 	}
 	for i := 0; i < len(key); i++ {
 		ch := key[i]
-		if !(isQueueNameChar(ch) || ch == '.') {
+		if !isQueueNameChar(ch) && ch != '.' {
 			return false
 		}
 	}

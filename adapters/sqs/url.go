@@ -42,16 +42,16 @@ func ParseURL(rawURL string) (Config, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // url.Error repeats the whole URL, credentials included
 		}
-		return cfg, fmt.Errorf("sqs: malformed URL (%v); expected sqs://[KEY_ID:SECRET@]REGION/?endpoint=...", redactErr(err, rawURL))
+		return cfg, fmt.Errorf("sqs: malformed URL (%v); expected sqs://[KEY_ID:SECRET@]REGION/?endpoint=URL", redactErr(err, rawURL))
 	}
 	if u.Scheme != Scheme {
-		return cfg, fmt.Errorf("sqs: URL scheme %q is not %q; expected sqs://[KEY_ID:SECRET@]REGION/?endpoint=...", u.Scheme, Scheme)
+		return cfg, fmt.Errorf("sqs: URL scheme %q is not %q; expected sqs://[KEY_ID:SECRET@]REGION/?endpoint=URL", u.Scheme, Scheme)
 	}
 	if u.Opaque != "" {
-		return cfg, errors.New("sqs: malformed URL: expected sqs://[KEY_ID:SECRET@]REGION/?endpoint=...")
+		return cfg, errors.New("sqs: malformed URL: expected sqs://[KEY_ID:SECRET@]REGION/?endpoint=URL")
 	}
 	if u.Path != "" && u.Path != "/" {
-		return cfg, errors.New("sqs: URL must have no path: the queue comes from the topic; expected sqs://REGION/?endpoint=...")
+		return cfg, errors.New("sqs: URL must have no path: the queue comes from the topic; expected sqs://REGION/?endpoint=URL")
 	}
 	cfg.Region = u.Hostname()
 	if u.Port() != "" {

@@ -11,14 +11,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// databaseURL is the --database-url flag shared by every database
-// subcommand (a persistent flag of the root command).
-var databaseURL string
-
 // connectDB opens a pool on the database named by --database-url or
 // HEXERACT_DATABASE_URL. Errors never contain the password.
 func connectDB(cmd *cobra.Command) (*pgxpool.Pool, error) {
-	u := databaseURL
+	var u string
+	if f := cmd.Flag("database-url"); f != nil { // a persistent flag of the root command
+		u = f.Value.String()
+	}
 	if u == "" {
 		u = os.Getenv("HEXERACT_DATABASE_URL")
 	}

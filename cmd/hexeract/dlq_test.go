@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/hexeract/hexeract/adapters"
 	dlqapi "github.com/hexeract/hexeract/adapters/dlq"
@@ -23,31 +21,13 @@ type cliOrder struct {
 
 func (cliOrder) MessageType() string { return "cli.order" }
 
-// runCLI runs the hexeract command with args, every flag of the dlq
-// commands reset to its default first (cobra keeps flag values between
-// Execute calls).
+// runCLI runs a new hexeract command tree with args, so every flag starts
+// at its default.
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	var reset func(*cobra.Command)
-	reset = func(c *cobra.Command) {
-		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
-			fs.VisitAll(func(f *pflag.Flag) {
-				if f.Name != "help" {
-					_ = f.Value.Set(f.DefValue)
-					f.Changed = false
-				}
-			})
-		}
-		for _, sub := range c.Commands() {
-			reset(sub)
-		}
-	}
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "dlq" {
-			reset(c)
-		}
-	}
+	// A fresh command tree: no flag keeps a value from an earlier run.
+	rootCmd := newRootCommand()
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errOut)
 	rootCmd.SetArgs(args)

@@ -28,7 +28,8 @@ import (
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3"; when
-// empty, the module version from the build info is used.
+// empty, the module version from the build info is used. Only the linker
+// writes it (gochecknoglobals allows a variable named version for this).
 var version = ""
 
 // Exit statuses of the hexeract command.
@@ -37,9 +38,6 @@ const (
 	exitPending     = 3   // migrate status: migrations are pending
 	exitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT, as shells report it)
 )
-
-// rootCmd is the "hexeract" command with every subcommand.
-var rootCmd = newRootCommand()
 
 // newRootCommand builds the command tree. The subcommands' constructors
 // run here, in this order, rather than from each file's init function, so
@@ -52,7 +50,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&databaseURL, "database-url", "",
+	root.PersistentFlags().String("database-url", "",
 		"PostgreSQL URL (default $HEXERACT_DATABASE_URL)")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -105,7 +103,7 @@ func main() {
 		stop()
 		fmt.Fprintln(os.Stderr, "hexeract: interrupted: finishing the work in hand (send the signal again to kill at once)")
 	}()
-	err := rootCmd.ExecuteContext(ctx)
+	err := newRootCommand().ExecuteContext(ctx)
 	code := exitStatus(os.Stderr, err, ctx.Err() != nil)
 	stop()
 	os.Exit(code)
@@ -116,7 +114,7 @@ func main() {
 // command returned, so a script never mistakes an interrupted run for a
 // complete one.
 func exitStatus(w io.Writer, err error, interrupted bool) int {
-	if err != nil && !(interrupted && isBareCancel(err)) {
+	if err != nil && (!interrupted || !isBareCancel(err)) {
 		fmt.Fprintln(w, exitMessage(err))
 	}
 	if interrupted {

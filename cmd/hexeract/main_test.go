@@ -7,6 +7,7 @@ import (
 )
 
 func TestVersionAndHelp(t *testing.T) {
+	rootCmd := newRootCommand()
 	var out bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetArgs([]string{"version"})
@@ -30,6 +31,7 @@ func TestVersionAndHelp(t *testing.T) {
 // command is an error (exit status 1), not the group's help with status 0,
 // while the bare group command still prints its help.
 func TestMistypedSubcommandFails(t *testing.T) {
+	rootCmd := newRootCommand()
 	for _, c := range []struct {
 		args []string
 		typo string

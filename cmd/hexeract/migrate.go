@@ -34,8 +34,8 @@ type schemaComponent struct {
 	// check validates a table name before any connection is made.
 	check func(table string) error
 	// tables returns the configured table names of the component (from
-	// its flag); an empty result skips the component.
-	tables func() []string
+	// its flag in opts); an empty result skips the component.
+	tables func(opts *migrateFlags) []string
 	up     func(ctx context.Context, pool *pgxpool.Pool, table string) error
 	status func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error)
 }
@@ -48,8 +48,6 @@ type migrateFlags struct {
 	jsonOut         bool
 }
 
-var migrateOpts migrateFlags
-
 func fromOutbox(st []outbox.SchemaStatus) []schemaStep {
 	out := make([]schemaStep, len(st))
 	for i, s := range st {
@@ -60,11 +58,11 @@ func fromOutbox(st []outbox.SchemaStatus) []schemaStep {
 
 // schemaComponents lists every component with tables, in the order
 // "migrate up" applies them.
-var schemaComponents = []schemaComponent{
+var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constant table of functions: never written; flag values are passed in
 	{
 		flag:   "outbox-table",
 		check:  outbox.CheckTable,
-		tables: func() []string { return nonEmpty(migrateOpts.outboxTables) },
+		tables: func(o *migrateFlags) []string { return nonEmpty(o.outboxTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
 			return outbox.Migrate(ctx, pool, outbox.WithTable(table))
 		},
@@ -80,7 +78,7 @@ var schemaComponents = []schemaComponent{
 	{
 		flag:   "inbox-table",
 		check:  outbox.CheckInboxTable,
-		tables: func() []string { return nonEmpty(migrateOpts.inboxTables) },
+		tables: func(o *migrateFlags) []string { return nonEmpty(o.inboxTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
 			in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table))
 			if err != nil {
@@ -100,7 +98,7 @@ var schemaComponents = []schemaComponent{
 	{
 		flag:   "saga-table",
 		check:  saga.CheckTable,
-		tables: func() []string { return nonEmpty(migrateOpts.sagaTables) },
+		tables: func(o *migrateFlags) []string { return nonEmpty(o.sagaTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
 			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
 			if err != nil {
@@ -124,7 +122,7 @@ var schemaComponents = []schemaComponent{
 	{
 		flag:   "scheduler-table",
 		check:  scheduler.CheckTable,
-		tables: func() []string { return nonEmpty(migrateOpts.schedulerTables) },
+		tables: func(o *migrateFlags) []string { return nonEmpty(o.schedulerTables) },
 		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
 			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
 			if err != nil {
@@ -148,6 +146,7 @@ var schemaComponents = []schemaComponent{
 }
 
 func newMigrateCommand() *cobra.Command {
+	migrateOpts := &migrateFlags{}
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade Hexeract's tables (outbox, inbox, saga store, scheduler)",
@@ -183,13 +182,13 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 		Short: "Apply every pending migration of every component",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkSchemaNames(); err != nil {
+			if err := checkSchemaNames(migrateOpts); err != nil {
 				return err
 			}
 			return withPool(cmd, func(ctx context.Context, pool *pgxpool.Pool) error {
 				applied := 0
 				for _, c := range schemaComponents {
-					for _, table := range c.tables() {
+					for _, table := range c.tables(migrateOpts) {
 						if ctx.Err() != nil {
 							fmt.Fprintf(cmd.OutOrStdout(), "interrupted: %d migration(s) applied; run \"hexeract migrate up\" again for the rest\n", applied)
 							return ctx.Err()
@@ -220,13 +219,13 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 		Short: "Print applied and pending migrations; exit status 3 when any is pending",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkSchemaNames(); err != nil {
+			if err := checkSchemaNames(migrateOpts); err != nil {
 				return err
 			}
 			return withPool(cmd, func(ctx context.Context, pool *pgxpool.Pool) error {
 				var all []schemaStep
 				for _, c := range schemaComponents {
-					for _, table := range c.tables() {
+					for _, table := range c.tables(migrateOpts) {
 						st, err := c.status(ctx, pool, table)
 						if err != nil {
 							return err
@@ -256,9 +255,9 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 }
 
 // checkSchemaNames validates every configured table name before connecting.
-func checkSchemaNames() error {
+func checkSchemaNames(migrateOpts *migrateFlags) error {
 	for _, c := range schemaComponents {
-		for _, table := range c.tables() {
+		for _, table := range c.tables(migrateOpts) {
 			if err := c.check(table); err != nil {
 				return fmt.Errorf("--%s: %w", c.flag, err)
 			}
@@ -338,13 +337,12 @@ func printSteps(cmd *cobra.Command, steps []schemaStep, jsonOut bool) error {
 // first use replaces the default.
 type tableList struct {
 	vals *[]string
-	def  []string
 	set  bool
 }
 
 func newTableList(vals *[]string, def ...string) *tableList {
 	*vals = append([]string(nil), def...)
-	return &tableList{vals: vals, def: def}
+	return &tableList{vals: vals}
 }
 
 func (l *tableList) Set(v string) error {
@@ -358,6 +356,3 @@ func (l *tableList) Set(v string) error {
 
 func (l *tableList) String() string { return strings.Join(*l.vals, ",") }
 func (l *tableList) Type() string   { return "tables" }
-
-// reset restores the default (used by tests, which run several commands).
-func (l *tableList) reset() { *l.vals, l.set = append([]string(nil), l.def...), false }

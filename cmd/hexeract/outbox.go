@@ -24,9 +24,8 @@ type outboxFlags struct {
 	jsonOut bool
 }
 
-var outboxOpts outboxFlags
-
 func newOutboxCommand() *cobra.Command {
+	outboxOpts := &outboxFlags{}
 	cmd := &cobra.Command{
 		Use:   "outbox",
 		Short: "Inspect outbox tables and manage their dead rows",
@@ -43,7 +42,7 @@ func newOutboxCommand() *cobra.Command {
 		Short: "Print pending, retrying and dead rows and the oldest pending age per table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+			return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
 				var all []outbox.Stats
 				for _, ob := range obs {
 					st, err := ob.Stats(ctx)
@@ -52,7 +51,7 @@ func newOutboxCommand() *cobra.Command {
 					}
 					all = append(all, st)
 				}
-				return printOutboxStats(cmd, all)
+				return outboxOpts.printOutboxStats(cmd, all)
 			})
 		},
 	}
@@ -64,13 +63,13 @@ func newOutboxCommand() *cobra.Command {
 		Short: "Print dead rows, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+			return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
 				for _, ob := range obs {
 					rows, err := ob.DeadLetters(ctx, outboxOpts.after, outboxOpts.limit)
 					if err != nil {
 						return err
 					}
-					if err := printDeadRows(cmd, ob.Table(), rows); err != nil {
+					if err := outboxOpts.printDeadRows(cmd, ob.Table(), rows); err != nil {
 						return err
 					}
 				}
@@ -91,14 +90,14 @@ ids, or --all for every dead row. Large replays run in batches and show a
 progress bar on stderr. Ctrl-C stops between batches: the batch in hand
 commits whole, the count moved is printed and the exit status is 130.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return moveDead(cmd, args, "replay")
+			return outboxOpts.moveDead(cmd, args, "replay")
 		},
 	}
 	purge := &cobra.Command{
 		Use:   "purge [ID...]",
 		Short: "Delete dead rows for good (given ids, or --all)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return moveDead(cmd, args, "purge")
+			return outboxOpts.moveDead(cmd, args, "purge")
 		},
 	}
 	for _, c := range []*cobra.Command{replay, purge} {
@@ -110,7 +109,7 @@ commits whole, the count moved is printed and the exit status is 130.`,
 	return cmd
 }
 
-func withOutboxes(cmd *cobra.Command, fn func(context.Context, []*outbox.Outbox) error) error {
+func (outboxOpts *outboxFlags) withOutboxes(cmd *cobra.Command, fn func(context.Context, []*outbox.Outbox) error) error {
 	tables := nonEmpty(outboxOpts.tables)
 	if len(tables) == 0 {
 		return errors.New("no outbox table: pass --table")
@@ -141,7 +140,7 @@ func withOutboxes(cmd *cobra.Command, fn func(context.Context, []*outbox.Outbox)
 	})
 }
 
-func printOutboxStats(cmd *cobra.Command, all []outbox.Stats) error {
+func (outboxOpts *outboxFlags) printOutboxStats(cmd *cobra.Command, all []outbox.Stats) error {
 	out := cmd.OutOrStdout()
 	if outboxOpts.jsonOut {
 		enc := json.NewEncoder(out)
@@ -167,7 +166,7 @@ func printOutboxStats(cmd *cobra.Command, all []outbox.Stats) error {
 	return w.Flush()
 }
 
-func printDeadRows(cmd *cobra.Command, table string, rows []outbox.DeadRow) error {
+func (outboxOpts *outboxFlags) printDeadRows(cmd *cobra.Command, table string, rows []outbox.DeadRow) error {
 	out := cmd.OutOrStdout()
 	if outboxOpts.jsonOut {
 		enc := json.NewEncoder(out)
@@ -204,7 +203,7 @@ func oneLine(s string, max int) string {
 	return string(b)
 }
 
-func moveDead(cmd *cobra.Command, ids []string, action string) error {
+func (outboxOpts *outboxFlags) moveDead(cmd *cobra.Command, ids []string, action string) error {
 	if len(ids) == 0 && !outboxOpts.all {
 		return fmt.Errorf("%s what? give message ids or --all", action)
 	}
@@ -212,7 +211,7 @@ func moveDead(cmd *cobra.Command, ids []string, action string) error {
 		return errors.New("give message ids or --all, not both")
 	}
 	ids = distinct(ids)
-	return withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+	return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
 		// An id is in at most one of the tables: count them over all
 		// tables before saying some were not found.
 		var found int64

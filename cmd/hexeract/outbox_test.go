@@ -15,8 +15,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 type cliSignup struct {
@@ -25,35 +23,12 @@ type cliSignup struct {
 
 func (cliSignup) MessageType() string { return "cli.signup" }
 
-// runOutboxCLI runs the hexeract command with args after resetting the
-// flags of the migrate and outbox commands (cobra keeps values between runs).
+// runOutboxCLI runs a new hexeract command tree with args, so every flag
+// starts at its default.
 func runOutboxCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var reset func(*cobra.Command)
-	reset = func(c *cobra.Command) {
-		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
-			fs.VisitAll(func(f *pflag.Flag) {
-				if f.Name == "help" {
-					return
-				}
-				if tl, ok := f.Value.(*tableList); ok {
-					tl.reset()
-				} else {
-					_ = f.Value.Set(f.DefValue)
-				}
-				f.Changed = false
-			})
-		}
-		for _, sub := range c.Commands() {
-			reset(sub)
-		}
-	}
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "migrate" || c.Name() == "outbox" {
-			reset(c)
-		}
-	}
-	databaseURL = ""
+	// A fresh command tree: no flag keeps a value from an earlier run.
+	rootCmd := newRootCommand()
 	var out, errOut bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errOut)

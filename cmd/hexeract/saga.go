@@ -97,7 +97,7 @@ func explainMissingTable(err error, table string) error {
 	return err
 }
 
-var sagaStatuses = []saga.Status{saga.Running, saga.Compensating, saga.Completed, saga.Failed}
+var sagaStatuses = []saga.Status{saga.Running, saga.Compensating, saga.Completed, saga.Failed} //nolint:gochecknoglobals // a read-only list of the statuses, never written
 
 func runSagaList(cmd *cobra.Command, f sagaFlags) error {
 	if f.status != "" {

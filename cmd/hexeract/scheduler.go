@@ -91,7 +91,7 @@ fail after the others were processed.`,
 
 // refuseSink is the sink of the CLI's Scheduler, which only reads and
 // cancels: it never runs the poller, so nothing is handed off.
-var refuseSink = scheduler.SinkFunc(func(context.Context, scheduler.Executor, string, ...*message.Message) error {
+var refuseSink = scheduler.SinkFunc(func(context.Context, scheduler.Executor, string, ...*message.Message) error { //nolint:gochecknoglobals // a stateless function value, never reassigned
 	return errors.New("the hexeract CLI does not deliver scheduled messages")
 })
 

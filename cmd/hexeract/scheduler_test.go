@@ -11,8 +11,6 @@ import (
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 type cliReminder struct {
@@ -21,29 +19,12 @@ type cliReminder struct {
 
 func (cliReminder) MessageType() string { return "cli.reminder" }
 
-// runSchedulerCLI runs the hexeract command with args after resetting the
-// flags of the scheduler commands (cobra keeps flag values between runs).
+// runSchedulerCLI runs a new hexeract command tree with args, so every flag
+// starts at its default.
 func runSchedulerCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var reset func(*cobra.Command)
-	reset = func(c *cobra.Command) {
-		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
-			fs.VisitAll(func(f *pflag.Flag) {
-				if f.Name != "help" {
-					_ = f.Value.Set(f.DefValue)
-					f.Changed = false
-				}
-			})
-		}
-		for _, sub := range c.Commands() {
-			reset(sub)
-		}
-	}
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "scheduler" {
-			reset(c)
-		}
-	}
+	// A fresh command tree: no flag keeps a value from an earlier run.
+	rootCmd := newRootCommand()
 	var out, errOut bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errOut)

@@ -95,7 +95,11 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Printf("close the App: %v", err)
+		}
+	}()
 
 	m, err := mediator.New(mediator.WithBehaviors(
 		mediator.Recover(),

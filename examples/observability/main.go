@@ -96,7 +96,11 @@ func run(ctx context.Context, out io.Writer, serve string) error {
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Printf("close the App: %v", err)
+		}
+	}()
 
 	orders := []string{"o-1", "o-2", "o-3"}
 	var done sync.WaitGroup
@@ -156,7 +160,11 @@ func run(ctx context.Context, out io.Writer, serve string) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		if err := srv.Close(); err != nil {
+			log.Printf("close the metrics server: %v", err)
+		}
+	}()
 
 	if err := printSeries(out, "http://"+ln.Addr().String()+"/metrics"); err != nil {
 		return err
@@ -175,7 +183,7 @@ func printSeries(out io.Writer, url string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end below: a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}

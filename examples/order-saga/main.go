@@ -231,7 +231,11 @@ func run(transportURL string) error {
 	if err != nil {
 		return err
 	}
-	defer transport.Close()
+	defer func() {
+		if err := transport.Close(); err != nil {
+			log.Printf("close the transport: %v", err)
+		}
+	}()
 	relay, err := ob.NewRelay(transport.Publisher, outbox.WithLogger(logger))
 	if err != nil {
 		return err
@@ -241,7 +245,11 @@ func run(transportURL string) error {
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Printf("close the App: %v", err)
+		}
+	}()
 
 	if err := saga.Register(app, orderSaga(), store, saga.WithOutbox(ob), saga.WithScheduler(sched)); err != nil {
 		return err

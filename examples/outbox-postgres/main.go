@@ -104,7 +104,11 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	if err != nil {
 		return err
 	}
-	defer bus.Close()
+	defer func() {
+		if err := bus.Close(); err != nil {
+			log.Printf("close the transport: %v", err)
+		}
+	}()
 	relay, err := ob.NewRelay(bus.Publisher, outbox.WithLogger(logger))
 	if err != nil {
 		return err
@@ -113,7 +117,11 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Printf("close the App: %v", err)
+		}
+	}()
 
 	handled := make(chan string, 1)
 	// The handler's database work and the inbox record commit in one

@@ -44,7 +44,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Printf("close the App: %v", err)
+		}
+	}()
 
 	users := []UserRegistered{
 		{UserID: "u-1", Email: "ada@example.com"},

@@ -191,7 +191,12 @@ func run(ctx context.Context, out io.Writer, transport string) error {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.inventory.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			log.Printf("inventory service: %v", err)
+		}
+	}()
 	select {
 	case <-s.inventory.Running():
 	case err := <-done:

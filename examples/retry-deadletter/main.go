@@ -74,7 +74,11 @@ func run(transportURL string) error {
 		if err != nil {
 			return err
 		}
-		defer t.Close()
+		defer func() {
+			if err := t.Close(); err != nil {
+				log.Printf("close the transport: %v", err)
+			}
+		}()
 		opts = append(opts, hexeract.WithPubSub(t.Publisher, t.Subscriber))
 		raw = t.Publisher
 	}
@@ -82,7 +86,11 @@ func run(transportURL string) error {
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Printf("close the App: %v", err)
+		}
+	}()
 	if raw == nil {
 		// In memory, a message published before anyone subscribed is
 		// dropped: read the dead-letter topic from the start.

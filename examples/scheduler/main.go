@@ -104,7 +104,11 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	if err != nil {
 		return err
 	}
-	defer transport.Close()
+	defer func() {
+		if err := transport.Close(); err != nil {
+			log.Printf("close the transport: %v", err)
+		}
+	}()
 	bus := transport.Publisher
 
 	// Outbox and its relay: due messages are handed to the outbox in the
@@ -200,7 +204,9 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	go func() { runErr <- app.Run(runCtx) }()
 	defer func() {
 		stop()
-		<-runErr
+		if err := <-runErr; err != nil {
+			log.Printf("run the App: %v", err)
+		}
 	}()
 	select {
 	case <-app.Running():

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -102,8 +103,7 @@ func (f *legacyForwarder) waitDrained(ctx context.Context, timeout time.Duration
 // Close stops the forwarder.
 func (f *legacyForwarder) Close() error {
 	err := f.fwd.Close()
-	<-f.done
-	return err
+	return errors.Join(err, <-f.done)
 }
 
 // tables are the forwarder's tables, quoted, for cleanup.

@@ -353,7 +353,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	r.AddNoPublisherHandler("orders-placed", ordersTopic, sub, placed).
+	r.AddConsumerHandler("orders-placed", ordersTopic, sub, placed).
 		AddMiddleware(router.AssumeType(OrderPlaced{}.MessageType()))
 
 	// The service's raw handlers: one that publishes what it returns (the
@@ -368,7 +368,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 		out := message.NewMessage(watermill.NewUUID(), []byte(inv.OrderID))
 		return []*message.Message{out}, nil
 	})
-	r.AddNoPublisherHandler("ledger", issuedTopic, sub, func(msg *message.Message) error {
+	r.AddConsumerHandler("ledger", issuedTopic, sub, func(msg *message.Message) error {
 		ledger.addIn(msg.Context(), string(msg.Payload))
 		return nil
 	})
@@ -382,7 +382,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	r.AddNoPublisherHandler("orders-shipped", shippedTopic, sub, shipped).
+	r.AddConsumerHandler("orders-shipped", shippedTopic, sub, shipped).
 		AddMiddleware(router.AssumeType(OrderShipped{}.MessageType()))
 
 	runCtx, stop := context.WithCancel(ctx)
