@@ -247,8 +247,8 @@ func (c *Client) receive(replies <-chan *message.Message) {
 }
 
 func (c *Client) dispatch(msg *message.Message) {
-	id := msg.Metadata.Get(KeyRequestID)
-	accepted := msg.Metadata.Get(KeyReplyStatus) == StatusAccepted
+	id := msg.Metadata.Get(router.KeyRequestID)
+	accepted := msg.Metadata.Get(router.KeyReplyStatus) == StatusAccepted
 	c.mu.Lock()
 	p := c.pending[id]
 	if p != nil && !accepted {
@@ -281,7 +281,7 @@ func (c *Client) forget(id string, p *call) {
 	for {
 		select {
 		case m, ok := <-p.ch:
-			if ok && m.Metadata.Get(KeyReplyStatus) != StatusAccepted {
+			if ok && m.Metadata.Get(router.KeyReplyStatus) != StatusAccepted {
 				c.state.late.Add(1)
 			}
 			if ok {
@@ -399,11 +399,11 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 	}
 	id := msg.UUID
 	md := msg.Metadata
-	md[KeyReplyTo] = c.replyTopic
-	md[KeyRequestID] = id
-	md[KeyDeadline] = formatDeadline(deadline)
+	md[router.KeyReplyTo] = c.replyTopic
+	md[router.KeyRequestID] = id
+	md[router.KeyRequestDeadline] = formatDeadline(deadline)
 	if cfg.noResponder > 0 {
-		md[KeyAck] = "1"
+		md[router.KeyReplyAck] = "1"
 	}
 	msgtrace.Inject(ctx, msg, msgtrace.TraceContext)
 	if recording {
@@ -446,7 +446,7 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 			if !ok {
 				return fail(c.closedError())
 			}
-			if reply.Metadata.Get(KeyReplyStatus) == StatusAccepted {
+			if reply.Metadata.Get(router.KeyReplyStatus) == StatusAccepted {
 				noResponder = nil
 				continue
 			}
@@ -481,7 +481,7 @@ func (c *Client) closedError() error {
 func decodeReply[Resp router.Message](c *Client, reply *message.Message, reqType string) (Resp, error) {
 	var zero Resp
 	codec := c.app.Codec()
-	if reply.Metadata.Get(KeyReplyStatus) == StatusError {
+	if reply.Metadata.Get(router.KeyReplyStatus) == StatusError {
 		var e errorReply
 		if err := codec.Unmarshal(reply.Payload, &e); err != nil {
 			return zero, fmt.Errorf("reqreply: cannot decode the error reply to %s: %w", reqType, err)

@@ -155,15 +155,15 @@ type responder[Req, Resp router.Message] struct {
 
 func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	md := msg.Metadata
-	replyTo := md.Get(KeyReplyTo)
+	replyTo := md.Get(router.KeyReplyTo)
 	if replyTo == "" {
-		return router.Permanent(fmt.Errorf("reqreply: message %s (type %q) on the %q request topic has no %s metadata; send requests with reqreply.Request", msg.UUID, md.Get(router.KeyType), r.want, KeyReplyTo))
+		return router.Permanent(fmt.Errorf("reqreply: message %s (type %q) on the %q request topic has no %s metadata; send requests with reqreply.Request", msg.UUID, md.Get(router.KeyType), r.want, router.KeyReplyTo))
 	}
-	reqID := md.Get(KeyRequestID)
+	reqID := md.Get(router.KeyRequestID)
 	if reqID == "" {
 		reqID = md.Get(router.KeyID)
 	}
-	deadline, hasDeadline := ParseDeadline(md.Get(KeyDeadline))
+	deadline, hasDeadline := ParseDeadline(md.Get(router.KeyRequestDeadline))
 	if hasDeadline && !time.Now().Before(deadline) {
 		r.state.expired.Add(1)
 		r.app.Logger().Debug("reqreply: skipping expired request", "request_id", reqID, "type", r.want, "deadline", deadline)
@@ -190,7 +190,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	handlerCtx := router.WithIncoming(base, msg)
 	replyCtx := router.WithIncoming(context.WithoutCancel(base), msg)
 
-	if md.Get(KeyAck) == "1" {
+	if md.Get(router.KeyReplyAck) == "1" {
 		if err := r.publishAccepted(replyCtx, replyTo, reqID); err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			return err
@@ -202,7 +202,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
-	reply.Metadata[KeyRequestID] = reqID
+	reply.Metadata[router.KeyRequestID] = reqID
 	msgtrace.Inject(replyCtx, reply, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, reply); err != nil {
 		err = fmt.Errorf("reqreply: publish reply to %s on %q: %w", r.want, replyTo, err)
@@ -249,7 +249,7 @@ func (r *responder[Req, Resp]) answer(ctx, replyCtx context.Context, msg *messag
 		span.SetStatus(codes.Error, e.Message)
 		return r.errorMessage(replyCtx, e)
 	}
-	reply.Metadata[KeyReplyStatus] = StatusOK
+	reply.Metadata[router.KeyReplyStatus] = StatusOK
 	return reply, nil
 }
 
@@ -271,7 +271,7 @@ func (r *responder[Req, Resp]) errorMessage(ctx context.Context, e errorReply) (
 	if err != nil {
 		return nil, fmt.Errorf("reqreply: encode error reply: %w", err)
 	}
-	m.Metadata[KeyReplyStatus] = StatusError
+	m.Metadata[router.KeyReplyStatus] = StatusError
 	return m, nil
 }
 
@@ -280,8 +280,8 @@ func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, req
 	if err != nil {
 		return fmt.Errorf("reqreply: encode receipt: %w", err)
 	}
-	m.Metadata[KeyReplyStatus] = StatusAccepted
-	m.Metadata[KeyRequestID] = reqID
+	m.Metadata[router.KeyReplyStatus] = StatusAccepted
+	m.Metadata[router.KeyRequestID] = reqID
 	msgtrace.Inject(ctx, m, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, m); err != nil {
 		return fmt.Errorf("reqreply: publish receipt for %s on %q: %w", r.want, replyTo, err)

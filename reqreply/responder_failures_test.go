@@ -12,6 +12,7 @@ import (
 
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/router"
 )
 
 // A handler that panics answers its caller with an internal RemoteError at
@@ -126,16 +127,16 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Metadata[reqreply.KeyReplyTo] = "hexeract.replies.nobody"
-	msg.Metadata[reqreply.KeyRequestID] = msg.UUID
-	msg.Metadata[reqreply.KeyDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+	msg.Metadata[router.KeyReplyTo] = "hexeract.replies.nobody"
+	msg.Metadata[router.KeyRequestID] = msg.UUID
+	msg.Metadata[router.KeyRequestDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
 	if err := resp.Publisher().Publish(resp.TopicFor(Double{}), msg); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case m := <-dlq:
 		m.Ack()
-		if m.UUID != msg.UUID || !strings.Contains(m.Metadata.Get(middleware.KeyFaultError), "reply transport down") {
+		if m.UUID != msg.UUID || !strings.Contains(m.Metadata.Get(router.KeyFaultError), "reply transport down") {
 			t.Errorf("dead letter %s, fault metadata: %v", m.UUID, m.Metadata)
 		}
 	case <-time.After(20 * time.Second):

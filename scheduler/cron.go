@@ -19,10 +19,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Metadata keys set on every message a cron job produces.
+// Metadata keys set on every message a cron job produces; they are defined
+// in package router (router/keys.go), with every other metadata key.
 const (
-	KeyCronJob  = "hexeract_cron_job"  // the job's name
-	KeyCronTick = "hexeract_cron_tick" // the tick time, RFC 3339 UTC
+	// Deprecated: use router.KeyCronJob.
+	KeyCronJob = router.KeyCronJob
+	// Deprecated: use router.KeyCronTick.
+	KeyCronTick = router.KeyCronTick
 )
 
 // CronOption configures one cron job.
@@ -201,8 +204,8 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 			if err != nil {
 				return fmt.Errorf("encode %s: %w", m.MessageType(), err)
 			}
-			wm.Metadata.Set(KeyCronJob, j.name)
-			wm.Metadata.Set(KeyCronTick, tick.UTC().Format(time.RFC3339Nano))
+			wm.Metadata.Set(router.KeyCronJob, j.name)
+			wm.Metadata.Set(router.KeyCronTick, tick.UTC().Format(time.RFC3339Nano))
 			topic := s.cfg.topic(m.MessageType())
 			if _, ok := byTopic[topic]; !ok {
 				order = append(order, topic)
