@@ -10,19 +10,28 @@ import (
 	"github.com/hexeract/hexeract/router"
 )
 
-// Fault is the fault record of a dead letter, read back from its metadata
-// with [FaultOf]. Dead letters written by Watermill's PoisonQueue have only
-// Error, Topic and Handler.
+// Fault is Hexeract's one fault record. It is the fault of a dead letter,
+// read back from its metadata with [FaultOf] (dead letters written by
+// Watermill's PoisonQueue have only Error, Topic and Handler), and one
+// failed round of a message's handling in the redelivery history that
+// scheduler.Redelivery writes (router.KeyRedeliveryHistory, read with
+// scheduler.FaultHistory), where Round and At are set.
 type Fault struct {
 	Error        string    `json:"error"`
 	Type         string    `json:"type,omitempty"`
 	Permanent    bool      `json:"permanent"`
 	Handler      string    `json:"handler,omitempty"`
-	Topic        string    `json:"topic,omitempty"` // the topic the message was consumed from
-	Attempts     int       `json:"attempts,omitempty"`
+	Topic        string    `json:"topic,omitempty"`    // the topic the message was consumed from
+	Attempts     int       `json:"attempts,omitempty"` // handler calls made (in this round, for a redelivery record)
 	FirstFailure time.Time `json:"first_failure,omitzero"`
 	LastFailure  time.Time `json:"last_failure,omitzero"`
 	Stack        string    `json:"stack,omitempty"`
+	// Round is the delivery round of a redelivery record: 1 for the first
+	// delivery, 2 for the first redelivery, ...; 0 on a dead letter's fault.
+	Round int `json:"round,omitempty"`
+	// At is the time a redelivery record's round failed; zero on a dead
+	// letter's fault (see FirstFailure and LastFailure).
+	At time.Time `json:"at,omitzero"`
 }
 
 // FaultOf reads the fault record of a dead letter from its metadata,

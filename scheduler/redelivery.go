@@ -26,23 +26,22 @@ const (
 var DefaultRedeliveryDelays = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute}
 
 // Fault is one failed round of a message's handling, as recorded in
-// [router.KeyRedeliveryHistory].
-type Fault struct {
-	Round    int       `json:"round"`    // 1 for the first delivery, 2 for the first redelivery, ...
-	Attempts int       `json:"attempts"` // immediate attempts in this round (from middleware.Retry; 1 without it)
-	Error    string    `json:"error"`
-	Handler  string    `json:"handler"`
-	Topic    string    `json:"topic"`
-	At       time.Time `json:"at"`
-}
+// [router.KeyRedeliveryHistory]: Round, Attempts (immediate attempts in
+// this round, from middleware.Retry; 1 without it), Error, Permanent,
+// Handler, Topic and At are set.
+//
+// Deprecated: use middleware.Fault, Hexeract's one fault record; this is an
+// alias of it.
+type Fault = middleware.Fault
 
-// FaultHistory decodes the [router.KeyRedeliveryHistory] metadata of msg (nil when absent).
-func FaultHistory(msg *message.Message) ([]Fault, error) {
+// FaultHistory decodes the [router.KeyRedeliveryHistory] metadata of msg
+// (nil when absent): one [middleware.Fault] per failed round, oldest first.
+func FaultHistory(msg *message.Message) ([]middleware.Fault, error) {
 	raw := msg.Metadata.Get(router.KeyRedeliveryHistory)
 	if raw == "" {
 		return nil, nil
 	}
-	var h []Fault
+	var h []middleware.Fault
 	if err := json.Unmarshal([]byte(raw), &h); err != nil {
 		return nil, fmt.Errorf("scheduler: bad %s metadata: %w", router.KeyRedeliveryHistory, err)
 	}
@@ -123,13 +122,14 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 			if attempts == 0 {
 				attempts = 1
 			}
-			history = append(history, Fault{
-				Round:    round + 1,
-				Attempts: attempts,
-				Error:    err.Error(),
-				Handler:  message.HandlerNameFromCtx(ctx),
-				Topic:    topic,
-				At:       time.Now().UTC(),
+			history = append(history, middleware.Fault{
+				Round:     round + 1,
+				Attempts:  attempts,
+				Error:     err.Error(),
+				Permanent: permanent(err),
+				Handler:   message.HandlerNameFromCtx(ctx),
+				Topic:     topic,
+				At:        time.Now().UTC(),
 			})
 			encoded, jerr := json.Marshal(history)
 			if jerr != nil {
