@@ -71,36 +71,61 @@ type clientConfig struct {
 	tp             trace.TracerProvider
 }
 
-// ReplyTopic sets the topic this App instance receives its replies on. It
+// WithReplyTopic sets the topic this App instance receives its replies on. It
 // must be unique per running instance; the default is
 // "hexeract.replies.<random instance id>".
-func ReplyTopic(topic string) ClientOption { return func(c *clientConfig) { c.replyTopic = topic } }
+func WithReplyTopic(topic string) ClientOption { return func(c *clientConfig) { c.replyTopic = topic } }
 
-// ReplySubscriber sets the subscriber replies are consumed with; the default
+// ReplyTopic is the former name of [WithReplyTopic].
+//
+// Deprecated: use WithReplyTopic.
+func ReplyTopic(topic string) ClientOption { return WithReplyTopic(topic) }
+
+// WithReplySubscriber sets the subscriber replies are consumed with; the default
 // is the App's subscriber. Give one configured for a private, short-lived
 // destination, for example an exclusive auto-delete queue on RabbitMQ, a core
 // (non-JetStream) subscription on NATS, or a consumer group of its own on Kafka.
-func ReplySubscriber(s message.Subscriber) ClientOption {
+func WithReplySubscriber(s message.Subscriber) ClientOption {
 	return func(c *clientConfig) { c.subscriber = s }
 }
 
-// RequestPublisher sets the publisher requests are sent with; the default is
+// ReplySubscriber is the former name of [WithReplySubscriber].
+//
+// Deprecated: use WithReplySubscriber.
+func ReplySubscriber(s message.Subscriber) ClientOption { return WithReplySubscriber(s) }
+
+// WithRequestPublisher sets the publisher requests are sent with; the default is
 // the App's publisher.
-func RequestPublisher(p message.Publisher) ClientOption {
+func WithRequestPublisher(p message.Publisher) ClientOption {
 	return func(c *clientConfig) { c.publisher = p }
 }
 
-// DefaultRequestTimeout sets how long requests without a deadline wait;
+// RequestPublisher is the former name of [WithRequestPublisher].
+//
+// Deprecated: use WithRequestPublisher.
+func RequestPublisher(p message.Publisher) ClientOption { return WithRequestPublisher(p) }
+
+// WithDefaultRequestTimeout sets how long requests without a deadline wait;
 // the default is [DefaultTimeout].
-func DefaultRequestTimeout(d time.Duration) ClientOption {
+func WithDefaultRequestTimeout(d time.Duration) ClientOption {
 	return func(c *clientConfig) { c.defaultTimeout = d }
 }
 
-// TracerProvider sets the OpenTelemetry tracer provider of the request
+// DefaultRequestTimeout is the former name of [WithDefaultRequestTimeout].
+//
+// Deprecated: use WithDefaultRequestTimeout.
+func DefaultRequestTimeout(d time.Duration) ClientOption { return WithDefaultRequestTimeout(d) }
+
+// WithTracerProvider sets the OpenTelemetry tracer provider of the request
 // spans; the default is the global one ([otel.GetTracerProvider]).
-func TracerProvider(tp trace.TracerProvider) ClientOption {
+func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 	return func(c *clientConfig) { c.tp = tp }
 }
+
+// TracerProvider is the former name of [WithTracerProvider].
+//
+// Deprecated: use WithTracerProvider.
+func TracerProvider(tp trace.TracerProvider) ClientOption { return WithTracerProvider(tp) }
 
 // NewClient creates app's request/reply client and subscribes to its reply
 // topic at once, so no reply can be missed. An App has at most one Client:
@@ -318,7 +343,7 @@ type requestConfig struct {
 func Timeout(d time.Duration) RequestOption { return func(c *requestConfig) { c.timeout = d } }
 
 // Topic sends the request on topic instead of the topic the App gives the
-// request type (see [HandlerTopic]).
+// request type (see [WithHandlerTopic]).
 func Topic(topic string) RequestOption { return func(c *requestConfig) { c.topic = topic } }
 
 // NoResponderTimeout asks the responder to confirm receipt as soon as it

@@ -34,28 +34,50 @@ type handlerConfig struct {
 	tp        trace.TracerProvider
 }
 
-// HandlerName names the responder's Watermill handler. Names must be unique
+// WithHandlerName names the responder's Watermill handler. Names must be unique
 // in an App; the default is "reqreply." followed by the request's wire name.
-func HandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.name = name } }
+func WithHandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.name = name } }
 
-// HandlerTopic makes the responder consume requests from topic instead of
+// HandlerName is the former name of [WithHandlerName].
+//
+// Deprecated: use WithHandlerName.
+func HandlerName(name string) HandlerOption { return WithHandlerName(name) }
+
+// WithHandlerTopic makes the responder consume requests from topic instead of
 // the topic the App gives the request type. Callers must use the same topic
 // ([Topic]).
-func HandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
+func WithHandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
 
-// ReplyPublisher sets the publisher replies are sent with; the default is the
+// HandlerTopic is the former name of [WithHandlerTopic].
+//
+// Deprecated: use WithHandlerTopic.
+func HandlerTopic(topic string) HandlerOption { return WithHandlerTopic(topic) }
+
+// WithReplyPublisher sets the publisher replies are sent with; the default is the
 // App's publisher. It is decorated with [middleware.TracingPublisher] (with
-// the [HandlerTracerProvider]), so each reply gets a producer span in the
+// the [WithHandlerTracerProvider]), so each reply gets a producer span in the
 // request's trace. Use it when requests and replies travel differently, for
 // example requests on NATS JetStream (durable) and replies on core NATS.
-func ReplyPublisher(p message.Publisher) HandlerOption {
+func WithReplyPublisher(p message.Publisher) HandlerOption {
 	return func(c *handlerConfig) { c.publisher = p }
 }
 
-// HandlerTracerProvider sets the OpenTelemetry tracer provider of the
+// ReplyPublisher is the former name of [WithReplyPublisher].
+//
+// Deprecated: use WithReplyPublisher.
+func ReplyPublisher(p message.Publisher) HandlerOption { return WithReplyPublisher(p) }
+
+// WithHandlerTracerProvider sets the OpenTelemetry tracer provider of the
 // responder's spans; the default is the global one ([otel.GetTracerProvider]).
-func HandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
+func WithHandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
 	return func(c *handlerConfig) { c.tp = tp }
+}
+
+// HandlerTracerProvider is the former name of [WithHandlerTracerProvider].
+//
+// Deprecated: use WithHandlerTracerProvider.
+func HandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
+	return WithHandlerTracerProvider(tp)
 }
 
 // Handle adds a responder to app: h answers requests of type Req with a Resp

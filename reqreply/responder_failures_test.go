@@ -115,7 +115,7 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 	tr := goChannelTransport(t)
 	resp, _ := tr.newResponder(t)
 	var calls atomic.Int64
-	if err := reqreply.Handle(resp, doubleHandler("a", &calls), reqreply.ReplyPublisher(failingPublisher{})); err != nil {
+	if err := reqreply.Handle(resp, doubleHandler("a", &calls), reqreply.WithReplyPublisher(failingPublisher{})); err != nil {
 		t.Fatal(err)
 	}
 	dlq, err := resp.Subscriber().Subscribe(context.Background(), resp.TopicFor(Double{})+middleware.DefaultDLQSuffix)
@@ -154,11 +154,11 @@ func TestSecondResponderNameErrorSaysWhatToDo(t *testing.T) {
 	if err := reqreply.Handle(app, doubleHandler("a", nil)); err != nil {
 		t.Fatal(err)
 	}
-	err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.HandlerTopic("other.topic"))
+	err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.WithHandlerTopic("other.topic"))
 	if err == nil || !strings.Contains(err.Error(), "reqreply.HandlerName") {
 		t.Fatalf("err = %v, want an error that points to reqreply.HandlerName", err)
 	}
-	if err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.HandlerTopic("other.topic"), reqreply.HandlerName("second")); err != nil {
+	if err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.WithHandlerTopic("other.topic"), reqreply.WithHandlerName("second")); err != nil {
 		t.Fatalf("with its own name: %v", err)
 	}
 }

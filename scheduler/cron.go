@@ -31,10 +31,15 @@ const (
 // CronOption configures one cron job.
 type CronOption func(*cronJob)
 
-// CronName names a cron job. The name identifies the job across replicas
+// WithCronName names a cron job. The name identifies the job across replicas
 // (ticks are recorded under it), so it must be the same in every replica and
 // unique within the scheduler. The default is the spec itself.
-func CronName(name string) CronOption { return func(j *cronJob) { j.name = name } }
+func WithCronName(name string) CronOption { return func(j *cronJob) { j.name = name } }
+
+// CronName is the former name of [WithCronName].
+//
+// Deprecated: use WithCronName.
+func CronName(name string) CronOption { return WithCronName(name) }
 
 type cronJob struct {
 	name     string
@@ -91,7 +96,7 @@ func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Mess
 		return fmt.Errorf("scheduler: cron %q registered after Run started; register cron jobs before Run", j.name)
 	}
 	if s.jobs[j.name] {
-		return fmt.Errorf("scheduler: a cron job named %q is already registered; give the second one another name with scheduler.CronName", j.name)
+		return fmt.Errorf("scheduler: a cron job named %q is already registered; give the second one another name with scheduler.WithCronName", j.name)
 	}
 	if s.cron == nil {
 		c, err := gocron.NewScheduler(

@@ -120,7 +120,7 @@ func ExampleScheduler_Cron() {
 	}
 	err = s.Cron("* * * * * *", func(tick time.Time) []router.Message {
 		return []router.Message{Heartbeat{At: tick}}
-	}, scheduler.CronName("heartbeat"))
+	}, scheduler.WithCronName("heartbeat"))
 	if err != nil {
 		log.Fatal(err)
 	}

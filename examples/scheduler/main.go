@@ -154,7 +154,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	// A cron job: every second, once per tick however many replicas run.
 	err = sched.Cron("* * * * * *", func(tick time.Time) []router.Message {
 		return []router.Message{Heartbeat{Tick: tick}}
-	}, scheduler.CronName("heartbeat"))
+	}, scheduler.WithCronName("heartbeat"))
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,10 @@
 // A reply to an instance that is gone is dropped by the broker.
 //
 //	replies, _ := replyamqp.NewReplySubscriber(url, nil)
-//	client, _ := reqreply.NewClient(app, reqreply.ReplySubscriber(replies))
+//	client, _ := reqreply.NewClient(app, reqreply.WithReplySubscriber(replies))
 //
 //	replyPub, _ := replyamqp.NewReplyPublisher(url, nil)
-//	reqreply.Handle(app, handler, reqreply.ReplyPublisher(replyPub))
+//	reqreply.Handle(app, handler, reqreply.WithReplyPublisher(replyPub))
 //
 // [Marshaler] sets the RabbitMQ expiration of each request from its
 // deadline, so the broker drops requests nobody waits for any more.
