@@ -56,6 +56,18 @@ type App struct {
 	runCtx   context.Context
 	// routerDone is closed when the router's Run has returned.
 	routerDone chan struct{}
+	// runDone is closed when Run has returned (its workers stopped).
+	runDone chan struct{}
+
+	// compMu guards the attached Components (component.go). It is not
+	// a.mu: creating a Component may add handlers, which take a.mu.
+	compMu      sync.Mutex
+	components  []Component
+	compStarted bool
+	compClosed  bool
+	compCtx     context.Context
+	// ownedOnce closes the transport the App created, once.
+	ownedOnce sync.Once
 }
 
 // New builds an App. With no publisher and no subscriber it uses an
@@ -100,6 +112,7 @@ func New(opts ...Option) (*App, error) {
 		handlers: make(map[string]bool),
 
 		routerDone: make(chan struct{}),
+		runDone:    make(chan struct{}),
 	}
 	app.publisher, app.subscriber = cfg.publisher, cfg.subscriber
 	app.rawPublisher = cfg.publisher
@@ -283,6 +296,7 @@ func (a *App) addRouterHandler(name, topic, typ, publishTopic string, fn message
 		select {
 		case <-a.router.Running():
 		case <-a.routerDone:
+		case <-a.runDone: // Run failed before it started the router
 		}
 		if !a.router.IsRunning() || a.router.IsClosed() {
 			return fmt.Errorf("hexeract: handler %q added while the App was stopping; it will not run", name)
@@ -306,6 +320,8 @@ func (a *App) stopped() bool {
 	}
 	select {
 	case <-a.routerDone:
+		return true
+	case <-a.runDone:
 		return true
 	default:
 		return false
@@ -395,12 +411,14 @@ func (a *App) TopicFor(m router.Message) string { return a.topics.Topic(m.Messag
 //	sched, _ := scheduler.New(pool, ob) // takes the outbox's naming
 func (a *App) Topics() router.TopicNaming { return a.topics }
 
-// Run runs the router and the attached workers until ctx is cancelled or a
-// worker fails. On cancellation the router stops taking new messages and
-// waits for in-flight handlers (up to the router's CloseTimeout), then Run
-// returns nil. If the router stops by itself first (every handler's
-// subscription ended), Run returns [ErrRouterStopped]. Run may be called
-// once, and not after [App.Close].
+// Run starts the attached Components ([App.Attach]), then runs the router
+// and the workers until ctx is cancelled or a worker fails. On cancellation
+// the router stops taking new messages and waits for in-flight handlers (up
+// to the router's CloseTimeout), then the workers are cancelled and Run
+// returns nil once they have returned. The Components stay open until
+// [App.Close], which the caller calls after Run returns. If the router
+// stops by itself first (every handler's subscription ended), Run returns
+// [ErrRouterStopped]. Run may be called once, and not after [App.Close].
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
@@ -426,8 +444,17 @@ func (a *App) Run(ctx context.Context) error {
 	routerCtx := context.WithoutCancel(ctx)
 	a.runCtx = routerCtx
 	a.mu.Unlock()
+	defer close(a.runDone)
 
-	workerCtx, stopWorkers := context.WithCancel(ctx)
+	compCtx, stopComponents := context.WithCancel(routerCtx)
+	defer stopComponents()
+	if err := a.startComponents(compCtx); err != nil {
+		return err
+	}
+	// Workers are cancelled only once the router has drained (below), so
+	// what the in-flight handlers write (an outbox row, a schedule) is still
+	// taken by a relay or poller of this App.
+	workerCtx, stopWorkers := context.WithCancel(routerCtx)
 	defer stopWorkers()
 	errs := make(chan error, len(a.workers)+1)
 	var wg sync.WaitGroup
@@ -508,11 +535,23 @@ func (a *App) isClosed() bool {
 	return a.closed
 }
 
-// Close closes the router (in-flight handlers finish, messages received but
-// not yet handled are given back to the transport) and, when the App
-// created it, the in-memory broker. A publisher and a subscriber passed in
-// by the caller are left open for the caller to close, so several Apps may
-// share them.
+// Close stops the App and releases what it owns, in this order (see
+// [Component] and docs/getting-started.md, "Lifecycle"):
+//
+//  1. the router stops taking messages; messages received but not yet
+//     handled are given back to the transport;
+//  2. the handlers in flight finish (up to the router's CloseTimeout);
+//  3. the workers ([WithWorker]: outbox relay, scheduler, inbox trimmer)
+//     are cancelled, and Close waits for [App.Run] to return;
+//  4. the attached Components ([App.Attach]: request/reply client, saga
+//     runtimes) are closed, in reverse attach order;
+//  5. the in-memory broker, when the App created it.
+//
+// A publisher and a subscriber passed in by the caller are left open for the
+// caller to close, so several Apps may share them. Close may be called
+// whether or not Run was, and from another goroutine while Run runs; it
+// must not be called from a handler or a worker of the same App (it waits
+// for them). Calling it again does nothing more.
 func (a *App) Close() error {
 	a.mu.Lock()
 	ran := a.running
@@ -521,13 +560,22 @@ func (a *App) Close() error {
 	var err error
 	if ran {
 		err = a.closeRouter()
-	}
-	if a.ownsPubSub {
-		err = errors.Join(err, a.publisher.Close(), a.subscriber.Close())
-		if a.broker != nil {
-			err = errors.Join(err, a.broker.Close())
+		// Run stops the workers once the router returned.
+		select {
+		case <-a.runDone:
+		case <-time.After(a.closeTimeout):
+			err = errors.Join(err, fmt.Errorf("hexeract: App.Run did not return within %s of Close (a worker ignores its context?)", a.closeTimeout))
 		}
 	}
+	err = errors.Join(err, a.closeComponents())
+	a.ownedOnce.Do(func() {
+		if a.ownsPubSub {
+			err = errors.Join(err, a.publisher.Close(), a.subscriber.Close())
+			if a.broker != nil {
+				err = errors.Join(err, a.broker.Close())
+			}
+		}
+	})
 	return err
 }
 
@@ -542,6 +590,7 @@ func (a *App) closeRouter() error {
 	select {
 	case <-a.router.Running():
 	case <-a.routerDone:
+	case <-a.runDone: // Run returned before it started the router
 	}
 	if !a.router.IsRunning() {
 		return a.closeHub()

@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -37,37 +38,6 @@ type impostor struct{}
 
 func (impostor) MessageType() string { return "users.registered" }
 
-// start runs app in the background and returns a stop function that
-// cancels Run and returns its error.
-func start(t *testing.T, app *hexeract.App) func() error {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	select {
-	case <-app.Running():
-	case err := <-done:
-		t.Fatalf("Run returned early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("router did not start in 10s")
-	}
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("Run did not return 30s after cancel")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
-}
-
 func TestTypedRoundTripCarriesTheEnvelope(t *testing.T) {
 	app, err := hexeract.New(hexeract.WithSource("/tests"))
 	if err != nil {
@@ -87,7 +57,7 @@ func TestTypedRoundTripCarriesTheEnvelope(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	stop := start(t, app)
+	stop := testenv.RunApp(t, app)
 	ctx := router.WithCorrelationID(context.Background(), "req-42")
 	before := time.Now().Add(-time.Second)
 	if err := app.Publish(ctx, UserRegistered{UserID: "u-1", Email: "ada@example.com"}); err != nil {
@@ -127,7 +97,7 @@ func TestPublishFromHandlerIsCorrelatedAndCaused(t *testing.T) {
 		second <- env
 		return nil
 	})
-	start(t, app)
+	testenv.RunApp(t, app)
 	if err := app.Publish(context.Background(), UserRegistered{UserID: "1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +164,7 @@ func TestBadMessagesDoNotStopTheRouter(t *testing.T) {
 		handled.Add(1)
 		return nil
 	})
-	start(t, app)
+	testenv.RunApp(t, app)
 
 	good := func(i int) *message.Message {
 		m, _ := app.NewMessage(context.Background(), UserRegistered{UserID: fmt.Sprint(i)})
@@ -258,7 +228,7 @@ func TestConcurrentPublishersLoseNothing(t *testing.T) {
 		wg.Done()
 		return nil
 	})
-	start(t, app)
+	testenv.RunApp(t, app)
 	var pubs sync.WaitGroup
 	for p := range publishers {
 		pubs.Add(1)
@@ -321,7 +291,7 @@ func TestCancelRunLetsInFlightHandlersFinish(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stop := start(t, app)
+	stop := testenv.RunApp(t, app)
 	acked := make(chan bool, 1)
 	msg, _ := app.NewMessage(context.Background(), UserRegistered{UserID: "x"})
 	go func() {

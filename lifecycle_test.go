@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/gochannel"
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // longClose is a router CloseTimeout far above the time the tests below
@@ -123,7 +124,7 @@ func TestHandleAfterRunReturnedIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	stop := start(t, app)
+	stop := testenv.RunApp(t, app)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func WithSlogLogger(l *slog.Logger) Option { return WithLogger(l) }
 // opener opens one scheme.
 type opener func(ctx context.Context, rawURL string, o options) (*Transport, error)
 
-var openers = map[string]opener{
+var openers = map[string]opener{ //nolint:gochecknoglobals // the fixed scheme table, never written after init
 	"amqp":       openAMQP,
 	"amqps":      openAMQP,
 	"kafka":      openKafka,

@@ -64,13 +64,7 @@ func roundTrip(t *testing.T, rawURL string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runErr := make(chan error, 1)
-	go func() { runErr <- app.Run(ctx) }()
-	select {
-	case <-app.Running():
-	case <-ctx.Done():
-		t.Fatal("router did not start")
-	}
+	stopApp := testenv.StartApp(t, app)
 	for i := range n {
 		if err := app.Publish(ctx, orderPlaced{OrderID: fmt.Sprintf("o-%d", i%3), Seq: i}); err != nil {
 			t.Fatalf("Publish %d: %v", i, err)
@@ -82,10 +76,7 @@ func roundTrip(t *testing.T, rawURL string, n int) {
 		mu.Lock()
 		t.Fatalf("received %d of %d messages", len(got), n)
 	}
-	cancel()
-	if err := <-runErr; err != nil {
-		t.Errorf("Run: %v", err)
-	}
+	stopApp()
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range n {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -290,7 +289,7 @@ func run(t *testing.T, tr transport, mode string) {
 		t.Fatalf("subscribe %s: %v", dlqTopic, err)
 	}
 
-	runApp(t, ctx, cancel, app)
+	testenv.StartApp(t, app)
 
 	// The Node service.
 	user := UserRegistered{UserID: "u-" + sfx, Email: "ada-" + sfx + "@example.com"}
@@ -427,27 +426,6 @@ func run(t *testing.T, tr transport, mode string) {
 		t.Logf("dead letter %s: %s", dead.UUID, f.Error)
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no dead letter for the event without type on %s", dlqTopic)
-	}
-}
-
-// runApp runs app until the test ends (cancel stops it) and returns once it
-// is running.
-func runApp(t *testing.T, ctx context.Context, cancel context.CancelFunc, app *hexeract.App) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("App.Run: %v", err)
-		}
-	})
-	select {
-	case <-app.Running():
-	case err := <-done:
-		t.Fatalf("App.Run stopped before running: %v", err)
-	case <-ctx.Done():
-		t.Fatal("App did not start")
 	}
 }
 

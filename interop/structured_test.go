@@ -179,7 +179,7 @@ func startApp(t *testing.T, tr transport) *harness {
 	}
 	h.deadOrders, h.deadPays, h.acks = subscribe(middleware.DLQTopic(topics[0])), subscribe(middleware.DLQTopic(topics[2])), subscribe(topics[1])
 
-	runApp(t, ctx, cancel, app)
+	testenv.StartApp(t, app)
 	return h
 }
 

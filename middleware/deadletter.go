@@ -139,7 +139,7 @@ func DefaultIsSecret(key string) bool {
 	return false
 }
 
-var secretParts = []string{"password", "passwd", "secret", "token", "credential", "api_key", "api-key", "apikey"}
+var secretParts = []string{"password", "passwd", "secret", "token", "credential", "api_key", "api-key", "apikey"} //nolint:gochecknoglobals // a read-only list of words, never written
 
 type deadLetter struct {
 	pub        message.Publisher

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/attribute"
@@ -62,19 +63,6 @@ func newApp(t *testing.T, tel *telemetry) (*hexeract.App, *gochannel.GoChannel) 
 	return app, ps
 }
 
-func runApp(t *testing.T, app *hexeract.App) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	select {
-	case <-app.Running():
-	case <-time.After(5 * time.Second):
-		t.Fatal("app did not start")
-	}
-	t.Cleanup(func() { cancel(); <-done })
-}
-
 // TestDefaultChainDeadLettersGarbageAndKeepsConsuming: garbage bytes, an
 // unknown type, a message without a type and a message that makes the
 // handler panic all end in users.registered.dlq with fault metadata; the
@@ -93,7 +81,7 @@ func TestDefaultChainDeadLettersGarbageAndKeepsConsuming(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	runApp(t, app)
+	testenv.StartApp(t, app)
 
 	good := func(id string) *message.Message {
 		return must(app.NewMessage(context.Background(), UserRegistered{UserID: id}))
@@ -169,7 +157,7 @@ func TestTracingAcrossTwoHops(t *testing.T) {
 		close(done)
 		return nil
 	})
-	runApp(t, app)
+	testenv.StartApp(t, app)
 	ctx, root := tel.tp.Tracer("test").Start(context.Background(), "http request")
 	if err := app.Publish(ctx, UserRegistered{UserID: "u1"}); err != nil {
 		t.Fatal(err)
@@ -228,7 +216,7 @@ func TestTracingRecordsFailures(t *testing.T) {
 	_ = hexeract.HandleFunc(app, func(ctx context.Context, ev UserRegistered) error {
 		return errors.New("smtp down")
 	})
-	runApp(t, app)
+	testenv.StartApp(t, app)
 	if err := app.Publish(context.Background(), UserRegistered{UserID: "u1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +280,7 @@ func TestMetricsCounted(t *testing.T) {
 		handled <- ev.UserID
 		return nil
 	})
-	runApp(t, app)
+	testenv.StartApp(t, app)
 	for _, id := range []string{"ok", "flaky", "bad"} {
 		if err := app.Publish(context.Background(), UserRegistered{UserID: id}); err != nil {
 			t.Fatal(err)
@@ -388,7 +376,7 @@ func TestCorrelationAndCausationAcrossTwoHops(t *testing.T) {
 		out.SetContext(msg.Context())
 		return app.Publisher().Publish("audit.written", out)
 	})
-	runApp(t, app)
+	testenv.StartApp(t, app)
 	ctx := router.WithCorrelationID(context.Background(), "request-42")
 	if err := app.Publish(ctx, UserRegistered{UserID: "u1"}); err != nil {
 		t.Fatal(err)

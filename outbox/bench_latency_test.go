@@ -118,10 +118,10 @@ func BenchmarkCommitToHandlerLatency(b *testing.B) {
 			if v.inTx {
 				opts = append(opts, outbox.WithNotifyInTx())
 			}
-			_, ob, table := newOutbox(b, opts...)
+			_, ob, _ := newOutbox(b, opts...)
 			for range b.N {
 				gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024}, watermill.NopLogger{})
-				r, err := outbox.NewRelay(pool, gc, outbox.WithTable(table))
+				r, err := ob.NewRelay(gc)
 				if err != nil {
 					b.Fatal(err)
 				}

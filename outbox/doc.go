@@ -12,7 +12,8 @@
 //	ids, _ := ob.Publish(ctx, tx, UserRegistered{UserID: id, Email: email})
 //	_ = tx.Commit(ctx)
 //
-// A [Relay] (run it with hexeract.WithWorker or on its own) claims pending
+// A [Relay] (build it with [Outbox.NewRelay], so that [Outbox.Signal] wakes
+// it in-process; run it with hexeract.WithWorker or on its own) claims pending
 // rows in batches with FOR UPDATE SKIP LOCKED, publishes them to any
 // Watermill publisher and deletes them once the publisher returned. Publish
 // sends a PostgreSQL notification that wakes the relays at once; they also

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
@@ -24,9 +25,9 @@ func TestNotificationWakesRelayWithoutPolling(t *testing.T) {
 			if inTx {
 				opts = append(opts, outbox.WithNotifyInTx())
 			}
-			pool, ob, table := newOutbox(t, opts...)
+			pool, ob, _ := newOutbox(t, opts...)
 			rec := newRecorder()
-			r, err := outbox.NewRelay(pool, rec, outbox.WithTable(table), outbox.WithPollInterval(time.Hour))
+			r, err := ob.NewRelay(rec, outbox.WithPollInterval(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,9 +53,13 @@ func TestNotificationWakesRelayWithoutPolling(t *testing.T) {
 }
 
 func TestSignalWakesRelayInProcess(t *testing.T) {
-	pool, ob, table := newOutbox(t, outbox.WithoutNotify())
+	_, ob, _ := newOutbox(t, outbox.WithoutNotify())
 	rec := newRecorder()
-	runRelay(t, pool, rec, outbox.WithTable(table), outbox.WithPollInterval(time.Hour), outbox.WithoutListen())
+	r, err := ob.NewRelay(rec, outbox.WithPollInterval(time.Hour), outbox.WithoutListen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Run(t, "relay", 15*time.Second, r.Run)
 	time.Sleep(300 * time.Millisecond)
 	ctx := context.Background()
 	if err := ob.InTx(ctx, func(tx pgx.Tx) error {

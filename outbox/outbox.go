@@ -47,6 +47,12 @@ type Outbox struct {
 	insertOne string // the same for one message
 	notifySQL string
 	lockSQL   string
+
+	// relays are the running relays built with [Outbox.NewRelay]: the ones
+	// [Outbox.Signal] wakes in-process. They are kept on the Outbox the
+	// caller holds, not in a package-level registry.
+	relaysMu sync.Mutex
+	relays   map[*Relay]struct{}
 }
 
 // copyThreshold is the batch size from which Publish writes with COPY
@@ -336,15 +342,15 @@ func (o *Outbox) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // Signal announces that a transaction which published has committed. It
-// wakes the relays of this outbox table running in the same process at
-// once. When none runs in the process, it sends (unless [WithoutNotify]) a
+// wakes the running relays built from this Outbox ([Outbox.NewRelay]) at
+// once. When none of them runs, it sends (unless [WithoutNotify]) a
 // PostgreSQL notification, on its own connection and outside any producer
 // transaction, that wakes the relays of other processes; notifications
 // from many Signal calls in a burst are coalesced. Call it after Commit; [Outbox.InTx] does. Without
 // it, relays find the rows by polling ([WithPollInterval]), or through the
 // in-transaction notification of [WithNotifyInTx].
 func (o *Outbox) Signal() {
-	if !signalLocal(o.t.channel) && o.n != nil {
+	if !o.wakeRelays() && o.n != nil {
 		o.n.kick()
 	}
 }
@@ -434,38 +440,49 @@ func (n *notifier) loop() {
 	}
 }
 
-// local is the in-process registry of running relays by channel.
-var local = struct {
-	sync.Mutex
-	relays map[string]map[*Relay]struct{}
-}{relays: map[string]map[*Relay]struct{}{}}
-
-func registerLocal(channel string, r *Relay) func() {
-	local.Lock()
-	set := local.relays[channel]
-	if set == nil {
-		set = map[*Relay]struct{}{}
-		local.relays[channel] = set
-	}
-	set[r] = struct{}{}
-	local.Unlock()
-	return func() {
-		local.Lock()
-		delete(local.relays[channel], r)
-		if len(local.relays[channel]) == 0 {
-			delete(local.relays, channel)
+// NewRelay returns a relay (see the package function [NewRelay]) on the
+// Outbox's pool and table that [Outbox.Signal] wakes in-process while it
+// runs, instead of through a PostgreSQL notification. A [WithTable] option
+// naming another table is an error.
+func (o *Outbox) NewRelay(pub message.Publisher, opts ...RelayOption) (*Relay, error) {
+	cfg := relayConfig{table: o.t.name.String()}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyRelay(&cfg)
 		}
-		local.Unlock()
+	}
+	if t, err := resolveTables(cfg.table); err != nil || t.name != o.t.name {
+		return nil, fmt.Errorf("outbox: Outbox.NewRelay on table %s was given WithTable(%q); leave the option out (the relay uses the Outbox's table) or use outbox.NewRelay", o.t.name, cfg.table)
+	}
+	r, err := NewRelay(o.pool, pub, append([]RelayOption{WithTable(o.t.name.String())}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	r.ob = o
+	return r, nil
+}
+
+// addRelay makes Signal wake r until the returned function is called.
+func (o *Outbox) addRelay(r *Relay) (remove func()) {
+	o.relaysMu.Lock()
+	if o.relays == nil {
+		o.relays = map[*Relay]struct{}{}
+	}
+	o.relays[r] = struct{}{}
+	o.relaysMu.Unlock()
+	return func() {
+		o.relaysMu.Lock()
+		delete(o.relays, r)
+		o.relaysMu.Unlock()
 	}
 }
 
-// signalLocal wakes the relays of channel in this process and reports
-// whether there were any.
-func signalLocal(channel string) bool {
-	local.Lock()
-	defer local.Unlock()
-	for r := range local.relays[channel] {
+// wakeRelays wakes the running relays of o and reports whether there were any.
+func (o *Outbox) wakeRelays() bool {
+	o.relaysMu.Lock()
+	defer o.relaysMu.Unlock()
+	for r := range o.relays {
 		r.wake()
 	}
-	return len(local.relays[channel]) > 0
+	return len(o.relays) > 0
 }

@@ -37,16 +37,22 @@ const ReplyTopicPrefix = "hexeract.replies."
 // the process keeps one reply subscriber however many requests are in flight.
 //
 // [Request] creates the App's Client on first use with the defaults; call
-// [NewClient] first to configure it. A Client is safe for concurrent use.
+// [NewClient] first to configure it. The Client belongs to its App: it
+// subscribes when the App runs ([hexeract.App.Run]), or at its first request
+// if that comes earlier, and [hexeract.App.Close] closes it. A Client is safe
+// for concurrent use.
 type Client struct {
 	app            *hexeract.App
 	publisher      message.Publisher
+	subscriber     message.Subscriber
 	replyTopic     string
 	defaultTimeout time.Duration
 	tracer         trace.Tracer
 	state          *appState
+	ctx            context.Context // the reply subscription's; cancel ends it
 	cancel         context.CancelFunc
 	done           chan struct{}
+	started        atomic.Bool // subscribed (set under mu)
 
 	mu      sync.Mutex
 	pending map[string]*call
@@ -127,24 +133,37 @@ func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 // Deprecated: use WithTracerProvider.
 func TracerProvider(tp trace.TracerProvider) ClientOption { return WithTracerProvider(tp) }
 
-// NewClient creates app's request/reply client and subscribes to its reply
-// topic at once, so no reply can be missed. An App has at most one Client:
+// NewClient creates app's request/reply client. The client belongs to app:
+// it subscribes to its reply topic when app runs (at once when app is
+// already running), or at its first request if that comes first, so no
+// reply can be missed and the App does not need to be running to send
+// requests; [hexeract.App.Close] closes it. An App has at most one Client:
 // NewClient fails if app already has one (created by an earlier NewClient
-// or by the first [Request]). The App does not need to be running to send
-// requests. Close the Client (or the transport) to end its subscription.
+// or by the first [Request]) that is not closed, and once app is closed.
 func NewClient(app *hexeract.App, opts ...ClientOption) (*Client, error) {
 	if app == nil {
 		return nil, errors.New("reqreply: NewClient with a nil App")
 	}
-	st := stateOf(app)
+	st, err := stateOf(app)
+	if err != nil {
+		return nil, fmt.Errorf("reqreply: NewClient: %w", err)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.closed {
+		return nil, errors.New("reqreply: NewClient on a closed App; build a new App with hexeract.New")
+	}
 	if st.client != nil && !st.client.isClosed() {
 		return nil, errors.New("reqreply: this App already has a request/reply client; call reqreply.NewClient once, before the first reqreply.Request")
 	}
 	c, err := newClient(app, st, opts)
 	if err != nil {
 		return nil, err
+	}
+	if st.started {
+		if err := c.start(); err != nil {
+			return nil, err
+		}
 	}
 	st.client = c
 	return c, nil
@@ -158,15 +177,26 @@ func ClientFor(app *hexeract.App) (*Client, error) {
 	if app == nil {
 		return nil, errors.New("reqreply: nil App")
 	}
-	st := stateOf(app)
+	st, err := stateOf(app)
+	if err != nil {
+		return nil, fmt.Errorf("reqreply: %w", err)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.client != nil {
 		return st.client, nil
 	}
+	if st.closed {
+		return nil, errors.New("reqreply: the App is closed; build a new App with hexeract.New")
+	}
 	c, err := newClient(app, st, nil)
 	if err != nil {
 		return nil, err
+	}
+	if st.started {
+		if err := c.start(); err != nil {
+			return nil, err
+		}
 	}
 	st.client = c
 	return c, nil
@@ -184,10 +214,10 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 		cfg.publisher = app.Publisher()
 	}
 	if cfg.subscriber == nil {
-		return nil, errors.New("reqreply: the client needs a subscriber for its replies; give the App one (hexeract.WithSubscriber) or pass reqreply.ReplySubscriber")
+		return nil, errors.New("reqreply: the client needs a subscriber for its replies; give the App one (hexeract.WithSubscriber) or pass reqreply.WithReplySubscriber")
 	}
 	if cfg.publisher == nil {
-		return nil, errors.New("reqreply: the client needs a publisher for its requests; give the App one (hexeract.WithPublisher) or pass reqreply.RequestPublisher")
+		return nil, errors.New("reqreply: the client needs a publisher for its requests; give the App one (hexeract.WithPublisher) or pass reqreply.WithRequestPublisher")
 	}
 	if cfg.defaultTimeout <= 0 {
 		return nil, fmt.Errorf("reqreply: DefaultRequestTimeout must be positive, got %s", cfg.defaultTimeout)
@@ -202,24 +232,43 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 		cfg.tp = otel.GetTracerProvider()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	replies, err := cfg.subscriber.Subscribe(ctx, cfg.replyTopic)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("reqreply: subscribe to reply topic %q: %w", cfg.replyTopic, err)
-	}
 	c := &Client{
 		app:            app,
 		publisher:      cfg.publisher,
+		subscriber:     cfg.subscriber,
 		replyTopic:     cfg.replyTopic,
 		defaultTimeout: cfg.defaultTimeout,
 		tracer:         cfg.tp.Tracer(instrumentationName),
 		state:          st,
+		ctx:            ctx,
 		cancel:         cancel,
 		done:           make(chan struct{}),
 		pending:        make(map[string]*call),
 	}
-	go c.receive(replies)
 	return c, nil
+}
+
+// start subscribes to the reply topic, once; it fails with [ErrClosed]
+// after Close.
+func (c *Client) start() error {
+	if c.started.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.closedError()
+	}
+	if c.started.Load() {
+		return nil
+	}
+	replies, err := c.subscriber.Subscribe(c.ctx, c.replyTopic)
+	if err != nil {
+		return fmt.Errorf("reqreply: subscribe to reply topic %q: %w", c.replyTopic, err)
+	}
+	c.started.Store(true)
+	go c.receive(replies)
+	return nil
 }
 
 // ReplyTopic returns the topic this client receives replies on.
@@ -235,12 +284,22 @@ func (c *Client) Pending() int {
 // closeTimeout bounds how long Close waits for the subscription to end.
 const closeTimeout = 30 * time.Second
 
-// Close ends the reply subscription. Requests still waiting, and later
-// requests through the same App, fail with [ErrClosed]; call [NewClient]
-// to create a new Client. The Client also closes when its subscription ends
-// on its own, for example because the transport was closed.
+// Close ends the reply subscription and waits for its goroutine to return.
+// Requests still waiting, and later requests through the same App, fail
+// with [ErrClosed]; call [NewClient] to create a new Client. The Client also
+// closes when its subscription ends on its own, for example because the
+// transport was closed, and [hexeract.App.Close] closes it.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	started := c.started.Load()
+	if !started {
+		c.closed = true
+	}
+	c.mu.Unlock()
 	c.cancel()
+	if !started {
+		return nil
+	}
 	select {
 	case <-c.done:
 		return nil
@@ -318,7 +377,7 @@ func (c *Client) forget(id string, p *call) {
 	}
 }
 
-var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient) //nolint:gochecknoglobals // an immutable span start option
 
 // spanError records err on span and returns it.
 func spanError(span trace.Span, err error) error {
@@ -444,6 +503,9 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 	if err := ctx.Err(); err != nil {
 		return fail(c.contextError(err, reqType, topic, id, deadline))
 	}
+	if err := c.start(); err != nil {
+		return fail(err)
+	}
 	p := &call{ch: make(chan *message.Message, 2)}
 	c.mu.Lock()
 	if c.closed {
@@ -499,7 +561,7 @@ func (c *Client) contextError(err error, reqType, topic, id string, deadline tim
 
 // closedError is [ErrClosed] with the reply topic and what to do.
 func (c *Client) closedError() error {
-	return fmt.Errorf("%w: the subscription to reply topic %q has ended (Client.Close, or the App or its transport was closed); create a new client with reqreply.NewClient", ErrClosed, c.replyTopic)
+	return fmt.Errorf("%w: the subscription to reply topic %q has ended (Client.Close, or the App or its transport was closed); create a new client with reqreply.NewClient (a new App after App.Close)", ErrClosed, c.replyTopic)
 }
 
 // decodeReply turns a reply into a Resp or a *RemoteError.

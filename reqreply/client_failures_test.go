@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/reqreply"
 )
 
@@ -21,7 +22,7 @@ func TestCancelledContextSendsNothing(t *testing.T) {
 	if err := reqreply.Handle(resp, doubleHandler("a", &calls)); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 
 	ctx, cancel := context.WithCancel(context.Background())

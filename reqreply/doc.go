@@ -13,7 +13,9 @@
 //
 // # How it works
 //
-// Each App instance has one [Client]: one subscription to its own reply topic
+// Each App instance has one [Client], attached to the App (it subscribes
+// when the App runs, or at its first request, and App.Close closes it; the
+// counters are read with [StatsFor] or [Client.Stats]): one subscription to its own reply topic
 // ("hexeract.replies.<instance id>") and a table of pending requests keyed
 // by request id (the request's ce_id). Unlike Watermill's
 // components/requestreply, which subscribes once per call and filters every

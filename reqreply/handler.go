@@ -22,7 +22,7 @@ import (
 
 const instrumentationName = "github.com/hexeract/hexeract/reqreply"
 
-var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer) //nolint:gochecknoglobals // an immutable span start option
 
 // HandlerOption configures a responder added by [Handle].
 type HandlerOption func(*handlerConfig)
@@ -129,7 +129,7 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		cfg.publisher = app.Publisher()
 	}
 	if cfg.publisher == nil {
-		return fmt.Errorf("reqreply: responder for %q needs a publisher for its replies; give the App one (hexeract.WithPublisher) or pass reqreply.ReplyPublisher", want)
+		return fmt.Errorf("reqreply: responder for %q needs a publisher for its replies; give the App one (hexeract.WithPublisher) or pass reqreply.WithReplyPublisher", want)
 	}
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()
@@ -138,6 +138,10 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	// sends them: a ReplyPublisher (replyamqp, replynats) is decorated like
 	// the App's publisher (which already is, and is left as it is).
 	cfg.publisher = middleware.TracingPublisher(cfg.publisher, middleware.TracingOptions{TracerProvider: cfg.tp})
+	st, err := stateOf(app)
+	if err != nil {
+		return fmt.Errorf("reqreply: Handle: %w", err)
+	}
 	r := &responder[Req, Resp]{
 		app:       app,
 		h:         h,
@@ -145,14 +149,13 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		codec:     app.Codec(),
 		publisher: cfg.publisher,
 		tracer:    cfg.tp.Tracer(instrumentationName),
-		state:     stateOf(app),
+		state:     st,
 		spanName:  want + " handle",
 	}
-	st := r.state
 	st.respondersMu.Lock()
 	defer st.respondersMu.Unlock()
 	if st.responders[cfg.name] {
-		return fmt.Errorf("reqreply: this App already has a responder named %q; give the second %s responder another name with reqreply.HandlerName", cfg.name, want)
+		return fmt.Errorf("reqreply: this App already has a responder named %q; give the second %s responder another name with reqreply.WithHandlerName", cfg.name, want)
 	}
 	if err := app.AddHandler(cfg.name, cfg.topic, r.handle); err != nil {
 		return err

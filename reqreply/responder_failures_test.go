@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
 	"github.com/hexeract/hexeract/router"
@@ -31,7 +32,7 @@ func TestHandlerPanicRepliesInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 
 	_, err = reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 1}, reqreply.Timeout(5*time.Second))
@@ -68,7 +69,7 @@ func TestResponderShutdownHandsRequestOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopA := startApp(t, respA)
+	stopA := testenv.StartApp(t, respA)
 	caller := newClient(t, tr)
 
 	type result struct {
@@ -93,7 +94,7 @@ func TestResponderShutdownHandsRequestOver(t *testing.T) {
 	if err := reqreply.Handle(respB, doubleHandler("b", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, respB)
+	testenv.StartApp(t, respB)
 	r := <-res
 	if r.err != nil || r.got.Result != 42 || r.got.By != "b" {
 		t.Fatalf("got %+v, %v; want the answer of responder b", r.got, r.err)
@@ -122,7 +123,7 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	msg, err := resp.NewMessage(context.Background(), Double{N: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +156,8 @@ func TestSecondResponderNameErrorSaysWhatToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.WithHandlerTopic("other.topic"))
-	if err == nil || !strings.Contains(err.Error(), "reqreply.HandlerName") {
-		t.Fatalf("err = %v, want an error that points to reqreply.HandlerName", err)
+	if err == nil || !strings.Contains(err.Error(), "reqreply.WithHandlerName") {
+		t.Fatalf("err = %v, want an error that points to reqreply.WithHandlerName", err)
 	}
 	if err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.WithHandlerTopic("other.topic"), reqreply.WithHandlerName("second")); err != nil {
 		t.Fatalf("with its own name: %v", err)

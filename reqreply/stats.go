@@ -1,6 +1,8 @@
 package reqreply
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -8,7 +10,7 @@ import (
 )
 
 // Stats are the request/reply counters of one App, as both caller and
-// responder. Read them with [StatsFor].
+// responder. Read them with [StatsFor] or [Client.Stats].
 type Stats struct {
 	// Requests is the number of requests this App's client published.
 	Requests uint64
@@ -32,11 +34,15 @@ type counters struct {
 	requests, replies, late, timeouts, handled, expired atomic.Uint64
 }
 
-// appState is what the package keeps per App: its client, the names of its
-// responders and counters.
+// appState is what request/reply keeps per App: its client, the names of its
+// responders and the counters. It is attached to the App as a
+// [hexeract.Component] (there is no package-level registry): App.Run starts
+// the client, App.Close closes it.
 type appState struct {
-	mu     sync.Mutex
-	client *Client
+	mu      sync.Mutex
+	client  *Client
+	started bool // App.Run started the App's components
+	closed  bool // App.Close closed them
 
 	respondersMu sync.Mutex
 	responders   map[string]bool // handler names added by Handle
@@ -44,19 +50,44 @@ type appState struct {
 	counters
 }
 
-var states sync.Map // *hexeract.App -> *appState
-
-func stateOf(app *hexeract.App) *appState {
-	if s, ok := states.Load(app); ok {
-		return s.(*appState)
-	}
-	s, _ := states.LoadOrStore(app, &appState{})
-	return s.(*appState)
+// stateOf returns app's request/reply state, attaching it on first use.
+// It fails once the App is closed and has no state yet.
+func stateOf(app *hexeract.App) (*appState, error) {
+	return hexeract.AttachOnce(app, func() (*appState, error) { return &appState{}, nil })
 }
 
-// StatsFor returns the request/reply counters of app.
-func StatsFor(app *hexeract.App) Stats {
-	s := stateOf(app)
+// Start starts the App's client, if it has one yet (one created later starts
+// at once). It is called by [hexeract.App.Run].
+func (s *appState) Start(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = true
+	if s.client == nil {
+		return nil
+	}
+	err := s.client.start()
+	if errors.Is(err, ErrClosed) {
+		// Closed by the caller before Run: requests fail with ErrClosed
+		// until NewClient creates a new one; the App runs regardless.
+		return nil
+	}
+	return err
+}
+
+// Close closes the App's client: its reply subscription ends and requests
+// fail with [ErrClosed]. It is called by [hexeract.App.Close].
+func (s *appState) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	c := s.client
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
+
+func (s *appState) stats() Stats {
 	return Stats{
 		Requests:    s.requests.Load(),
 		Replies:     s.replies.Load(),
@@ -66,3 +97,21 @@ func StatsFor(app *hexeract.App) Stats {
 		Expired:     s.expired.Load(),
 	}
 }
+
+// StatsFor returns the request/reply counters of app (zero for an App that
+// never used request/reply).
+func StatsFor(app *hexeract.App) Stats {
+	if app == nil {
+		return Stats{}
+	}
+	s, ok := hexeract.Attached[*appState](app)
+	if !ok {
+		return Stats{}
+	}
+	return s.stats()
+}
+
+// Stats returns the request/reply counters of the client's App, the same
+// as [StatsFor]: an App has one client at a time, and the counters of the
+// clients it had before (closed ones) are included.
+func (c *Client) Stats() Stats { return c.state.stats() }

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
 	"github.com/hexeract/hexeract/router"
@@ -81,39 +82,6 @@ func quietLogger() *slog.Logger {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// startApp runs app until the returned stop function is called (or the test ends).
-func startApp(t *testing.T, app *hexeract.App) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	select {
-	case <-app.Running():
-	case err := <-done:
-		cancel()
-		t.Fatalf("app stopped at start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("app did not start within 30s")
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("app.Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("app did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
 
 // doubleHandler answers Double requests; by names the responder.
 func doubleHandler(by string, calls *atomic.Int64) func(ctx context.Context, q Double) (Doubled, error) {
@@ -194,7 +162,7 @@ func testRoundTrip(t *testing.T, tr transport) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 
 	ctx := router.WithCorrelationID(context.Background(), "conversation-1")
@@ -230,7 +198,7 @@ func testRemoteError(t *testing.T, tr transport) {
 	if err := reqreply.Handle(resp, doubleHandler("a", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 	ctx := context.Background()
 
@@ -273,7 +241,7 @@ func testTimeoutAndLateReply(t *testing.T, tr transport) {
 	if err := reqreply.Handle(resp, doubleHandler("a", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 	ctx := context.Background()
 
@@ -323,7 +291,7 @@ func testExpiredSkipped(t *testing.T, tr transport) {
 	if err := reqreply.Handle(resp, doubleHandler("a", &calls), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 	client, err := reqreply.ClientFor(caller)
 	if err != nil {
@@ -363,7 +331,7 @@ func testConcurrentCallers(t *testing.T, tr transport) {
 	if err := reqreply.Handle(resp, doubleHandler("a", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 	const callers, each = 100, 5
 	var wg sync.WaitGroup
@@ -421,7 +389,7 @@ func testSeveralTypes(t *testing.T, tr transport) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 	for _, reg := range []func(*router.Registry) (string, error){router.Register[OrderAccepted], router.Register[OrderRejected]} {
 		if _, err := reg(caller.Registry()); err != nil {
@@ -461,7 +429,7 @@ func testNoResponder(t *testing.T, tr transport) {
 	if err := reqreply.Handle(resp, doubleHandler("a", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller := newClient(t, tr)
 	ctx := context.Background()
 	got, err := reqreply.Request[Double, Doubled](ctx, caller, Double{N: 4}, reqreply.NoResponderTimeout(10*time.Second), reqreply.Timeout(20*time.Second))
@@ -481,7 +449,7 @@ func testResponderRestart(t *testing.T, tr transport) {
 	if err := reqreply.Handle(respA, doubleHandler("a", &callsA), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	stopA := startApp(t, respA)
+	stopA := testenv.StartApp(t, respA)
 	caller := newClient(t, tr)
 
 	attempt := 2 * time.Second
@@ -527,7 +495,7 @@ func testResponderRestart(t *testing.T, tr transport) {
 	if err := reqreply.Handle(respB, doubleHandler("b", &callsB), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, respB)
+	testenv.StartApp(t, respB)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -558,7 +526,7 @@ func TestNotARequestIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	if err := resp.Publish(context.Background(), Double{N: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -582,7 +550,7 @@ func TestClientClose(t *testing.T) {
 	if err := reqreply.Handle(resp, doubleHandler("a", nil)); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, resp)
+	testenv.StartApp(t, resp)
 	caller, _ := tr.newCaller(t)
 	c, err := reqreply.NewClient(caller)
 	if err != nil {

@@ -90,7 +90,7 @@ func checkOneTrace(t *testing.T, tp *sdktrace.TracerProvider, rec *tracetest.Spa
 	if err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, responder)
+	testenv.StartApp(t, responder)
 	if _, err := reqreply.NewClient(caller, append([]reqreply.ClientOption{reqreply.WithTracerProvider(tp)}, copts...)...); err != nil {
 		t.Fatal(err)
 	}

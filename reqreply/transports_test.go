@@ -205,7 +205,7 @@ func TestRabbitMQRequestTTL(t *testing.T) {
 	if err := reqreply.Handle(respA, doubleHandler("a", nil), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	stopA := startApp(t, respA) // declares the durable request queue
+	stopA := testenv.StartApp(t, respA) // declares the durable request queue
 	stopA()
 	caller := newClient(t, tr)
 	_, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 1}, reqreply.Timeout(200*time.Millisecond))
@@ -219,7 +219,7 @@ func TestRabbitMQRequestTTL(t *testing.T) {
 	if err := reqreply.Handle(respB, doubleHandler("b", &calls), hopts...); err != nil {
 		t.Fatal(err)
 	}
-	startApp(t, respB)
+	testenv.StartApp(t, respB)
 	got, err := reqreply.Request[Double, Doubled](context.Background(), caller, Double{N: 2}, reqreply.Timeout(20*time.Second))
 	if err != nil || got.Result != 4 {
 		t.Fatalf("got %+v, %v", got, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -22,7 +23,7 @@ func TestCrashBetweenStateSaveAndRelayLosesNoMessage(t *testing.T) {
 	// after the commits).
 	app1, _ := f.newApp(appConfig{})
 	must(t, saga.Register(app1, orderSaga("orders", time.Hour), f.store, f.opts()...))
-	stop1 := start(t, app1)
+	stop1 := testenv.StartApp(t, app1)
 	for i := range orders {
 		publish(t, app1, OrderPlaced{OrderID: fmt.Sprintf("crash-%d", i), Amount: 1})
 	}
@@ -37,7 +38,7 @@ func TestCrashBetweenStateSaveAndRelayLosesNoMessage(t *testing.T) {
 	// Process 2: its relay delivers what process 1 committed.
 	app2, _ := f.newApp(appConfig{relay: true})
 	reserve := record[ReserveStock](t, app2)
-	start(t, app2)
+	testenv.StartApp(t, app2)
 	eventually(t, 20*time.Second, "every ReserveStock delivered", func() bool { return reserve.len() >= orders })
 	time.Sleep(200 * time.Millisecond)
 	msgs, envs := reserve.all()
@@ -94,7 +95,7 @@ func TestFailedTransactionWritesNeitherStateNorMessages(t *testing.T) {
 				return nil
 			})
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithConflictRetries(0))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, CounterStarted{ID: "a-1"})
 		eventually(t, 10*time.Second, "started", func() bool { return f.instance("counter", "a-1") != nil })
 		interfere.Store(true)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -87,7 +88,7 @@ func TestHandlerMisuseIsDeadLettered(t *testing.T) {
 		})
 	must(t, saga.Register(app, def, f.store, f.opts()...))
 	dead := subscribe(t, ps, "test.counter.started.dlq")
-	start(t, app)
+	testenv.StartApp(t, app)
 
 	publish(t, app, CounterStarted{ID: ""})
 	m := waitMsg(t, dead, 5*time.Second)

@@ -139,34 +139,6 @@ func (f *fixture) newApp(cfg appConfig) (*hexeract.App, *gochannel.PubSub) {
 	return app, ps
 }
 
-// start runs app until the test ends.
-func start(t *testing.T, app *hexeract.App) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	select {
-	case <-app.Running():
-	case err := <-done:
-		t.Fatalf("app stopped at start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("app did not start in 10s")
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				t.Error("app did not stop in 15s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 // recorder collects the messages of one type that reach a handler.
 type recorder[T router.Message] struct {
 	mu   sync.Mutex

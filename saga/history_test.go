@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -18,7 +19,7 @@ func TestFailedSagaKeepsItsHistory(t *testing.T) {
 		record[NotifyCustomer](t, app)
 		def := tripSaga("trips", func(*saga.Context[Trip], Undo) error { return nil })
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, TripRequested{TripID: "t-h"})
 		eventually(t, 10*time.Second, "trip started", func() bool { return f.instance("trips", "t-h") != nil })
 		for i, step := range []string{"flight", "hotel"} {
@@ -63,7 +64,7 @@ func TestHistoryKeepsTheLastEntries(t *testing.T) {
 	app, _ := f.newApp(appConfig{})
 	record[Added](t, app)
 	must(t, saga.Register(app, counterSaga(), f.store, f.opts()...))
-	start(t, app)
+	testenv.StartApp(t, app)
 	publish(t, app, CounterStarted{ID: "c-h"})
 	const events = saga.MaxHistory + 9
 	eventually(t, 10*time.Second, "the counter started", func() bool { return f.instance("counter", "c-h") != nil })
@@ -162,7 +163,7 @@ func TestLateReplyToFailedSaga(t *testing.T) {
 				must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store,
 					f.opts(saga.WithRetention(time.Hour), saga.WithUnknownInstance(tc.outcome))...))
 				dead := subscribe(t, ps, "test.payment.charged.dlq")
-				start(t, app)
+				testenv.StartApp(t, app)
 				publish(t, app, OrderPlaced{OrderID: "late", Amount: 500}) // the payment is declined
 				eventually(t, 10*time.Second, "the saga failed and compensated", func() bool {
 					in := f.instance("orders", "late")

@@ -53,7 +53,7 @@ func TestInboxMiddlewareRollsBackTheTransitionWithTheClaim(t *testing.T) {
 	}
 	app.Use(inbox.Middleware("svc"), failOnceAfter)
 	must(t, saga.Register(app, counterSaga(), f.store, f.opts(saga.WithRetention(time.Hour))...))
-	start(t, app)
+	testenv.StartApp(t, app)
 	publish(t, app, CounterStarted{ID: "i-1"})
 	eventually(t, 10*time.Second, "started", func() bool { return f.instance("counter", "i-1") != nil })
 	publish(t, app, Add{ID: "i-1", N: 1})
@@ -87,7 +87,7 @@ func TestInboxMiddlewareNeedsNoSecondConnection(t *testing.T) {
 	app, _ := f.newApp(appConfig{})
 	app.Use(inbox.Middleware("svc"))
 	must(t, saga.Register(app, counterSaga(), store, f.opts()...))
-	start(t, app)
+	testenv.StartApp(t, app)
 	publish(t, app, CounterStarted{ID: "i-2"})
 	eventually(t, 10*time.Second, "the saga started with a one-connection pool behind the inbox", func() bool {
 		return f.instance("counter", "i-2") != nil
@@ -107,7 +107,7 @@ func TestInboxMiddlewareConflictsRunAgain(t *testing.T) {
 		apps[i], _ = f.newApp(appConfig{})
 		apps[i].Use(inbox.Middleware("svc"))
 		must(t, saga.Register(apps[i], counterSaga(&calls), f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, apps[i])
+		testenv.StartApp(t, apps[i])
 	}
 	publish(t, apps[0], CounterStarted{ID: "i-3"})
 	eventually(t, 10*time.Second, "started", func() bool { return f.instance("counter", "i-3") != nil })

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -41,7 +42,7 @@ func TestForwardedCompensationKeepsItsOrderingKey(t *testing.T) {
 				return nil
 			})
 		must(t, saga.Register(app, def, f.store, f.opts()...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, TripRequested{TripID: "k-1"})
 		eventually(t, 10*time.Second, "debited", func() bool { return debits.len() == 1 })
 		publish(t, app, TripStep{TripID: "k-1"})

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	goruntime "runtime"
 	"sync"
-	"weak"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/router"
@@ -73,55 +71,59 @@ func (r rawMessage) OrderingKey() string          { return r.key }
 type stepRunner interface {
 	onTimeout(ctx context.Context, m TimeoutMessage) error
 	onCompensate(ctx context.Context, m CompensationMessage) error
+	// stop stops what the saga runs in the background (in-memory timers).
+	stop()
 }
 
 // dispatcher routes the shared internal messages of one App to its sagas.
+// It is the sagas' per-App state, attached to the App as a
+// [hexeract.Component] (there is no package-level registry): App.Close
+// stops the sagas' in-memory timers.
 type dispatcher struct {
 	mu    sync.RWMutex
 	sagas map[string]stepRunner
 }
 
-// dispatchers finds the dispatcher of an App. Keys and values are weak:
-// the App holds its dispatcher through its handlers, so neither is kept
-// alive by this map, and the entry is removed when the App is collected.
-var dispatchers sync.Map // weak.Pointer[hexeract.App] -> weak.Pointer[dispatcher]
-
+// dispatcherFor returns the dispatcher of app, attaching it (and the
+// handlers of the shared timeout and compensation topics) on first use.
 func dispatcherFor(app *hexeract.App) (*dispatcher, error) {
-	wp := weak.Make(app)
-	if v, ok := dispatchers.Load(wp); ok {
-		if d := v.(weak.Pointer[dispatcher]).Value(); d != nil {
-			return d, nil
-		}
-	}
-	d := &dispatcher{sagas: make(map[string]stepRunner)}
-	if v, loaded := dispatchers.LoadOrStore(wp, weak.Make(d)); loaded {
-		if other := v.(weak.Pointer[dispatcher]).Value(); other != nil {
-			return other, nil
-		}
-		dispatchers.Store(wp, weak.Make(d))
-	}
-	goruntime.AddCleanup(app, func(wp weak.Pointer[hexeract.App]) { dispatchers.Delete(wp) }, wp)
-	err := hexeract.HandleFunc(app, func(ctx context.Context, m TimeoutMessage) error {
-		r, err := d.lookup(m.Saga)
-		if err != nil {
-			return err
-		}
-		return r.onTimeout(ctx, m)
-	}, hexeract.WithName("saga.timeouts"))
-	if err == nil {
-		err = hexeract.HandleFunc(app, func(ctx context.Context, m CompensationMessage) error {
+	return hexeract.AttachOnce(app, func() (*dispatcher, error) {
+		d := &dispatcher{sagas: make(map[string]stepRunner)}
+		err := hexeract.HandleFunc(app, func(ctx context.Context, m TimeoutMessage) error {
 			r, err := d.lookup(m.Saga)
 			if err != nil {
 				return err
 			}
-			return r.onCompensate(ctx, m)
-		}, hexeract.WithName("saga.compensations"))
+			return r.onTimeout(ctx, m)
+		}, hexeract.WithName("saga.timeouts"))
+		if err == nil {
+			err = hexeract.HandleFunc(app, func(ctx context.Context, m CompensationMessage) error {
+				r, err := d.lookup(m.Saga)
+				if err != nil {
+					return err
+				}
+				return r.onCompensate(ctx, m)
+			}, hexeract.WithName("saga.compensations"))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	})
+}
+
+// Start does nothing: the sagas run in the App's handlers.
+func (d *dispatcher) Start(context.Context) error { return nil }
+
+// Close stops the in-memory timeouts of the App's sagas; it is called by
+// [hexeract.App.Close] after the handlers stopped.
+func (d *dispatcher) Close() error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, r := range d.sagas {
+		r.stop()
 	}
-	if err != nil {
-		dispatchers.Delete(wp)
-		return nil, err
-	}
-	return d, nil
+	return nil
 }
 
 func (d *dispatcher) lookup(name string) (stepRunner, error) {

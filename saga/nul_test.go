@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -33,7 +34,7 @@ func TestStateWithNULIsRefusedOnBothStores(t *testing.T) {
 			})
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
 		dead := subscribe(t, ps, "test.trip.requested.dlq")
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, TripRequested{TripID: `a\u0000 is text`})
 		eventually(t, 10*time.Second, "the text kept", func() bool { return f.instance("notes", "a") != nil })
 		publish(t, app, TripRequested{TripID: "b\x00c"})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -13,7 +14,7 @@ func TestRetentionKeepsThenPurgeDeletes(t *testing.T) {
 		app, _ := f.newApp(appConfig{relay: true, scheduler: true})
 		services(t, app)
 		must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, OrderPlaced{OrderID: "p-1", Amount: 1}, OrderPlaced{OrderID: "p-2", Amount: 13})
 		eventually(t, 10*time.Second, "p-1 completed", func() bool {
 			in := f.instance("orders", "p-1")

@@ -503,6 +503,9 @@ func (rt *runtime[S]) finish(in *Instance, p *plan, st Status, now time.Time) {
 }
 
 // onTimeout handles a TimeoutMessage for this saga.
+// stop stops the saga's background work (its in-memory timeouts).
+func (rt *runtime[S]) stop() { rt.tr.stop() }
+
 func (rt *runtime[S]) onTimeout(ctx context.Context, m TimeoutMessage) error {
 	h := rt.def.timeouts[m.Type]
 	if h == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -177,7 +178,7 @@ func TestHappyPath(t *testing.T) {
 		released, cancelled := services(t, app)
 		shipped := record[OrderShipped](t, app)
 		must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 
 		publish(t, app, OrderPlaced{OrderID: "o-1", Amount: 42})
 		eventually(t, 10*time.Second, "order o-1 completed", func() bool {
@@ -214,7 +215,7 @@ func TestCompletedInstanceIsDeletedWithoutRetention(t *testing.T) {
 		services(t, app)
 		shipped := record[OrderShipped](t, app)
 		must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store, f.opts()...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, OrderPlaced{OrderID: "o-2", Amount: 5})
 		eventually(t, 10*time.Second, "o-2 shipped and deleted", func() bool {
 			return shipped.len() == 1 && f.instance("orders", "o-2") == nil
@@ -229,7 +230,7 @@ func TestPaymentFailureReleasesStock(t *testing.T) {
 		app, _ := f.newApp(appConfig{relay: true, scheduler: true})
 		released, cancelled := services(t, app)
 		must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, OrderPlaced{OrderID: "o-3", Amount: 500})
 		eventually(t, 10*time.Second, "o-3 failed and compensated", func() bool {
 			in := f.instance("orders", "o-3")
@@ -254,7 +255,7 @@ func TestTimeoutFires(t *testing.T) {
 		app, _ := f.newApp(appConfig{relay: true, scheduler: true})
 		released, cancelled := services(t, app)
 		must(t, saga.Register(app, orderSaga("orders", 300*time.Millisecond), f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		placed := time.Now()
 		publish(t, app, OrderPlaced{OrderID: "o-4", Amount: 13}) // the payment never answers
 		eventually(t, 15*time.Second, "o-4 cancelled by its deadline", func() bool {
@@ -297,7 +298,7 @@ func TestTimeoutCancelledByCompletion(t *testing.T) {
 			return nil
 		})
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, OrderPlaced{OrderID: "o-5"})
 		eventually(t, 10*time.Second, "o-5 completed", func() bool {
 			in := f.instance("quick", "o-5")
@@ -325,7 +326,7 @@ func TestStaleTimeoutIgnored(t *testing.T) {
 		_, cancelled := services(t, app)
 		must(t, saga.Register(app, orderSaga("orders", time.Hour), f.store, f.opts(saga.WithRetention(time.Hour))...))
 		dead := subscribe(t, ps, "hexeract.saga.timeout.dlq")
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, OrderPlaced{OrderID: "o-6", Amount: 13})
 		eventually(t, 10*time.Second, "o-6 waits for its payment", func() bool {
 			in := f.instance("orders", "o-6")
@@ -415,7 +416,7 @@ func TestCompensationsRunInReverseOrder(t *testing.T) {
 			return nil
 		})
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, TripRequested{TripID: "t-1"})
 		eventually(t, 10*time.Second, "trip started", func() bool { return f.instance("trips", "t-1") != nil })
 		for _, step := range []string{"flight", "hotel", "car"} {
@@ -465,7 +466,7 @@ func TestFailingCompensationIsRetriedThenDeadLettered(t *testing.T) {
 		})
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
 		dead := subscribe(t, ps, "hexeract.saga.compensate.dlq")
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, TripRequested{TripID: "t-2"})
 		eventually(t, 10*time.Second, "trip started", func() bool { return f.instance("trips", "t-2") != nil })
 		publish(t, app, TripStep{TripID: "t-2", Step: "hotel"})
@@ -520,7 +521,7 @@ func TestUnknownInstance(t *testing.T) {
 				app, ps := f.newApp(appConfig{})
 				must(t, saga.Register(app, orderSaga("orders", time.Minute), f.store, f.opts(saga.WithUnknownInstance(tc.outcome))...))
 				dead := subscribe(t, ps, "test.payment.charged.dlq")
-				start(t, app)
+				testenv.StartApp(t, app)
 				publish(t, app, PaymentCharged{OrderID: "nobody"})
 				if !tc.dead {
 					select {
@@ -600,7 +601,7 @@ func TestConcurrentEventsForOneInstanceLoseNoUpdate(t *testing.T) {
 		for i := range apps {
 			apps[i], _ = f.newApp(appConfig{})
 			must(t, saga.Register(apps[i], counterSaga(&calls), f.store, f.opts(saga.WithRetention(time.Hour))...))
-			start(t, apps[i])
+			testenv.StartApp(t, apps[i])
 		}
 		publish(t, apps[0], CounterStarted{ID: "c-1"})
 		eventually(t, 10*time.Second, "counter started", func() bool { return f.instance("counter", "c-1") != nil })
@@ -677,7 +678,7 @@ func TestStartRaceEndsWithOneInstance(t *testing.T) {
 		for i := range apps {
 			apps[i], _ = f.newApp(appConfig{})
 			must(t, saga.Register(apps[i], counterSaga(), f.store, f.opts(saga.WithRetention(time.Hour))...))
-			start(t, apps[i])
+			testenv.StartApp(t, apps[i])
 		}
 		for round := range 10 {
 			key := fmt.Sprintf("race-%d", round)
@@ -715,7 +716,7 @@ func TestRolledBackHandlerSendsNothing(t *testing.T) {
 		saga.OnTimeout(def, func(c *saga.Context[Counter], s *Counter, t PaymentDue) error { return nil })
 		must(t, saga.Register(app, def, f.store, f.opts()...))
 		dead := subscribe(t, ps, "test.counter.started.dlq")
-		start(t, app)
+		testenv.StartApp(t, app)
 		publish(t, app, CounterStarted{ID: "r-1"})
 		waitMsg(t, dead, 10*time.Second)
 		time.Sleep(200 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
@@ -34,7 +35,7 @@ func TestStaleCompensationMessageRunsTheStoredStep(t *testing.T) {
 		must(t, saga.Register(app, def, f.store, f.opts()...))
 		steps := subscribe(t, ps, "hexeract.saga.compensate")
 		dead := subscribe(t, ps, "hexeract.saga.compensate.dlq")
-		start(t, app)
+		testenv.StartApp(t, app)
 
 		// The first instance of t-9 fails, compensates and is deleted.
 		publish(t, app, TripRequested{TripID: "t-9"})

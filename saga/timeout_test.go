@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -48,7 +49,7 @@ func TestTimeoutReplacedAndDroppedOnFailure(t *testing.T) {
 			return nil
 		})
 		must(t, saga.Register(app, def, f.store, f.opts(saga.WithRetention(time.Hour))...))
-		start(t, app)
+		testenv.StartApp(t, app)
 
 		publish(t, app, Rearm{ID: "t-1", After: 300 * time.Millisecond})
 		eventually(t, 5*time.Second, "armed once", func() bool { in := f.instance("timer", "t-1"); return in != nil && in.Version == 1 })

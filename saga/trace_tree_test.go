@@ -136,7 +136,7 @@ func traceTree(t *testing.T, pub message.Publisher, sub message.Subscriber, topi
 	})
 	must(t, saga.Register(app, def, f.store, saga.WithOutbox(ob), saga.WithScheduler(sched),
 		saga.WithLogger(quietLogger()), saga.WithTracerProvider(tp)))
-	start(t, app)
+	testenv.StartApp(t, app)
 
 	// The edge: an HTTP handler writes the order through the outbox.
 	var edge trace.SpanContext
@@ -260,7 +260,7 @@ func TestOneTraceInMemorySaga(t *testing.T) {
 		return nil
 	})
 	must(t, saga.Register(app, def, saga.NewMemoryStore(), saga.WithLogger(quietLogger()), saga.WithTracerProvider(tp)))
-	start(t, app)
+	testenv.StartApp(t, app)
 	ctx, root := tp.Tracer("test").Start(context.Background(), "checkout")
 	must(t, app.Publish(ctx, TracedOrderPlaced{ID: "o-2"}))
 	root.End()

@@ -41,6 +41,8 @@ type scheduled struct {
 type transport interface {
 	write(ctx context.Context, tx Tx, p *plan) error
 	committed(p *plan)
+	// stop stops what the transport runs in the background; the App is closing.
+	stop()
 }
 
 // Outbox is the part of [*outbox.Outbox] a saga on the PostgreSQL store
@@ -103,6 +105,9 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 	return nil
 }
 
+// stop does nothing: the durable scheduler holds the timeouts.
+func (t *pgTransport) stop() {}
+
 func (t *pgTransport) committed(p *plan) {
 	if len(p.out) > 0 {
 		t.outbox.Signal()
@@ -115,8 +120,20 @@ type memTransport struct {
 	app *hexeract.App
 	log *slog.Logger
 
-	mu     sync.Mutex
-	timers map[string]*time.Timer
+	mu      sync.Mutex
+	timers  map[string]*time.Timer
+	stopped bool // the App closed: no new timers
+}
+
+// stop stops the pending timeouts: in memory they die with the App.
+func (t *memTransport) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	for id, tm := range t.timers {
+		tm.Stop()
+		delete(t.timers, id)
+	}
 }
 
 func (t *memTransport) write(_ context.Context, _ Tx, p *plan) error {
@@ -139,6 +156,12 @@ func (t *memTransport) committed(p *plan) {
 			tm.Stop()
 			delete(t.timers, id)
 		}
+	}
+	if t.stopped {
+		if len(p.sched) > 0 {
+			t.log.Warn("saga: in-memory timeouts scheduled after the App closed are dropped", "count", len(p.sched))
+		}
+		return
 	}
 	for _, s := range p.sched {
 		wm, topic, id := s.msg, s.topic, s.id

@@ -13,6 +13,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/hexeract/hexeract/internal/pgnotify"
 )
 
 // Run applies the migrations (unless [WithoutMigrate]), then hands due
@@ -55,9 +58,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return fmt.Errorf("scheduler: migrate %s: %w", s.t.name, err)
 		}
 	}
+	l, err := s.listener()
+	if err != nil {
+		if s.cron != nil {
+			_ = s.cron.Shutdown()
+		}
+		return fmt.Errorf("scheduler: listener for %s: %w", s.t.name, err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); s.listen(ctx) }()
+	go func() { defer wg.Done(); l.Run(ctx) }()
 	if hasJobs {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.keepLease(ctx) }()
@@ -422,49 +432,25 @@ func (s *Scheduler) pushBack(ctx context.Context, ids []string, cause error) {
 		"table", s.t.name.String(), "messages", len(ids), "first", ids[0], "error", cause)
 }
 
-// listen holds one connection LISTENing on the table's channel and wakes the
-// poller on every notification. It reconnects with backoff; while it is
-// down, the poll interval bounds how late a newly scheduled message can be.
-func (s *Scheduler) listen(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := s.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.cfg.logger.Warn("scheduler: LISTEN connection lost; polling until it is back", "table", s.t.name.String(), "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-func (s *Scheduler) listenOnce(ctx context.Context) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// The connection is in LISTEN state: never return it to the pool.
-	pc := conn.Hijack()
-	defer func() { _ = pc.Close(context.WithoutCancel(ctx)) }()
-	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{s.t.channel}.Sanitize()); err != nil {
-		return err
-	}
-	s.wake(time.Time{}) // something may have been scheduled while we were not listening
-	for {
-		n, err := pc.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		var due time.Time
-		if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-			due = time.UnixMicro(us)
-		}
-		s.wake(due)
-	}
+// listener returns the poller's notification listener (internal/pgnotify,
+// shared with the outbox relay): one connection taken from the pool and
+// hijacked, LISTENing on the table's channel. Every notification wakes the
+// poller with the due time it carries (Unix microseconds; unknown if it does
+// not parse); every (re)connection wakes it to look now, since something may
+// have been scheduled while nobody listened. It reconnects with backoff;
+// while it is down, the poll interval bounds how late a newly scheduled
+// message can be.
+func (s *Scheduler) listener() (*pgnotify.Listener, error) {
+	return pgnotify.New(pgnotify.ConnectPool(s.pool), []string{s.t.channel},
+		func(n *pgconn.Notification) {
+			var due time.Time
+			if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+				due = time.UnixMicro(us)
+			}
+			s.wake(due)
+		},
+		pgnotify.WithLogger(s.cfg.logger.With("component", "scheduler", "table", s.t.name.String())),
+		pgnotify.WithOnListen(func() { s.wake(time.Time{}) }))
 }
 
 // signalSink tells a sink with a Signal method (the outbox: it wakes the

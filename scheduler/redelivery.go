@@ -22,8 +22,12 @@ const (
 	KeyFaultHistory = router.KeyRedeliveryHistory
 )
 
-// DefaultRedeliveryDelays are the delays used when RedeliveryConfig.Delays is empty.
-var DefaultRedeliveryDelays = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute}
+// DefaultRedeliveryDelays returns the delays used when
+// RedeliveryConfig.Delays is empty (10 s, 1 min, 5 min): a new slice on
+// every call, so a caller that changes it changes no one else's default.
+func DefaultRedeliveryDelays() []time.Duration {
+	return []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute}
+}
 
 // Fault is one failed round of a message's handling, as recorded in
 // [router.KeyRedeliveryHistory]: Round, Attempts (immediate attempts in
@@ -87,7 +91,7 @@ type RedeliveryConfig struct {
 func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware, error) {
 	delays := cfg.Delays
 	if len(delays) == 0 {
-		delays = DefaultRedeliveryDelays
+		delays = DefaultRedeliveryDelays()
 	}
 	for i, d := range delays {
 		if d <= 0 {

@@ -196,3 +196,13 @@ func TestRedeliveryPermanentErrorSkipsDelays(t *testing.T) {
 		t.Fatalf("history = %+v, %v", history, err)
 	}
 }
+
+// The default delays are not shared mutable state: changing the slice one
+// caller got changes no other caller's default.
+func TestDefaultRedeliveryDelaysIsACopy(t *testing.T) {
+	d := scheduler.DefaultRedeliveryDelays()
+	d[0] = 0
+	if got := scheduler.DefaultRedeliveryDelays(); got[0] != 10*time.Second || len(got) != 3 {
+		t.Fatalf("DefaultRedeliveryDelays() = %v after a caller changed its copy", got)
+	}
+}

@@ -9,7 +9,7 @@ import (
 )
 
 // passThrough are the query parameters the AMQP client itself reads.
-var passThrough = []string{"heartbeat", "connection_timeout", "channel_max", "auth_mechanism", "certfile", "keyfile", "cacertfile", "server_name_indication"}
+var passThrough = []string{"heartbeat", "connection_timeout", "channel_max", "auth_mechanism", "certfile", "keyfile", "cacertfile", "server_name_indication"} //nolint:gochecknoglobals // a read-only list of names, never written
 
 // ParseURL builds a Config from a URL of the form
 //

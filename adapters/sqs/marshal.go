@@ -112,7 +112,7 @@ func toSQS(msg *message.Message) (sqsEntry, error) {
 // plainFirst lists the metadata keys that stay plain attributes first, in
 // this order: W3C trace context (read by OpenTelemetry SQS instrumentation in
 // other languages), then Hexeract's CloudEvents envelope.
-var plainFirst = []string{
+var plainFirst = []string{ //nolint:gochecknoglobals // a read-only list of metadata keys, never written
 	router.KeyTraceParent, router.KeyTraceState, router.KeyType, router.KeyID,
 	router.KeyContentType, router.KeySource, router.KeySpecVersion, router.KeyTime,
 	router.KeyCorrelationID, router.KeyCausationID, router.KeyPartitionKey,

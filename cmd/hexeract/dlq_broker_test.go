@@ -500,10 +500,15 @@ func postgresEnv(t *testing.T, suffix string) brokerEnv {
 
 func amqpEnv(t *testing.T, suffix string) brokerEnv {
 	url := testenv.AMQPURL(t)
-	const mgmt = "http://guest:guest@127.0.0.1:15672/api"
+	mgmt := testenv.AMQPManagementURL(t) + "/api"
 	get := func(t *testing.T, path string, v any) {
 		t.Helper()
-		res, err := http.Get(mgmt + path)
+		req, err := http.NewRequest(http.MethodGet, mgmt+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("guest", "guest")
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatalf("RabbitMQ management API (enable it: rabbitmq-plugins enable rabbitmq_management): %v", err)
 		}

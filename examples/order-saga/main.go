@@ -232,7 +232,7 @@ func run(transportURL string) error {
 		return err
 	}
 	defer transport.Close()
-	relay, err := outbox.NewRelay(pool, transport.Publisher, outbox.WithTable("order_saga_outbox"), outbox.WithLogger(logger))
+	relay, err := ob.NewRelay(transport.Publisher, outbox.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 		return err
 	}
 	defer bus.Close()
-	relay, err := outbox.NewRelay(pool, bus.Publisher, outbox.WithTable("example_outbox"), outbox.WithLogger(logger))
+	relay, err := ob.NewRelay(bus.Publisher, outbox.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
-	relay, err := outbox.NewRelay(pool, bus, outbox.WithTable(outboxTable), outbox.WithLogger(logger))
+	relay, err := ob.NewRelay(bus, outbox.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ const System = "hexeract"
 
 // TraceContext is the propagator of message metadata: W3C traceparent and
 // tracestate, whatever the global propagator is.
-var TraceContext propagation.TextMapPropagator = propagation.TraceContext{}
+var TraceContext propagation.TextMapPropagator = propagation.TraceContext{} //nolint:gochecknoglobals // a stateless propagator value, never reassigned (internal package)
 
 // Tracer returns the tracer named scope of tp, or of the global provider
 // when tp is nil.
@@ -38,7 +38,7 @@ func Tracer(tp trace.TracerProvider, scope string) trace.Tracer {
 
 // traceContextFields are the metadata keys of W3C Trace Context, computed
 // once (Fields allocates).
-var traceContextFields = propagation.TraceContext{}.Fields()
+var traceContextFields = propagation.TraceContext{}.Fields() //nolint:gochecknoglobals // computed once, only read
 
 // Fields returns the metadata keys prop writes, without allocating for W3C
 // Trace Context.

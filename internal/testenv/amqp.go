@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +30,7 @@ func AMQPGroupURL(t testing.TB, prefix string) string {
 	t.Helper()
 	raw := AMQPURL(t)
 	group := prefix + "-" + Suffix()
+	AMQPManagementURL(t) // the cleanup below needs it
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("RabbitMQ: bad HEXERACT_TEST_AMQP: %v", err)
@@ -110,4 +114,81 @@ func deleteAMQP(amqpURL, kind string, match func(name string) bool) error {
 // names a topic's exchange after the topic), through the management API.
 func DeleteAMQPExchanges(amqpURL, suffix string) error {
 	return deleteAMQP(amqpURL, "exchanges", func(name string) bool { return strings.HasSuffix(name, suffix) })
+}
+
+// AMQPManagementURL returns the base URL of the RabbitMQ management API of
+// the broker the tests use (HEXERACT_TEST_AMQP_MANAGEMENT, else port 15672
+// of the AMQP URL's host), without credentials. When nothing answers there
+// and the broker runs on this machine, it enables the management plugin
+// first (`rabbitmq-plugins enable rabbitmq_management`, under a file lock so
+// parallel test packages do it once) and waits for the API: the README's
+// test command needs no other step. Where that is impossible, the test
+// fails with the command to run.
+func AMQPManagementURL(t testing.TB) string {
+	t.Helper()
+	api, err := managementBase(AMQPURL(t))
+	if err != nil {
+		t.Fatalf("RabbitMQ management API: %v", err)
+	}
+	if err := ensureManagement(api); err != nil {
+		t.Fatalf("RabbitMQ management API at %s: %v; enable it with `rabbitmq-plugins enable rabbitmq_management` (.ci/run does)", api, err)
+	}
+	return api
+}
+
+// managementBase is the management API's base URL for amqpURL.
+func managementBase(amqpURL string) (string, error) {
+	if api := env("HEXERACT_TEST_AMQP_MANAGEMENT", ""); api != "" {
+		return strings.TrimSuffix(api, "/"), nil
+	}
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		return "", fmt.Errorf("bad HEXERACT_TEST_AMQP: %v", err)
+	}
+	return "http://" + net.JoinHostPort(u.Hostname(), "15672"), nil
+}
+
+// ensureManagement makes sure something answers at api, enabling the
+// plugin of a local broker when nothing does.
+func ensureManagement(api string) error {
+	u, err := url.Parse(api)
+	if err != nil {
+		return err
+	}
+	answers := func() bool {
+		c, err := net.DialTimeout("tcp", u.Host, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}
+	if answers() {
+		return nil
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("nothing answers, and the broker is not on this machine")
+	}
+	plugins, err := exec.LookPath("rabbitmq-plugins")
+	if err != nil {
+		return fmt.Errorf("nothing answers, and rabbitmq-plugins is not on PATH")
+	}
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "hexeract-testenv-rabbitmq-management.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !answers() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, plugins, "enable", "rabbitmq_management").CombinedOutput(); err != nil {
+			return fmt.Errorf("rabbitmq-plugins enable rabbitmq_management: %v: %s", err, lastLine(out))
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); !answers(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the management plugin was enabled but nothing answers after 1 minute")
+		}
+	}
+	return nil
 }

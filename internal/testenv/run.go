@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,26 @@ type App interface {
 // the test ends, and calling it twice is safe.
 func StartApp(t testing.TB, app App) (stop func()) {
 	t.Helper()
+	stopErr := RunApp(t, app)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := stopErr(); err != nil {
+				t.Errorf("App.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// RunApp is [StartApp] for tests that check Run's error themselves: the
+// returned function cancels Run and returns its error (the same error on
+// every call). When the test ends it is called if it was not, and an error
+// is then ignored. A test fails at once when Run returns before the App is
+// running or when it is not running after 30s.
+func RunApp(t testing.TB, app App) (stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
@@ -74,19 +95,18 @@ func StartApp(t testing.TB, app App) (stop func()) {
 		t.Fatal("the App was not running after 30s")
 	}
 	var once sync.Once
-	stop = func() {
+	var runErr error
+	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("App.Run: %v", err)
-				}
+			case runErr = <-done:
 			case <-time.After(45 * time.Second):
-				t.Error("App.Run did not return within 45s of cancellation")
+				runErr = errors.New("App.Run did not return within 45s of cancellation")
 			}
 		})
+		return runErr
 	}
-	t.Cleanup(stop)
+	t.Cleanup(func() { _ = stop() })
 	return stop
 }

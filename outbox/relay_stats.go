@@ -1,0 +1,27 @@
+// Relay, statistics: a loop that reads the table's pending/oldest figures
+// for the relay's gauges.
+
+package outbox
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// statsLoop refreshes the table statistics behind the relay's gauges every
+// statsEvery until ctx is cancelled.
+func (r *Relay) statsLoop(ctx context.Context, db *pgxpool.Pool) {
+	for {
+		st, err := queryStats(ctx, db, r.t)
+		if err == nil {
+			r.m.setStats(st)
+		} else if ctx.Err() == nil {
+			r.m.statsOK.Store(false)
+			r.log.Warn("outbox relay cannot read table statistics", "error", err)
+		}
+		if !sleep(ctx, r.cfg.statsEvery) {
+			return
+		}
+	}
+}
