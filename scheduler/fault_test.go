@@ -1,51 +1,77 @@
-package scheduler
+package scheduler_test
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/scheduler"
 )
 
-// TestOneFaultType: the redelivery history is made of middleware.Fault, the
-// one fault record; scheduler.Fault is the same type.
-func TestOneFaultType(t *testing.T) {
-	var f Fault = middleware.Fault{Round: 1}
-	var back middleware.Fault = f
-	if back.Round != 1 {
-		t.Fatalf("Round = %d", back.Round)
+// crashingSink writes the batch like tableSink, then, for its first crashes
+// calls, kills its own database session before the hand-off can commit (the
+// connection dies as it would when the process or the server dies), or
+// fails with an error.
+type crashingSink struct {
+	*tableSink
+	calls   atomic.Int32
+	crashes int32
+}
+
+func (c *crashingSink) PublishMessages(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
+	if err := c.tableSink.PublishMessages(ctx, tx, topic, msgs...); err != nil {
+		return err
+	}
+	n := c.calls.Add(1)
+	switch {
+	case n > c.crashes:
+		return nil
+	case n%2 == 1:
+		_, err := tx.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
+		if err == nil {
+			return errors.New("session survived pg_terminate_backend")
+		}
+		return err
+	default:
+		return errors.New("broker unavailable")
 	}
 }
 
-// TestFaultHistoryReadsOldRecords: a history written before the fault types
-// were merged (the old scheduler.Fault JSON: round, attempts, error, handler,
-// topic, at, every field present) still decodes, field for field, so
-// messages already waiting in the scheduler table keep their history.
-func TestFaultHistoryReadsOldRecords(t *testing.T) {
-	msg := message.NewMessage("1", nil)
-	msg.Metadata.Set(router.KeyRedeliveryHistory,
-		`[{"round":1,"attempts":3,"error":"boom","handler":"h","topic":"t","at":"2026-01-02T03:04:05.000000006Z"},`+
-			`{"round":2,"attempts":1,"error":"again","handler":"","topic":"t","at":"2026-01-02T03:05:05Z"}]`)
-	h, err := FaultHistory(msg)
+// TestHandOffCrashLosesAndDoublesNothing kills the hand-off transaction
+// several times after the sink wrote the messages: every message must still
+// arrive exactly once.
+func TestHandOffCrashLosesAndDoublesNothing(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	sink := &crashingSink{tableSink: newTableSink(t, pool), crashes: 4}
+	s := newScheduler(t, pool, sink, "", scheduler.WithBatchSize(100), scheduler.WithWorkers(1))
+	const n = 1000
+	msgs := make([]router.Message, n)
+	for i := range msgs {
+		msgs[i] = reminder{N: i}
+	}
+	ids, err := s.Schedule(context.Background(), pool, time.Now(), msgs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []middleware.Fault{
-		{Round: 1, Attempts: 3, Error: "boom", Handler: "h", Topic: "t", At: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)},
-		{Round: 2, Attempts: 1, Error: "again", Topic: "t", At: time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC)},
+	run(t, s)
+	sink.waitCount(t, n, 20*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	got := sink.deliveries(t) // fails on a duplicate
+	if len(got) != n {
+		t.Fatalf("delivered %d distinct messages, want %d", len(got), n)
 	}
-	if len(h) != len(want) {
-		t.Fatalf("history %+v, want %+v", h, want)
+	for _, id := range ids {
+		if _, ok := got[id]; !ok {
+			t.Fatalf("message %s lost", id)
+		}
 	}
-	for i := range want {
-		if !h[i].At.Equal(want[i].At) {
-			t.Errorf("record %d: At = %v, want %v", i, h[i].At, want[i].At)
-		}
-		h[i].At, want[i].At = time.Time{}, time.Time{}
-		if h[i] != want[i] {
-			t.Errorf("record %d: %+v, want %+v", i, h[i], want[i])
-		}
+	if calls := sink.calls.Load(); calls < n/100+sink.crashes {
+		t.Fatalf("sink called %d times; the crashes did not happen", calls)
 	}
 }
