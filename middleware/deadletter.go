@@ -13,8 +13,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Fault metadata keys written on every dead letter; they are defined in

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Defaults of [RetryPolicy] fields left at their zero value.
