@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/adapters/redis"
 	"github.com/hexeract/hexeract/internal/testenv"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
