@@ -5,7 +5,7 @@ import wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middlewar
 // This file is the one place that names every metadata key Hexeract writes
 // or reads. Other packages refer to these constants (their own Key* names
 // are deprecated aliases of them), and a test (TestMetadataKeysOnlyInRouter)
-// fails when non-test code outside this package uses a string literal as a
+// fails when non-test code outside this file uses a string literal as a
 // metadata key.
 //
 // The naming scheme:
