@@ -159,7 +159,7 @@ func New(opts ...Option) (*App, error) {
 // Handle adds a typed handler for messages of type T, consumed from the
 // topic the App's topic naming gives for T's wire name (or the one set by
 // [WithTopic]). Messages without a CloudEvents envelope are dead-lettered
-// unless the handler is added with [AcceptRaw] or the topic is given to
+// unless the handler is added with [WithAcceptRaw] or the topic is given to
 // [WithRawMessages]. It returns an error for a nil handler, a type without a
 // usable wire name, a wire name already taken by another Go type, or a
 // handler name already in use.

@@ -102,7 +102,7 @@ func WithTopicFunc(f router.TopicFunc) Option {
 // CloudEvents envelope (no ce_type), as messages of wire type wireName: each
 // gets ce_type wireName and its Watermill UUID as ce_id before it is routed,
 // so the typed handlers of wireName on that topic accept it (see
-// [router.AssumeEnvelope]; the per-handler form is [AcceptRaw]). Give it once
+// [router.AssumeEnvelope]; the per-handler form is [WithAcceptRaw]). Give it once
 // per topic; [New] refuses two types for one topic.
 func WithRawMessages(topic, wireName string) Option {
 	return func(c *config) {
@@ -179,7 +179,7 @@ type handlerConfig struct {
 	rawTypes bool
 }
 
-// AcceptRaw makes the handler accept raw messages, ones without a
+// WithAcceptRaw makes the handler accept raw messages, ones without a
 // CloudEvents envelope (no ce_type), as written by Watermill producers that
 // Hexeract did not build: each such message on the handler's topic is taken
 // as the handler's type, with the Watermill UUID as its id, and its body is
@@ -187,7 +187,12 @@ type handlerConfig struct {
 // carry a type are routed by it as usual. It is opt-in per handler, so
 // consumers can move to typed handlers before their producers change; a
 // topic can assume one type only ([WithRawMessages] sets it per topic).
-func AcceptRaw() HandlerOption { return func(h *handlerConfig) { h.rawTypes = true } }
+func WithAcceptRaw() HandlerOption { return func(h *handlerConfig) { h.rawTypes = true } }
+
+// AcceptRaw is the former name of [WithAcceptRaw].
+//
+// Deprecated: use WithAcceptRaw.
+func AcceptRaw() HandlerOption { return WithAcceptRaw() }
 
 // WithName names the handler. Names must be unique in an App; the default is
 // the message type's wire name. Name a second handler of the same type.

@@ -42,7 +42,7 @@ func TestAcceptRaw(t *testing.T) {
 		env, _ := router.EnvelopeFrom(ctx)
 		got <- seen{env.ID, env.Type, env.Metadata.Get(router.KeyAssumedType), inv}
 		return nil
-	}, hexeract.AcceptRaw())
+	}, hexeract.WithAcceptRaw())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestRawMessagesConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	err = hexeract.HandleFunc(app, func(context.Context, Invoiced) error { return nil }, hexeract.AcceptRaw())
+	err = hexeract.HandleFunc(app, func(context.Context, Invoiced) error { return nil }, hexeract.WithAcceptRaw())
 	if err == nil || !strings.Contains(err.Error(), "other.type") {
 		t.Fatalf("AcceptRaw on a topic mapped to another type: %v", err)
 	}

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/adapters/redis"
 	"github.com/hexeract/hexeract/internal/testenv"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -76,17 +78,28 @@ func TestOpenLogsToSlogDefault(t *testing.T) {
 	}
 }
 
-// TestOpenWithSlogLogger: WithSlogLogger sends a transport's errors to the
-// given logger, at error level, and its life-cycle lines at debug level.
-func TestOpenWithSlogLogger(t *testing.T) {
+// TestOpenWithLogger: WithLogger takes a *slog.Logger and sends a
+// transport's errors to it, at error level, and its life-cycle lines at
+// debug level.
+func TestOpenWithLogger(t *testing.T) {
 	var buf syncBuffer
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	transportError(t, adapters.WithSlogLogger(l))
+	transportError(t, adapters.WithLogger(l))
 	logs := buf.String()
 	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "NOGROUP") {
 		t.Fatalf("the logger got no transport error:\n%s", logs)
 	}
 	if !strings.Contains(logs, `level=DEBUG msg="Subscribing to redis stream topic"`) {
 		t.Fatalf("life-cycle lines not at debug level:\n%s", logs)
+	}
+}
+
+// TestOpenWithWatermillLogger: WithWatermillLogger sends a transport's
+// errors to the given Watermill logger.
+func TestOpenWithWatermillLogger(t *testing.T) {
+	var buf syncBuffer
+	transportError(t, adapters.WithWatermillLogger(watermill.NewStdLoggerWithOut(&buf, false, false)))
+	if logs := buf.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "NOGROUP") {
+		t.Fatalf("the Watermill logger got no transport error:\n%s", logs)
 	}
 }

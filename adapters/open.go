@@ -75,20 +75,28 @@ type options struct {
 // override it. Without either, each adapter's DefaultGroup ("hexeract") is used.
 func WithGroup(group string) Option { return func(o *options) { o.group = group } }
 
-// WithLogger sets the Watermill logger of the transport. Without it (and
-// without [WithSlogLogger]) the transport logs to slog.Default(), as an App
-// does without hexeract.WithLogger: its errors (a connection lost, a read
-// that failed) at error level, its life-cycle lines at debug level. Pass
-// watermill.NopLogger{} to log nothing.
-func WithLogger(l watermill.LoggerAdapter) Option { return func(o *options) { o.logger = l } }
-
-// WithSlogLogger makes the transport log to l, with the same levels as an
-// App's logger (Watermill's errors at error level, its life-cycle lines at
-// debug level); pass the App's logger so transport errors land next to the
-// App's own lines. nil means slog.Default().
-func WithSlogLogger(l *slog.Logger) Option {
+// WithLogger makes the transport log to l, with the same levels as an App's
+// logger: Watermill's errors (a connection lost, a read that failed) at
+// error level, its life-cycle lines at debug level. Pass the App's logger
+// so transport errors land next to the App's own lines. Without it (and
+// without [WithWatermillLogger]) the transport logs to slog.Default(); nil
+// means slog.Default() too. To log nothing, pass
+// slog.New(slog.DiscardHandler).
+func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = wmlog.New(l) }
 }
+
+// WithWatermillLogger sets a Watermill logger for the transport, for
+// programs that already have one; [WithLogger] is the usual form. Pass
+// watermill.NopLogger{} to log nothing.
+func WithWatermillLogger(l watermill.LoggerAdapter) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithSlogLogger is the former name of [WithLogger].
+//
+// Deprecated: use WithLogger.
+func WithSlogLogger(l *slog.Logger) Option { return WithLogger(l) }
 
 // opener opens one scheme.
 type opener func(ctx context.Context, rawURL string, o options) (*Transport, error)

@@ -186,7 +186,7 @@ func TestOpenNeverLeaksCredentials(t *testing.T) {
 			logger := watermill.NewStdLoggerWithOut(&lockedWriter{w: &logs, mu: &mu}, true, true)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			tr, err := adapters.Open(ctx, u, adapters.WithLogger(logger))
+			tr, err := adapters.Open(ctx, u, adapters.WithWatermillLogger(logger))
 			if err == nil {
 				// Kafka connects lazily for consumers but the producer needs metadata; either way, close.
 				tr.Close()

@@ -136,7 +136,7 @@ func badInput(t *testing.T, name, rawURL string, carriesBig bool, bigErr string)
 		pool := testenv.Postgres(t)
 		t.Cleanup(func() { dropLike(t, pool, prefix+"_bus_") })
 	}
-	tr, err := adapters.Open(ctx, rawURL, adapters.WithGroup(group), adapters.WithLogger(watermill.NewSlogLogger(logger)))
+	tr, err := adapters.Open(ctx, rawURL, adapters.WithGroup(group), adapters.WithWatermillLogger(watermill.NewSlogLogger(logger)))
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}

@@ -400,8 +400,8 @@ func run(t *testing.T, tr transport, mode string) {
 		if !ok || !f.Permanent || f.Topic != placedTopic || f.Attempts != 1 {
 			t.Errorf("fault = %+v; want permanent, topic %s, 1 attempt", f, placedTopic)
 		}
-		if dead.UUID != badID || dead.Metadata.Get(middleware.KeyFaultGeneratedID) != "" {
-			t.Errorf("dead letter uuid %q (generated %q), want the bad event's id %q", dead.UUID, dead.Metadata.Get(middleware.KeyFaultGeneratedID), badID)
+		if dead.UUID != badID || dead.Metadata.Get(router.KeyFaultGeneratedID) != "" {
+			t.Errorf("dead letter uuid %q (generated %q), want the bad event's id %q", dead.UUID, dead.Metadata.Get(router.KeyFaultGeneratedID), badID)
 		}
 		if dead.Metadata.Get(router.KeyType) != "" {
 			t.Errorf("dead letter has ce_type %q", dead.Metadata.Get(router.KeyType))

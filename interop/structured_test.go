@@ -303,7 +303,7 @@ func testWrongShapes(t *testing.T, tr rawTransport) {
 		if !f.Permanent || f.Attempts != 1 || f.Type != "*router.DecodeError" {
 			t.Errorf("%s: fault %+v; want permanent, 1 attempt, *router.DecodeError", tc.name, f)
 		}
-		generated := dead.Metadata.Get(middleware.KeyFaultGeneratedID)
+		generated := dead.Metadata.Get(router.KeyFaultGeneratedID)
 		switch {
 		case dead.UUID == "":
 			t.Errorf("%s: dead letter without id", tc.name)

@@ -13,39 +13,48 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/router"
 )
 
-// Fault metadata keys written on every dead letter. Times are RFC 3339 with
-// nanoseconds, in UTC. Values are single lines (newlines are replaced) so
-// every transport's header encoding carries them.
+// Fault metadata keys written on every dead letter; they are defined in
+// package router (router/keys.go), with every other metadata key.
 const (
-	KeyFaultError        = "hexeract_fault_error"         // error text
-	KeyFaultType         = "hexeract_fault_type"          // Go type of the error, or "panic"
-	KeyFaultPermanent    = "hexeract_fault_permanent"     // "true" when the error was permanent
-	KeyFaultHandler      = "hexeract_fault_handler"       // Watermill handler name
-	KeyFaultTopic        = "hexeract_fault_topic"         // topic the message was consumed from
-	KeyFaultAttempts     = "hexeract_fault_attempts"      // handler calls made, first one included (see CountCalls)
-	KeyFaultFirstFailure = "hexeract_fault_first_failure" // time of the first failed attempt
-	KeyFaultLastFailure  = "hexeract_fault_last_failure"  // time of the last failed attempt
-	KeyFaultStack        = "hexeract_fault_stack"         // truncated stack, panics only; frames separated by " | "
-	KeyFaultGeneratedID  = "hexeract_fault_generated_id"  // "true" when the message had no id and the dead letter's UUID was generated
-
-	// FaultKeyPrefix starts every fault key. Moving a dead letter back to
-	// its topic removes the keys with this prefix and Watermill's
-	// poison-queue keys.
-	FaultKeyPrefix = "hexeract_fault_"
+	// Deprecated: use router.KeyFaultError.
+	KeyFaultError = router.KeyFaultError
+	// Deprecated: use router.KeyFaultType.
+	KeyFaultType = router.KeyFaultType
+	// Deprecated: use router.KeyFaultPermanent.
+	KeyFaultPermanent = router.KeyFaultPermanent
+	// Deprecated: use router.KeyFaultHandler.
+	KeyFaultHandler = router.KeyFaultHandler
+	// Deprecated: use router.KeyFaultTopic.
+	KeyFaultTopic = router.KeyFaultTopic
+	// Deprecated: use router.KeyFaultAttempts.
+	KeyFaultAttempts = router.KeyFaultAttempts
+	// Deprecated: use router.KeyFaultFirstFailure.
+	KeyFaultFirstFailure = router.KeyFaultFirstFailure
+	// Deprecated: use router.KeyFaultLastFailure.
+	KeyFaultLastFailure = router.KeyFaultLastFailure
+	// Deprecated: use router.KeyFaultStack.
+	KeyFaultStack = router.KeyFaultStack
+	// Deprecated: use router.KeyFaultGeneratedID.
+	KeyFaultGeneratedID = router.KeyFaultGeneratedID
+	// Deprecated: use router.FaultKeyPrefix.
+	FaultKeyPrefix = router.FaultKeyPrefix
 )
 
-// Watermill's poison-queue metadata keys, also written on every dead letter
-// so Watermill tools that read its PoisonQueue understand Hexeract's dead
-// letters.
+// Watermill's poison-queue metadata keys; see router.KeyPoisonReason.
 const (
-	KeyPoisonReason     = wmmiddleware.ReasonForPoisonedKey  // "reason_poisoned": error text
-	KeyPoisonTopic      = wmmiddleware.PoisonedTopicKey      // "topic_poisoned": original topic
-	KeyPoisonHandler    = wmmiddleware.PoisonedHandlerKey    // "handler_poisoned"
-	KeyPoisonSubscriber = wmmiddleware.PoisonedSubscriberKey // "subscriber_poisoned"
+	// Deprecated: use router.KeyPoisonReason.
+	KeyPoisonReason = router.KeyPoisonReason
+	// Deprecated: use router.KeyPoisonTopic.
+	KeyPoisonTopic = router.KeyPoisonTopic
+	// Deprecated: use router.KeyPoisonHandler.
+	KeyPoisonHandler = router.KeyPoisonHandler
+	// Deprecated: use router.KeyPoisonSubscriber.
+	KeyPoisonSubscriber = router.KeyPoisonSubscriber
 )
 
 // DefaultDLQSuffix is appended to the original topic to name its dead-letter
@@ -154,7 +163,7 @@ type deadLetter struct {
 //
 // The dead letter keeps the message's UUID, payload and metadata (minus the
 // keys that look secret, see DefaultIsSecret) and adds the fault keys
-// (KeyFaultError, ...) and Watermill's poison-queue keys. A panic in the
+// (router.KeyFaultError, ...) and Watermill's poison-queue keys. A panic in the
 // handler is recovered and dead-lettered with its stack.
 //
 // A message its transport could not unmarshal (it carries
@@ -371,7 +380,7 @@ func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delive
 	id, generated := deadLetterID(msg)
 	dead := message.NewMessage(id, msg.Payload)
 	for k, v := range msg.Metadata {
-		if strings.HasPrefix(k, FaultKeyPrefix) || k == router.KeyTransportError || dl.isSecret(k) || (dl.secretKeys != nil && dl.secretKeys[strings.ToLower(k)]) {
+		if strings.HasPrefix(k, router.FaultKeyPrefix) || k == router.KeyTransportError || dl.isSecret(k) || (dl.secretKeys != nil && dl.secretKeys[strings.ToLower(k)]) {
 			continue
 		}
 		dead.Metadata[k] = v
@@ -379,28 +388,28 @@ func (dl *deadLetter) build(ctx context.Context, msg *message.Message, d *delive
 	text, typ, stack := describe(cause)
 	text = truncate(oneLine(text), dl.maxErr)
 	md := dead.Metadata
-	md[KeyFaultError] = text
-	md[KeyFaultType] = typ
-	md[KeyFaultPermanent] = strconv.FormatBool(router.IsPermanent(cause))
-	md[KeyFaultHandler] = message.HandlerNameFromCtx(ctx)
-	md[KeyFaultTopic] = topic
+	md[router.KeyFaultError] = text
+	md[router.KeyFaultType] = typ
+	md[router.KeyFaultPermanent] = strconv.FormatBool(router.IsPermanent(cause))
+	md[router.KeyFaultHandler] = message.HandlerNameFromCtx(ctx)
+	md[router.KeyFaultTopic] = topic
 	attempts := d.attempts()
 	if d.undecodable {
 		attempts = 0 // the handler was never called
 	}
-	md[KeyFaultAttempts] = strconv.Itoa(attempts)
-	md[KeyFaultFirstFailure] = d.firstFailure.UTC().Format(time.RFC3339Nano)
-	md[KeyFaultLastFailure] = d.lastFailure.UTC().Format(time.RFC3339Nano)
+	md[router.KeyFaultAttempts] = strconv.Itoa(attempts)
+	md[router.KeyFaultFirstFailure] = d.firstFailure.UTC().Format(time.RFC3339Nano)
+	md[router.KeyFaultLastFailure] = d.lastFailure.UTC().Format(time.RFC3339Nano)
 	if generated {
-		md[KeyFaultGeneratedID] = "true"
+		md[router.KeyFaultGeneratedID] = "true"
 	}
 	if stack != "" {
-		md[KeyFaultStack] = truncate(stack, dl.maxStack)
+		md[router.KeyFaultStack] = truncate(stack, dl.maxStack)
 	}
-	md[KeyPoisonReason] = text
-	md[KeyPoisonTopic] = topic
-	md[KeyPoisonHandler] = md[KeyFaultHandler]
-	md[KeyPoisonSubscriber] = message.SubscriberNameFromCtx(ctx)
+	md[router.KeyPoisonReason] = text
+	md[router.KeyPoisonTopic] = topic
+	md[router.KeyPoisonHandler] = md[router.KeyFaultHandler]
+	md[router.KeyPoisonSubscriber] = message.SubscriberNameFromCtx(ctx)
 	// The dead letter's publish span (TracingPublisher) is a child of the
 	// consumer span; the incoming message is deliberately not in this
 	// context, so correlation decorators leave the copied metadata alone.

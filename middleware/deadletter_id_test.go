@@ -43,14 +43,14 @@ func TestDeadLetterAlwaysHasAnID(t *testing.T) {
 	} {
 		publish(t, ps, topic, tc.msg)
 		dl := recv(t, dlq)
-		gen := dl.Metadata.Get(middleware.KeyFaultGeneratedID)
+		gen := dl.Metadata.Get(router.KeyFaultGeneratedID)
 		switch {
 		case tc.generated:
 			if _, err := uuid.Parse(dl.UUID); err != nil || gen != "true" {
-				t.Errorf("payload %q: dead letter id %q (%v), %s=%q; want a generated UUID marked true", tc.msg.Payload, dl.UUID, err, middleware.KeyFaultGeneratedID, gen)
+				t.Errorf("payload %q: dead letter id %q (%v), %s=%q; want a generated UUID marked true", tc.msg.Payload, dl.UUID, err, router.KeyFaultGeneratedID, gen)
 			}
 		case dl.UUID != tc.want || gen != "":
-			t.Errorf("payload %q: dead letter id %q, %s=%q; want %q, unmarked", tc.msg.Payload, dl.UUID, middleware.KeyFaultGeneratedID, gen, tc.want)
+			t.Errorf("payload %q: dead letter id %q, %s=%q; want %q, unmarked", tc.msg.Payload, dl.UUID, router.KeyFaultGeneratedID, gen, tc.want)
 		}
 		if string(dl.Payload) != string(tc.msg.Payload) {
 			t.Errorf("dead letter payload %q, want %q", dl.Payload, tc.msg.Payload)
@@ -80,13 +80,13 @@ func TestDeadLetterThroughStructuredPublisher(t *testing.T) {
 	publish(t, ps, topic, msg)
 	dl := recv(t, dlq)
 	if dl.UUID != "m-1" || dl.Metadata.Get(router.KeyType) != "orders.placed" || dl.Metadata.Get(router.KeyContentType) != "application/json" ||
-		string(dl.Payload) != `{"order_id":"o-1"}` || dl.Metadata.Get(middleware.KeyFaultError) == "" {
+		string(dl.Payload) != `{"order_id":"o-1"}` || dl.Metadata.Get(router.KeyFaultError) == "" {
 		t.Fatalf("dead letter %s %v %s", dl.UUID, dl.Metadata, dl.Payload)
 	}
 	// Dead letters of a valid event are left alone too, Hexeract's and
 	// Watermill PoisonQueue's (this also holds router's copy of the fault
 	// key to middleware's).
-	for _, key := range []string{middleware.KeyFaultError, middleware.KeyPoisonReason} {
+	for _, key := range []string{router.KeyFaultError, router.KeyPoisonReason} {
 		dl := message.NewMessage("m-2", []byte(`{}`))
 		dl.Metadata = message.Metadata{router.KeyID: "m-2", router.KeyType: "orders.placed", router.KeySource: "/s", key: "refused"}
 		if out := publishedThrough(t, ps, router.StructuredPublisher(ps, nil), dl); out.Metadata.Get(router.KeyContentType) == router.ContentTypeCloudEvents {

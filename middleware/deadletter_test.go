@@ -56,12 +56,12 @@ func TestDeadLetterContents(t *testing.T) {
 	for k, want := range map[string]string{
 		"ce_type":                         "orders.placed",
 		"correlation_id":                  "corr-1",
-		middleware.KeyFaultError:          "warehouse rejected the order: sku unknown",
-		middleware.KeyFaultType:           "*errors.errorString",
-		middleware.KeyFaultPermanent:      "false",
-		middleware.KeyFaultHandler:        "handler-" + topic,
-		middleware.KeyFaultTopic:          topic,
-		middleware.KeyFaultAttempts:       "3",
+		router.KeyFaultError:              "warehouse rejected the order: sku unknown",
+		router.KeyFaultType:               "*errors.errorString",
+		router.KeyFaultPermanent:          "false",
+		router.KeyFaultHandler:            "handler-" + topic,
+		router.KeyFaultTopic:              topic,
+		router.KeyFaultAttempts:           "3",
 		wmmiddleware.ReasonForPoisonedKey: "warehouse rejected the order: sku unknown",
 		wmmiddleware.PoisonedTopicKey:     topic,
 		wmmiddleware.PoisonedHandlerKey:   "handler-" + topic,
@@ -73,13 +73,13 @@ func TestDeadLetterContents(t *testing.T) {
 	if md.Get(wmmiddleware.PoisonedSubscriberKey) == "" {
 		t.Errorf("subscriber_poisoned missing")
 	}
-	for _, k := range []string{"Authorization", "x-session-token", "db_password", "X-Customer-Pin", middleware.KeyFaultStack} {
+	for _, k := range []string{"Authorization", "x-session-token", "db_password", "X-Customer-Pin", router.KeyFaultStack} {
 		if _, ok := md[k]; ok {
 			t.Errorf("metadata %s copied into the dead letter: %q", k, md[k])
 		}
 	}
-	first, err1 := time.Parse(time.RFC3339Nano, md.Get(middleware.KeyFaultFirstFailure))
-	last, err2 := time.Parse(time.RFC3339Nano, md.Get(middleware.KeyFaultLastFailure))
+	first, err1 := time.Parse(time.RFC3339Nano, md.Get(router.KeyFaultFirstFailure))
+	last, err2 := time.Parse(time.RFC3339Nano, md.Get(router.KeyFaultLastFailure))
 	if err1 != nil || err2 != nil {
 		t.Fatalf("failure times: %v %v", err1, err2)
 	}
@@ -112,13 +112,13 @@ func TestPanicIsDeadLetteredWithStack(t *testing.T) {
 		t.Fatalf("handled %q", got)
 	}
 	md := dl.Metadata
-	if md.Get(middleware.KeyFaultType) != "panic" || md.Get(middleware.KeyFaultAttempts) != "2" {
-		t.Errorf("type %q attempts %q, want panic and 2", md.Get(middleware.KeyFaultType), md.Get(middleware.KeyFaultAttempts))
+	if md.Get(router.KeyFaultType) != "panic" || md.Get(router.KeyFaultAttempts) != "2" {
+		t.Errorf("type %q attempts %q, want panic and 2", md.Get(router.KeyFaultType), md.Get(router.KeyFaultAttempts))
 	}
-	if !strings.HasPrefix(md.Get(middleware.KeyFaultError), "panic: assignment to entry in nil map") {
-		t.Errorf("error = %q", md.Get(middleware.KeyFaultError))
+	if !strings.HasPrefix(md.Get(router.KeyFaultError), "panic: assignment to entry in nil map") {
+		t.Errorf("error = %q", md.Get(router.KeyFaultError))
 	}
-	stack := md.Get(middleware.KeyFaultStack)
+	stack := md.Get(router.KeyFaultStack)
 	if !strings.HasPrefix(stack, "panic(") || !strings.Contains(stack, "middleware_test.explode") || strings.Contains(stack, "\n") {
 		t.Errorf("stack = %q, want one line from panic( naming explode", stack)
 	}
@@ -146,11 +146,11 @@ func TestPermanentErrorIsDeadLetteredAtOnce(t *testing.T) {
 	}, dead, retry)
 	publish(t, ps, topic, message.NewMessage("c1", []byte("{}")))
 	dl := recv(t, dlq)
-	if calls.Load() != 1 || dl.Metadata.Get(middleware.KeyFaultAttempts) != "1" || dl.Metadata.Get(middleware.KeyFaultPermanent) != "true" {
+	if calls.Load() != 1 || dl.Metadata.Get(router.KeyFaultAttempts) != "1" || dl.Metadata.Get(router.KeyFaultPermanent) != "true" {
 		t.Fatalf("calls %d, metadata %v", calls.Load(), dl.Metadata)
 	}
-	if dl.Metadata.Get(middleware.KeyFaultType) != "*errors.errorString" {
-		t.Errorf("type = %q (router.Permanent's wrapper should be looked through)", dl.Metadata.Get(middleware.KeyFaultType))
+	if dl.Metadata.Get(router.KeyFaultType) != "*errors.errorString" {
+		t.Errorf("type = %q (router.Permanent's wrapper should be looked through)", dl.Metadata.Get(router.KeyFaultType))
 	}
 }
 

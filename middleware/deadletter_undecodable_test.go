@@ -44,19 +44,19 @@ func TestDeadLetterUndecodable(t *testing.T) {
 	if string(dl.Payload) != "\x82\xa1raw" {
 		t.Fatalf("dead letter payload = %q, want the raw bytes", dl.Payload)
 	}
-	if dl.UUID == "" || md.Get(middleware.KeyFaultGeneratedID) != "true" {
-		t.Fatalf("dead letter id %q generated=%q, want a generated id", dl.UUID, md.Get(middleware.KeyFaultGeneratedID))
+	if dl.UUID == "" || md.Get(router.KeyFaultGeneratedID) != "true" {
+		t.Fatalf("dead letter id %q generated=%q, want a generated id", dl.UUID, md.Get(router.KeyFaultGeneratedID))
 	}
-	if e := md.Get(middleware.KeyFaultError); !strings.Contains(e, "could not unmarshal") || !strings.Contains(e, "metadata is not msgpack: unexpected code") {
+	if e := md.Get(router.KeyFaultError); !strings.Contains(e, "could not unmarshal") || !strings.Contains(e, "metadata is not msgpack: unexpected code") {
 		t.Fatalf("fault error = %q, want the cause", e)
 	}
 	for k, want := range map[string]string{
-		middleware.KeyFaultType:      "*router.UnmarshalError",
-		middleware.KeyFaultPermanent: "true",
-		middleware.KeyFaultAttempts:  "0",
-		middleware.KeyFaultTopic:     topic,
-		"ce_source":                  "src",
-		router.KeyTransportError:     "",
+		router.KeyFaultType:      "*router.UnmarshalError",
+		router.KeyFaultPermanent: "true",
+		router.KeyFaultAttempts:  "0",
+		router.KeyFaultTopic:     topic,
+		"ce_source":              "src",
+		router.KeyTransportError: "",
 	} {
 		if got := md.Get(k); got != want {
 			t.Errorf("dead letter %s = %q, want %q", k, got, want)

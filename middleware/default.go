@@ -38,6 +38,12 @@ type DefaultConfig struct {
 	Logger *slog.Logger
 }
 
+// Validate reports a configuration [Default] would refuse: today an invalid
+// Retry policy (see [RetryPolicy.Validate]). The zero value is valid.
+func (c DefaultConfig) Validate() error {
+	return c.Retry.Validate()
+}
+
 // Default returns Hexeract's default handler middleware chain, outermost
 // first:
 //
@@ -63,6 +69,9 @@ type DefaultConfig struct {
 // putting Recoverer outermost would let panics skip both; putting Timeout
 // outside Retry would let one slow attempt cancel all the others.
 func Default(cfg DefaultConfig) ([]message.HandlerMiddleware, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Retry.Logger == nil {
 		cfg.Retry.Logger = cfg.Logger
 	}

@@ -119,18 +119,18 @@ func TestDefaultChainDeadLettersGarbageAndKeepsConsuming(t *testing.T) {
 			t.Errorf("%s not dead-lettered (got %v)", id, keys(faults))
 			continue
 		}
-		if !strings.Contains(md.Get(middleware.KeyFaultError), want) {
-			t.Errorf("%s: error %q does not contain %q", id, md.Get(middleware.KeyFaultError), want)
+		if !strings.Contains(md.Get(router.KeyFaultError), want) {
+			t.Errorf("%s: error %q does not contain %q", id, md.Get(router.KeyFaultError), want)
 		}
-		if md.Get(middleware.KeyFaultTopic) != "users.registered" || md.Get(middleware.KeyFaultHandler) != "users.registered" {
-			t.Errorf("%s: topic/handler = %q/%q", id, md.Get(middleware.KeyFaultTopic), md.Get(middleware.KeyFaultHandler))
+		if md.Get(router.KeyFaultTopic) != "users.registered" || md.Get(router.KeyFaultHandler) != "users.registered" {
+			t.Errorf("%s: topic/handler = %q/%q", id, md.Get(router.KeyFaultTopic), md.Get(router.KeyFaultHandler))
 		}
 	}
-	if md := faults["garbage"]; md.Get(middleware.KeyFaultType) != "*router.DecodeError" || md.Get(middleware.KeyFaultAttempts) != "1" || md.Get(middleware.KeyFaultPermanent) != "true" {
+	if md := faults["garbage"]; md.Get(router.KeyFaultType) != "*router.DecodeError" || md.Get(router.KeyFaultAttempts) != "1" || md.Get(router.KeyFaultPermanent) != "true" {
 		t.Errorf("decode error not dead-lettered at once as permanent: %v", md)
 	}
-	if md := faults["panics"]; md.Get(middleware.KeyFaultAttempts) != "3" || md.Get(middleware.KeyFaultStack) == "" {
-		t.Errorf("panic: attempts %q, stack %q", md.Get(middleware.KeyFaultAttempts), md.Get(middleware.KeyFaultStack))
+	if md := faults["panics"]; md.Get(router.KeyFaultAttempts) != "3" || md.Get(router.KeyFaultStack) == "" {
+		t.Errorf("panic: attempts %q, stack %q", md.Get(router.KeyFaultAttempts), md.Get(router.KeyFaultStack))
 	}
 }
 

@@ -120,7 +120,7 @@ func ExampleDefault() {
 	_ = app.Publish(ctx, UserRegistered{UserID: "ada"})
 
 	fmt.Println("handled:", <-handled)
-	fmt.Println("dead letter:", dead.UUID, dead.Metadata.Get(middleware.KeyFaultType), "attempts", dead.Metadata.Get(middleware.KeyFaultAttempts))
+	fmt.Println("dead letter:", dead.UUID, dead.Metadata.Get(router.KeyFaultType), "attempts", dead.Metadata.Get(router.KeyFaultAttempts))
 	// Output:
 	// handled: ada
 	// dead letter: garbage-1 *router.DecodeError attempts 1
@@ -175,9 +175,9 @@ func ExampleTracingPublisher() {
 func ExampleRevive() {
 	dead := message.NewMessage("pay-1", []byte(`{"amount":42}`))
 	dead.Metadata.Set(router.KeyType, "payments.requested")
-	dead.Metadata.Set(middleware.KeyFaultTopic, "payments")
-	dead.Metadata.Set(middleware.KeyFaultError, "card declined")
-	dead.Metadata.Set(middleware.KeyPoisonReason, "card declined")
+	dead.Metadata.Set(router.KeyFaultTopic, "payments")
+	dead.Metadata.Set(router.KeyFaultError, "card declined")
+	dead.Metadata.Set(router.KeyPoisonReason, "card declined")
 
 	msg, topic, err := middleware.Revive(dead, "")
 	fmt.Println(topic, msg.UUID, msg.Metadata, err)

@@ -7,21 +7,32 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/hexeract/hexeract/router"
 )
 
-// Fault is the fault record of a dead letter, read back from its metadata
-// with [FaultOf]. Dead letters written by Watermill's PoisonQueue have only
-// Error, Topic and Handler.
+// Fault is Hexeract's one fault record. It is the fault of a dead letter,
+// read back from its metadata with [FaultOf] (dead letters written by
+// Watermill's PoisonQueue have only Error, Topic and Handler), and one
+// failed round of a message's handling in the redelivery history that
+// scheduler.Redelivery writes (router.KeyRedeliveryHistory, read with
+// scheduler.FaultHistory), where Round and At are set.
 type Fault struct {
 	Error        string    `json:"error"`
 	Type         string    `json:"type,omitempty"`
 	Permanent    bool      `json:"permanent"`
 	Handler      string    `json:"handler,omitempty"`
-	Topic        string    `json:"topic,omitempty"` // the topic the message was consumed from
-	Attempts     int       `json:"attempts,omitempty"`
+	Topic        string    `json:"topic,omitempty"`    // the topic the message was consumed from
+	Attempts     int       `json:"attempts,omitempty"` // handler calls made (in this round, for a redelivery record)
 	FirstFailure time.Time `json:"first_failure,omitzero"`
 	LastFailure  time.Time `json:"last_failure,omitzero"`
 	Stack        string    `json:"stack,omitempty"`
+	// Round is the delivery round of a redelivery record: 1 for the first
+	// delivery, 2 for the first redelivery, ...; 0 on a dead letter's fault.
+	Round int `json:"round,omitempty"`
+	// At is the time a redelivery record's round failed; zero on a dead
+	// letter's fault (see FirstFailure and LastFailure).
+	At time.Time `json:"at,omitzero"`
 }
 
 // FaultOf reads the fault record of a dead letter from its metadata,
@@ -29,24 +40,24 @@ type Fault struct {
 // neither.
 func FaultOf(md message.Metadata) (f Fault, ok bool) {
 	f = Fault{
-		Error:   md.Get(KeyFaultError),
-		Type:    md.Get(KeyFaultType),
-		Handler: md.Get(KeyFaultHandler),
-		Topic:   md.Get(KeyFaultTopic),
-		Stack:   md.Get(KeyFaultStack),
+		Error:   md.Get(router.KeyFaultError),
+		Type:    md.Get(router.KeyFaultType),
+		Handler: md.Get(router.KeyFaultHandler),
+		Topic:   md.Get(router.KeyFaultTopic),
+		Stack:   md.Get(router.KeyFaultStack),
 	}
-	f.Permanent, _ = strconv.ParseBool(md.Get(KeyFaultPermanent))
-	f.Attempts, _ = strconv.Atoi(md.Get(KeyFaultAttempts))
-	f.FirstFailure, _ = time.Parse(time.RFC3339Nano, md.Get(KeyFaultFirstFailure))
-	f.LastFailure, _ = time.Parse(time.RFC3339Nano, md.Get(KeyFaultLastFailure))
+	f.Permanent, _ = strconv.ParseBool(md.Get(router.KeyFaultPermanent))
+	f.Attempts, _ = strconv.Atoi(md.Get(router.KeyFaultAttempts))
+	f.FirstFailure, _ = time.Parse(time.RFC3339Nano, md.Get(router.KeyFaultFirstFailure))
+	f.LastFailure, _ = time.Parse(time.RFC3339Nano, md.Get(router.KeyFaultLastFailure))
 	if f.Error == "" {
-		f.Error = md.Get(KeyPoisonReason)
+		f.Error = md.Get(router.KeyPoisonReason)
 	}
 	if f.Topic == "" {
-		f.Topic = md.Get(KeyPoisonTopic)
+		f.Topic = md.Get(router.KeyPoisonTopic)
 	}
 	if f.Handler == "" {
-		f.Handler = md.Get(KeyPoisonHandler)
+		f.Handler = md.Get(router.KeyPoisonHandler)
 	}
 	return f, f.Error != "" || f.Topic != ""
 }
@@ -55,10 +66,10 @@ func FaultOf(md message.Metadata) (f Fault, ok bool) {
 // the hexeract_fault_ keys and Watermill's poison-queue keys.
 func IsFaultKey(key string) bool {
 	switch key {
-	case KeyPoisonReason, KeyPoisonTopic, KeyPoisonHandler, KeyPoisonSubscriber:
+	case router.KeyPoisonReason, router.KeyPoisonTopic, router.KeyPoisonHandler, router.KeyPoisonSubscriber:
 		return true
 	}
-	return strings.HasPrefix(key, FaultKeyPrefix)
+	return strings.HasPrefix(key, router.FaultKeyPrefix)
 }
 
 // ErrNoOriginalTopic is returned by [Revive] for a dead letter that records

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Defaults of [RetryPolicy] fields left at their zero value.
@@ -63,6 +64,15 @@ type RetryPolicy struct {
 
 // withDefaults returns p with zero fields set to their defaults, or an
 // error naming the field to change.
+// Validate reports a policy [Retry] would refuse (negative attempts or
+// intervals, MaxInterval below InitialInterval, a Multiplier below 1, a
+// Jitter outside (0, 1]), after filling the zero fields with the defaults.
+// The zero value is valid.
+func (p RetryPolicy) Validate() error {
+	_, err := p.withDefaults()
+	return err
+}
+
 func (p RetryPolicy) withDefaults() (RetryPolicy, error) {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts

@@ -242,7 +242,7 @@ func setupHexeract(b *testing.B, tr benchTransport, defaults bool) func(ctx cont
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := reqreply.NewClient(app, reqreply.ReplySubscriber(tr.replies(b))); err != nil {
+	if _, err := reqreply.NewClient(app, reqreply.WithReplySubscriber(tr.replies(b))); err != nil {
 		b.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())

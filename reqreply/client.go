@@ -77,36 +77,61 @@ type clientConfig struct {
 	tp             trace.TracerProvider
 }
 
-// ReplyTopic sets the topic this App instance receives its replies on. It
+// WithReplyTopic sets the topic this App instance receives its replies on. It
 // must be unique per running instance; the default is
 // "hexeract.replies.<random instance id>".
-func ReplyTopic(topic string) ClientOption { return func(c *clientConfig) { c.replyTopic = topic } }
+func WithReplyTopic(topic string) ClientOption { return func(c *clientConfig) { c.replyTopic = topic } }
 
-// ReplySubscriber sets the subscriber replies are consumed with; the default
+// ReplyTopic is the former name of [WithReplyTopic].
+//
+// Deprecated: use WithReplyTopic.
+func ReplyTopic(topic string) ClientOption { return WithReplyTopic(topic) }
+
+// WithReplySubscriber sets the subscriber replies are consumed with; the default
 // is the App's subscriber. Give one configured for a private, short-lived
 // destination, for example an exclusive auto-delete queue on RabbitMQ, a core
 // (non-JetStream) subscription on NATS, or a consumer group of its own on Kafka.
-func ReplySubscriber(s message.Subscriber) ClientOption {
+func WithReplySubscriber(s message.Subscriber) ClientOption {
 	return func(c *clientConfig) { c.subscriber = s }
 }
 
-// RequestPublisher sets the publisher requests are sent with; the default is
+// ReplySubscriber is the former name of [WithReplySubscriber].
+//
+// Deprecated: use WithReplySubscriber.
+func ReplySubscriber(s message.Subscriber) ClientOption { return WithReplySubscriber(s) }
+
+// WithRequestPublisher sets the publisher requests are sent with; the default is
 // the App's publisher.
-func RequestPublisher(p message.Publisher) ClientOption {
+func WithRequestPublisher(p message.Publisher) ClientOption {
 	return func(c *clientConfig) { c.publisher = p }
 }
 
-// DefaultRequestTimeout sets how long requests without a deadline wait;
+// RequestPublisher is the former name of [WithRequestPublisher].
+//
+// Deprecated: use WithRequestPublisher.
+func RequestPublisher(p message.Publisher) ClientOption { return WithRequestPublisher(p) }
+
+// WithDefaultRequestTimeout sets how long requests without a deadline wait;
 // the default is [DefaultTimeout].
-func DefaultRequestTimeout(d time.Duration) ClientOption {
+func WithDefaultRequestTimeout(d time.Duration) ClientOption {
 	return func(c *clientConfig) { c.defaultTimeout = d }
 }
 
-// TracerProvider sets the OpenTelemetry tracer provider of the request
+// DefaultRequestTimeout is the former name of [WithDefaultRequestTimeout].
+//
+// Deprecated: use WithDefaultRequestTimeout.
+func DefaultRequestTimeout(d time.Duration) ClientOption { return WithDefaultRequestTimeout(d) }
+
+// WithTracerProvider sets the OpenTelemetry tracer provider of the request
 // spans; the default is the global one ([otel.GetTracerProvider]).
-func TracerProvider(tp trace.TracerProvider) ClientOption {
+func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 	return func(c *clientConfig) { c.tp = tp }
 }
+
+// TracerProvider is the former name of [WithTracerProvider].
+//
+// Deprecated: use WithTracerProvider.
+func TracerProvider(tp trace.TracerProvider) ClientOption { return WithTracerProvider(tp) }
 
 // NewClient creates app's request/reply client. The client belongs to app:
 // it subscribes to its reply topic when app runs (at once when app is
@@ -189,10 +214,10 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 		cfg.publisher = app.Publisher()
 	}
 	if cfg.subscriber == nil {
-		return nil, errors.New("reqreply: the client needs a subscriber for its replies; give the App one (hexeract.WithSubscriber) or pass reqreply.ReplySubscriber")
+		return nil, errors.New("reqreply: the client needs a subscriber for its replies; give the App one (hexeract.WithSubscriber) or pass reqreply.WithReplySubscriber")
 	}
 	if cfg.publisher == nil {
-		return nil, errors.New("reqreply: the client needs a publisher for its requests; give the App one (hexeract.WithPublisher) or pass reqreply.RequestPublisher")
+		return nil, errors.New("reqreply: the client needs a publisher for its requests; give the App one (hexeract.WithPublisher) or pass reqreply.WithRequestPublisher")
 	}
 	if cfg.defaultTimeout <= 0 {
 		return nil, fmt.Errorf("reqreply: DefaultRequestTimeout must be positive, got %s", cfg.defaultTimeout)
@@ -306,8 +331,8 @@ func (c *Client) receive(replies <-chan *message.Message) {
 }
 
 func (c *Client) dispatch(msg *message.Message) {
-	id := msg.Metadata.Get(KeyRequestID)
-	accepted := msg.Metadata.Get(KeyReplyStatus) == StatusAccepted
+	id := msg.Metadata.Get(router.KeyRequestID)
+	accepted := msg.Metadata.Get(router.KeyReplyStatus) == StatusAccepted
 	c.mu.Lock()
 	p := c.pending[id]
 	if p != nil && !accepted {
@@ -340,7 +365,7 @@ func (c *Client) forget(id string, p *call) {
 	for {
 		select {
 		case m, ok := <-p.ch:
-			if ok && m.Metadata.Get(KeyReplyStatus) != StatusAccepted {
+			if ok && m.Metadata.Get(router.KeyReplyStatus) != StatusAccepted {
 				c.state.late.Add(1)
 			}
 			if ok {
@@ -377,7 +402,7 @@ type requestConfig struct {
 func Timeout(d time.Duration) RequestOption { return func(c *requestConfig) { c.timeout = d } }
 
 // Topic sends the request on topic instead of the topic the App gives the
-// request type (see [HandlerTopic]).
+// request type (see [WithHandlerTopic]).
 func Topic(topic string) RequestOption { return func(c *requestConfig) { c.topic = topic } }
 
 // NoResponderTimeout asks the responder to confirm receipt as soon as it
@@ -458,11 +483,11 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 	}
 	id := msg.UUID
 	md := msg.Metadata
-	md[KeyReplyTo] = c.replyTopic
-	md[KeyRequestID] = id
-	md[KeyDeadline] = formatDeadline(deadline)
+	md[router.KeyReplyTo] = c.replyTopic
+	md[router.KeyRequestID] = id
+	md[router.KeyRequestDeadline] = formatDeadline(deadline)
 	if cfg.noResponder > 0 {
-		md[KeyAck] = "1"
+		md[router.KeyReplyAck] = "1"
 	}
 	msgtrace.Inject(ctx, msg, msgtrace.TraceContext)
 	if recording {
@@ -508,7 +533,7 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 			if !ok {
 				return fail(c.closedError())
 			}
-			if reply.Metadata.Get(KeyReplyStatus) == StatusAccepted {
+			if reply.Metadata.Get(router.KeyReplyStatus) == StatusAccepted {
 				noResponder = nil
 				continue
 			}
@@ -543,7 +568,7 @@ func (c *Client) closedError() error {
 func decodeReply[Resp router.Message](c *Client, reply *message.Message, reqType string) (Resp, error) {
 	var zero Resp
 	codec := c.app.Codec()
-	if reply.Metadata.Get(KeyReplyStatus) == StatusError {
+	if reply.Metadata.Get(router.KeyReplyStatus) == StatusError {
 		var e errorReply
 		if err := codec.Unmarshal(reply.Payload, &e); err != nil {
 			return zero, fmt.Errorf("reqreply: cannot decode the error reply to %s: %w", reqType, err)

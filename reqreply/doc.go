@@ -23,7 +23,7 @@
 // one process are cheap on every transport.
 //
 // A request is an ordinary Hexeract message with three more metadata keys:
-// [KeyReplyTo] (the caller's reply topic), [KeyRequestID] and [KeyDeadline].
+// [router.KeyReplyTo] (the caller's reply topic), [router.KeyRequestID] and [router.KeyRequestDeadline].
 // The correlation id is left alone: it follows the whole conversation, so a
 // request sent from inside a handler stays in that handler's conversation and
 // its reply carries the same correlation id, with the request's id as its

@@ -34,28 +34,50 @@ type handlerConfig struct {
 	tp        trace.TracerProvider
 }
 
-// HandlerName names the responder's Watermill handler. Names must be unique
+// WithHandlerName names the responder's Watermill handler. Names must be unique
 // in an App; the default is "reqreply." followed by the request's wire name.
-func HandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.name = name } }
+func WithHandlerName(name string) HandlerOption { return func(c *handlerConfig) { c.name = name } }
 
-// HandlerTopic makes the responder consume requests from topic instead of
+// HandlerName is the former name of [WithHandlerName].
+//
+// Deprecated: use WithHandlerName.
+func HandlerName(name string) HandlerOption { return WithHandlerName(name) }
+
+// WithHandlerTopic makes the responder consume requests from topic instead of
 // the topic the App gives the request type. Callers must use the same topic
 // ([Topic]).
-func HandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
+func WithHandlerTopic(topic string) HandlerOption { return func(c *handlerConfig) { c.topic = topic } }
 
-// ReplyPublisher sets the publisher replies are sent with; the default is the
+// HandlerTopic is the former name of [WithHandlerTopic].
+//
+// Deprecated: use WithHandlerTopic.
+func HandlerTopic(topic string) HandlerOption { return WithHandlerTopic(topic) }
+
+// WithReplyPublisher sets the publisher replies are sent with; the default is the
 // App's publisher. It is decorated with [middleware.TracingPublisher] (with
-// the [HandlerTracerProvider]), so each reply gets a producer span in the
+// the [WithHandlerTracerProvider]), so each reply gets a producer span in the
 // request's trace. Use it when requests and replies travel differently, for
 // example requests on NATS JetStream (durable) and replies on core NATS.
-func ReplyPublisher(p message.Publisher) HandlerOption {
+func WithReplyPublisher(p message.Publisher) HandlerOption {
 	return func(c *handlerConfig) { c.publisher = p }
 }
 
-// HandlerTracerProvider sets the OpenTelemetry tracer provider of the
+// ReplyPublisher is the former name of [WithReplyPublisher].
+//
+// Deprecated: use WithReplyPublisher.
+func ReplyPublisher(p message.Publisher) HandlerOption { return WithReplyPublisher(p) }
+
+// WithHandlerTracerProvider sets the OpenTelemetry tracer provider of the
 // responder's spans; the default is the global one ([otel.GetTracerProvider]).
-func HandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
+func WithHandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
 	return func(c *handlerConfig) { c.tp = tp }
+}
+
+// HandlerTracerProvider is the former name of [WithHandlerTracerProvider].
+//
+// Deprecated: use WithHandlerTracerProvider.
+func HandlerTracerProvider(tp trace.TracerProvider) HandlerOption {
+	return WithHandlerTracerProvider(tp)
 }
 
 // Handle adds a responder to app: h answers requests of type Req with a Resp
@@ -107,7 +129,7 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		cfg.publisher = app.Publisher()
 	}
 	if cfg.publisher == nil {
-		return fmt.Errorf("reqreply: responder for %q needs a publisher for its replies; give the App one (hexeract.WithPublisher) or pass reqreply.ReplyPublisher", want)
+		return fmt.Errorf("reqreply: responder for %q needs a publisher for its replies; give the App one (hexeract.WithPublisher) or pass reqreply.WithReplyPublisher", want)
 	}
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()
@@ -133,7 +155,7 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	st.respondersMu.Lock()
 	defer st.respondersMu.Unlock()
 	if st.responders[cfg.name] {
-		return fmt.Errorf("reqreply: this App already has a responder named %q; give the second %s responder another name with reqreply.HandlerName", cfg.name, want)
+		return fmt.Errorf("reqreply: this App already has a responder named %q; give the second %s responder another name with reqreply.WithHandlerName", cfg.name, want)
 	}
 	if err := app.AddHandler(cfg.name, cfg.topic, r.handle); err != nil {
 		return err
@@ -158,15 +180,15 @@ type responder[Req, Resp router.Message] struct {
 
 func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	md := msg.Metadata
-	replyTo := md.Get(KeyReplyTo)
+	replyTo := md.Get(router.KeyReplyTo)
 	if replyTo == "" {
-		return router.Permanent(fmt.Errorf("reqreply: message %s (type %q) on the %q request topic has no %s metadata; send requests with reqreply.Request", msg.UUID, md.Get(router.KeyType), r.want, KeyReplyTo))
+		return router.Permanent(fmt.Errorf("reqreply: message %s (type %q) on the %q request topic has no %s metadata; send requests with reqreply.Request", msg.UUID, md.Get(router.KeyType), r.want, router.KeyReplyTo))
 	}
-	reqID := md.Get(KeyRequestID)
+	reqID := md.Get(router.KeyRequestID)
 	if reqID == "" {
 		reqID = md.Get(router.KeyID)
 	}
-	deadline, hasDeadline := ParseDeadline(md.Get(KeyDeadline))
+	deadline, hasDeadline := ParseDeadline(md.Get(router.KeyRequestDeadline))
 	if hasDeadline && !time.Now().Before(deadline) {
 		r.state.expired.Add(1)
 		r.app.Logger().Debug("reqreply: skipping expired request", "request_id", reqID, "type", r.want, "deadline", deadline)
@@ -193,7 +215,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	handlerCtx := router.WithIncoming(base, msg)
 	replyCtx := router.WithIncoming(context.WithoutCancel(base), msg)
 
-	if md.Get(KeyAck) == "1" {
+	if md.Get(router.KeyReplyAck) == "1" {
 		if err := r.publishAccepted(replyCtx, replyTo, reqID); err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			return err
@@ -205,7 +227,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
-	reply.Metadata[KeyRequestID] = reqID
+	reply.Metadata[router.KeyRequestID] = reqID
 	msgtrace.Inject(replyCtx, reply, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, reply); err != nil {
 		err = fmt.Errorf("reqreply: publish reply to %s on %q: %w", r.want, replyTo, err)
@@ -252,7 +274,7 @@ func (r *responder[Req, Resp]) answer(ctx, replyCtx context.Context, msg *messag
 		span.SetStatus(codes.Error, e.Message)
 		return r.errorMessage(replyCtx, e)
 	}
-	reply.Metadata[KeyReplyStatus] = StatusOK
+	reply.Metadata[router.KeyReplyStatus] = StatusOK
 	return reply, nil
 }
 
@@ -274,7 +296,7 @@ func (r *responder[Req, Resp]) errorMessage(ctx context.Context, e errorReply) (
 	if err != nil {
 		return nil, fmt.Errorf("reqreply: encode error reply: %w", err)
 	}
-	m.Metadata[KeyReplyStatus] = StatusError
+	m.Metadata[router.KeyReplyStatus] = StatusError
 	return m, nil
 }
 
@@ -283,8 +305,8 @@ func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, req
 	if err != nil {
 		return fmt.Errorf("reqreply: encode receipt: %w", err)
 	}
-	m.Metadata[KeyReplyStatus] = StatusAccepted
-	m.Metadata[KeyRequestID] = reqID
+	m.Metadata[router.KeyReplyStatus] = StatusAccepted
+	m.Metadata[router.KeyRequestID] = reqID
 	msgtrace.Inject(ctx, m, msgtrace.TraceContext)
 	if err := r.publisher.Publish(replyTo, m); err != nil {
 		return fmt.Errorf("reqreply: publish receipt for %s on %q: %w", r.want, replyTo, err)

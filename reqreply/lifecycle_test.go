@@ -56,7 +56,7 @@ func TestClientStartsWithRunAndClosesWithTheApp(t *testing.T) {
 	if err := reqreply.Handle(app, doubleHandler("a", nil)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := reqreply.NewClient(app, reqreply.ReplySubscriber(replies))
+	c, err := reqreply.NewClient(app, reqreply.WithReplySubscriber(replies))
 	if err != nil {
 		t.Fatal(err)
 	}

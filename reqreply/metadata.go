@@ -2,26 +2,27 @@ package reqreply
 
 import (
 	"time"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Metadata keys Hexeract request/reply adds to the envelope of requests and
-// replies. The request id is the ce_id of the request; it is kept apart from
-// the correlation id, which follows the whole conversation.
+// replies; they are defined in package router (router/keys.go), with every
+// other metadata key.
 const (
-	// KeyReplyTo is the topic the responder publishes the reply on (request).
-	KeyReplyTo = "reply_to"
-	// KeyRequestID is the id of the request a message answers (request and reply).
-	KeyRequestID = "request_id"
-	// KeyDeadline is the time the caller stops waiting, RFC 3339 with
-	// nanoseconds, UTC (request). A responder skips a request whose deadline passed.
-	KeyDeadline = "request_deadline"
-	// KeyAck asks the responder to confirm receipt at once ("1"), set by [NoResponderTimeout] (request).
-	KeyAck = "reply_ack"
-	// KeyReplyStatus is "ok", "error" or "accepted" (reply).
-	KeyReplyStatus = "reply_status"
+	// Deprecated: use router.KeyReplyTo.
+	KeyReplyTo = router.KeyReplyTo
+	// Deprecated: use router.KeyRequestID.
+	KeyRequestID = router.KeyRequestID
+	// Deprecated: use router.KeyRequestDeadline.
+	KeyDeadline = router.KeyRequestDeadline
+	// Deprecated: use router.KeyReplyAck.
+	KeyAck = router.KeyReplyAck
+	// Deprecated: use router.KeyReplyStatus.
+	KeyReplyStatus = router.KeyReplyStatus
 )
 
-// Values of [KeyReplyStatus].
+// Values of [router.KeyReplyStatus].
 const (
 	StatusOK       = "ok"
 	StatusError    = "error"
@@ -45,7 +46,7 @@ type acceptedReply struct{}
 
 func (acceptedReply) MessageType() string { return "hexeract.reqreply.accepted" }
 
-// ParseDeadline parses the value of the [KeyDeadline] metadata key. ok is
+// ParseDeadline parses the value of the [router.KeyRequestDeadline] metadata key. ok is
 // false when the value is empty or malformed.
 func ParseDeadline(v string) (deadline time.Time, ok bool) {
 	if v == "" {
@@ -58,13 +59,13 @@ func ParseDeadline(v string) (deadline time.Time, ok bool) {
 	return t, true
 }
 
-// TTL returns the time left before the deadline in the [KeyDeadline]
+// TTL returns the time left before the deadline in the [router.KeyRequestDeadline]
 // metadata value v, for transports with a per-message time to live. For
 // RabbitMQ, set it as the message expiration in the Watermill AMQP
 // marshaler so the broker drops requests nobody waits for:
 //
 //	amqp.DefaultMarshaler{PostprocessPublishing: func(p amqp091.Publishing) amqp091.Publishing {
-//		if v, ok := p.Headers[reqreply.KeyDeadline].(string); ok {
+//		if v, ok := p.Headers[router.KeyRequestDeadline].(string); ok {
 //			if ttl, ok := reqreply.TTL(v); ok {
 //				p.Expiration = strconv.FormatInt(ttl.Milliseconds(), 10)
 //			}

@@ -13,6 +13,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/router"
 )
 
 // A handler that panics answers its caller with an internal RemoteError at
@@ -115,7 +116,7 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 	tr := goChannelTransport(t)
 	resp, _ := tr.newResponder(t)
 	var calls atomic.Int64
-	if err := reqreply.Handle(resp, doubleHandler("a", &calls), reqreply.ReplyPublisher(failingPublisher{})); err != nil {
+	if err := reqreply.Handle(resp, doubleHandler("a", &calls), reqreply.WithReplyPublisher(failingPublisher{})); err != nil {
 		t.Fatal(err)
 	}
 	dlq, err := resp.Subscriber().Subscribe(context.Background(), resp.TopicFor(Double{})+middleware.DefaultDLQSuffix)
@@ -127,16 +128,16 @@ func TestReplyPublishFailureRetriedThenDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Metadata[reqreply.KeyReplyTo] = "hexeract.replies.nobody"
-	msg.Metadata[reqreply.KeyRequestID] = msg.UUID
-	msg.Metadata[reqreply.KeyDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+	msg.Metadata[router.KeyReplyTo] = "hexeract.replies.nobody"
+	msg.Metadata[router.KeyRequestID] = msg.UUID
+	msg.Metadata[router.KeyRequestDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
 	if err := resp.Publisher().Publish(resp.TopicFor(Double{}), msg); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case m := <-dlq:
 		m.Ack()
-		if m.UUID != msg.UUID || !strings.Contains(m.Metadata.Get(middleware.KeyFaultError), "reply transport down") {
+		if m.UUID != msg.UUID || !strings.Contains(m.Metadata.Get(router.KeyFaultError), "reply transport down") {
 			t.Errorf("dead letter %s, fault metadata: %v", m.UUID, m.Metadata)
 		}
 	case <-time.After(20 * time.Second):
@@ -154,11 +155,11 @@ func TestSecondResponderNameErrorSaysWhatToDo(t *testing.T) {
 	if err := reqreply.Handle(app, doubleHandler("a", nil)); err != nil {
 		t.Fatal(err)
 	}
-	err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.HandlerTopic("other.topic"))
-	if err == nil || !strings.Contains(err.Error(), "reqreply.HandlerName") {
-		t.Fatalf("err = %v, want an error that points to reqreply.HandlerName", err)
+	err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.WithHandlerTopic("other.topic"))
+	if err == nil || !strings.Contains(err.Error(), "reqreply.WithHandlerName") {
+		t.Fatalf("err = %v, want an error that points to reqreply.WithHandlerName", err)
 	}
-	if err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.HandlerTopic("other.topic"), reqreply.HandlerName("second")); err != nil {
+	if err := reqreply.Handle(app, doubleHandler("b", nil), reqreply.WithHandlerTopic("other.topic"), reqreply.WithHandlerName("second")); err != nil {
 		t.Fatalf("with its own name: %v", err)
 	}
 }

@@ -177,14 +177,14 @@ func testRoundTrip(t *testing.T, tr transport) {
 	if env.CorrelationID != "conversation-1" {
 		t.Errorf("responder saw correlation id %q, want conversation-1", env.CorrelationID)
 	}
-	if env.Metadata.Get(reqreply.KeyRequestID) != env.ID {
-		t.Errorf("request id %q should be the request's ce_id %q", env.Metadata.Get(reqreply.KeyRequestID), env.ID)
+	if env.Metadata.Get(router.KeyRequestID) != env.ID {
+		t.Errorf("request id %q should be the request's ce_id %q", env.Metadata.Get(router.KeyRequestID), env.ID)
 	}
-	if env.Metadata.Get(reqreply.KeyRequestID) == env.CorrelationID {
+	if env.Metadata.Get(router.KeyRequestID) == env.CorrelationID {
 		t.Error("request id and correlation id must differ")
 	}
-	if _, ok := reqreply.ParseDeadline(env.Metadata.Get(reqreply.KeyDeadline)); !ok {
-		t.Errorf("request carries no deadline: %q", env.Metadata.Get(reqreply.KeyDeadline))
+	if _, ok := reqreply.ParseDeadline(env.Metadata.Get(router.KeyRequestDeadline)); !ok {
+		t.Errorf("request carries no deadline: %q", env.Metadata.Get(router.KeyRequestDeadline))
 	}
 	st := reqreply.StatsFor(caller)
 	if st.Requests != 1 || st.Replies != 1 || st.LateReplies != 0 {
@@ -302,9 +302,9 @@ func testExpiredSkipped(t *testing.T, tr transport) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Metadata[reqreply.KeyReplyTo] = client.ReplyTopic()
-	msg.Metadata[reqreply.KeyRequestID] = msg.UUID
-	msg.Metadata[reqreply.KeyDeadline] = time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	msg.Metadata[router.KeyReplyTo] = client.ReplyTopic()
+	msg.Metadata[router.KeyRequestID] = msg.UUID
+	msg.Metadata[router.KeyRequestDeadline] = time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
 	if err := caller.Publisher().Publish(caller.TopicFor(Double{}), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +533,7 @@ func TestNotARequestIsDeadLettered(t *testing.T) {
 	select {
 	case m := <-dlq:
 		m.Ack()
-		if m.Metadata.Get(middleware.KeyFaultPermanent) != "true" || !strings.Contains(m.Metadata.Get(middleware.KeyFaultError), reqreply.KeyReplyTo) {
+		if m.Metadata.Get(router.KeyFaultPermanent) != "true" || !strings.Contains(m.Metadata.Get(router.KeyFaultError), router.KeyReplyTo) {
 			t.Errorf("dead letter fault metadata: %v", m.Metadata)
 		}
 	case <-time.After(10 * time.Second):

@@ -72,7 +72,7 @@ func TestTracingOneTraceRabbitMQ(t *testing.T) {
 	responder := newTestApp(t, hexeract.WithPubSub(pub, sub), topics, tracing)
 	caller := newTestApp(t, hexeract.WithPublisher(callerPub), topics, tracing)
 	checkOneTrace(t, tp, rec, responder, caller,
-		[]reqreply.HandlerOption{reqreply.ReplyPublisher(replyPub)}, []reqreply.ClientOption{reqreply.ReplySubscriber(replies)})
+		[]reqreply.HandlerOption{reqreply.WithReplyPublisher(replyPub)}, []reqreply.ClientOption{reqreply.WithReplySubscriber(replies)})
 }
 
 // checkOneTrace sends one request from caller to responder under a root
@@ -86,12 +86,12 @@ func checkOneTrace(t *testing.T, tp *sdktrace.TracerProvider, rec *tracetest.Spa
 	err := reqreply.Handle(responder, func(ctx context.Context, q Double) (Doubled, error) {
 		handlerSpan = trace.SpanContextFromContext(ctx)
 		return Doubled{N: q.N, Result: 2 * q.N}, nil
-	}, append([]reqreply.HandlerOption{reqreply.HandlerTracerProvider(tp)}, hopts...)...)
+	}, append([]reqreply.HandlerOption{reqreply.WithHandlerTracerProvider(tp)}, hopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testenv.StartApp(t, responder)
-	if _, err := reqreply.NewClient(caller, append([]reqreply.ClientOption{reqreply.TracerProvider(tp)}, copts...)...); err != nil {
+	if _, err := reqreply.NewClient(caller, append([]reqreply.ClientOption{reqreply.WithTracerProvider(tp)}, copts...)...); err != nil {
 		t.Fatal(err)
 	}
 

@@ -66,7 +66,7 @@ func amqpTransport(t *testing.T) transport {
 				t.Fatal(err)
 			}
 			closeLater(t, sub, pub, replyPub)
-			return newTestApp(t, hexeract.WithPubSub(pub, sub), topics), []reqreply.HandlerOption{reqreply.ReplyPublisher(replyPub)}
+			return newTestApp(t, hexeract.WithPubSub(pub, sub), topics), []reqreply.HandlerOption{reqreply.WithReplyPublisher(replyPub)}
 		},
 		newCaller: func(t *testing.T) (*hexeract.App, []reqreply.ClientOption) {
 			wc := cfg.WatermillConfig()
@@ -80,7 +80,7 @@ func amqpTransport(t *testing.T) transport {
 				t.Fatal(err)
 			}
 			closeLater(t, replies, pub)
-			return newTestApp(t, hexeract.WithPublisher(pub), topics), []reqreply.ClientOption{reqreply.ReplySubscriber(replies)}
+			return newTestApp(t, hexeract.WithPublisher(pub), topics), []reqreply.ClientOption{reqreply.WithReplySubscriber(replies)}
 		},
 	}
 }
@@ -128,7 +128,7 @@ func natsTransport(t *testing.T) transport {
 				t.Fatal(err)
 			}
 			closeLater(t, sub, pub, replyPub)
-			return newTestApp(t, hexeract.WithPubSub(pub, sub), topics), []reqreply.HandlerOption{reqreply.ReplyPublisher(replyPub)}
+			return newTestApp(t, hexeract.WithPubSub(pub, sub), topics), []reqreply.HandlerOption{reqreply.WithReplyPublisher(replyPub)}
 		},
 		newCaller: func(t *testing.T) (*hexeract.App, []reqreply.ClientOption) {
 			pub, err := adnats.NewPublisher(cfg, nil)
@@ -140,7 +140,7 @@ func natsTransport(t *testing.T) transport {
 				t.Fatal(err)
 			}
 			closeLater(t, replies, pub)
-			return newTestApp(t, hexeract.WithPublisher(pub), topics), []reqreply.ClientOption{reqreply.ReplySubscriber(replies)}
+			return newTestApp(t, hexeract.WithPublisher(pub), topics), []reqreply.ClientOption{reqreply.WithReplySubscriber(replies)}
 		},
 	}
 }
@@ -189,7 +189,7 @@ func kafkaTransport(t *testing.T) transport {
 				t.Fatal(err)
 			}
 			closeLater(t, replies, pub)
-			return newTestApp(t, hexeract.WithPublisher(pub)), []reqreply.ClientOption{reqreply.ReplySubscriber(replies)}
+			return newTestApp(t, hexeract.WithPublisher(pub)), []reqreply.ClientOption{reqreply.WithReplySubscriber(replies)}
 		},
 	}
 }

@@ -10,28 +10,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// Envelope metadata keys. The ce_ keys are the CloudEvents 1.0 attribute
-// names as the CloudEvents Kafka binding spells its headers, so any
-// CloudEvents SDK can read and write Hexeract messages.
-const (
-	KeyID            = "ce_id"
-	KeyType          = "ce_type"
-	KeySource        = "ce_source"
-	KeySpecVersion   = "ce_specversion"
-	KeyTime          = "ce_time"
-	KeySubject       = "ce_subject"    // CloudEvents subject
-	KeyDataSchema    = "ce_dataschema" // CloudEvents dataschema
-	KeyContentType   = "content-type"
-	KeyPartitionKey  = "ce_partitionkey" // CloudEvents partitioning extension; set from [Keyed]
-	KeyCorrelationID = "correlation_id"
-	KeyCausationID   = "causation_id"
-	KeyTraceParent   = "traceparent" // W3C trace context
-	KeyTraceState    = "tracestate"  // W3C trace context
-	// KeyAssumedType is "true" on a raw message (one without a CloudEvents
-	// envelope) whose type was assumed by [AssumeEnvelope].
-	KeyAssumedType = "hexeract_assumed_type"
-)
-
 // SpecVersion is the CloudEvents specification version Hexeract writes.
 const SpecVersion = "1.0"
 

@@ -11,7 +11,7 @@ import "github.com/ThreeDotsLabs/watermill/message"
 // It lets typed handlers consume what existing raw Watermill producers
 // publish (a JSON body the codec decodes as the type) before those
 // producers are changed. A hexeract App calls it for the topics given with
-// hexeract.WithRawMessages or handlers added with hexeract.AcceptRaw; on a
+// hexeract.WithRawMessages or handlers added with hexeract.WithAcceptRaw; on a
 // plain Watermill router use [AssumeType].
 func AssumeEnvelope(msg *message.Message, typ string) bool {
 	if typ == "" || EventType(msg) != "" {

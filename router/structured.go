@@ -262,7 +262,7 @@ func invalidEvent(orig *message.Message, raw json.RawMessage, members map[string
 func transportMetadata(md message.Metadata, extra int) message.Metadata {
 	out := make(message.Metadata, len(md)+extra)
 	for k, v := range md {
-		if strings.HasPrefix(k, "ce_") || k == KeyContentType {
+		if strings.HasPrefix(k, CloudEventsPrefix) || k == KeyContentType {
 			continue
 		}
 		out[k] = v
@@ -407,7 +407,7 @@ func readEvent(members map[string]json.RawMessage, ct string, index int) (*event
 		}
 		key, ok := extensionKeys[name]
 		if !ok {
-			key = "ce_" + name
+			key = CloudEventsPrefix + name
 		}
 		ev.attrs = append(ev.attrs, attr{key, v})
 	}

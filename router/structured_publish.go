@@ -61,13 +61,13 @@ func ToStructured(msg *message.Message) (*message.Message, error) {
 		switch {
 		case k == KeyID || k == KeyType || k == KeySource || k == KeySpecVersion || k == KeyContentType:
 			continue
-		case k == "ce_datacontenttype": // the JS SDK's binary binding writes it beside content-type
+		case k == KeyDataContentType: // the JS SDK's binary binding writes it beside content-type
 			if ct == "" {
 				ct = v
 			}
 			continue
-		case strings.HasPrefix(k, "ce_"):
-			name := k[len("ce_"):]
+		case strings.HasPrefix(k, CloudEventsPrefix):
+			name := k[len(CloudEventsPrefix):]
 			if !validAttributeName(name) || name == "data" {
 				return nil, fmt.Errorf("hexeract: cannot write message %q in CloudEvents structured mode: metadata key %q is not a CloudEvents attribute (names are lowercase ASCII letters and digits after ce_)", msg.UUID, k)
 			}
@@ -84,7 +84,7 @@ func ToStructured(msg *message.Message) (*message.Message, error) {
 				continue
 			}
 			name := strings.ReplaceAll(k, "_", "")
-			if _, taken := md["ce_"+name]; !taken { // an explicit ce_correlationid wins
+			if _, taken := md[CloudEventsPrefix+name]; !taken { // an explicit ce_correlationid wins
 				members = append(members, member{name, v})
 			}
 		}
@@ -186,16 +186,8 @@ func (p *structuredPublisher) Publish(topic string, msgs ...*message.Message) er
 	return p.pub.Publish(topic, out...)
 }
 
-// The keys that mark a dead letter: middleware.KeyFaultError (middleware
-// imports router, so it cannot be named here; middleware's tests check the
-// two agree) and Watermill's PoisonQueue reason key.
-const (
-	faultErrorKey   = "hexeract_fault_error"
-	poisonReasonKey = "reason_poisoned"
-)
-
 func isDeadLetter(md message.Metadata) bool {
-	return md.Get(faultErrorKey) != "" || md.Get(poisonReasonKey) != ""
+	return md.Get(KeyFaultError) != "" || md.Get(KeyPoisonReason) != ""
 }
 
 // Close closes the wrapped publisher.

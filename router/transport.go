@@ -7,15 +7,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// KeyTransportError marks a message the transport could not unmarshal (no
-// id, no body, corrupt metadata): the transport's adapter hands the raw
-// bytes on as the payload, with this key naming the cause, instead of
-// requeueing the delivery in a loop or ending the subscription. The
-// dead-letter middleware moves such a message to the dead-letter topic at
-// once (no retries) with a fault naming the cause, and the handler is never
-// called with it. The key is not copied into the dead letter.
-const KeyTransportError = "hexeract_transport_error"
-
 // UnmarshalError is the fault of a message the transport could not
 // unmarshal (see [KeyTransportError]). It is permanent.
 type UnmarshalError struct {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -47,8 +48,8 @@ func TestCrashBetweenStateSaveAndRelayLosesNoMessage(t *testing.T) {
 			t.Fatalf("%s delivered twice", m.OrderID)
 		}
 		seen[m.OrderID] = true
-		if envs[i].Metadata.Get(saga.MetaSagaKey) != m.OrderID {
-			t.Fatalf("ReserveStock for %s carries saga key %q", m.OrderID, envs[i].Metadata.Get(saga.MetaSagaKey))
+		if envs[i].Metadata.Get(router.KeySagaKey) != m.OrderID {
+			t.Fatalf("ReserveStock for %s carries saga key %q", m.OrderID, envs[i].Metadata.Get(router.KeySagaKey))
 		}
 	}
 	for i := range orders {

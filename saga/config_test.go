@@ -7,7 +7,7 @@ import (
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -92,12 +92,12 @@ func TestHandlerMisuseIsDeadLettered(t *testing.T) {
 
 	publish(t, app, CounterStarted{ID: ""})
 	m := waitMsg(t, dead, 5*time.Second)
-	if e := m.Metadata.Get(middleware.KeyFaultError); !strings.Contains(e, "empty correlation key") || m.Metadata.Get(middleware.KeyFaultAttempts) != "1" {
+	if e := m.Metadata.Get(router.KeyFaultError); !strings.Contains(e, "empty correlation key") || m.Metadata.Get(router.KeyFaultAttempts) != "1" {
 		t.Fatalf("empty key: %v", m.Metadata)
 	}
 	publish(t, app, CounterStarted{ID: "m-1"})
 	m = waitMsg(t, dead, 5*time.Second)
-	if e := m.Metadata.Get(middleware.KeyFaultError); !strings.Contains(e, "declare it with saga.OnTimeout") {
+	if e := m.Metadata.Get(router.KeyFaultError); !strings.Contains(e, "declare it with saga.OnTimeout") {
 		t.Fatalf("timeout without handler: %v", m.Metadata)
 	}
 	if f.instance("misuse", "m-1") != nil {

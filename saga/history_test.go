@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -173,8 +173,8 @@ func TestLateReplyToFailedSaga(t *testing.T) {
 				publish(t, app, PaymentCharged{OrderID: "late"}) // the late reply
 				if tc.dead {
 					m := waitMsg(t, dead, 10*time.Second)
-					if !strings.Contains(m.Metadata.Get(middleware.KeyFaultError), `no running instance with key "late"`) {
-						t.Fatalf("dead letter fault = %q", m.Metadata.Get(middleware.KeyFaultError))
+					if !strings.Contains(m.Metadata.Get(router.KeyFaultError), `no running instance with key "late"`) {
+						t.Fatalf("dead letter fault = %q", m.Metadata.Get(router.KeyFaultError))
 					}
 				} else {
 					select {

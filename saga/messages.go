@@ -10,11 +10,13 @@ import (
 	"github.com/hexeract/hexeract/router"
 )
 
-// Metadata keys the runtime sets on every message a saga sends, so
-// consumers, dead letters and traces can tell which instance sent it.
+// Metadata keys the runtime sets on every message a saga sends; they are
+// defined in package router (router/keys.go), with every other metadata key.
 const (
-	MetaSaga    = "saga_name"
-	MetaSagaKey = "saga_key"
+	// Deprecated: use router.KeySagaName.
+	MetaSaga = router.KeySagaName
+	// Deprecated: use router.KeySagaKey.
+	MetaSagaKey = router.KeySagaKey
 )
 
 // TimeoutMessage carries a timeout scheduled by [Context.Timeout] back to

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -39,9 +39,9 @@ func TestStateWithNULIsRefusedOnBothStores(t *testing.T) {
 		eventually(t, 10*time.Second, "the text kept", func() bool { return f.instance("notes", "a") != nil })
 		publish(t, app, TripRequested{TripID: "b\x00c"})
 		m := waitMsg(t, dead, 10*time.Second)
-		if e := m.Metadata.Get(middleware.KeyFaultError); m.Metadata.Get(middleware.KeyFaultAttempts) != "1" ||
+		if e := m.Metadata.Get(router.KeyFaultError); m.Metadata.Get(router.KeyFaultAttempts) != "1" ||
 			!strings.Contains(e, `key "b"`) || !strings.Contains(e, "NUL") {
-			t.Fatalf("dead letter: attempts %s, error %q", m.Metadata.Get(middleware.KeyFaultAttempts), e)
+			t.Fatalf("dead letter: attempts %s, error %q", m.Metadata.Get(router.KeyFaultAttempts), e)
 		}
 		if f.instance("notes", "b") != nil {
 			t.Fatal("the state with a NUL was saved")

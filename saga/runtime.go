@@ -462,8 +462,8 @@ func (rt *runtime[S]) encode(ctx context.Context, key string, m router.Message) 
 	if err != nil {
 		return nil, router.Permanent(fmt.Errorf("saga %s: encode %s: %w", rt.def.name, m.MessageType(), err))
 	}
-	wm.Metadata.Set(MetaSaga, rt.def.name)
-	wm.Metadata.Set(MetaSagaKey, key)
+	wm.Metadata.Set(router.KeySagaName, rt.def.name)
+	wm.Metadata.Set(router.KeySagaKey, key)
 	return wm, nil
 }
 

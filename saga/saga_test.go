@@ -12,7 +12,7 @@ import (
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 )
 
@@ -241,7 +241,7 @@ func TestPaymentFailureReleasesStock(t *testing.T) {
 			t.Fatalf("failed instance meta = %+v", in.Meta)
 		}
 		msgs, envs := released.all()
-		if msgs[0].OrderID != "o-3" || envs[0].Metadata.Get(saga.MetaSagaKey) != "o-3" || envs[0].Metadata.Get(saga.MetaSaga) != "orders" {
+		if msgs[0].OrderID != "o-3" || envs[0].Metadata.Get(router.KeySagaKey) != "o-3" || envs[0].Metadata.Get(router.KeySagaName) != "orders" {
 			t.Fatalf("ReleaseStock = %+v, metadata %v", msgs[0], envs[0].Metadata)
 		}
 		if cancelled.len() != 0 {
@@ -447,7 +447,7 @@ func TestCompensationsRunInReverseOrder(t *testing.T) {
 			t.Fatalf("failure = %q", in.Meta.Failure)
 		}
 		_, envs := notified.all()
-		if envs[0].Metadata.Get(saga.MetaSagaKey) != "t-1" {
+		if envs[0].Metadata.Get(router.KeySagaKey) != "t-1" {
 			t.Fatalf("the forwarded compensation lacks the saga key: %v", envs[0].Metadata)
 		}
 	})
@@ -477,8 +477,8 @@ func TestFailingCompensationIsRetriedThenDeadLettered(t *testing.T) {
 		publish(t, app, TripStep{TripID: "t-2", Step: "fail"})
 		var dl = waitMsg(t, dead, 10*time.Second)
 		md := dl.Metadata
-		if md.Get(saga.MetaSaga) != "trips" || md.Get(saga.MetaSagaKey) != "t-2" ||
-			md.Get(middleware.KeyFaultAttempts) != "3" || !stringsContains(md.Get(middleware.KeyFaultError), `key "t-2"`) {
+		if md.Get(router.KeySagaName) != "trips" || md.Get(router.KeySagaKey) != "t-2" ||
+			md.Get(router.KeyFaultAttempts) != "3" || !stringsContains(md.Get(router.KeyFaultError), `key "t-2"`) {
 			t.Fatalf("dead letter metadata = %v", md)
 		}
 		mu.Lock()
@@ -531,7 +531,7 @@ func TestUnknownInstance(t *testing.T) {
 					}
 				} else {
 					m := waitMsg(t, dead, 10*time.Second)
-					if m.Metadata.Get(middleware.KeyFaultAttempts) != tc.attempts || !stringsContains(m.Metadata.Get(middleware.KeyFaultError), `no running instance with key "nobody"`) {
+					if m.Metadata.Get(router.KeyFaultAttempts) != tc.attempts || !stringsContains(m.Metadata.Get(router.KeyFaultError), `no running instance with key "nobody"`) {
 						t.Fatalf("dead letter metadata = %v", m.Metadata)
 					}
 				}

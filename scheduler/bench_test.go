@@ -201,7 +201,7 @@ func BenchmarkEndToEndLateness(b *testing.B) {
 		go func() {
 			defer close(recvDone)
 			for m := range sub {
-				due, _ := time.Parse(time.RFC3339Nano, m.Metadata.Get(scheduler.KeyDueAt))
+				due, _ := time.Parse(time.RFC3339Nano, m.Metadata.Get(router.KeyDueAt))
 				lateness = append(lateness, float64(time.Since(due))/float64(time.Millisecond))
 				m.Ack()
 				if len(lateness) == total {

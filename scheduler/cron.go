@@ -19,19 +19,27 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Metadata keys set on every message a cron job produces.
+// Metadata keys set on every message a cron job produces; they are defined
+// in package router (router/keys.go), with every other metadata key.
 const (
-	KeyCronJob  = "hexeract_cron_job"  // the job's name
-	KeyCronTick = "hexeract_cron_tick" // the tick time, RFC 3339 UTC
+	// Deprecated: use router.KeyCronJob.
+	KeyCronJob = router.KeyCronJob
+	// Deprecated: use router.KeyCronTick.
+	KeyCronTick = router.KeyCronTick
 )
 
 // CronOption configures one cron job.
 type CronOption func(*cronJob)
 
-// CronName names a cron job. The name identifies the job across replicas
+// WithCronName names a cron job. The name identifies the job across replicas
 // (ticks are recorded under it), so it must be the same in every replica and
 // unique within the scheduler. The default is the spec itself.
-func CronName(name string) CronOption { return func(j *cronJob) { j.name = name } }
+func WithCronName(name string) CronOption { return func(j *cronJob) { j.name = name } }
+
+// CronName is the former name of [WithCronName].
+//
+// Deprecated: use WithCronName.
+func CronName(name string) CronOption { return WithCronName(name) }
 
 type cronJob struct {
 	name     string
@@ -88,7 +96,7 @@ func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Mess
 		return fmt.Errorf("scheduler: cron %q registered after Run started; register cron jobs before Run", j.name)
 	}
 	if s.jobs[j.name] {
-		return fmt.Errorf("scheduler: a cron job named %q is already registered; give the second one another name with scheduler.CronName", j.name)
+		return fmt.Errorf("scheduler: a cron job named %q is already registered; give the second one another name with scheduler.WithCronName", j.name)
 	}
 	if s.cron == nil {
 		c, err := gocron.NewScheduler(
@@ -201,8 +209,8 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 			if err != nil {
 				return fmt.Errorf("encode %s: %w", m.MessageType(), err)
 			}
-			wm.Metadata.Set(KeyCronJob, j.name)
-			wm.Metadata.Set(KeyCronTick, tick.UTC().Format(time.RFC3339Nano))
+			wm.Metadata.Set(router.KeyCronJob, j.name)
+			wm.Metadata.Set(router.KeyCronTick, tick.UTC().Format(time.RFC3339Nano))
 			topic := s.cfg.topic(m.MessageType())
 			if _, ok := byTopic[topic]; !ok {
 				order = append(order, topic)

@@ -74,7 +74,7 @@ func TestCronThreeInstancesFireOncePerTick(t *testing.T) {
 	var stops []func()
 	for range 3 {
 		s := newScheduler(t, pool, sink, table, scheduler.WithLeaseTTL(3*time.Second))
-		if err := s.Cron("* * * * * *", produceTick, scheduler.CronName("every-second")); err != nil {
+		if err := s.Cron("* * * * * *", produceTick, scheduler.WithCronName("every-second")); err != nil {
 			t.Fatal(err)
 		}
 		stops = append(stops, run(t, s))
@@ -108,7 +108,7 @@ func TestCronLeaseMovesWhenHolderDies(t *testing.T) {
 	replicas := map[string]replica{}
 	for range 3 {
 		s := newScheduler(t, pool, sink, table, scheduler.WithLeaseTTL(ttl))
-		if err := s.Cron("* * * * * *", produceTick, scheduler.CronName("every-second")); err != nil {
+		if err := s.Cron("* * * * * *", produceTick, scheduler.WithCronName("every-second")); err != nil {
 			t.Fatal(err)
 		}
 		replicas[s.InstanceID()] = replica{s: s, stop: run(t, s)}

@@ -26,7 +26,7 @@ func TestCronDifferentJobsOnOneTable(t *testing.T) {
 		err := s.Cron("* * * * * *", func(time.Time) []router.Message {
 			fired[i].Add(1)
 			return nil
-		}, scheduler.CronName(name))
+		}, scheduler.WithCronName(name))
 		if err != nil {
 			t.Fatal(err)
 		}

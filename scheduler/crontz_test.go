@@ -33,10 +33,10 @@ func TestCronTickInSpecZone(t *testing.T) {
 			return nil
 		}
 	}
-	if err := s.Cron("* * * * * *", produce("default"), scheduler.CronName("default-zone")); err != nil {
+	if err := s.Cron("* * * * * *", produce("default"), scheduler.WithCronName("default-zone")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Cron("CRON_TZ=Asia/Tokyo * * * * * *", produce("tokyo"), scheduler.CronName("own-zone")); err != nil {
+	if err := s.Cron("CRON_TZ=Asia/Tokyo * * * * * *", produce("tokyo"), scheduler.WithCronName("own-zone")); err != nil {
 		t.Fatal(err)
 	}
 	run(t, s)

@@ -46,7 +46,7 @@
 // [Scheduler.Redelivery] is Watermill handler middleware. Placed inside
 // middleware.DeadLetter and outside middleware.Retry, it catches a message
 // whose immediate retries are exhausted, records the failure in the
-// message's fault history ([KeyFaultHistory]), and schedules it again after
+// message's fault history ([router.KeyRedeliveryHistory]), and schedules it again after
 // the next delay (default 10 s, 1 min, 5 min) in the scheduler table, so the
 // delays survive restarts. After the last delay it returns the error and the
 // dead-letter middleware moves the message aside with the whole history.

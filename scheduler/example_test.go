@@ -91,7 +91,7 @@ func ExampleScheduler_After() {
 
 	msg := <-reminders
 	msg.Ack()
-	due, _ := time.Parse(time.RFC3339Nano, msg.Metadata.Get(scheduler.KeyDueAt))
+	due, _ := time.Parse(time.RFC3339Nano, msg.Metadata.Get(router.KeyDueAt))
 	fmt.Println("received", msg.Metadata.Get(router.KeyType), string(msg.Payload))
 	fmt.Println("same id:", msg.UUID == ids[0])
 	fmt.Println("not early:", !time.Now().Before(due) && time.Since(start) >= 300*time.Millisecond)
@@ -120,7 +120,7 @@ func ExampleScheduler_Cron() {
 	}
 	err = s.Cron("* * * * * *", func(tick time.Time) []router.Message {
 		return []router.Message{Heartbeat{At: tick}}
-	}, scheduler.CronName("heartbeat"))
+	}, scheduler.WithCronName("heartbeat"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -133,8 +133,8 @@ func ExampleScheduler_Cron() {
 
 	msg := <-beats
 	msg.Ack()
-	tick, _ := time.Parse(time.RFC3339Nano, msg.Metadata.Get(scheduler.KeyCronTick))
-	fmt.Println("job:", msg.Metadata.Get(scheduler.KeyCronJob))
+	tick, _ := time.Parse(time.RFC3339Nano, msg.Metadata.Get(router.KeyCronTick))
+	fmt.Println("job:", msg.Metadata.Get(router.KeyCronJob))
 	fmt.Println("tick on a whole second:", tick.Equal(tick.Truncate(time.Second)))
 	// Output:
 	// scheduler: cron "every second": nil produce function

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,9 +45,9 @@ func newTableSink(t testing.TB, pool *pgxpool.Pool) *tableSink {
 func (s *tableSink) PublishMessages(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
 	rows := make([][]any, len(msgs))
 	for i, m := range msgs {
-		due, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(scheduler.KeyDueAt))
+		due, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(router.KeyDueAt))
 		if err != nil {
-			due, err = time.Parse(time.RFC3339Nano, m.Metadata.Get(scheduler.KeyCronTick))
+			due, err = time.Parse(time.RFC3339Nano, m.Metadata.Get(router.KeyCronTick))
 		}
 		if err != nil {
 			return err

@@ -8,12 +8,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
 )
 
 // TestScheduleMessagesWithoutMetadata: a Watermill message built as a
 // struct literal has nil metadata. It used to be stored as the JSON null,
-// which the poller decoded into a nil map and then wrote KeyDueAt into: a
+// which the poller decoded into a nil map and then wrote router.KeyDueAt into: a
 // panic in the poller, again on every restart, in every replica, since the
 // message stayed scheduled.
 func TestScheduleMessagesWithoutMetadata(t *testing.T) {
@@ -43,7 +44,7 @@ func TestScheduleMessagesWithoutMetadata(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if got[0].UUID != msg.UUID || string(got[0].Payload) != "hello" || got[0].Metadata.Get(scheduler.KeyDueAt) == "" {
-		t.Errorf("handed off %s %q %v; want the message with %s", got[0].UUID, got[0].Payload, got[0].Metadata, scheduler.KeyDueAt)
+	if got[0].UUID != msg.UUID || string(got[0].Payload) != "hello" || got[0].Metadata.Get(router.KeyDueAt) == "" {
+		t.Errorf("handed off %s %q %v; want the message with %s", got[0].UUID, got[0].Payload, got[0].Metadata, router.KeyDueAt)
 	}
 }

@@ -13,16 +13,13 @@ import (
 	"github.com/hexeract/hexeract/router"
 )
 
-// Metadata keys written by [Scheduler.Redelivery]. They do not start with
-// middleware.FaultKeyPrefix, so middleware.DeadLetter keeps them on the dead
-// letter.
+// Metadata keys written by [Scheduler.Redelivery]; they are defined in
+// package router (router/keys.go), with every other metadata key.
 const (
-	// KeyRedeliveries is the number of times the message has been
-	// rescheduled after a failure.
-	KeyRedeliveries = "hexeract_redeliveries"
-	// KeyFaultHistory is the JSON array of [Fault] records, one per failed
-	// round of immediate attempts, oldest first.
-	KeyFaultHistory = "hexeract_redelivery_history"
+	// Deprecated: use router.KeyRedeliveries.
+	KeyRedeliveries = router.KeyRedeliveries
+	// Deprecated: use router.KeyRedeliveryHistory.
+	KeyFaultHistory = router.KeyRedeliveryHistory
 )
 
 // DefaultRedeliveryDelays returns the delays used when
@@ -33,25 +30,24 @@ func DefaultRedeliveryDelays() []time.Duration {
 }
 
 // Fault is one failed round of a message's handling, as recorded in
-// [KeyFaultHistory].
-type Fault struct {
-	Round    int       `json:"round"`    // 1 for the first delivery, 2 for the first redelivery, ...
-	Attempts int       `json:"attempts"` // immediate attempts in this round (from middleware.Retry; 1 without it)
-	Error    string    `json:"error"`
-	Handler  string    `json:"handler"`
-	Topic    string    `json:"topic"`
-	At       time.Time `json:"at"`
-}
+// [router.KeyRedeliveryHistory]: Round, Attempts (immediate attempts in
+// this round, from middleware.Retry; 1 without it), Error, Permanent,
+// Handler, Topic and At are set.
+//
+// Deprecated: use middleware.Fault, Hexeract's one fault record; this is an
+// alias of it.
+type Fault = middleware.Fault
 
-// FaultHistory decodes the [KeyFaultHistory] metadata of msg (nil when absent).
-func FaultHistory(msg *message.Message) ([]Fault, error) {
-	raw := msg.Metadata.Get(KeyFaultHistory)
+// FaultHistory decodes the [router.KeyRedeliveryHistory] metadata of msg
+// (nil when absent): one [middleware.Fault] per failed round, oldest first.
+func FaultHistory(msg *message.Message) ([]middleware.Fault, error) {
+	raw := msg.Metadata.Get(router.KeyRedeliveryHistory)
 	if raw == "" {
 		return nil, nil
 	}
-	var h []Fault
+	var h []middleware.Fault
 	if err := json.Unmarshal([]byte(raw), &h); err != nil {
-		return nil, fmt.Errorf("scheduler: bad %s metadata: %w", KeyFaultHistory, err)
+		return nil, fmt.Errorf("scheduler: bad %s metadata: %w", router.KeyRedeliveryHistory, err)
 	}
 	return h, nil
 }
@@ -78,7 +74,7 @@ type RedeliveryConfig struct {
 // middleware) still fails, the message is written to the scheduler table to
 // be delivered again after the next delay, and acknowledged. The delays
 // therefore survive restarts. Each failure is appended to the
-// [KeyFaultHistory] metadata; when the delays are used up, or the error is
+// [router.KeyRedeliveryHistory] metadata; when the delays are used up, or the error is
 // permanent, the middleware returns the error with the full history on the
 // message, for middleware.DeadLetter to dead-letter it (the dead letter keeps
 // the history next to its own fault keys).
@@ -125,18 +121,19 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 			if herr != nil {
 				logger.Warn("scheduler: dropping unreadable fault history", "message_uuid", msg.UUID, "error", herr)
 			}
-			round, _ := strconv.Atoi(msg.Metadata.Get(KeyRedeliveries))
+			round, _ := strconv.Atoi(msg.Metadata.Get(router.KeyRedeliveries))
 			attempts := middleware.Attempt(ctx)
 			if attempts == 0 {
 				attempts = 1
 			}
-			history = append(history, Fault{
-				Round:    round + 1,
-				Attempts: attempts,
-				Error:    err.Error(),
-				Handler:  message.HandlerNameFromCtx(ctx),
-				Topic:    topic,
-				At:       time.Now().UTC(),
+			history = append(history, middleware.Fault{
+				Round:     round + 1,
+				Attempts:  attempts,
+				Error:     err.Error(),
+				Permanent: permanent(err),
+				Handler:   message.HandlerNameFromCtx(ctx),
+				Topic:     topic,
+				At:        time.Now().UTC(),
 			})
 			encoded, jerr := json.Marshal(history)
 			if jerr != nil {
@@ -144,8 +141,8 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 			}
 			if round < len(delays) && !permanent(err) && topic != "" {
 				next := msg.Copy()
-				next.Metadata.Set(KeyFaultHistory, string(encoded))
-				next.Metadata.Set(KeyRedeliveries, strconv.Itoa(round+1))
+				next.Metadata.Set(router.KeyRedeliveryHistory, string(encoded))
+				next.Metadata.Set(router.KeyRedeliveries, strconv.Itoa(round+1))
 				at := time.Now().Add(delays[round])
 				if _, serr := s.ScheduleMessages(ctx, s.pool, at, topic, next); serr != nil {
 					// Not rescheduled: nack, so the transport redelivers it.
@@ -158,7 +155,7 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 			}
 			// Out of delays, or permanent: hand the final error, with the
 			// history on the message, to the dead-letter middleware outside.
-			msg.Metadata.Set(KeyFaultHistory, string(encoded))
+			msg.Metadata.Set(router.KeyRedeliveryHistory, string(encoded))
 			return nil, err
 		}
 	}, nil

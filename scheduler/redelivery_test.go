@@ -161,10 +161,10 @@ func TestRedeliveryWalksDelaysThenDeadLetters(t *testing.T) {
 			}
 		}
 	}
-	if dl.Metadata.Get(scheduler.KeyRedeliveries) != strconv.Itoa(len(delays)) {
-		t.Errorf("%s = %q, want %d", scheduler.KeyRedeliveries, dl.Metadata.Get(scheduler.KeyRedeliveries), len(delays))
+	if dl.Metadata.Get(router.KeyRedeliveries) != strconv.Itoa(len(delays)) {
+		t.Errorf("%s = %q, want %d", router.KeyRedeliveries, dl.Metadata.Get(router.KeyRedeliveries), len(delays))
 	}
-	if dl.Metadata.Get(middleware.KeyFaultHandler) != "always-fails" || dl.Metadata.Get(middleware.KeyFaultError) == "" {
+	if dl.Metadata.Get(router.KeyFaultHandler) != "always-fails" || dl.Metadata.Get(router.KeyFaultError) == "" {
 		t.Errorf("dead letter lacks middleware.DeadLetter's fault metadata: %v", dl.Metadata)
 	}
 	if n, _ := second.Count(ctx); n != 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
 )
 
@@ -90,8 +91,8 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 	mu.Lock()
 	md := delivered[0]
 	mu.Unlock()
-	if md.Get("hexeract_schedule_refusals") != "" || md.Get("hexeract_schedule_last_error") != "" || md.Get(scheduler.KeyDueAt) == "" {
-		t.Errorf("handed-off metadata %v: want KeyDueAt and no refusal bookkeeping", md)
+	if md.Get("hexeract_schedule_refusals") != "" || md.Get("hexeract_schedule_last_error") != "" || md.Get(router.KeyDueAt) == "" {
+		t.Errorf("handed-off metadata %v: want router.KeyDueAt and no refusal bookkeeping", md)
 	}
 	t.Logf("refused %d times before the sink took it", refusals.Load())
 }

@@ -22,15 +22,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// KeyDueAt is the metadata key the scheduler sets on every message it hands
+// router.KeyDueAt is the metadata key the scheduler sets on every message it hands
 // off: the time (RFC 3339, UTC) the message was due.
-const KeyDueAt = "hexeract_due_at"
+//
+// Deprecated: use router.KeyDueAt.
+const KeyDueAt = router.KeyDueAt
 
 // Metadata keys the scheduler keeps on a message the sink refused (see
 // [Scheduler.Run]); they are removed before the message is handed off.
 const (
-	keyAttempts  = "hexeract_schedule_refusals"
-	keyLastError = "hexeract_schedule_last_error"
+	keyAttempts  = router.KeyScheduleRefusals
+	keyLastError = router.KeyScheduleLastError
 )
 
 // ErrNotFound is returned by Cancel and Reschedule when no pending scheduled

@@ -22,7 +22,7 @@ const (
 
 // kafkaPrefix is how Hexeract's envelope spells CloudEvents attributes in
 // metadata (the Kafka binding's header prefix).
-const kafkaPrefix = "ce_"
+const kafkaPrefix = router.CloudEventsPrefix
 
 // Marshaler encodes messages for RabbitMQ following the CloudEvents AMQP
 // protocol binding (binary content mode), so CloudEvents producers and

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/hexeract/hexeract/router"
 )
 
 // Defaults applied by [Config.SetDefaults] to zero fields.
@@ -32,7 +33,7 @@ const (
 	DefaultMaxBatchBytes = 256 * 1024
 	// DefaultGroupIDKey is the default metadata key whose value becomes the
 	// MessageGroupId on FIFO queues: Hexeract's partition key.
-	DefaultGroupIDKey = "ce_partitionkey"
+	DefaultGroupIDKey = router.KeyPartitionKey
 	// DefaultCleanupTimeout bounds the calls made while a subscription stops
 	// (flushing deletes, making held messages visible again).
 	DefaultCleanupTimeout = 5 * time.Second

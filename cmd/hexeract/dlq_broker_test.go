@@ -84,7 +84,7 @@ func startDLQScenario(t *testing.T, env brokerEnv, group, suffix string) *dlqSce
 		defer s.mu.Unlock()
 		s.calls[o.ID]++
 		env, _ := router.EnvelopeFrom(ctx)
-		if env.Metadata.Get(middleware.KeyFaultError) != "" {
+		if env.Metadata.Get(router.KeyFaultError) != "" {
 			s.faultSeen = true
 		}
 		if env.Metadata.Get("_watermill_amqp_redelivered") != "" {
@@ -729,7 +729,7 @@ func TestDLQListLargeRabbitMQ(t *testing.T) {
 	batch := make([]*message.Message, 0, 2000)
 	for i := range 2000 {
 		m := message.NewMessage(fmt.Sprintf("bulk-%04d", i), []byte(`{}`))
-		m.Metadata[middleware.KeyFaultTopic] = s.topic
+		m.Metadata[router.KeyFaultTopic] = s.topic
 		batch = append(batch, m)
 	}
 	if err := tr.Publisher.Publish(s.dlq(), batch...); err != nil {

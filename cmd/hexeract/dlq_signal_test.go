@@ -19,7 +19,7 @@ import (
 
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 )
 
 // TestDLQMoveSIGINT runs the hexeract binary moving 2,000 dead letters on
@@ -59,8 +59,8 @@ func testDLQMoveSignal(t *testing.T, bin string, sig syscall.Signal) {
 	batch := make([]*message.Message, 0, n)
 	for i := range n {
 		m := message.NewMessage(fmt.Sprintf("m-%04d", i), []byte(`{}`))
-		m.Metadata[middleware.KeyFaultTopic] = topic
-		m.Metadata[middleware.KeyFaultError] = "boom"
+		m.Metadata[router.KeyFaultTopic] = topic
+		m.Metadata[router.KeyFaultError] = "boom"
 		batch = append(batch, m)
 	}
 	if err := tr.Publisher.Publish(dlqTopic, batch...); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -173,7 +174,7 @@ func (outboxOpts *outboxFlags) printDeadRows(cmd *cobra.Command, table string, r
 		for _, r := range rows {
 			if err := enc.Encode(map[string]any{
 				"table": table, "seq": r.Seq, "id": r.ID, "topic": r.Topic, "ordering_key": r.OrderingKey,
-				"type": r.Metadata["ce_type"], "attempts": r.Attempts, "last_error": r.LastError,
+				"type": r.Metadata[router.KeyType], "attempts": r.Attempts, "last_error": r.LastError,
 				"created_at": r.CreatedAt, "dead_at": r.DeadAt, "metadata": r.Metadata, "payload": r.Payload,
 			}); err != nil {
 				return err
@@ -184,7 +185,7 @@ func (outboxOpts *outboxFlags) printDeadRows(cmd *cobra.Command, table string, r
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "TABLE\tSEQ\tID\tTOPIC\tTYPE\tATTEMPTS\tDEAD AT\tLAST ERROR\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", table, r.Seq, r.ID, r.Topic, r.Metadata["ce_type"],
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", table, r.Seq, r.ID, r.Topic, r.Metadata[router.KeyType],
 			r.Attempts, r.DeadAt.UTC().Format(time.RFC3339), oneLine(r.LastError, 80))
 	}
 	return w.Flush()

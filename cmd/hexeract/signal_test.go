@@ -18,8 +18,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 )
 
 // buildCLI builds the hexeract binary into a temporary directory.
@@ -213,8 +213,8 @@ func TestInterruptDLQMoveRabbitMQ(t *testing.T) {
 	all := make(map[string]bool, total)
 	for i := range total {
 		m := message.NewMessage(fmt.Sprintf("dead-%05d", i), []byte(fmt.Sprintf(`{"n":%d}`, i)))
-		m.Metadata.Set(middleware.KeyFaultTopic, topic)
-		m.Metadata.Set(middleware.KeyFaultError, "rejected")
+		m.Metadata.Set(router.KeyFaultTopic, topic)
+		m.Metadata.Set(router.KeyFaultError, "rejected")
 		if err := tr.Publisher.Publish(dlqTopic, m); err != nil {
 			t.Fatal(err)
 		}

@@ -144,13 +144,13 @@ func setup(ctx context.Context, rawURL string) (*services, error) {
 	}
 	if replyPub != nil {
 		s.closers = append(s.closers, replyPub.Close)
-		s.handlerOpts = append(s.handlerOpts, reqreply.ReplyPublisher(replyPub))
+		s.handlerOpts = append(s.handlerOpts, reqreply.WithReplyPublisher(replyPub))
 	}
 	if replySub != nil {
 		if u.Scheme != "mem" && u.Scheme != "kafka" {
 			s.closers = append(s.closers, replySub.Close)
 		}
-		s.clientOpts = append(s.clientOpts, reqreply.ReplySubscriber(replySub))
+		s.clientOpts = append(s.clientOpts, reqreply.WithReplySubscriber(replySub))
 	}
 	if s.inventory, err = hexeract.New(hexeract.WithPubSub(inv.Publisher, inv.Subscriber), hexeract.WithSource("/inventory"), hexeract.WithLogger(logger)); err != nil {
 		s.close()

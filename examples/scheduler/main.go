@@ -158,7 +158,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	// A cron job: every second, once per tick however many replicas run.
 	err = sched.Cron("* * * * * *", func(tick time.Time) []router.Message {
 		return []router.Message{Heartbeat{Tick: tick}}
-	}, scheduler.CronName("heartbeat"))
+	}, scheduler.WithCronName("heartbeat"))
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	err = errors.Join(
 		hexeract.HandleFunc(app, func(ctx context.Context, m PaymentReminder) error {
 			env, _ := router.EnvelopeFrom(ctx)
-			due, _ := time.Parse(time.RFC3339Nano, env.Metadata.Get(scheduler.KeyDueAt))
+			due, _ := time.Parse(time.RFC3339Nano, env.Metadata.Get(router.KeyDueAt))
 			reminders <- fmt.Sprintf("reminder for %s delivered, not early: %t", m.InvoiceID, !time.Now().Before(due))
 			return nil
 		}),
@@ -184,7 +184,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 				return fmt.Errorf("card provider timeout (call %d)", n)
 			}
 			env, _ := router.EnvelopeFrom(ctx)
-			charged <- fmt.Sprintf("charge %s succeeded on handler call %d after %s redelivery", m.ChargeID, n, env.Metadata.Get(scheduler.KeyRedeliveries))
+			charged <- fmt.Sprintf("charge %s succeeded on handler call %d after %s redelivery", m.ChargeID, n, env.Metadata.Get(router.KeyRedeliveries))
 			return nil
 		}),
 		hexeract.HandleFunc(app, func(ctx context.Context, m IssueRefund) error {
@@ -263,7 +263,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "refund r-1 dead-lettered after %d rounds (%s: %s)\n", len(history), middleware.KeyFaultError, msg.Metadata.Get(middleware.KeyFaultError))
+		fmt.Fprintf(out, "refund r-1 dead-lettered after %d rounds (%s: %s)\n", len(history), router.KeyFaultError, msg.Metadata.Get(router.KeyFaultError))
 		for _, f := range history {
 			fmt.Fprintf(out, "  round %d: %d attempts, %s\n", f.Round, f.Attempts, f.Error)
 		}

@@ -103,14 +103,14 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 			_, err := ob.Publish(ctx, tx, InvoiceRequested{OrderID: o.OrderID, Amount: o.Total})
 			return err
 		})
-	}, hexeract.AcceptRaw())
+	}, hexeract.WithAcceptRaw())
 	if err != nil {
 		return rep, err
 	}
 	err = hexeract.HandleFunc(app, func(_ context.Context, s OrderShipped) error {
 		c.shipments.add(s.OrderID)
 		return nil
-	}, hexeract.AcceptRaw())
+	}, hexeract.WithAcceptRaw())
 	if err != nil {
 		return rep, err
 	}

@@ -57,11 +57,11 @@ func Example() {
 	}
 	err = reqreply.Handle(app, func(ctx context.Context, q GetPrice) (Price, error) {
 		return Price{Cents: 1299}, nil
-	}, reqreply.ReplyPublisher(replyPub))
+	}, reqreply.WithReplyPublisher(replyPub))
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := reqreply.NewClient(app, reqreply.ReplySubscriber(replies)); err != nil {
+	if _, err := reqreply.NewClient(app, reqreply.WithReplySubscriber(replies)); err != nil {
 		log.Fatal(err)
 	}
 	// ... app.Run(ctx), then reqreply.Request[GetPrice, Price](ctx, app, GetPrice{SKU: "A-1"})

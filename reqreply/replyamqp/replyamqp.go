@@ -11,10 +11,10 @@
 // A reply to an instance that is gone is dropped by the broker.
 //
 //	replies, _ := replyamqp.NewReplySubscriber(url, nil)
-//	client, _ := reqreply.NewClient(app, reqreply.ReplySubscriber(replies))
+//	client, _ := reqreply.NewClient(app, reqreply.WithReplySubscriber(replies))
 //
 //	replyPub, _ := replyamqp.NewReplyPublisher(url, nil)
-//	reqreply.Handle(app, handler, reqreply.ReplyPublisher(replyPub))
+//	reqreply.Handle(app, handler, reqreply.WithReplyPublisher(replyPub))
 //
 // [Marshaler] sets the RabbitMQ expiration of each request from its
 // deadline, so the broker drops requests nobody waits for any more.
@@ -29,6 +29,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/router"
 )
 
 // Config returns the watermill-amqp configuration of reply topics: default
@@ -63,7 +64,7 @@ func NewReplyPublisher(url string, logger watermill.LoggerAdapter) (*wamqp.Publi
 
 // Marshaler returns base with a PostprocessPublishing step (run after
 // base's own, if any) that sets the expiration of each request to the time
-// left before its deadline ([reqreply.KeyDeadline]). Use it in the
+// left before its deadline ([router.KeyRequestDeadline]). Use it in the
 // watermill-amqp configuration of the publisher that sends requests.
 func Marshaler(base wamqp.DefaultMarshaler) wamqp.DefaultMarshaler {
 	prev := base.PostprocessPublishing
@@ -71,7 +72,7 @@ func Marshaler(base wamqp.DefaultMarshaler) wamqp.DefaultMarshaler {
 		if prev != nil {
 			p = prev(p)
 		}
-		if v, ok := p.Headers[reqreply.KeyDeadline].(string); ok {
+		if v, ok := p.Headers[router.KeyRequestDeadline].(string); ok {
 			if ttl, ok := reqreply.TTL(v); ok {
 				p.Expiration = strconv.FormatInt(ttl.Milliseconds(), 10)
 			}

@@ -8,10 +8,10 @@
 // client and [NewReplyPublisher]'s publisher to the responders:
 //
 //	replies, _ := replynats.NewReplySubscriber(url, nil)
-//	client, _ := reqreply.NewClient(app, reqreply.ReplySubscriber(replies))
+//	client, _ := reqreply.NewClient(app, reqreply.WithReplySubscriber(replies))
 //
 //	replyPub, _ := replynats.NewReplyPublisher(url, nil)
-//	reqreply.Handle(app, handler, reqreply.ReplyPublisher(replyPub))
+//	reqreply.Handle(app, handler, reqreply.WithReplyPublisher(replyPub))
 //
 // A JetStream publisher cannot send replies: it would need (and
 // adapters/nats would create) a stream per reply topic.

@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 )
 
 // GoodType is the ce_type of the good messages a poison test writes.
@@ -101,7 +102,7 @@ func Poison(t *testing.T, pub message.Publisher, sub, dlqSub message.Subscriber,
 			for marker := range want.Bad {
 				if bytes.Contains(msg.Payload, []byte(marker)) {
 					deadCount[marker]++
-					faults[marker] = msg.Metadata.Get(middleware.KeyFaultError)
+					faults[marker] = msg.Metadata.Get(router.KeyFaultError)
 					found = true
 					break
 				}

@@ -314,7 +314,7 @@ func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox, sche
 
 // relay runs the outbox relay and the scheduler poller until SIGTERM.
 func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, sched *scheduler.Scheduler, n tableNames) error {
-	t, err := adapters.Open(ctx, f.transport, adapters.WithGroup(f.group), adapters.WithLogger(watermill.NewSlogLogger(log)))
+	t, err := adapters.Open(ctx, f.transport, adapters.WithGroup(f.group), adapters.WithWatermillLogger(watermill.NewSlogLogger(log)))
 	if err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, s
 // consume runs the consumer App until SIGTERM: OrderPlaced, Reminder and
 // CapturePayment behind the inbox, and the payment saga.
 func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox, n tableNames, topic router.TopicFunc) error {
-	t, err := adapters.Open(ctx, f.transport, adapters.WithGroup(f.group), adapters.WithLogger(watermill.NewSlogLogger(log)))
+	t, err := adapters.Open(ctx, f.transport, adapters.WithGroup(f.group), adapters.WithWatermillLogger(watermill.NewSlogLogger(log)))
 	if err != nil {
 		return err
 	}
