@@ -13,11 +13,7 @@ import (
 // keyLiteralExceptions are string literals allowed as metadata keys outside
 // package router, by directory (relative to the module root). Each one says
 // why.
-var keyLiteralExceptions = map[string]map[string]string{
-	// scheduler/poller.go is being split by a parallel change; the literal
-	// equals router.KeyMetadataError and is to be replaced by it there.
-	"scheduler": {`"hexeract_metadata_error"`: "router.KeyMetadataError, pending the poller split"},
-}
+var keyLiteralExceptions = map[string]map[string]string{}
 
 // metadataLike reports whether e reads like Watermill metadata: x.Metadata,
 // or a variable named md, meta or metadata.

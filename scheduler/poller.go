@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/hexeract/hexeract/internal/pgnotify"
+	"github.com/hexeract/hexeract/router"
 )
 
 // Run applies the migrations (unless [WithoutMigrate]), then hands due
@@ -332,7 +333,7 @@ func dueMessage(uuid string, payload, metadata []byte, due time.Time) *message.M
 	if err := json.Unmarshal(metadata, &md); err != nil {
 		// Cannot happen for rows written by Schedule; keep the message
 		// deliverable and say what went wrong.
-		md = message.Metadata{"hexeract_metadata_error": err.Error()}
+		md = message.Metadata{router.KeyMetadataError: err.Error()}
 	}
 	if md == nil { // stored as JSON null
 		md = message.Metadata{}
