@@ -2,6 +2,7 @@ package hexeract
 
 import (
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/middleware"
 )
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/router"
 )

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/mem"
 	"github.com/hexeract/hexeract/internal/ingress"
 	"github.com/hexeract/hexeract/internal/wmlog"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/hexeract/hexeract"
 	natsadapter "github.com/hexeract/hexeract/adapters/nats"
 	"github.com/hexeract/hexeract/internal/testenv"

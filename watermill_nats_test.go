@@ -13,6 +13,9 @@ import (
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+	nc "github.com/nats-io/nats.go"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/gochannel"
 	"github.com/hexeract/hexeract/internal/testenv"
@@ -20,8 +23,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/jackc/pgx/v5/pgxpool"
-	nc "github.com/nats-io/nats.go"
 )
 
 // wmNATS returns a plain watermill-nats publisher and subscriber with

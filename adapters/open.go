@@ -24,6 +24,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	"github.com/hexeract/hexeract/adapters/kafka"

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // testPassword is put in every DSN the processes get (PostgreSQL accepts

@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // The messages of the exchange. Their wire names are what the Node service

@@ -10,12 +10,13 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/gochannel"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // rawTransport publishes bytes the way a non-Hexeract producer does: no

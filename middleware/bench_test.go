@@ -11,10 +11,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	"github.com/hexeract/hexeract/middleware"
-	"github.com/hexeract/hexeract/router"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 )
 
 // The default-chain benchmarks run three variants in one run:

@@ -10,11 +10,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/hexeract/hexeract/middleware"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/middleware"
 )
 
 // With Watermill's own Retry between DeadLetter and CountCalls, the dead

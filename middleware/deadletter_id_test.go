@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 )

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"

@@ -11,10 +11,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	"github.com/hexeract/hexeract"
-	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/middleware"
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -22,6 +18,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 )
 
 type telemetry struct {

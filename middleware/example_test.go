@@ -9,13 +9,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	"github.com/hexeract/hexeract"
-	"github.com/hexeract/hexeract/middleware"
-	"github.com/hexeract/hexeract/router"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/router"
 )
 
 // Retry calls the handler again after a transient failure; the handler

@@ -9,9 +9,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/hexeract/hexeract/middleware"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/middleware"
 )
 
 // TestTracingContinuesThroughRawHandlerOutput: on a plain Watermill router

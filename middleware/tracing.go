@@ -5,14 +5,15 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/internal/msgtrace"
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/internal/msgtrace"
+	"github.com/hexeract/hexeract/router"
 )
 
 // ScopeName is the OpenTelemetry instrumentation scope of Hexeract's tracer

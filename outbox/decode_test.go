@@ -4,8 +4,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // TestClaimRowsDecodeLikeScan checks that the claim query's rows take the

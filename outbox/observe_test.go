@@ -7,15 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/outbox"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 )
 
 func TestNotificationWakesRelayWithoutPolling(t *testing.T) {

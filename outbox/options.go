@@ -4,9 +4,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/hexeract/hexeract/router"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // DefaultTable is the outbox table used when no [WithTable] option is given.

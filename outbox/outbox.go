@@ -11,13 +11,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/internal/msgtrace"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/internal/msgtrace"
+	"github.com/hexeract/hexeract/router"
 )
 
 // Executor is what [Outbox.Publish] writes through. pgx.Tx, *pgxpool.Pool,

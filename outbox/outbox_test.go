@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
-	"github.com/jackc/pgx/v5"
 )
 
 func TestCommitPublishesExactlyCommittedRollbackNone(t *testing.T) {

@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/outbox"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 )
 
 // fillKeyed writes n AccountEvent rows spread round-robin over keys

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/outbox"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 )
 
 func publishN(t testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox, n, perTx int) []string {

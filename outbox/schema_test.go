@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestBadTableNamesRefusedBeforeAnySQL(t *testing.T) {

@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
-	"github.com/jackc/pgx/v5"
 )
 
 // Outbox.Signal wakes the relays built from that Outbox (Outbox.NewRelay)

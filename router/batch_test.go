@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/gochannel"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"

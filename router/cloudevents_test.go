@@ -10,6 +10,7 @@ import (
 	ce "github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/hexeract/hexeract/router"
 )
 

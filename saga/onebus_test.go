@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
-	"github.com/jackc/pgx/v5"
 )
 
 // TestSagaAndProjectionOnOneEventRabbitMQ is the case of issue 15: a saga

@@ -13,12 +13,13 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/migrate"
-	"github.com/hexeract/hexeract/internal/sqlident"
-	"github.com/hexeract/hexeract/outbox"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/internal/migrate"
+	"github.com/hexeract/hexeract/internal/sqlident"
+	"github.com/hexeract/hexeract/outbox"
 )
 
 // DefaultTable is the table of the PostgreSQL store when none is configured.

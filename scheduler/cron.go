@@ -12,11 +12,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Metadata keys set on every message a cron job produces; they are defined

@@ -5,10 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/hexeract/hexeract/scheduler"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/scheduler"
 )
 
 func TestMetrics(t *testing.T) {

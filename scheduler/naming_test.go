@@ -5,10 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/jackc/pgx/v5"
 )
 
 // namedSink is a sink with a topic naming, as an outbox built with

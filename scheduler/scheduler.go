@@ -12,14 +12,15 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
-	"github.com/hexeract/hexeract/internal/msgtrace"
-	"github.com/hexeract/hexeract/outbox"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/internal/msgtrace"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 )
 
 // router.KeyDueAt is the metadata key the scheduler sets on every message it hands

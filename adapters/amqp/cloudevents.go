@@ -6,9 +6,10 @@ import (
 
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/hexeract/hexeract/adapters/internal/wire"
 	"github.com/hexeract/hexeract/router"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // CloudEvents AMQP binding header prefixes. The binding puts each

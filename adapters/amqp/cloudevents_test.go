@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/router"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 type userRegistered struct {

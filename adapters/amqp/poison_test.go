@@ -10,10 +10,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/internal/testenv"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // TestPoisonHeaders writes messages with headers Hexeract does not use as

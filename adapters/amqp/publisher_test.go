@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/internal/testenv"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 )
 

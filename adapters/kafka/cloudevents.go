@@ -4,6 +4,7 @@ import (
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/internal/wire"
 	"github.com/hexeract/hexeract/router"
 )

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/IBM/sarama"
+
 	"github.com/hexeract/hexeract/adapters/kafka"
 )
 

@@ -9,10 +9,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestPartitionKey checks that messages with the same ordering key

@@ -4,10 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestPoisonHeaders produces records straight to the topic with franz-go,

@@ -8,10 +8,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/kafka"
 	"github.com/hexeract/hexeract/internal/testenv"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // fastGroups shortens the consumer-group timings so that the many group

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 )
 

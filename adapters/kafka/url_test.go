@@ -9,10 +9,11 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/adapters/kafka"
-	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hexeract/hexeract/adapters/kafka"
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // TestURLAcksReachProducer checks that every acks value of the URL is the

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/mem"
 	"github.com/hexeract/hexeract/router"

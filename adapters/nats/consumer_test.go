@@ -5,10 +5,11 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	nc "github.com/nats-io/nats.go"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/nats"
 	"github.com/hexeract/hexeract/internal/testenv"
-	nc "github.com/nats-io/nats.go"
 )
 
 // TestExistingConsumerTakesNewSettings checks that ack_wait, max_ack_pending

@@ -3,8 +3,9 @@ package nats
 import (
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/router"
 	nc "github.com/nats-io/nats.go"
+
+	"github.com/hexeract/hexeract/router"
 )
 
 // Marshaler is the NATS marshaler Hexeract's publisher and subscriber use:

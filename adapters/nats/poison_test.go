@@ -4,10 +4,11 @@ import (
 	"testing"
 	"time"
 
+	nc "github.com/nats-io/nats.go"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/nats"
 	"github.com/hexeract/hexeract/internal/testenv"
-	nc "github.com/nats-io/nats.go"
 )
 
 // TestPoisonHeaders writes messages with repeated header values straight

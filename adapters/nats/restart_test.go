@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/nats"
 	"github.com/hexeract/hexeract/internal/testenv"

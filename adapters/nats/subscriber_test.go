@@ -7,9 +7,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	nc "github.com/nats-io/nats.go"
+
 	"github.com/hexeract/hexeract/adapters/nats"
 	"github.com/hexeract/hexeract/internal/testenv"
-	nc "github.com/nats-io/nats.go"
 )
 
 // A message with a header of several values (which Watermill's NATS

@@ -8,9 +8,10 @@ import (
 
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/vmihailenco/msgpack"
+
 	"github.com/hexeract/hexeract/adapters/internal/wire"
 	"github.com/hexeract/hexeract/router"
-	"github.com/vmihailenco/msgpack"
 )
 
 // Marshaller is the stream entry format Hexeract's publisher and subscriber

@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/redis"
 	"github.com/hexeract/hexeract/internal/testenv"
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/vmihailenco/msgpack"
 )
 
 // TestPoisonEntries writes stream entries straight to Redis with go-redis,

@@ -8,10 +8,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	"github.com/hexeract/hexeract/adapters/redis"
 	"github.com/hexeract/hexeract/internal/testenv"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 func client(t *testing.T) *goredis.Client {

@@ -11,11 +11,12 @@ import (
 
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/redis"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/internal/wmlog"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // TestRunReturnsWhenWatermillsReadLoopEnds plugs Watermill's own Redis

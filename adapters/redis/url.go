@@ -5,8 +5,9 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 )
 
 // URLOptions is a parsed Redis transport URL.

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+
 	"github.com/hexeract/hexeract/adapters/internal/suite"
 	hsql "github.com/hexeract/hexeract/adapters/sql"
 	"github.com/hexeract/hexeract/internal/testenv"

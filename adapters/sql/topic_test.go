@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	hsql "github.com/hexeract/hexeract/adapters/sql"
 	"github.com/hexeract/hexeract/internal/testenv"
 )

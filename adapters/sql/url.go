@@ -5,8 +5,9 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/adapters/internal/urlopt"
 )
 
 // URLOptions are the Hexeract parameters of a PostgreSQL transport URL.

@@ -11,8 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hexeract/hexeract/saga"
 	"github.com/spf13/cobra"
+
+	"github.com/hexeract/hexeract/saga"
 )
 
 // sagaFlags are the flags of the saga subcommands.

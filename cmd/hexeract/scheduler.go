@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/scheduler"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
+
+	"github.com/hexeract/hexeract/scheduler"
 )
 
 // schedulerFlags are the flags of the scheduler subcommands.

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/middleware"

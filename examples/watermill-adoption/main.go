@@ -38,13 +38,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/hexeract/hexeract/middleware"
-	"github.com/hexeract/hexeract/outbox"
-	"github.com/hexeract/hexeract/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	nc "github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/router"
 )
 
 // OrderPlaced is what the legacy order service publishes, as plain JSON

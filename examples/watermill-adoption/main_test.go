@@ -7,12 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/jackc/pgx/v5/pgxpool"
 	nc "github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // TestAdoption runs the service on watermill-nats (AutoProvision) and on

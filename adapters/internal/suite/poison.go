@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
