@@ -60,7 +60,6 @@ func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
 				err = fmt.Errorf("transaction aborted (%s)", tag)
 			}
 			r.finish(pending, err)
-			pending = nil
 			if err != nil {
 				_ = br.Close()
 				return err
