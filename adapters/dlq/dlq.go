@@ -370,3 +370,29 @@ func noSubscriberHint(scheme string) string {
 	}
 	return ""
 }
+
+// unknownTopic is the error for a dead-letter topic that does not exist: an
+// [*UnknownError] listing the dead-letter topics that do (or topics' error).
+func unknownTopic(ctx context.Context, topic string, topics func(context.Context) ([]string, error)) error {
+	all, err := topics(ctx)
+	if err != nil {
+		return err
+	}
+	return &UnknownError{Kind: "topic", Name: topic, Existing: dlqTopics(all)}
+}
+
+// checkGroup returns nil when group is empty or one of groups(ctx, topic),
+// else an [*UnknownError] listing them.
+func checkGroup(ctx context.Context, topic, group string, groups func(context.Context, string) ([]string, error)) error {
+	if group == "" {
+		return nil
+	}
+	gs, err := groups(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(gs, group) {
+		return nil
+	}
+	return &UnknownError{Kind: "group", Name: group, Topic: topic, Existing: gs}
+}

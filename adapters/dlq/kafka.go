@@ -120,23 +120,9 @@ func (d *kafkaDriver) check(ctx context.Context, topic, group string) error {
 		return err
 	}
 	if !ok {
-		all, err := d.topics(ctx)
-		if err != nil {
-			return err
-		}
-		return &UnknownError{Kind: "topic", Name: topic, Existing: dlqTopics(all)}
+		return unknownTopic(ctx, topic, d.topics)
 	}
-	if group == "" {
-		return nil
-	}
-	gs, err := d.groupsOf(ctx, topic)
-	if err != nil {
-		return err
-	}
-	if slices.Contains(gs, group) {
-		return nil
-	}
-	return &UnknownError{Kind: "group", Name: group, Topic: topic, Existing: gs}
+	return checkGroup(ctx, topic, group, d.groupsOf)
 }
 
 // bounds returns, per partition, the first offset to read (the group's

@@ -76,11 +76,7 @@ func (d *natsDriver) check(ctx context.Context, topic, group string) error {
 		if !errors.Is(err, nc.ErrStreamNotFound) {
 			return err
 		}
-		all, err := d.topics(ctx)
-		if err != nil {
-			return err
-		}
-		return &UnknownError{Kind: "topic", Name: topic, Existing: dlqTopics(all)}
+		return unknownTopic(ctx, topic, d.topics)
 	}
 	if group == "" {
 		return nil

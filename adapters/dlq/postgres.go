@@ -99,23 +99,9 @@ func (d *pgDriver) check(ctx context.Context, topic, group string) error {
 	if _, ok, err := d.table(ctx, "", topic); err != nil {
 		return err
 	} else if !ok {
-		all, err := d.topics(ctx)
-		if err != nil {
-			return err
-		}
-		return &UnknownError{Kind: "topic", Name: topic, Existing: dlqTopics(all)}
+		return unknownTopic(ctx, topic, d.topics)
 	}
-	if group == "" {
-		return nil
-	}
-	gs, err := d.groups(ctx, topic)
-	if err != nil {
-		return err
-	}
-	if slices.Contains(gs, group) {
-		return nil
-	}
-	return &UnknownError{Kind: "group", Name: group, Topic: topic, Existing: gs}
+	return checkGroup(ctx, topic, group, d.groups)
 }
 
 // where returns the condition selecting what group has not acknowledged.

@@ -66,11 +66,7 @@ func (d *redisDriver) check(ctx context.Context, topic, group string) error {
 		return err
 	}
 	if typ != "stream" {
-		all, err := d.topics(ctx)
-		if err != nil {
-			return err
-		}
-		return &UnknownError{Kind: "topic", Name: topic, Existing: dlqTopics(all)}
+		return unknownTopic(ctx, topic, d.topics)
 	}
 	if group == "" {
 		return nil

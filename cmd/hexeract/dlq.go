@@ -153,6 +153,19 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithCancel(ctx)
 }
 
+// brokerSession opens the dead-letter API for a command: ctx is the
+// command's context (main cancels it on SIGINT or SIGTERM), and done closes
+// the broker.
+func brokerSession(cmd *cobra.Command, f dlqFlags) (ctx context.Context, b *dlqapi.Broker, done func(), err error) {
+	ctx, stop := signalContext(cmd)
+	b, err = openBroker(ctx, f)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ctx, b, func() { _ = b.Close(); stop() }, nil
+}
+
 // interrupted turns a cancellation into an error saying what was done.
 func interrupted(ctx context.Context, err error, done string) error {
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -162,13 +175,11 @@ func interrupted(ctx context.Context, err error, done string) error {
 }
 
 func runDLQList(cmd *cobra.Command, f dlqFlags, topic string) error {
-	ctx, stop := signalContext(cmd)
-	defer stop()
-	b, err := openBroker(ctx, f)
+	ctx, b, done, err := brokerSession(cmd, f)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = b.Close() }()
+	defer done()
 	out := cmd.OutOrStdout()
 	count := 0
 	err = b.List(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit}, func(msg *message.Message) error {
@@ -189,13 +200,11 @@ func runDLQList(cmd *cobra.Command, f dlqFlags, topic string) error {
 }
 
 func runDLQCount(cmd *cobra.Command, f dlqFlags, topic string) error {
-	ctx, stop := signalContext(cmd)
-	defer stop()
-	b, err := openBroker(ctx, f)
+	ctx, b, done, err := brokerSession(cmd, f)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = b.Close() }()
+	defer done()
 	n, err := b.Count(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit})
 	if err != nil {
 		return err
@@ -205,13 +214,11 @@ func runDLQCount(cmd *cobra.Command, f dlqFlags, topic string) error {
 }
 
 func runDLQTopics(cmd *cobra.Command, f dlqFlags) error {
-	ctx, stop := signalContext(cmd)
-	defer stop()
-	b, err := openBroker(ctx, f)
+	ctx, b, done, err := brokerSession(cmd, f)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = b.Close() }()
+	defer done()
 	ts, err := b.Topics(ctx)
 	if err != nil {
 		return err
@@ -304,13 +311,11 @@ func orDash(s string) string {
 }
 
 func runDLQMove(cmd *cobra.Command, f dlqFlags, topic string) error {
-	ctx, stop := signalContext(cmd)
-	defer stop()
-	b, err := openBroker(ctx, f)
+	ctx, b, done, err := brokerSession(cmd, f)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = b.Close() }()
+	defer done()
 	max := int64(-1) // unknown total: a spinner with a count
 	if f.group != "" || b.Scheme() != "kafka" {
 		if n, err := b.Count(ctx, topic, dlqapi.Query{Group: f.group, Limit: f.limit}); err == nil {
