@@ -326,17 +326,36 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (id
 	return nil, nil
 }
 
+// decodeMetadata reads a row's stored metadata: a JSON object whose values
+// are strings, except that rows postponed before the refusal count was
+// stored as text hold it as a JSON number; a value that is not a string is
+// kept as its JSON text, so one odd value never costs the message its
+// envelope.
+func decodeMetadata(raw []byte) (message.Metadata, error) {
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &values); err != nil {
+		return nil, err
+	}
+	md := make(message.Metadata, len(values))
+	for k, v := range values {
+		var str string
+		if json.Unmarshal(v, &str) == nil {
+			md[k] = str
+		} else {
+			md[k] = string(v)
+		}
+	}
+	return md, nil
+}
+
 // dueMessage rebuilds a scheduled message for its hand-off: the stored
 // metadata without the scheduler's refusal bookkeeping, plus KeyDueAt.
 func dueMessage(uuid string, payload, metadata []byte, due time.Time) *message.Message {
-	md := message.Metadata{}
-	if err := json.Unmarshal(metadata, &md); err != nil {
+	md, err := decodeMetadata(metadata)
+	if err != nil {
 		// Cannot happen for rows written by Schedule; keep the message
 		// deliverable and say what went wrong.
 		md = message.Metadata{router.KeyMetadataError: err.Error()}
-	}
-	if md == nil { // stored as JSON null
-		md = message.Metadata{}
 	}
 	delete(md, keyAttempts)
 	delete(md, keyLastError)

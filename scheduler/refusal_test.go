@@ -95,5 +95,8 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 	if md.Get("hexeract_schedule_refusals") != "" || md.Get("hexeract_schedule_last_error") != "" || md.Get(router.KeyDueAt) == "" {
 		t.Errorf("handed-off metadata %v: want router.KeyDueAt and no refusal bookkeeping", md)
 	}
+	if md.Get(router.KeyType) != (reminder{}).MessageType() || md.Get(router.KeyMetadataError) != "" {
+		t.Errorf("handed-off metadata %v: want the message's own envelope (ce_type %q) kept", md, (reminder{}).MessageType())
+	}
 	t.Logf("refused %d times before the sink took it", refusals.Load())
 }

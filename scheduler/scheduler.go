@@ -335,7 +335,7 @@ RETURNING topic, due_at, uuid, payload, metadata`,
 		// rescheduled to a later time meanwhile keeps that time.
 		pushBack: `UPDATE ` + t.Table + ` SET
 	due_at = clock_timestamp() + interval '1 second' * least(power(2, least(a.n, 6)), 60),
-	metadata = metadata || jsonb_build_object('` + keyAttempts + `', a.n + 1, '` + keyLastError + `', $2::text)
+	metadata = metadata || jsonb_build_object('` + keyAttempts + `', (a.n + 1)::text, '` + keyLastError + `', $2::text)
 FROM (SELECT id, CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END AS n
 	FROM ` + t.Table + ` WHERE id = ANY($1::text[]) AND due_at <= clock_timestamp()) a
 WHERE ` + t.Table + `.id = a.id AND ` + t.Table + `.due_at <= clock_timestamp()`,
