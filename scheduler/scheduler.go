@@ -295,9 +295,9 @@ func (s *Scheduler) InstanceID() string { return s.cfg.instanceID }
 
 // statements holds the SQL built once from the validated table names.
 type statements struct {
-	insert, claim, cancel, reschedule, list, count string
-	lease, release, leaseHolder, tick, pruneTicks  string
-	claimOne, pushBack                             string
+	insert, claim, cancel, reschedule, list, count, get string
+	lease, release, leaseHolder, tick, pruneTicks       string
+	claimOne, pushBack                                  string
 }
 
 func newStatements(t tables) statements {
@@ -349,6 +349,9 @@ SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4)
 	coalesce(metadata->>'` + keyLastError + `', '') FROM ` + t.Table + `
 WHERE ($1 = '' OR topic = $1) ORDER BY due_at, id LIMIT $2`,
 		count: `SELECT count(*) FROM ` + t.Table + ` WHERE ($1 = '' OR topic = $1)`,
+		get: `SELECT id, topic, due_at, metadata->>'ce_type', created_at,
+	CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END,
+	coalesce(metadata->>'` + keyLastError + `', ''), metadata::text FROM ` + t.Table + ` WHERE id = $1`,
 		lease: `INSERT INTO ` + t.Leases + ` AS l (name, holder, expires_at)
 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
@@ -540,6 +543,32 @@ type Pending struct {
 	// LastError is the last refusal's error.
 	Refusals  int
 	LastError string
+	// Metadata is the message's stored metadata; only [Scheduler.Get]
+	// fills it (List leaves it nil).
+	Metadata message.Metadata
+}
+
+// Get returns the pending scheduled message id, with its metadata (for
+// example router.KeySagaName on a saga's timeout). It returns [ErrNotFound]
+// when there is none with this id.
+func (s *Scheduler) Get(ctx context.Context, id string) (Pending, error) {
+	var p Pending
+	var typ *string
+	var md []byte
+	err := s.pool.QueryRow(ctx, s.sql.get, id).Scan(&p.ID, &p.Topic, &p.DueAt, &typ, &p.CreatedAt, &p.Refusals, &p.LastError, &md)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return p, fmt.Errorf("scheduler: get %s: %w", id, err)
+	}
+	if typ != nil {
+		p.Type = *typ
+	}
+	if p.Metadata, err = decodeMetadata(md); err != nil {
+		return p, fmt.Errorf("scheduler: get %s: metadata: %w", id, err)
+	}
+	return p, nil
 }
 
 // List returns up to limit pending messages in due order, only those for

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
 )
 
@@ -22,6 +23,7 @@ type schedulerFlags struct {
 	topic   string
 	limit   int
 	jsonOut bool
+	force   bool
 }
 
 func newSchedulerCommand() *cobra.Command {
@@ -57,27 +59,38 @@ These commands read and change that table directly; they need
 		Long: `Removes each pending scheduled message with one of the given ids (as printed
 by "hexeract scheduler list"). An id with no pending message (never scheduled,
 already cancelled or already handed off) is reported and makes the command
-fail after the others were processed.`,
+fail after the others were processed.
+
+A saga's timeout (a message carrying saga_name) is refused, and makes the
+command fail: the saga would wait for it for ever while "hexeract saga show"
+still lists it as pending. Handle it through the saga (an event that moves it
+on cancels its timeout), or pass --force to cancel it anyway.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler) error {
-				var missing []string
+				var missing, refused []string
 				for i, id := range args {
 					if ctx.Err() != nil {
 						fmt.Fprintf(cmd.OutOrStdout(), "interrupted: %d of %d ids processed; not tried: %s\n", i, len(args), strings.Join(args[i:], " "))
 						return ctx.Err()
 					}
 					// One cancel is one short statement: let it finish.
-					err := s.Cancel(context.WithoutCancel(ctx), id)
+					err := cancelScheduled(context.WithoutCancel(ctx), s, id, f.force)
 					switch {
 					case errors.Is(err, scheduler.ErrNotFound):
 						missing = append(missing, id)
 						fmt.Fprintf(cmd.ErrOrStderr(), "not pending: %s\n", id)
+					case errors.Is(err, errSagaTimeout):
+						refused = append(refused, id)
+						fmt.Fprintf(cmd.ErrOrStderr(), "refused: %v\n", err)
 					case err != nil:
 						return err
 					default:
 						fmt.Fprintf(cmd.OutOrStdout(), "cancelled %s\n", id)
 					}
+				}
+				if len(refused) > 0 {
+					return fmt.Errorf("%d of %d ids are saga timeouts and were not cancelled (--force cancels them); %d had no pending scheduled message", len(refused), len(args), len(missing))
 				}
 				if len(missing) > 0 {
 					return fmt.Errorf("%d of %d ids had no pending scheduled message", len(missing), len(args))
@@ -86,8 +99,30 @@ fail after the others were processed.`,
 			})
 		},
 	}
+	cancel.Flags().BoolVar(&f.force, "force", false, "also cancel a saga's timeout")
 	cmd.AddCommand(list, cancel)
 	return cmd
+}
+
+// errSagaTimeout marks a cancel refused because the message is a saga's
+// timeout.
+var errSagaTimeout = errors.New("a saga's timeout") //nolint:gochecknoglobals // a sentinel error, never reassigned
+
+// cancelScheduled cancels the pending message id, refusing a saga's timeout
+// unless force is set.
+func cancelScheduled(ctx context.Context, s *scheduler.Scheduler, id string, force bool) error {
+	if !force {
+		p, err := s.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if name := p.Metadata.Get(router.KeySagaName); name != "" {
+			key := p.Metadata.Get(router.KeySagaKey)
+			return fmt.Errorf("%w: %s is the %s timeout of saga %s instance %s, which waits for it (hexeract saga show %s %s); not cancelled: pass --force to cancel it anyway",
+				errSagaTimeout, id, p.Type, name, key, name, key)
+		}
+	}
+	return s.Cancel(ctx, id)
 }
 
 // refuseSink is the sink of the CLI's Scheduler, which only reads and

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
 )
 
@@ -120,3 +124,56 @@ func TestSchedulerListAndCancel(t *testing.T) {
 type cliOtherReminder struct{}
 
 func (cliOtherReminder) MessageType() string { return "cli.other" }
+
+// A saga's timeout (metadata saga_name/saga_key, as the saga runtime writes
+// it) is not cancelled behind the saga's back: cancel refuses it, says
+// which saga instance waits for it, fails, and leaves it pending; --force
+// cancels it.
+func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	table := "cli_sched_saga_" + testenv.Suffix()
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
+	})
+	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	timeout := message.NewMessage("t-1", []byte(`{}`))
+	timeout.Metadata.Set(router.KeyType, "trips.expired")
+	timeout.Metadata.Set(router.KeySagaName, "trips")
+	timeout.Metadata.Set(router.KeySagaKey, "trip-7")
+	ids, err := s.ScheduleMessages(ctx, pool, time.Now().Add(time.Hour), "trips.expired", timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, err := runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, ids[0], plain[0])
+	if err == nil || !strings.Contains(err.Error(), "saga timeouts") {
+		t.Fatalf("cancel of a saga timeout: err %v; want a refusal", err)
+	}
+	if !strings.Contains(errOut, "saga trips instance trip-7") || !strings.Contains(errOut, "hexeract saga show trips trip-7") || !strings.Contains(out, "cancelled "+plain[0]) {
+		t.Fatalf("stdout %q, stderr %q: want the saga named and the other id cancelled", out, errOut)
+	}
+	if p, err := s.Get(ctx, ids[0]); err != nil || p.Metadata.Get(router.KeySagaName) != "trips" {
+		t.Fatalf("the refused timeout: %+v, %v; want it still pending", p, err)
+	}
+
+	out, _, err = runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, "--force", ids[0])
+	if err != nil || !strings.Contains(out, "cancelled "+ids[0]) {
+		t.Fatalf("cancel --force: %v\n%s", err, out)
+	}
+	if _, err := s.Get(ctx, ids[0]); !errors.Is(err, scheduler.ErrNotFound) {
+		t.Fatalf("after cancel --force: %v; want ErrNotFound", err)
+	}
+}
