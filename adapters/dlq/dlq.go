@@ -396,3 +396,29 @@ func checkGroup(ctx context.Context, topic, group string, groups func(context.Co
 	}
 	return &UnknownError{Kind: "group", Name: group, Topic: topic, Existing: gs}
 }
+
+// republish publishes dead where next sends it, the first step of every
+// driver's move (each then removes dead from the dead-letter topic its own
+// way). It returns the destination topic.
+func republish(pub message.Publisher, topic string, dead *message.Message, next func(*message.Message) (string, *message.Message, error)) (string, error) {
+	to, out, err := next(dead)
+	if err != nil {
+		return "", err
+	}
+	if err := pub.Publish(to, out); err != nil {
+		return "", fmt.Errorf("dlq: publish %s to %q (left in %q): %w", dead.UUID, to, topic, err)
+	}
+	return to, nil
+}
+
+// decoded adapts fn to a driver's raw records: each is decoded with decode
+// before fn sees it.
+func decoded[R any](decode func(R) (*message.Message, error), fn func(*message.Message) error) func(R) error {
+	return func(r R) error {
+		m, err := decode(r)
+		if err != nil {
+			return err
+		}
+		return fn(m)
+	}
+}

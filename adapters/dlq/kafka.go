@@ -249,13 +249,7 @@ func (d *kafkaDriver) list(ctx context.Context, topic, group string, limit int, 
 	if err != nil {
 		return err
 	}
-	return d.records(ctx, topic, b, limit, func(r *kgo.Record) error {
-		m, err := kafkaMessage(r)
-		if err != nil {
-			return err
-		}
-		return fn(m)
-	})
+	return d.records(ctx, topic, b, limit, decoded(kafkaMessage, fn))
 }
 
 func (d *kafkaDriver) count(ctx context.Context, topic, group string) (int, error) {
@@ -302,12 +296,9 @@ func (d *kafkaDriver) move(ctx context.Context, topic, group string, limit int, 
 		if err != nil {
 			return err
 		}
-		to, out, err := next(dead)
+		to, err := republish(d.pub, topic, dead, next)
 		if err != nil {
 			return err
-		}
-		if err := d.pub.Publish(to, out); err != nil {
-			return fmt.Errorf("dlq: publish %s to %q (left in %q): %w", dead.UUID, to, topic, err)
 		}
 		var os kadm.Offsets
 		os.Add(kadm.Offset{Topic: topic, Partition: r.Partition, At: r.Offset + 1, LeaderEpoch: -1})

@@ -142,13 +142,7 @@ func natsMessage(raw *nc.RawStreamMsg) (*message.Message, error) {
 }
 
 func (d *natsDriver) list(ctx context.Context, topic, group string, limit int, fn func(*message.Message) error) error {
-	return d.seqs(ctx, topic, group, limit, func(raw *nc.RawStreamMsg) error {
-		m, err := natsMessage(raw)
-		if err != nil {
-			return err
-		}
-		return fn(m)
-	})
+	return d.seqs(ctx, topic, group, limit, decoded(natsMessage, fn))
 }
 
 func (d *natsDriver) count(ctx context.Context, topic, group string) (int, error) {
@@ -204,12 +198,9 @@ func (d *natsDriver) move(ctx context.Context, topic, group string, limit int, n
 		if err != nil {
 			return err
 		}
-		to, out, err := next(dead)
+		to, err := republish(d.pub, topic, dead, next)
 		if err != nil {
 			return err
-		}
-		if err := d.pub.Publish(to, out); err != nil {
-			return fmt.Errorf("dlq: publish %s to %q (left in %q): %w", dead.UUID, to, topic, err)
 		}
 		if err := d.js.DeleteMsg(stream, seq, nc.Context(c)); err != nil && !errors.Is(err, nc.ErrMsgNotFound) {
 			return fmt.Errorf("dlq: %s was published to %q but could not be deleted from %q (it may be moved twice): %w", dead.UUID, to, topic, err)

@@ -176,13 +176,7 @@ func redisMessage(e goredis.XMessage) (*message.Message, error) {
 }
 
 func (d *redisDriver) list(ctx context.Context, topic, group string, limit int, fn func(*message.Message) error) error {
-	return d.entries(ctx, topic, group, limit, func(e goredis.XMessage) error {
-		msg, err := redisMessage(e)
-		if err != nil {
-			return err
-		}
-		return fn(msg)
-	})
+	return d.entries(ctx, topic, group, limit, decoded(redisMessage, fn))
 }
 
 func (d *redisDriver) count(ctx context.Context, topic, group string) (int, error) {
@@ -223,12 +217,9 @@ func (d *redisDriver) move(ctx context.Context, topic, group string, limit int, 
 		if err != nil {
 			return err
 		}
-		to, out, err := next(dead)
+		to, err := republish(d.pub, topic, dead, next)
 		if err != nil {
 			return err
-		}
-		if err := d.pub.Publish(to, out); err != nil {
-			return fmt.Errorf("dlq: publish %s to %q (left in %q): %w", dead.UUID, to, topic, err)
 		}
 		gs, err := d.groups(c, topic)
 		if err != nil {

@@ -253,14 +253,11 @@ func (d *sqsDriver) move(ctx context.Context, topic, _ string, limit int, next f
 				continue
 			}
 			seen[dead.UUID] = true
-			to, out, err := next(dead)
+			to, err := republish(d.pub, topic, dead, next)
 			if err != nil {
 				return err
 			}
 			c := context.WithoutCancel(ctx)
-			if err := d.pub.Publish(to, out); err != nil {
-				return fmt.Errorf("dlq: publish %s to %q (left in %q): %w", dead.UUID, to, topic, err)
-			}
 			held = held[1:]
 			if _, err := d.client.DeleteMessage(c, &awssqs.DeleteMessageInput{QueueUrl: aws.String(qurl), ReceiptHandle: m.ReceiptHandle}); err != nil {
 				return fmt.Errorf("dlq: %s was sent to %q but could not be deleted from %q (it may be moved twice): %w", dead.UUID, to, topic, err)
