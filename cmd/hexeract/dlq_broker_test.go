@@ -166,6 +166,10 @@ func testDLQBroker(t *testing.T, env brokerEnv, suffix string) {
 	if !strings.HasPrefix(env.url, "sqs") {
 		reads = append(reads, append([]string{"dlq", "list", s.dlq(), "--group", "nosuch-" + suffix}, base...))
 	}
+	// The App may still be settling what it consumed (SQS: messages it
+	// dead-lettered are invisible until their delete lands): start from a
+	// broker at rest, two equal snapshots in a row.
+	settled(t, env.snapshot)
 	for _, args := range reads {
 		before := env.snapshot(t)
 		out, _, err := runCLI(t, args...)
@@ -806,4 +810,20 @@ func TestDLQMoveUnboundExchangeRabbitMQ(t *testing.T) {
 	if len(calls) != 3 || calls["o-1"] != 1 {
 		t.Fatalf("handler calls %v", calls)
 	}
+}
+
+// settled waits, up to 10 s, until two snapshots taken 200 ms apart are
+// equal: the broker is at rest before a read is compared against it.
+func settled(t *testing.T, snapshot func(*testing.T) string) {
+	t.Helper()
+	prev := snapshot(t)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		cur := snapshot(t)
+		if cur == prev {
+			return
+		}
+		prev = cur
+	}
+	t.Fatalf("the broker did not come to rest in 10 s; last snapshot:\n%s", prev)
 }
