@@ -82,7 +82,8 @@ func run(ctx context.Context, transportURL string, out io.Writer) ([]audit.Recor
 	if err != nil {
 		return nil, nil, err
 	}
-	defer app.Close()
+	// Closed below once the handlers are done; this closes it on the early returns.
+	defer func() { _ = app.Close() }()
 
 	var mu sync.Mutex
 	want := map[string]string{} // message id -> expected outcome
