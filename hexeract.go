@@ -69,6 +69,12 @@ type App struct {
 	compCtx     context.Context
 	// ownedOnce closes the transport the App created, once.
 	ownedOnce sync.Once
+
+	// pluginMu guards the installed plugins' names (plugin.go); it is not
+	// held while a plugin installs.
+	pluginMu   sync.Mutex
+	plugins    []string
+	installing map[string]bool
 }
 
 // New builds an App. With no publisher and no subscriber it uses an
@@ -154,6 +160,14 @@ func New(opts ...Option) (*App, error) {
 	}
 	r.AddMiddleware(cfg.middleware...)
 	app.router = r
+	for i, p := range cfg.plugins {
+		if err := app.Install(p); err != nil {
+			if p == nil {
+				err = fmt.Errorf("hexeract: plugin %d given with WithPlugins is nil", i)
+			}
+			return nil, errors.Join(err, app.Close())
+		}
+	}
 	return app, nil
 }
 

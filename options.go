@@ -24,6 +24,7 @@ type config struct {
 	routerCfg  message.RouterConfig
 	workers    []Worker
 	middleware []message.HandlerMiddleware
+	plugins    []Plugin // installed by New after the other options (WithPlugins)
 	// noDefaults turns off the default middleware chain.
 	noDefaults bool
 	// raw maps topics whose raw messages get an assumed type (WithRawMessages).
