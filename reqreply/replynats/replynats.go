@@ -18,26 +18,59 @@
 package replynats
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
 	nc "github.com/nats-io/nats.go"
 )
 
 // NewReplySubscriber connects a core NATS subscriber for a
 // [github.com/hexeract/hexeract/reqreply.Client]'s reply topic. opts are
 // extra connection options (credentials, TLS). logger may be nil.
-func NewReplySubscriber(url string, logger watermill.LoggerAdapter, opts ...nc.Option) (*wnats.Subscriber, error) {
-	s, err := wnats.NewSubscriber(wnats.SubscriberConfig{
-		URL:         url,
-		NatsOptions: append([]nc.Option{nc.Name("hexeract-replies"), nc.MaxReconnects(-1)}, opts...),
-		JetStream:   wnats.JetStreamConfig{Disabled: true},
+func NewReplySubscriber(url string, logger watermill.LoggerAdapter, opts ...nc.Option) (*Subscriber, error) {
+	conn, err := nc.Connect(url, append([]nc.Option{nc.Name("hexeract-replies"), nc.MaxReconnects(-1)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("replynats: subscriber: connect: %w", err)
+	}
+	s, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
+		JetStream: wnats.JetStreamConfig{Disabled: true},
 	}, nopIfNil(logger))
 	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("replynats: subscriber: %w", err)
 	}
-	return s, nil
+	return &Subscriber{Subscriber: s, conn: conn}, nil
+}
+
+// Subscriber is Watermill's core NATS subscriber whose Subscribe returns
+// only once the NATS server has registered the subscription. Core NATS
+// delivers a message only to the subscriptions the server knows when it
+// arrives, and a client subscribes to its reply topic just before its first
+// request when its App is not running yet: without the round trip, a reply
+// could reach the server before the subscription and be lost.
+type Subscriber struct {
+	*wnats.Subscriber
+	conn *nc.Conn
+}
+
+// flushTimeout bounds the wait for the server to confirm a subscription.
+const flushTimeout = 10 * time.Second
+
+// Subscribe subscribes to topic and waits until the server has registered
+// the subscription.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	out, err := s.Subscriber.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.conn.FlushTimeout(flushTimeout); err != nil {
+		return nil, fmt.Errorf("replynats: subscribe to %q: the server did not confirm the subscription: %w", topic, err)
+	}
+	return out, nil
 }
 
 // NewReplyPublisher connects a core NATS publisher for responders' replies.
