@@ -5,32 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 )
-
-// listenPIDs returns the backend pids LISTENing on channel.
-func listenPIDs(t *testing.T, pool *pgxpool.Pool, channel string) []int32 {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+channel+`"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int32
-	for rows.Next() {
-		var pid int32
-		if err := rows.Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return pids
-}
 
 // After its LISTEN connection is killed, the relay listens again and a
 // notification (not the hour-long poll interval, not an in-process signal)
@@ -47,7 +24,7 @@ func TestRelayListenConnectionKilledReconnects(t *testing.T) {
 	testenv.Run(t, "relay", 15*time.Second, r.Run)
 	ch := ob.Channel()
 	var first []int32
-	waitFor(t, 5*time.Second, "the LISTEN connection", func() bool { first = listenPIDs(t, pool, ch); return len(first) == 1 })
+	waitFor(t, 5*time.Second, "the LISTEN connection", func() bool { first = testenv.ListenPIDs(t, pool, ch); return len(first) == 1 })
 	publishN(t, pool, ob, 1, 1)
 	ob.Signal() // a NOTIFY: the relay ignores in-process signals
 	waitFor(t, 10*time.Second, "the first row delivered", func() bool { return rec.distinct() == 1 })
@@ -62,7 +39,7 @@ func TestRelayListenConnectionKilledReconnects(t *testing.T) {
 		t.Fatalf("terminated %d LISTEN sessions, want 1", killed)
 	}
 	waitFor(t, 10*time.Second, "a new LISTEN connection", func() bool {
-		p := listenPIDs(t, pool, ch)
+		p := testenv.ListenPIDs(t, pool, ch)
 		return len(p) == 1 && p[0] != first[0]
 	})
 	publishN(t, pool, ob, 1, 1)

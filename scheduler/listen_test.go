@@ -5,32 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
 )
-
-// listenSessions returns the backend pids LISTENing on channel.
-func listenSessions(t *testing.T, pool *pgxpool.Pool, channel string) []int32 {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+channel+`"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int32
-	for rows.Next() {
-		var pid int32
-		if err := rows.Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return pids
-}
 
 // After its LISTEN connection is killed, the scheduler listens again and a
 // newly scheduled message wakes the poller before its (long) poll interval.
@@ -43,7 +20,7 @@ func TestListenConnectionKilledReconnects(t *testing.T) {
 	run(t, s)
 	ch := scheduler.Channel(s)
 	var first []int32
-	testenv.WaitFor(t, 5*time.Second, "the LISTEN connection", func() bool { first = listenSessions(t, pool, ch); return len(first) == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the LISTEN connection", func() bool { first = testenv.ListenPIDs(t, pool, ch); return len(first) == 1 })
 	if _, err := s.After(ctx, pool, 50*time.Millisecond, reminder{N: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +36,7 @@ func TestListenConnectionKilledReconnects(t *testing.T) {
 		t.Fatalf("terminated %d LISTEN sessions, want 1", killed)
 	}
 	testenv.WaitFor(t, 10*time.Second, "a new LISTEN connection", func() bool {
-		p := listenSessions(t, pool, ch)
+		p := testenv.ListenPIDs(t, pool, ch)
 		return len(p) == 1 && p[0] != first[0]
 	})
 	// Let the catch-up look that follows the reconnection pass: the poll

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -155,4 +156,20 @@ func Redact(rawURL string) string {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
+}
+
+// ListenPIDs returns the PostgreSQL backend pids LISTENing on channel
+// (their query is `LISTEN "<channel>"`), for tests that kill a component's
+// notification connection.
+func ListenPIDs(t testing.TB, pool *pgxpool.Pool, channel string) []int32 {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+channel+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
 }
