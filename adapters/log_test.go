@@ -1,11 +1,9 @@
 package adapters_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,6 @@ import (
 	"github.com/hexeract/hexeract/adapters/redis"
 	"github.com/hexeract/hexeract/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // transportError opens Redis Streams with opts, subscribes, and then
 // deletes the topic's stream (and so the group) under the subscriber, so
@@ -68,7 +48,7 @@ func transportError(t *testing.T, opts ...adapters.Option) {
 // TestOpenLogsToSlogDefault: without a logger option, a transport's errors
 // reach slog.Default() at error level.
 func TestOpenLogsToSlogDefault(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Logs
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	defer slog.SetDefault(prev)
@@ -82,7 +62,7 @@ func TestOpenLogsToSlogDefault(t *testing.T) {
 // transport's errors to it, at error level, and its life-cycle lines at
 // debug level.
 func TestOpenWithLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Logs
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	transportError(t, adapters.WithLogger(l))
 	logs := buf.String()
@@ -97,7 +77,7 @@ func TestOpenWithLogger(t *testing.T) {
 // TestOpenWithWatermillLogger: WithWatermillLogger sends a transport's
 // errors to the given Watermill logger.
 func TestOpenWithWatermillLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Logs
 	transportError(t, adapters.WithWatermillLogger(watermill.NewStdLoggerWithOut(&buf, false, false)))
 	if logs := buf.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "NOGROUP") {
 		t.Fatalf("the Watermill logger got no transport error:\n%s", logs)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ func TestRunReturnsWhenWatermillsReadLoopEnds(t *testing.T) {
 	c := client(t)
 	topic := "hexeract.stop." + testenv.Suffix()
 	t.Cleanup(func() { c.Del(context.Background(), topic) })
-	var logs syncBuffer
+	var logs testenv.Logs
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	sub, err := wredis.NewSubscriber(wredis.SubscriberConfig{Client: c, ConsumerGroup: "stop", OldestId: "0"}, wmlog.New(logger))
 	if err != nil {
@@ -65,22 +64,4 @@ func TestRunReturnsWhenWatermillsReadLoopEnds(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "_watermill_message_uuid key is missing") {
 		t.Errorf("the App's logger did not get the transport's error:\n%s", l)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

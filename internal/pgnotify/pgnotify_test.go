@@ -1,7 +1,6 @@
 package pgnotify_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -20,30 +19,12 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 )
 
-// logBuf collects a listener's log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuf) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 // fixture is one listener on its own channel and application_name.
 type fixture struct {
 	pool     *pgxpool.Pool
 	channel  string
 	app      string
-	logs     *logBuf
+	logs     *testenv.Logs
 	payloads chan string
 	listens  atomic.Int32
 }
@@ -55,7 +36,7 @@ func newFixture(t *testing.T) *fixture {
 		pool:     testenv.Postgres(t),
 		channel:  "pgnotify_test_" + suffix,
 		app:      "hexeract-pgnotify-test " + suffix,
-		logs:     &logBuf{},
+		logs:     &testenv.Logs{},
 		payloads: make(chan string, 16),
 	}
 }
@@ -161,11 +142,11 @@ func TestNotificationsWakeTheCallbackAcrossAConnectionKill(t *testing.T) {
 	testenv.WaitFor(t, 5*time.Second, "LISTEN again after the kill", func() bool { return f.listens.Load() == 2 })
 	f.notify(t, "three")
 	f.expect(t, "three")
-	if n := f.logs.count("LISTEN connection lost"); n != 1 {
-		t.Errorf("%d \"connection lost\" log lines, want 1:\n%s", n, f.logs.buf.String())
+	if n := f.logs.Count("LISTEN connection lost"); n != 1 {
+		t.Errorf("%d \"connection lost\" log lines, want 1:\n%s", n, f.logs.String())
 	}
-	if n := f.logs.count("LISTEN connection restored"); n != 1 {
-		t.Errorf("%d \"connection restored\" log lines, want 1:\n%s", n, f.logs.buf.String())
+	if n := f.logs.Count("LISTEN connection restored"); n != 1 {
+		t.Errorf("%d \"connection restored\" log lines, want 1:\n%s", n, f.logs.String())
 	}
 	select {
 	case p := <-f.payloads:
@@ -267,10 +248,10 @@ func TestBackoffGrowsWhileTheServerIsDownAndRestarts(t *testing.T) {
 			t.Errorf("wait %d was %v, want at least %v", i+1, gaps[i], want*time.Millisecond)
 		}
 	}
-	if n := f.logs.count("cannot LISTEN"); n != 4 {
+	if n := f.logs.Count("cannot LISTEN"); n != 4 {
 		t.Errorf("%d \"cannot LISTEN\" log lines, want 4", n)
 	}
-	if n := f.logs.count("LISTEN connection restored"); n != 1 {
+	if n := f.logs.Count("LISTEN connection restored"); n != 1 {
 		t.Errorf("%d \"restored\" log lines, want 1", n)
 	}
 	// After a good connection the backoff restarts at its minimum.
