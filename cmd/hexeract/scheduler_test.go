@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
@@ -41,18 +42,7 @@ func TestSchedulerListAndCancel(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
-	table := "cli_sched_" + testenv.Suffix()
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
-	})
-	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, table := newCLIScheduler(t, pool)
 	later, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "later"})
 	if err != nil {
 		t.Fatal(err)
@@ -133,18 +123,7 @@ func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
-	table := "cli_sched_saga_" + testenv.Suffix()
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
-	})
-	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, table := newCLIScheduler(t, pool)
 	timeout := message.NewMessage("t-1", []byte(`{}`))
 	timeout.Metadata.Set(router.KeyType, "trips.expired")
 	timeout.Metadata.Set(router.KeySagaName, "trips")
@@ -176,4 +155,23 @@ func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
 	if _, err := s.Get(ctx, ids[0]); !errors.Is(err, scheduler.ErrNotFound) {
 		t.Fatalf("after cancel --force: %v; want ErrNotFound", err)
 	}
+}
+
+// newCLIScheduler migrates a scheduler table of the test's own, removed
+// when the test ends, and returns the CLI's read-and-cancel Scheduler on it.
+func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler, string) {
+	t.Helper()
+	table := "cli_sched_" + testenv.Suffix()
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
+	})
+	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, table
 }
