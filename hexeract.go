@@ -40,7 +40,7 @@ type App struct {
 	// chain dead-letters to the broker; nil otherwise.
 	dlqTopic func(string) string
 	// rawTypes maps a topic to the type its raw messages are assumed to
-	// have (WithRawMessages, AcceptRaw): topic string -> wire name string.
+	// have (WithRawMessages, WithAcceptRaw): topic string -> wire name string.
 	rawTypes sync.Map
 	// broker is the in-memory broker the App made when given no transport.
 	broker *mem.Broker
@@ -194,7 +194,7 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 	if hc.rawTypes {
 		prev, loaded := app.rawTypes.LoadOrStore(hc.topic, name)
 		if loaded && prev.(string) != name {
-			return fmt.Errorf("hexeract: handler %q: AcceptRaw on topic %q, whose raw messages are already taken as %q; a topic's raw messages have one type (give this handler its own topic with hexeract.WithTopic)", hc.name, hc.topic, prev)
+			return fmt.Errorf("hexeract: handler %q: WithAcceptRaw on topic %q, whose raw messages are already taken as %q; a topic's raw messages have one type (give this handler its own topic with hexeract.WithTopic)", hc.name, hc.topic, prev)
 		}
 		if err := app.addHandler(hc.name, hc.topic, name, fn); err != nil {
 			if !loaded {
@@ -208,7 +208,7 @@ func Handle[T router.Message](app *App, h router.Handler[T], opts ...HandlerOpti
 }
 
 // assumeRaw gives a raw message of a topic that assumes a type the
-// envelope of that type (see WithRawMessages, AcceptRaw).
+// envelope of that type (see WithRawMessages, WithAcceptRaw).
 func (a *App) assumeRaw(topic string, msg *message.Message) {
 	if typ, ok := a.rawTypes.Load(topic); ok {
 		router.AssumeEnvelope(msg, typ.(string))

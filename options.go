@@ -191,11 +191,6 @@ type handlerConfig struct {
 // topic can assume one type only ([WithRawMessages] sets it per topic).
 func WithAcceptRaw() HandlerOption { return func(h *handlerConfig) { h.rawTypes = true } }
 
-// AcceptRaw is the former name of [WithAcceptRaw].
-//
-// Deprecated: use WithAcceptRaw.
-func AcceptRaw() HandlerOption { return WithAcceptRaw() }
-
 // WithName names the handler. Names must be unique in an App; the default is
 // the message type's wire name. Name a second handler of the same type.
 func WithName(name string) HandlerOption { return func(h *handlerConfig) { h.name = name } }

@@ -24,10 +24,10 @@ func rawMessage(id, body string) *message.Message {
 	return m
 }
 
-// A typed handler added with AcceptRaw takes raw messages of its topic as
+// A typed handler added with WithAcceptRaw takes raw messages of its topic as
 // its type, with the Watermill UUID as id; without it (the default) a raw
 // message is dead-lettered as missing its type.
-func TestAcceptRaw(t *testing.T) {
+func TestWithAcceptRaw(t *testing.T) {
 	bus := newBusForCount(t)
 	app, err := hexeract.New(hexeract.WithPubSub(bus, bus))
 	if err != nil {
@@ -47,7 +47,7 @@ func TestAcceptRaw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same type on another topic, without AcceptRaw.
+	// The same type on another topic, without WithAcceptRaw.
 	strict := make(chan string, 1)
 	if err := hexeract.HandleFunc(app, func(ctx context.Context, inv Invoiced) error { strict <- inv.ID; return nil },
 		hexeract.WithName("strict"), hexeract.WithTopic("strict.invoices")); err != nil {
@@ -93,7 +93,7 @@ func TestAcceptRaw(t *testing.T) {
 			t.Fatalf("dead letter fault %q, want the missing ce_type", f.Error)
 		}
 	case id := <-strict:
-		t.Fatalf("handler without AcceptRaw took raw message %s", id)
+		t.Fatalf("handler without WithAcceptRaw took raw message %s", id)
 	case <-time.After(10 * time.Second):
 		t.Fatal("raw message on the strict topic not dead-lettered")
 	}
@@ -149,7 +149,7 @@ func TestRawMessagesConflicts(t *testing.T) {
 	defer app.Close()
 	err = hexeract.HandleFunc(app, func(context.Context, Invoiced) error { return nil }, hexeract.WithAcceptRaw())
 	if err == nil || !strings.Contains(err.Error(), "other.type") {
-		t.Fatalf("AcceptRaw on a topic mapped to another type: %v", err)
+		t.Fatalf("WithAcceptRaw on a topic mapped to another type: %v", err)
 	}
 }
 

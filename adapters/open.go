@@ -94,11 +94,6 @@ func WithWatermillLogger(l watermill.LoggerAdapter) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// WithSlogLogger is the former name of [WithLogger].
-//
-// Deprecated: use WithLogger.
-func WithSlogLogger(l *slog.Logger) Option { return WithLogger(l) }
-
 // opener opens one scheme.
 type opener func(ctx context.Context, rawURL string, o options) (*Transport, error)
 

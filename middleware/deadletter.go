@@ -236,7 +236,8 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 			// again before a dead letter is published.
 			_ = dl.init(ctx, &initialized)
 		}
-		if terr := router.TransportError(msg, message.SubscribeTopicFromCtx(ctx)); terr != nil {
+		if msg.Metadata[router.KeyTransportError] != "" { // the topic lookup only for such a message
+			terr := router.TransportError(msg, message.SubscribeTopicFromCtx(ctx))
 			// The transport could not unmarshal this delivery: no handler
 			// call and no retry can change that, so it is dead-lettered at
 			// once, whatever ShouldDeadLetter says (returning it would have

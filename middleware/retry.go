@@ -62,8 +62,6 @@ type RetryPolicy struct {
 	Logger *slog.Logger
 }
 
-// withDefaults returns p with zero fields set to their defaults, or an
-// error naming the field to change.
 // Validate reports a policy [Retry] would refuse (negative attempts or
 // intervals, MaxInterval below InitialInterval, a Multiplier below 1, a
 // Jitter outside (0, 1]), after filling the zero fields with the defaults.
@@ -73,6 +71,8 @@ func (p RetryPolicy) Validate() error {
 	return err
 }
 
+// withDefaults returns p with zero fields set to their defaults, or an
+// error naming the field to change.
 func (p RetryPolicy) withDefaults() (RetryPolicy, error) {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts

@@ -107,7 +107,7 @@ func Attempt(ctx context.Context) int {
 //	r.AddMiddleware(deadLetter, wmRetry.Middleware, middleware.CountCalls)
 //
 // It counts only under a Hexeract middleware placed outside it that keeps
-// the delivery record (Correlation, Tracing, Metrics, DeadLetter or Retry);
+// the delivery record (Tracing, Metrics, DeadLetter or Retry; Correlation does not);
 // elsewhere it just calls the handler.
 func CountCalls(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (out []*message.Message, err error) {

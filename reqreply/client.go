@@ -29,7 +29,7 @@ const DefaultTimeout = 30 * time.Second
 // ReplyTopicPrefix starts the per-instance reply topic of the default topic
 // naming (router.DefaultTopics),
 // "hexeract.replies.<instance id>".
-const ReplyTopicPrefix = "hexeract.replies."
+const ReplyTopicPrefix = router.DefaultReplyTopicPrefix
 
 // Client is the calling side of request/reply for one App: one subscription
 // to the App instance's own reply topic and a table of pending requests keyed

@@ -135,8 +135,8 @@ func NewHandlerFunc[T Message](h Handler[T], codec Codec) (message.NoPublishHand
 	}
 	return func(msg *message.Message) error {
 		growStack()
-		if err := TransportError(msg, message.SubscribeTopicFromCtx(msg.Context())); err != nil {
-			return err
+		if msg.Metadata[KeyTransportError] != "" { // rare: only then look the topic up
+			return TransportError(msg, message.SubscribeTopicFromCtx(msg.Context()))
 		}
 		v, in, err := decode[T](msg, codec, want)
 		if err != nil {

@@ -36,8 +36,12 @@ func (DefaultTopics) Topic(wireName string) string { return wireName }
 // DeadLetterTopic returns topic + ".dlq".
 func (DefaultTopics) DeadLetterTopic(topic string) string { return topic + ".dlq" }
 
-// ReplyTopic returns "hexeract.replies." + instance.
-func (DefaultTopics) ReplyTopic(instance string) string { return "hexeract.replies." + instance }
+// DefaultReplyTopicPrefix starts the reply topic of [DefaultTopics]:
+// "hexeract.replies.<instance id>".
+const DefaultReplyTopicPrefix = "hexeract.replies."
+
+// ReplyTopic returns [DefaultReplyTopicPrefix] + instance.
+func (DefaultTopics) ReplyTopic(instance string) string { return DefaultReplyTopicPrefix + instance }
 
 // UnderscoreTopics is a [TopicNaming] without dots: the topic is the wire
 // name with every '.' replaced by '_' ("billing.invoiced" becomes

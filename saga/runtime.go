@@ -502,10 +502,10 @@ func (rt *runtime[S]) finish(in *Instance, p *plan, st Status, now time.Time) {
 	in.Meta.Compensations = nil
 }
 
-// onTimeout handles a TimeoutMessage for this saga.
 // stop stops the saga's background work (its in-memory timeouts).
 func (rt *runtime[S]) stop() { rt.tr.stop() }
 
+// onTimeout handles a TimeoutMessage for this saga.
 func (rt *runtime[S]) onTimeout(ctx context.Context, m TimeoutMessage) error {
 	h := rt.def.timeouts[m.Type]
 	if h == nil {

@@ -24,3 +24,12 @@ func TestDueMessageReadsOldRefusalCounts(t *testing.T) {
 		t.Errorf("odd values %q, %q: want JSON text and empty", md.Get("x"), md.Get("n"))
 	}
 }
+
+// Metadata stored as JSON null hands off as an empty envelope plus the due
+// time, not a panic.
+func TestDueMessageWithNullMetadata(t *testing.T) {
+	msg := dueMessage("r-2", []byte(`{}`), []byte(`null`), time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC))
+	if msg.Metadata.Get(router.KeyDueAt) == "" || len(msg.Metadata) != 1 {
+		t.Fatalf("metadata %v: want only the due time", msg.Metadata)
+	}
+}

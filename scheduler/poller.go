@@ -332,11 +332,18 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (id
 // kept as its JSON text, so one odd value never costs the message its
 // envelope.
 func decodeMetadata(raw []byte) (message.Metadata, error) {
+	md := message.Metadata{}
+	if json.Unmarshal(raw, &md) == nil { // the usual case, in one pass
+		if md == nil { // stored as JSON null
+			md = message.Metadata{}
+		}
+		return md, nil
+	}
 	var values map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &values); err != nil {
 		return nil, err
 	}
-	md := make(message.Metadata, len(values))
+	md = make(message.Metadata, len(values))
 	for k, v := range values {
 		var str string
 		if json.Unmarshal(v, &str) == nil {

@@ -57,7 +57,7 @@ func (d *redisDriver) groups(ctx context.Context, topic string) ([]goredis.XInfo
 }
 
 func isRedisNoKey(err error) bool {
-	return err != nil && (errors.Is(err, goredis.Nil) || containsAny(err.Error(), "no such key", "ERR no such key"))
+	return err != nil && (errors.Is(err, goredis.Nil) || strings.Contains(err.Error(), "no such key"))
 }
 
 func (d *redisDriver) check(ctx context.Context, topic, group string) error {

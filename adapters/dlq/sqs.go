@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -33,21 +34,15 @@ type sqsDriver struct {
 }
 
 func openSQS(ctx context.Context, rawURL string) (driver, error) {
-	u := rawURL
 	// SQS has no consumer groups; adapters.Open ignores the parameter too.
-	if i := strings.Index(u, "?"); i >= 0 {
-		q := strings.Split(u[i+1:], "&")
-		var keep []string
-		for _, kv := range q {
-			if !strings.HasPrefix(kv, "group=") {
-				keep = append(keep, kv)
-			}
-		}
-		u = u[:i]
-		if len(keep) > 0 {
-			u += "?" + strings.Join(keep, "&")
-		}
+	parsed, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, errors.New("dlq: the sqs URL does not parse") // the URL error would quote its credentials
 	}
+	q := parsed.Query()
+	q.Del("group")
+	parsed.RawQuery = q.Encode()
+	u := parsed.String()
 	cfg, err := hsqs.ParseURL(u)
 	if err != nil {
 		return nil, err

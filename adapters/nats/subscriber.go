@@ -15,7 +15,8 @@ import (
 // Subscriber consumes topics through the group's durable consumers.
 //
 // Each Subscribe binds a queue member to the group's push consumer and
-// keeps the messages JetStream pushed to it in a buffer of MaxAckPending.
+// keeps the messages JetStream pushed to it in a buffer of 2 x MaxAckPending
+// (room for redeliveries of messages still buffered).
 // When the subscription ends (its context is cancelled or the Subscriber
 // is closed) it unsubscribes and naks at once every message it received and
 // did not hand to a handler, and the one handed out whose handler has not
@@ -42,7 +43,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.mu.Unlock()
 		return nil, errors.New("nats: Subscribe on a closed subscriber")
 	}
+	// Counted before the lock is released, so a Close that comes now waits
+	// for this Subscribe (and the members it starts) instead of racing it.
+	s.wg.Add(1)
 	s.mu.Unlock()
+	defer s.wg.Done()
 	if err := s.prov.ensureConsumer(topic); err != nil {
 		return nil, err
 	}

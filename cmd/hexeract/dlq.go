@@ -72,7 +72,7 @@ done is printed, and the command exits non-zero.`,
 	dlq.PersistentFlags().StringVar(&f.group, "group", "", "consumer group (see dlq --help)")
 	dlq.PersistentFlags().IntVar(&f.limit, "limit", 0, "stop after this many messages (0: no limit)")
 	dlq.PersistentFlags().DurationVar(&f.wait, "wait", 0, "ignored: reads no longer wait for messages")
-	_ = dlq.PersistentFlags().MarkHidden("wait")
+	_ = dlq.PersistentFlags().MarkDeprecated("wait", "reads no longer wait for messages; drop the flag")
 
 	list := &cobra.Command{
 		Use:   "list DLQ-TOPIC",
@@ -143,21 +143,11 @@ func openBroker(ctx context.Context, f dlqFlags) (*dlqapi.Broker, error) {
 	return dlqapi.Open(ctx, raw)
 }
 
-// signalContext is cmd's context, which main cancels on SIGINT or SIGTERM,
-// with a cancel function for the command's own use.
-func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return context.WithCancel(ctx)
-}
-
 // brokerSession opens the dead-letter API for a command: ctx is the
 // command's context (main cancels it on SIGINT or SIGTERM), and done closes
 // the broker.
 func brokerSession(cmd *cobra.Command, f dlqFlags) (ctx context.Context, b *dlqapi.Broker, done func(), err error) {
-	ctx, stop := signalContext(cmd)
+	ctx, stop := context.WithCancel(cmd.Context()) // main cancels it on SIGINT or SIGTERM
 	b, err = openBroker(ctx, f)
 	if err != nil {
 		stop()

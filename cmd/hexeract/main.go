@@ -96,15 +96,21 @@ func buildVersion() string {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		// The first signal cancels ctx; from now on a second one gets the
-		// default behaviour (the process dies at once).
-		stop()
-		fmt.Fprintln(os.Stderr, "hexeract: interrupted: finishing the work in hand (send the signal again to kill at once)")
+		select {
+		case <-ctx.Done():
+			// The first signal cancels ctx; from now on a second one gets
+			// the default behaviour (the process dies at once).
+			stop()
+			fmt.Fprintln(os.Stderr, "hexeract: interrupted: finishing the work in hand (send the signal again to kill at once)")
+		case <-finished: // the command ended without a signal
+		}
 	}()
 	err := newRootCommand().ExecuteContext(ctx)
-	code := exitStatus(os.Stderr, err, ctx.Err() != nil)
+	interrupted := ctx.Err() != nil
+	close(finished)
+	code := exitStatus(os.Stderr, err, interrupted)
 	stop()
 	os.Exit(code)
 }

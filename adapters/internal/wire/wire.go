@@ -157,6 +157,11 @@ func JSONObject(raw []byte) (map[string]string, error) {
 	if raw[0] != '{' {
 		return nil, fmt.Errorf("%w: %.64s", ErrNotObject, raw)
 	}
+	// The usual case, an object of strings, in one pass.
+	if json.Unmarshal(raw, &md) == nil {
+		return md, nil
+	}
+	clear(md) // a failed pass may have filled some keys
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotObject, err)
