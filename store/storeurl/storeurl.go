@@ -28,7 +28,7 @@ func Open(ctx context.Context, url string) (store.Store, error) {
 	case store.SQLite:
 		return sqlite.Open(ctx, url)
 	}
-	return nil, fmt.Errorf("storeurl: %s: unknown scheme; use postgres://, mysql:// or sqlite:", store.RedactURL(url))
+	return nil, fmt.Errorf("storeurl: %s: unknown scheme (use postgres://, mysql:// or sqlite:///path.db)", store.RedactURL(url))
 }
 
 // Dialect returns the dialect url's scheme names, or "" for none.
