@@ -6,15 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/hexeract/hexeract/store"
 )
-
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
 
 // Stats describes the state of an outbox table.
 type Stats struct {
@@ -26,25 +19,19 @@ type Stats struct {
 	Delivered        int64         // rows kept in the delivered table (with WithRetention)
 }
 
-func queryStats(ctx context.Context, q querier, t tables) (Stats, error) {
-	st := Stats{Table: t.name.String()}
-	var age float64
-	err := q.QueryRow(ctx, `SELECT
-  (SELECT count(*) FROM `+t.table+`),
-  (SELECT count(*) FROM `+t.table+` WHERE attempts > 0),
-  COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM `+t.table+`), 0),
-  (SELECT count(*) FROM `+t.dead+`),
-  (SELECT count(*) FROM `+t.delivered+`)`).Scan(&st.Pending, &st.Retrying, &age, &st.Dead, &st.Delivered)
+func queryStats(ctx context.Context, ex store.Executor, t tables) (Stats, error) {
+	st, err := ex.OutboxStats(ctx, t.st)
 	if err != nil {
 		return Stats{}, fmt.Errorf("outbox %s: stats: %w", t.name, err)
 	}
-	st.OldestPendingAge = time.Duration(age * float64(time.Second))
-	return st, nil
+	return Stats{Table: t.name.String(), Pending: st.Pending, Retrying: st.Retrying, OldestPendingAge: st.OldestPendingAge, Dead: st.Dead, Delivered: st.Delivered}, nil
 }
 
 // Stats counts the pending, dead and kept-delivered rows of the outbox and
 // measures the age of the oldest pending row (by the database clock).
-func (o *Outbox) Stats(ctx context.Context) (Stats, error) { return queryStats(ctx, o.pool, o.t) }
+func (o *Outbox[TTx]) Stats(ctx context.Context) (Stats, error) {
+	return queryStats(ctx, o.drv.Executor(), o.t)
+}
 
 // DeadRow is a row of the dead table: a message whose publish failed
 // MaxAttempts times.
@@ -63,24 +50,22 @@ type DeadRow struct {
 
 // DeadLetters lists up to limit dead rows, oldest first, starting after
 // the row with sequence number afterSeq (0 for the first page).
-func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]DeadRow, error) {
+func (o *Outbox[TTx]) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]DeadRow, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := o.pool.Query(ctx, `SELECT seq, id, topic, COALESCE(ordering_key, ''), metadata::text, payload, attempts,
-  COALESCE(last_error, ''), created_at, dead_at FROM `+o.t.dead+` WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
+	rows, err := o.drv.Executor().OutboxDeadList(ctx, o.t.st, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox %s: list dead rows: %w", o.t.name, err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeadRow, error) {
-		var d DeadRow
-		var md string
-		err := row.Scan(&d.Seq, &d.ID, &d.Topic, &d.OrderingKey, &md, &d.Payload, &d.Attempts, &d.LastError, &d.CreatedAt, &d.DeadAt)
+	out := make([]DeadRow, len(rows))
+	for i, d := range rows {
 		// Decoded as the relay does, so non-string values (rows written
 		// by hand) show as their JSON text instead of failing the page.
-		d.Metadata = decodeMetadata(md)
-		return d, err
-	})
+		out[i] = DeadRow{Seq: d.Seq, ID: d.ID, Topic: d.Topic, OrderingKey: d.OrderingKey, Metadata: decodeMetadata(d.Metadata),
+			Payload: d.Payload, Attempts: d.Attempts, LastError: d.LastError, CreatedAt: d.CreatedAt, DeadAt: d.DeadAt}
+	}
+	return out, nil
 }
 
 // ReplayDead moves dead rows back into the outbox with their attempts
@@ -97,7 +82,7 @@ func (o *Outbox) DeadLetters(ctx context.Context, afterSeq int64, limit int) ([]
 // Cancelling ctx stops it between transactions: the batch in hand commits
 // whole (so the returned count is exactly what moved), and it returns that
 // count with ctx's error.
-func (o *Outbox) ReplayDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
+func (o *Outbox[TTx]) ReplayDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
 	return o.moveDead(ctx, ids, batch, progress, true)
 }
 
@@ -105,38 +90,20 @@ func (o *Outbox) ReplayDead(ctx context.Context, ids []string, batch int, progre
 // when ids is empty. It works in batches like [Outbox.ReplayDead] and
 // returns the number of rows deleted; cancelling ctx stops it between
 // transactions, as for ReplayDead.
-func (o *Outbox) PurgeDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
+func (o *Outbox[TTx]) PurgeDead(ctx context.Context, ids []string, batch int, progress func(done int64)) (int64, error) {
 	return o.moveDead(ctx, ids, batch, progress, false)
 }
 
-func (o *Outbox) moveDead(ctx context.Context, ids []string, batch int, progress func(int64), replay bool) (int64, error) {
+func (o *Outbox[TTx]) moveDead(ctx context.Context, ids []string, batch int, progress func(int64), replay bool) (int64, error) {
 	if batch <= 0 {
 		batch = 1000
-	}
-	filter := ``
-	args := []any{batch}
-	if len(ids) > 0 {
-		filter = `WHERE id = ANY($2::text[])`
-		args = append(args, ids)
-	}
-	del := `DELETE FROM ` + o.t.dead + ` x USING (SELECT seq FROM ` + o.t.dead + ` ` + filter +
-		` ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) s WHERE x.seq = s.seq`
-	sql := del
-	if replay {
-		notify := `''`
-		if o.notify != notifyOff {
-			notify = `pg_notify('` + o.t.channel + `', '')::text`
-		}
-		sql = `WITH d AS (` + del + ` RETURNING x.seq, x.id, x.topic, x.ordering_key, x.metadata, x.payload, x.created_at),
-ins AS (INSERT INTO ` + o.t.table + ` (id, topic, ordering_key, metadata, payload, created_at)
-  SELECT id, topic, ordering_key, metadata, payload, now() FROM d ORDER BY seq RETURNING 1)
-SELECT (SELECT count(*) FROM ins), ` + notify
 	}
 	var total int64
 	// Each batch runs to its end once started: a cancel in the middle of
 	// the statement could leave the caller not knowing whether it
 	// committed. ctx is checked between batches instead.
 	qctx := context.WithoutCancel(ctx)
+	ex := o.drv.Executor()
 	for {
 		if err := ctx.Err(); err != nil {
 			if replay && total > 0 {
@@ -144,18 +111,13 @@ SELECT (SELECT count(*) FROM ins), ` + notify
 			}
 			return total, err
 		}
-		var n int64
-		if replay {
-			var ignored string
-			if err := o.pool.QueryRow(qctx, sql, args...).Scan(&n, &ignored); err != nil {
-				return total, fmt.Errorf("outbox %s: replay dead rows: %w", o.t.name, err)
+		n, err := ex.OutboxDeadMove(qctx, o.t.st, ids, batch, replay, o.notify != notifyOff)
+		if err != nil {
+			what := "purge"
+			if replay {
+				what = "replay"
 			}
-		} else {
-			tag, err := o.pool.Exec(qctx, sql, args...)
-			if err != nil {
-				return total, fmt.Errorf("outbox %s: purge dead rows: %w", o.t.name, err)
-			}
-			n = tag.RowsAffected()
+			return total, fmt.Errorf("outbox %s: %s dead rows: %w", o.t.name, what, err)
 		}
 		total += n
 		if progress != nil && n > 0 {
@@ -173,26 +135,24 @@ SELECT (SELECT count(*) FROM ins), ` + notify
 // CleanupDelivered deletes rows of the delivered table older than
 // retention, in batches, and returns how many it deleted. A relay with
 // [WithRetention] does this on its own.
-func (o *Outbox) CleanupDelivered(ctx context.Context, retention time.Duration) (int64, error) {
+func (o *Outbox[TTx]) CleanupDelivered(ctx context.Context, retention time.Duration) (int64, error) {
 	if retention < 0 {
 		return 0, errors.New("outbox: negative retention")
 	}
-	return cleanupDelivered(ctx, o.pool, o.t, retention)
+	return cleanupDelivered(ctx, o.drv.Executor(), o.t, retention)
 }
 
 const cleanupBatch = 5000
 
-func cleanupDelivered(ctx context.Context, q querier, t tables, retention time.Duration) (int64, error) {
-	sql := `DELETE FROM ` + t.delivered + ` x USING (SELECT seq FROM ` + t.delivered +
-		` WHERE delivered_at < now() - make_interval(secs => $1) ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED) s WHERE x.seq = s.seq`
+func cleanupDelivered(ctx context.Context, ex store.Executor, t tables, retention time.Duration) (int64, error) {
 	var total int64
 	for {
-		tag, err := q.Exec(ctx, sql, retention.Seconds(), cleanupBatch)
+		n, err := ex.OutboxCleanupDelivered(ctx, t.st, retention, cleanupBatch)
 		if err != nil {
 			return total, fmt.Errorf("outbox %s: clean delivered rows: %w", t.name, err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < cleanupBatch {
+		total += n
+		if n < cleanupBatch {
 			return total, nil
 		}
 	}

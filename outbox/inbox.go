@@ -8,35 +8,34 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/sqlident"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
 )
 
 // Inbox makes consumers idempotent: it records (consumer, message id) in
-// an inbox table inside the transaction that applies the message's effect,
-// with INSERT ... ON CONFLICT DO NOTHING. A redelivered message finds its
-// row and is acknowledged without running the effect again; two concurrent
-// deliveries of the same message serialise on the primary key, and the
-// second sees the first's row once it commits (or claims the message if the
-// first rolls back). There is no check-then-act window.
-type Inbox struct {
-	pool      *pgxpool.Pool
+// an inbox table inside the transaction that applies the message's effect
+// (INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite, INSERT
+// IGNORE on MySQL). A redelivered message finds its row and is
+// acknowledged without running the effect again; two concurrent deliveries
+// of the same message serialise on the primary key, and the second sees
+// the first's row once it commits (or claims the message if the first
+// rolls back). There is no check-then-act window.
+type Inbox[TTx any] struct {
+	drv       store.Driver[TTx]
 	name      sqlident.Name
-	table     string
+	t         store.InboxTable
 	retention time.Duration
 	log       *slog.Logger
-	signal    []*Outbox
-	claimSQL  string
+	signal    []Signaler
 }
 
-// NewInbox returns an Inbox on the table set by [WithInboxTable] (default
-// [DefaultInboxTable]). It validates the name before any SQL is built and
-// does not touch the database; create the table with [Inbox.Migrate].
-func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
+// NewInbox returns an Inbox on drv and the table set by [WithInboxTable]
+// (default [DefaultInboxTable]). It validates the name before any SQL is
+// built and does not touch the database; create the table with
+// [Inbox.Migrate].
+func NewInbox[TTx any](drv store.Driver[TTx], opts ...InboxOption) (*Inbox[TTx], error) {
 	cfg := inboxConfig{table: DefaultInboxTable, retention: 7 * 24 * time.Hour}
 	for _, opt := range opts {
 		if opt != nil {
@@ -47,8 +46,11 @@ func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
 		return nil, err
 	}
 	n := sqlident.MustParse(cfg.table)
-	if pool == nil {
-		return nil, errors.New("outbox: NewInbox needs a *pgxpool.Pool")
+	if drv == nil {
+		return nil, errors.New("outbox: NewInbox needs a store driver")
+	}
+	if drv.Dialect() == store.SQLite && n.Schema != "" {
+		return nil, fmt.Errorf("outbox: inbox table %q: SQLite has no schemas; pass a table name without a dot to WithInboxTable", cfg.table)
 	}
 	if cfg.retention <= 0 {
 		return nil, fmt.Errorf("outbox: inbox retention %v must be positive", cfg.retention)
@@ -56,9 +58,8 @@ func NewInbox(pool *pgxpool.Pool, opts ...InboxOption) (*Inbox, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	i := &Inbox{pool: pool, name: n, table: n.Quoted(), retention: cfg.retention, log: cfg.logger, signal: cfg.signal}
-	i.claimSQL = `INSERT INTO ` + i.table + ` (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
-	return i, nil
+	return &Inbox[TTx]{drv: drv, name: n, t: store.InboxTable{Schema: n.Schema, Table: n.Table},
+		retention: cfg.retention, log: cfg.logger, signal: cfg.signal}, nil
 }
 
 // CheckInboxTable reports whether name is usable as an inbox table name
@@ -75,61 +76,41 @@ func CheckInboxTable(name string) error {
 }
 
 // Table returns the inbox table name as configured.
-func (i *Inbox) Table() string { return i.name.String() }
+func (i *Inbox[TTx]) Table() string { return i.name.String() }
 
-func (i *Inbox) component() string { return "inbox:" + i.name.String() }
-
-func (i *Inbox) migrations() ([]migrate.Migration, error) {
-	idx, err := indexName(i.name, "_recv_at")
-	if err != nil {
-		return nil, fmt.Errorf("outbox: inbox %w", err)
-	}
-	schema := ""
-	if i.name.Schema != "" {
-		schema = `"` + i.name.Schema + `"`
-	}
-	return loadMigrations("inbox_", map[string]string{"Table": i.table, "Schema": schema, "ReceivedAtIndex": idx})
-}
-
-// Migrate creates or upgrades the inbox table (versioned, under an
-// advisory lock, safe to call concurrently).
-func (i *Inbox) Migrate(ctx context.Context) error {
-	ms, err := i.migrations()
-	if err != nil {
-		return err
-	}
-	if _, err := migrate.Apply(ctx, i.pool, i.component(), ms); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	return nil
+// Migrate creates or upgrades the inbox table (versioned, under the
+// driver's migration lock, safe to call concurrently).
+func (i *Inbox[TTx]) Migrate(ctx context.Context) error {
+	return migrateComponent(ctx, i.drv, i.t.Component(), func(ex store.Executor) ([]store.Migration, error) {
+		return ex.InboxMigrations(i.t)
+	})
 }
 
 // SchemaStatus reports which migrations of the inbox table are applied.
-func (i *Inbox) SchemaStatus(ctx context.Context) ([]SchemaStatus, error) {
-	ms, err := i.migrations()
-	if err != nil {
-		return nil, err
-	}
-	st, err := migrate.Statuses(ctx, i.pool, i.component(), ms)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: inbox schema status: %w", err)
-	}
-	return toStatuses(st), nil
+func (i *Inbox[TTx]) SchemaStatus(ctx context.Context) ([]SchemaStatus, error) {
+	return schemaStatus(ctx, i.drv, i.t.Component(), func(ex store.Executor) ([]store.Migration, error) {
+		return ex.InboxMigrations(i.t)
+	})
 }
 
 // Claim records that consumer handles messageID, through tx. It returns
 // true when this is the first time (run the effect in the same tx), false
 // when the message was already handled by consumer (skip the effect). If
 // another transaction is claiming the same pair, Claim waits for it.
-func (i *Inbox) Claim(ctx context.Context, tx Executor, consumer, messageID string) (bool, error) {
+func (i *Inbox[TTx]) Claim(ctx context.Context, tx TTx, consumer, messageID string) (bool, error) {
+	return i.ClaimWith(ctx, i.drv.UnwrapTx(tx), consumer, messageID)
+}
+
+// ClaimWith is [Inbox.Claim] through an executor of the inbox's store.
+func (i *Inbox[TTx]) ClaimWith(ctx context.Context, ex store.Executor, consumer, messageID string) (bool, error) {
 	if consumer == "" || messageID == "" {
 		return false, errors.New("outbox: inbox claim needs a consumer name and a message id")
 	}
-	tag, err := tx.Exec(ctx, i.claimSQL, consumer, messageID)
+	first, err := ex.InboxClaim(ctx, i.t, consumer, messageID)
 	if err != nil {
 		return false, fmt.Errorf("outbox: inbox %s: claim %s for %s: %w", i.name, messageID, consumer, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return first, nil
 }
 
 // Process runs fn and the inbox claim of (consumer, messageID) in one
@@ -137,20 +118,24 @@ func (i *Inbox) Claim(ctx context.Context, tx Executor, consumer, messageID stri
 // nil) without calling fn. When fn returns an error, nothing commits (the
 // claim neither) and the error is returned, so the message can be retried.
 // ctx passed to fn carries the transaction ([Tx]), for nested helpers.
-func (i *Inbox) Process(ctx context.Context, consumer, messageID string, fn func(ctx context.Context, tx pgx.Tx) error) (ran bool, err error) {
-	tx, err := i.pool.Begin(ctx)
+func (i *Inbox[TTx]) Process(ctx context.Context, consumer, messageID string, fn func(ctx context.Context, tx TTx) error) (ran bool, err error) {
+	ex, err := i.drv.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("outbox: inbox begin: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	first, err := i.Claim(ctx, tx, consumer, messageID)
+	defer func() { _ = ex.Rollback(context.WithoutCancel(ctx)) }()
+	tx, ok := i.drv.TxOf(ex)
+	if !ok {
+		return false, errors.New("outbox: inbox: the store's driver does not recognise its own transaction")
+	}
+	first, err := i.ClaimWith(ctx, ex, consumer, messageID)
 	if err != nil || !first {
 		return false, err
 	}
-	if err := fn(WithTx(ctx, tx), tx); err != nil {
+	if err := fn(WithTx(ctx, ex), tx); err != nil {
 		return false, err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := ex.Commit(ctx); err != nil {
 		return false, fmt.Errorf("outbox: inbox commit of %s for %s: %w", messageID, consumer, err)
 	}
 	for _, o := range i.signal {
@@ -171,13 +156,13 @@ func (i *Inbox) Process(ctx context.Context, consumer, messageID string, fn func
 // the transaction committed, and if that publish fails, the redelivered
 // message is skipped as a duplicate, so they are never published. Publish
 // follow-up messages through the outbox instead.
-func (i *Inbox) Middleware(consumer string) message.HandlerMiddleware {
+func (i *Inbox[TTx]) Middleware(consumer string) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			id := router.EnvelopeOf(msg).ID
 			var produced []*message.Message
 			orig := msg.Context()
-			ran, err := i.Process(orig, consumer, id, func(ctx context.Context, _ pgx.Tx) error {
+			ran, err := i.Process(orig, consumer, id, func(ctx context.Context, _ TTx) error {
 				msg.SetContext(ctx)
 				defer msg.SetContext(orig)
 				var err error
@@ -198,13 +183,13 @@ func (i *Inbox) Middleware(consumer string) message.HandlerMiddleware {
 // TxHandler returns a typed handler that runs h and the inbox claim of the
 // incoming message for consumer in one transaction; a duplicate is skipped
 // (h is not called) and acknowledged. Register it with hexeract.Handle.
-func TxHandler[T router.Message](i *Inbox, consumer string, h func(ctx context.Context, tx pgx.Tx, msg T) error) router.Handler[T] {
+func TxHandler[TTx any, T router.Message](i *Inbox[TTx], consumer string, h func(ctx context.Context, tx TTx, msg T) error) router.Handler[T] {
 	return router.HandlerFunc[T](func(ctx context.Context, msg T) error {
 		env, ok := router.EnvelopeFrom(ctx)
 		if !ok {
 			return router.Permanent(errors.New("outbox: inbox TxHandler called outside a message handler (no envelope in ctx)"))
 		}
-		_, err := i.Process(ctx, consumer, env.ID, func(ctx context.Context, tx pgx.Tx) error { return h(ctx, tx, msg) })
+		_, err := i.Process(ctx, consumer, env.ID, func(ctx context.Context, tx TTx) error { return h(ctx, tx, msg) })
 		return err
 	})
 }
@@ -216,7 +201,7 @@ func TxHandler[T router.Message](i *Inbox, consumer string, h func(ctx context.C
 // hexeract.Worker: pass it to hexeract.WithWorker and App.Run keeps the
 // table trimmed. Several instances may run at once (rows are claimed with
 // SKIP LOCKED).
-func (i *Inbox) Run(ctx context.Context) error {
+func (i *Inbox[TTx]) Run(ctx context.Context) error {
 	every := min(max(i.retention/10, time.Second), time.Minute)
 	for {
 		if n, err := i.Cleanup(ctx); err != nil && ctx.Err() == nil {
@@ -233,18 +218,16 @@ func (i *Inbox) Run(ctx context.Context) error {
 // Cleanup deletes inbox rows older than the inbox retention
 // ([WithInboxRetention], default 7 days) in batches and returns how many
 // it deleted. [Inbox.Run] calls it periodically.
-func (i *Inbox) Cleanup(ctx context.Context) (int64, error) {
-	sql := `DELETE FROM ` + i.table + ` x USING (SELECT consumer, message_id FROM ` + i.table +
-		` WHERE received_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED) s
-WHERE x.consumer = s.consumer AND x.message_id = s.message_id`
+func (i *Inbox[TTx]) Cleanup(ctx context.Context) (int64, error) {
 	var total int64
+	ex := i.drv.Executor()
 	for {
-		tag, err := i.pool.Exec(ctx, sql, i.retention.Seconds(), cleanupBatch)
+		n, err := ex.InboxCleanup(ctx, i.t, i.retention, cleanupBatch)
 		if err != nil {
 			return total, fmt.Errorf("outbox: inbox %s cleanup: %w", i.name, err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < cleanupBatch {
+		total += n
+		if n < cleanupBatch {
 			return total, nil
 		}
 	}
@@ -252,14 +235,16 @@ WHERE x.consumer = s.consumer AND x.message_id = s.message_id`
 
 type txKey struct{}
 
-// WithTx returns a context carrying tx, as the inbox middleware does.
-func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
-	return context.WithValue(ctx, txKey{}, tx)
+// WithTx returns a context carrying the transaction ex, as the inbox
+// middleware does.
+func WithTx(ctx context.Context, ex store.ExecutorTx) context.Context {
+	return context.WithValue(ctx, txKey{}, ex)
 }
 
 // Tx returns the transaction the inbox middleware (or [Inbox.Process])
-// opened for the message being handled; ok is false outside one.
-func Tx(ctx context.Context) (tx pgx.Tx, ok bool) {
-	tx, ok = ctx.Value(txKey{}).(pgx.Tx)
-	return tx, ok
+// opened for the message being handled; ok is false outside one. The
+// driver's TxOf turns it into its own transaction type (pgx.Tx, *sql.Tx).
+func Tx(ctx context.Context) (ex store.ExecutorTx, ok bool) {
+	ex, ok = ctx.Value(txKey{}).(store.ExecutorTx)
+	return ex, ok
 }

@@ -65,7 +65,7 @@ type relayConfig struct {
 }
 
 type inboxConfig struct {
-	signal    []*Outbox
+	signal    []Signaler
 	table     string
 	retention time.Duration
 	logger    *slog.Logger
@@ -122,8 +122,8 @@ func WithTopicNaming(n router.TopicNaming) Option {
 	})
 }
 
-// WithoutNotify stops [Outbox.Signal] from sending PostgreSQL
-// notifications. Relays in other processes then find new rows by polling;
+// WithoutNotify stops [Outbox.Signal] from sending notifications through
+// the store (PostgreSQL NOTIFY; MySQL and SQLite notify in process only). Relays in other processes then find new rows by polling;
 // relays in the same process are still woken by Signal. Use it when a
 // connection pooler in transaction mode drops notifications anyway.
 func WithoutNotify() Option {
@@ -191,11 +191,13 @@ func WithBackoff(min, max time.Duration) RelayOption {
 }
 
 // WithLease sets how long a relay may keep a claimed batch while it waits
-// for the broker (default 30s). The claiming transaction stays open during
-// the publish; PostgreSQL ends a relay session that stays idle in that
-// transaction longer than the lease (idle_in_transaction_session_timeout,
-// measured on the database server's clock), and the batch's rows become
-// claimable again.
+// for the broker (default 30s). On PostgreSQL the claiming transaction
+// stays open during the publish, and PostgreSQL ends a relay session that
+// stays idle in that transaction longer than the lease
+// (idle_in_transaction_session_timeout, measured on the database server's
+// clock), and the batch's rows become claimable again. On MySQL/MariaDB and
+// SQLite the claimed rows carry the lease's expiry: once it passed (a relay
+// that died, or hung), another relay claims them again.
 func WithLease(d time.Duration) RelayOption {
 	return relayOptionFunc(func(c *relayConfig) { c.lease = d })
 }
@@ -278,9 +280,12 @@ func WithSynchronousCommit() RelayOption {
 	return relayOptionFunc(func(c *relayConfig) { c.syncCommit = true })
 }
 
+// Signaler is what [WithSignal] calls after a commit: an [Outbox].
+type Signaler interface{ Signal() }
+
 // WithSignal makes the inbox call [Outbox.Signal] on each of obs after a
 // handler's transaction commits, so the messages the handler published
 // through those outboxes are relayed at once.
-func WithSignal(obs ...*Outbox) InboxOption {
+func WithSignal(obs ...Signaler) InboxOption {
 	return inboxOptionFunc(func(c *inboxConfig) { c.signal = append(c.signal, obs...) })
 }

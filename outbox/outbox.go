@@ -11,29 +11,22 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
 )
 
-// Executor is what [Outbox.Publish] writes through. pgx.Tx, *pgxpool.Pool,
-// *pgxpool.Conn, *pgx.Conn and pgxpool.Tx all satisfy it. Pass the
-// transaction that writes the business state: the messages are committed,
-// or rolled back, with it.
-type Executor interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
-}
-
 // Outbox writes messages into an outbox table inside the caller's
-// transaction. It is safe for concurrent use. A [Relay] delivers the rows.
-type Outbox struct {
-	pool    *pgxpool.Pool
+// transaction, of type TTx: pgx.Tx on PostgreSQL ([postgres.New]),
+// *sql.Tx on MySQL/MariaDB and SQLite. It is safe for concurrent use. A
+// [Relay] delivers the rows.
+//
+// [postgres.New]: https://pkg.go.dev/github.com/hexeract/hexeract/store/postgres#New
+type Outbox[TTx any] struct {
+	drv     store.Driver[TTx]
 	t       tables
 	codec   router.Codec
 	source  string
@@ -44,11 +37,6 @@ type Outbox struct {
 	n       *notifier
 	create  *msgtrace.Creator
 
-	insertSQL string // multi-row insert, with or without pg_notify
-	insertOne string // the same for one message
-	notifySQL string
-	lockSQL   string
-
 	// relays are the running relays built with [Outbox.NewRelay]: the ones
 	// [Outbox.Signal] wakes in-process. They are kept on the Outbox the
 	// caller holds, not in a package-level registry.
@@ -56,27 +44,24 @@ type Outbox struct {
 	relays   map[*Relay]struct{}
 }
 
-// copyThreshold is the batch size from which Publish writes with COPY
-// instead of a multi-row INSERT.
-const copyThreshold = 512
-
-// New returns an Outbox on the table set by [WithTable] (default
-// [DefaultTable]). It validates the options, and the table name, before
-// any SQL is built; it does not touch the database. Create the tables with
-// [Outbox.Migrate] (or "hexeract migrate up").
-func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
+// New returns an Outbox on drv and the table set by [WithTable] (default
+// [DefaultTable]). It validates the options, and the table name for drv's
+// database, before any SQL is built; it does not touch the database.
+// Create the tables with [Outbox.Migrate] (or "hexeract migrate up").
+// Code holding an untyped store.Store passes store.Untyped(st).
+func New[TTx any](drv store.Driver[TTx], opts ...Option) (*Outbox[TTx], error) {
 	cfg := outboxConfig{table: DefaultTable, notify: notifyAfterCommit, keyLock: true}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyOutbox(&cfg)
 		}
 	}
-	t, err := resolveTables(cfg.table)
+	if drv == nil {
+		return nil, errors.New("outbox: New needs a store driver (postgres.New(pool), sqlite.Open, mysql.Open, or store.Untyped(st))")
+	}
+	t, err := resolveTablesFor(drv.Dialect(), cfg.table)
 	if err != nil {
 		return nil, err
-	}
-	if pool == nil {
-		return nil, errors.New("outbox: New needs a *pgxpool.Pool (it is used by Migrate and the admin methods)")
 	}
 	if cfg.codec == nil {
 		cfg.codec = router.JSON{}
@@ -90,41 +75,28 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Outbox, error) {
 	if cfg.topic == nil {
 		cfg.topic = router.DefaultTopic
 	}
-	o := &Outbox{
-		pool: pool, t: t, codec: cfg.codec, source: cfg.source, topic: cfg.topic, topics: cfg.topics,
+	o := &Outbox[TTx]{
+		drv: drv, t: t, codec: cfg.codec, source: cfg.source, topic: cfg.topic, topics: cfg.topics,
 		notify: cfg.notify, keyLock: cfg.keyLock,
 		create: msgtrace.NewCreator(msgtrace.Tracer(cfg.tracer, instrumentation), msgtrace.System,
 			attribute.String("outbox.table", t.name.String())),
 	}
-	insert := `INSERT INTO ` + t.table + ` (id, topic, ordering_key, metadata, payload)
-SELECT u.i, u.t, NULLIF(u.k, ''), u.m::jsonb, u.p
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(i, t, k, m, p, n)
-ORDER BY u.n`
-	one := `INSERT INTO ` + t.table + ` (id, topic, ordering_key, metadata, payload) VALUES ($1, $2, NULLIF($3, ''), $4::jsonb, $5)`
-	if o.notify == notifyInTx {
-		o.insertSQL = `WITH ins AS (` + insert + `) SELECT pg_notify('` + t.channel + `', '')`
-		o.insertOne = `WITH ins AS (` + one + `) SELECT pg_notify('` + t.channel + `', '')`
-	} else {
-		o.insertSQL, o.insertOne = insert, one
-	}
 	if o.notify != notifyOff {
-		o.n = &notifier{src: pool, sql: `SELECT pg_notify('` + t.channel + `', '')`}
+		o.n = &notifier{send: func(ctx context.Context) error { return drv.Executor().OutboxNotify(ctx, t.st) }}
 	}
-	o.notifySQL = `SELECT pg_notify('` + t.channel + `', '')`
-	o.lockSQL = `SELECT pg_advisory_xact_lock($1::integer, s.h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k WHERE k <> '' ORDER BY 1) AS s`
 	return o, nil
 }
 
 // Table returns the outbox table name as configured ("schema.table" or "table").
-func (o *Outbox) Table() string { return o.t.name.String() }
+func (o *Outbox[TTx]) Table() string { return o.t.name.String() }
 
 // Channel returns the PostgreSQL notification channel on which
 // [Outbox.Publish] announces new rows and relays listen.
-func (o *Outbox) Channel() string { return o.t.channel }
+func (o *Outbox[TTx]) Channel() string { return o.t.channel }
 
 // Topics returns the outbox's topic naming (see [WithTopicNaming]); a
 // scheduler whose sink is this outbox names topics with it.
-func (o *Outbox) Topics() router.TopicNaming { return o.topics }
+func (o *Outbox[TTx]) Topics() router.TopicNaming { return o.topics }
 
 // Publish encodes msgs with the Hexeract envelope (see router.NewMessage:
 // a new UUIDv7 id, ce_type, ce_source, correlation and causation taken from
@@ -140,9 +112,15 @@ func (o *Outbox) Topics() router.TopicNaming { return o.topics }
 // The messages are delivered only if tx commits. A message implementing
 // router.Keyed gets its ordering key: messages with the same key are
 // delivered in commit order.
-func (o *Outbox) Publish(ctx context.Context, tx Executor, msgs ...router.Message) ([]string, error) {
-	if tx == nil {
-		return nil, errors.New("outbox: Publish needs a transaction (pgx.Tx) to write through")
+func (o *Outbox[TTx]) Publish(ctx context.Context, tx TTx, msgs ...router.Message) ([]string, error) {
+	return o.PublishWith(ctx, o.drv.UnwrapTx(tx), msgs...)
+}
+
+// PublishWith is [Outbox.Publish] through an executor of the outbox's
+// store (what the driver's UnwrapTx or Begin returns).
+func (o *Outbox[TTx]) PublishWith(ctx context.Context, ex store.Executor, msgs ...router.Message) ([]string, error) {
+	if ex == nil {
+		return nil, errors.New("outbox: Publish needs a transaction to write through")
 	}
 	b := newBatch(len(msgs))
 	ids := make([]string, 0, len(msgs))
@@ -169,7 +147,7 @@ func (o *Outbox) Publish(ctx context.Context, tx Executor, msgs ...router.Messag
 		}
 		ids = append(ids, wm.UUID)
 	}
-	if err = o.write(ctx, tx, b); err != nil {
+	if err = o.write(ctx, ex, b); err != nil {
 		return nil, err
 	}
 	return ids, nil
@@ -187,9 +165,16 @@ func (o *Outbox) Publish(ctx context.Context, tx Executor, msgs ...router.Messag
 // else the span context of its traceparent metadata (a scheduled message
 // handed off by the scheduler); the span in ctx is the parent of a message
 // that has neither.
-func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) (err error) {
-	if tx == nil {
-		return errors.New("outbox: PublishMessages needs a transaction (pgx.Tx) to write through")
+func (o *Outbox[TTx]) PublishMessages(ctx context.Context, tx TTx, topic string, msgs ...*message.Message) error {
+	return o.PublishMessagesWith(ctx, o.drv.UnwrapTx(tx), topic, msgs...)
+}
+
+// PublishMessagesWith is [Outbox.PublishMessages] through an executor of
+// the outbox's store (what the driver's UnwrapTx or Begin returns). The
+// scheduler and the saga runtime hand messages over with it.
+func (o *Outbox[TTx]) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) (err error) {
+	if ex == nil {
+		return errors.New("outbox: PublishMessages needs a transaction to write through")
 	}
 	if topic == "" {
 		return errors.New("outbox: PublishMessages: empty topic")
@@ -214,21 +199,17 @@ func (o *Outbox) PublishMessages(ctx context.Context, tx Executor, topic string,
 			return err
 		}
 	}
-	return o.write(ctx, tx, b)
+	return o.write(ctx, ex, b)
 }
 
 // batch holds the column arrays of one Publish call.
-type batch struct {
-	ids, topics, keys, metadata []string
-	payloads                    [][]byte
-	keyed                       bool
-}
+type batch struct{ store.OutboxBatch }
 
 func newBatch(n int) *batch {
-	return &batch{
-		ids: make([]string, 0, n), topics: make([]string, 0, n), keys: make([]string, 0, n),
-		metadata: make([]string, 0, n), payloads: make([][]byte, 0, n),
-	}
+	return &batch{store.OutboxBatch{
+		IDs: make([]string, 0, n), Topics: make([]string, 0, n), Keys: make([]string, 0, n),
+		Metadata: make([]string, 0, n), Payloads: make([][]byte, 0, n),
+	}}
 }
 
 func (b *batch) add(topic string, m *message.Message) error {
@@ -245,17 +226,17 @@ func (b *batch) add(topic string, m *message.Message) error {
 	}
 	key := md.Get(router.KeyPartitionKey)
 	if key != "" {
-		b.keyed = true
+		b.Keyed = true
 	}
 	payload := []byte(m.Payload)
 	if payload == nil {
 		payload = []byte{}
 	}
-	b.ids = append(b.ids, m.UUID)
-	b.topics = append(b.topics, topic)
-	b.keys = append(b.keys, key)
-	b.metadata = append(b.metadata, string(js))
-	b.payloads = append(b.payloads, payload)
+	b.IDs = append(b.IDs, m.UUID)
+	b.Topics = append(b.Topics, topic)
+	b.Keys = append(b.Keys, key)
+	b.Metadata = append(b.Metadata, string(js))
+	b.Payloads = append(b.Payloads, payload)
 	return nil
 }
 
@@ -287,55 +268,22 @@ func cloneMetadata(md message.Metadata) message.Metadata {
 	return c
 }
 
-func (o *Outbox) write(ctx context.Context, tx Executor, b *batch) error {
-	if len(b.ids) == 0 {
+func (o *Outbox[TTx]) write(ctx context.Context, ex store.Executor, b *batch) error {
+	if b.Len() == 0 {
 		return nil
 	}
-	if b.keyed && o.keyLock {
-		if _, err := tx.Exec(ctx, o.lockSQL, o.t.lockClass, b.keys); err != nil {
-			return fmt.Errorf("outbox: lock ordering keys: %w", err)
-		}
-	}
-	if len(b.ids) >= copyThreshold {
-		rows := make([][]any, len(b.ids))
-		for i := range b.ids {
-			var key any
-			if b.keys[i] != "" {
-				key = b.keys[i]
-			}
-			rows[i] = []any{b.ids[i], b.topics[i], key, b.metadata[i], b.payloads[i]}
-		}
-		ident := pgx.Identifier{o.t.name.Table}
-		if o.t.name.Schema != "" {
-			ident = pgx.Identifier{o.t.name.Schema, o.t.name.Table}
-		}
-		if _, err := tx.CopyFrom(ctx, ident, []string{"id", "topic", "ordering_key", "metadata", "payload"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("outbox: write %d messages to %s: %w", len(b.ids), o.t.name, err)
-		}
-		if o.notify == notifyInTx {
-			if _, err := tx.Exec(ctx, o.notifySQL); err != nil {
-				return fmt.Errorf("outbox: notify: %w", err)
-			}
-		}
-		return nil
-	}
-	var err error
-	if len(b.ids) == 1 {
-		_, err = tx.Exec(ctx, o.insertOne, b.ids[0], b.topics[0], b.keys[0], b.metadata[0], b.payloads[0])
-	} else {
-		_, err = tx.Exec(ctx, o.insertSQL, b.ids, b.topics, b.keys, b.metadata, b.payloads)
-	}
+	err := ex.OutboxInsert(ctx, o.t.st, &b.OutboxBatch, store.OutboxWriteOptions{KeyLock: o.keyLock, NotifyInTx: o.notify == notifyInTx})
 	if err != nil {
-		return fmt.Errorf("outbox: write %d messages to %s: %w", len(b.ids), o.t.name, err)
+		return fmt.Errorf("outbox: write %d messages to %s: %w", b.Len(), o.t.name, err)
 	}
 	return nil
 }
 
-// InTx runs fn in a transaction on the outbox's pool, commits it when fn
+// InTx runs fn in a transaction of the outbox's store, commits it when fn
 // returns nil, and then calls [Outbox.Signal]. Write the business state and
 // call [Outbox.Publish] with the tx inside fn.
-func (o *Outbox) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	if err := pgx.BeginFunc(ctx, o.pool, fn); err != nil {
+func (o *Outbox[TTx]) InTx(ctx context.Context, fn func(ctx context.Context, tx TTx) error) error {
+	if err := o.drv.InTx(ctx, fn); err != nil {
 		return err
 	}
 	o.Signal()
@@ -345,34 +293,28 @@ func (o *Outbox) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // Signal announces that a transaction which published has committed. It
 // wakes the running relays built from this Outbox ([Outbox.NewRelay]) at
 // once. When none of them runs, it sends (unless [WithoutNotify]) a
-// PostgreSQL notification, on its own connection and outside any producer
-// transaction, that wakes the relays of other processes; notifications
-// from many Signal calls in a burst are coalesced. Call it after Commit; [Outbox.InTx] does. Without
-// it, relays find the rows by polling ([WithPollInterval]), or through the
-// in-transaction notification of [WithNotifyInTx].
-func (o *Outbox) Signal() {
+// notification through the store (PostgreSQL NOTIFY, outside any producer
+// transaction, which wakes the relays of other processes; the in-process
+// notifier of the driver value on MySQL and SQLite); notifications from
+// many Signal calls in a burst are coalesced. Call it after Commit;
+// [Outbox.InTx] does. Without it, relays find the rows by polling
+// ([WithPollInterval]), or through the in-transaction notification of
+// [WithNotifyInTx].
+func (o *Outbox[TTx]) Signal() {
 	if !o.wakeRelays() && o.n != nil {
 		o.n.kick()
 	}
 }
 
-// Close releases the connection [Outbox.Signal] sends notifications on
-// (opened on first use and closed after a minute without use anyway). The
-// Outbox stays usable: a later Signal opens it again.
-func (o *Outbox) Close() {
-	if o.n != nil {
-		o.n.close()
-	}
-}
+// Close is kept for compatibility: notifications now go through the
+// store's pool, so there is nothing to release.
+func (o *Outbox[TTx]) Close() {}
 
-// notifier sends pg_notify on its own connection (synchronous_commit off,
-// so the notifying transaction does not wait for a WAL flush), with at most
-// one send in flight: calls during a send cause exactly one more send.
+// notifier sends notifications with at most one send in flight: calls
+// during a send cause exactly one more send.
 type notifier struct {
-	src     *pgxpool.Pool
-	sql     string
+	send    func(ctx context.Context) error
 	mu      sync.Mutex
-	db      *pgxpool.Pool
 	running bool
 	again   bool
 }
@@ -389,47 +331,12 @@ func (n *notifier) kick() {
 	go n.loop()
 }
 
-func (n *notifier) pool() (*pgxpool.Pool, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.db != nil {
-		return n.db, nil
-	}
-	cfg := n.src.Config()
-	cfg.MaxConns, cfg.MinConns = 1, 0
-	cfg.MaxConnIdleTime = time.Minute
-	cfg.HealthCheckPeriod = 30 * time.Second
-	if cfg.ConnConfig.RuntimeParams == nil {
-		cfg.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "hexeract-outbox-notify"
-	db, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		return nil, err
-	}
-	n.db = db
-	return db, nil
-}
-
-func (n *notifier) close() {
-	n.mu.Lock()
-	db := n.db
-	n.db = nil
-	n.mu.Unlock()
-	if db != nil {
-		db.Close()
-	}
-}
-
 func (n *notifier) loop() {
 	for {
 		// The relays poll as well: a failed notification only delays delivery.
-		if db, err := n.pool(); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, _ = db.Exec(ctx, n.sql)
-			cancel()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.send(ctx)
+		cancel()
 		n.mu.Lock()
 		if !n.again {
 			n.running = false
@@ -445,26 +352,26 @@ func (n *notifier) loop() {
 // Outbox's pool and table that [Outbox.Signal] wakes in-process while it
 // runs, instead of through a PostgreSQL notification. A [WithTable] option
 // naming another table is an error.
-func (o *Outbox) NewRelay(pub message.Publisher, opts ...RelayOption) (*Relay, error) {
+func (o *Outbox[TTx]) NewRelay(pub message.Publisher, opts ...RelayOption) (*Relay, error) {
 	cfg := relayConfig{table: o.t.name.String()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyRelay(&cfg)
 		}
 	}
-	if t, err := resolveTables(cfg.table); err != nil || t.name != o.t.name {
+	if t, err := resolveTablesFor(o.drv.Dialect(), cfg.table); err != nil || t.name != o.t.name {
 		return nil, fmt.Errorf("outbox: Outbox.NewRelay on table %s was given WithTable(%q); leave the option out (the relay uses the Outbox's table) or use outbox.NewRelay", o.t.name, cfg.table)
 	}
-	r, err := NewRelay(o.pool, pub, append([]RelayOption{WithTable(o.t.name.String())}, opts...)...)
+	r, err := NewRelay(o.drv, pub, append([]RelayOption{WithTable(o.t.name.String())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
-	r.ob = o
+	r.attach = o.addRelay
 	return r, nil
 }
 
 // addRelay makes Signal wake r until the returned function is called.
-func (o *Outbox) addRelay(r *Relay) (remove func()) {
+func (o *Outbox[TTx]) addRelay(r *Relay) (remove func()) {
 	o.relaysMu.Lock()
 	if o.relays == nil {
 		o.relays = map[*Relay]struct{}{}
@@ -479,7 +386,7 @@ func (o *Outbox) addRelay(r *Relay) (remove func()) {
 }
 
 // wakeRelays wakes the running relays of o and reports whether there were any.
-func (o *Outbox) wakeRelays() bool {
+func (o *Outbox[TTx]) wakeRelays() bool {
 	o.relaysMu.Lock()
 	defer o.relaysMu.Unlock()
 	for r := range o.relays {

@@ -1,7 +1,7 @@
 // Relay: the type, its construction (option checks) and the Run loop that
 // starts the workers and the background loops. The jobs of a relay live in
 // the other relay_*.go files: relay_claim.go (claim SQL, row decoding),
-// relay_drain.go (the batch loop, pipelined commits, outcome accounting),
+// relay_drain.go (the batch loop, outcome accounting),
 // relay_publish.go (publishing a batch, one-by-one fallback, trace span),
 // relay_settle.go (writing failed rows back with backoff, or dead),
 // relay_notify.go (LISTEN for wake-ups, through internal/pgnotify),
@@ -15,14 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hexeract/hexeract/store"
 )
 
 // Relay delivers outbox rows to a Watermill publisher. It runs until its
@@ -30,7 +30,8 @@ import (
 // on the same table at once. It satisfies hexeract.Worker, so
 // hexeract.WithWorker(relay) runs it beside an App's router.
 //
-// Each worker of a relay claims a batch in a transaction with one
+// The claim is the store driver's. On PostgreSQL each worker of a relay
+// claims a batch in a transaction with one
 //
 //	DELETE ... WHERE ctid = ANY(ARRAY(SELECT ... heads ORDER BY seq FOR UPDATE SKIP LOCKED
 //	    LEFT JOIN LATERAL (the head's key's rows from the head on, FOR UPDATE) ... LIMIT n)) RETURNING ...
@@ -44,10 +45,14 @@ import (
 // relay dies (crash, lost connection) PostgreSQL rolls the transaction
 // back and the rows are claimable again at once. A relay that
 // hangs is cut off by PostgreSQL after the lease ([WithLease]), measured on
-// the database server's clock. Delivery is at-least-once: a batch published
-// but not committed is published again.
+// the database server's clock. On MySQL/MariaDB (FOR UPDATE SKIP LOCKED)
+// and SQLite (UPDATE ... RETURNING) a worker claims rows with a lease in a
+// short transaction, publishes them, and deletes them in another; the rows
+// of a relay that died are claimed again once the lease ([WithLease])
+// expired. Delivery is at-least-once: a batch published but not settled is
+// published again.
 type Relay struct {
-	src *pgxpool.Pool
+	st  store.Store
 	pub message.Publisher
 	cfg relayConfig
 	t   tables
@@ -57,19 +62,18 @@ type Relay struct {
 	wakeCh  chan struct{}
 	running atomic.Bool
 	noLocal bool    // tests: ignore in-process signals, rely on notifications
-	ob      *Outbox // set by Outbox.NewRelay: its Signal wakes this relay
-
-	claimSQL, reinsertSQL, deadSQL, unarchiveSQL string
+	attach  func(*Relay) (detach func()) // set by Outbox.NewRelay: its Signal wakes this relay
 }
 
 // NewRelay returns a relay that delivers the rows of the outbox table set
-// by [WithTable] to pub. It is woken by PostgreSQL notifications and by
-// polling; [Outbox.NewRelay] builds one that its Outbox's Signal also
-// wakes in-process. The relay opens its own connections with the
-// configuration of pool (one per worker, one for statistics and one that
-// listens for notifications), so it does not take connections from pool.
+// by [WithTable] in st to pub. It is woken by the store's notifications
+// (PostgreSQL NOTIFY across processes; in-process on MySQL and SQLite) and
+// by polling; [Outbox.NewRelay] builds one that its Outbox's Signal also
+// wakes in-process. On PostgreSQL the relay opens its own connections with
+// the configuration of the store's pool (one per worker), and one of the
+// pool's connections listens for notifications.
 // It returns an error for a bad table name or option before any SQL runs.
-func NewRelay(pool *pgxpool.Pool, pub message.Publisher, opts ...RelayOption) (*Relay, error) {
+func NewRelay(st store.Store, pub message.Publisher, opts ...RelayOption) (*Relay, error) {
 	cfg := relayConfig{
 		table: DefaultTable, batchSize: 256, workers: 4, pollInterval: time.Second,
 		maxAttempts: 10, backoffMin: time.Second, backoffMax: 5 * time.Minute,
@@ -80,13 +84,14 @@ func NewRelay(pool *pgxpool.Pool, pub message.Publisher, opts ...RelayOption) (*
 			opt.applyRelay(&cfg)
 		}
 	}
-	t, err := resolveTables(cfg.table)
+	if st == nil {
+		return nil, errors.New("outbox: NewRelay needs a store (postgres.New(pool), sqlite.Open, mysql.Open or storeurl.Open)")
+	}
+	t, err := resolveTablesFor(st.Dialect(), cfg.table)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case pool == nil:
-		return nil, errors.New("outbox: NewRelay needs a *pgxpool.Pool")
 	case pub == nil:
 		return nil, errors.New("outbox: NewRelay needs a Watermill publisher to deliver to")
 	case cfg.batchSize < 1 || cfg.batchSize > 10000:
@@ -110,7 +115,7 @@ func NewRelay(pool *pgxpool.Pool, pub message.Publisher, opts ...RelayOption) (*
 		cfg.logger = slog.Default()
 	}
 	r := &Relay{
-		src: pool, pub: pub, cfg: cfg, t: t,
+		st: st, pub: pub, cfg: cfg, t: t,
 		log:    cfg.logger.With("outbox", t.name.String()),
 		wakeCh: make(chan struct{}, 1),
 	}
@@ -118,7 +123,6 @@ func NewRelay(pool *pgxpool.Pool, pub message.Publisher, opts ...RelayOption) (*
 	if err != nil {
 		return nil, err
 	}
-	r.buildSQL()
 	return r, nil
 }
 
@@ -142,27 +146,16 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer r.running.Store(false)
 
-	pcfg := r.src.Config()
-	pcfg.MaxConns = int32(r.cfg.workers + 2) // workers, statistics, retention
-	pcfg.MinConns = 0
-	listenCfg := pcfg.ConnConfig.Copy()
-	if pcfg.ConnConfig.RuntimeParams == nil {
-		pcfg.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	rp := pcfg.ConnConfig.RuntimeParams
-	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(r.cfg.lease.Milliseconds(), 10)
-	rp["application_name"] = "hexeract-relay " + r.t.name.String()
-	if !r.cfg.syncCommit {
-		rp["synchronous_commit"] = "off"
-	}
-	db, err := pgxpool.NewWithConfig(ctx, pcfg)
+	db, err := r.st.Executor().OutboxOpenRelay(ctx, store.OutboxRelayConfig{
+		Table: r.t.st, Workers: r.cfg.workers, Lease: r.cfg.lease, SyncCommit: r.cfg.syncCommit, Retention: r.cfg.retention > 0,
+	})
 	if err != nil {
 		return fmt.Errorf("outbox: relay pool: %w", err)
 	}
 	defer db.Close()
 
-	if r.ob != nil && !r.noLocal {
-		defer r.ob.addRelay(r)()
+	if r.attach != nil && !r.noLocal {
+		defer r.attach(r)()
 	}
 	reg, err := r.m.register()
 	if err != nil {
@@ -173,15 +166,11 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	if r.cfg.listen {
-		l, err := r.listener(listenCfg)
-		if err != nil {
-			return fmt.Errorf("outbox: relay listener: %w", err)
-		}
-		wg.Go(func() { l.Run(ctx) })
+		wg.Go(func() { r.listen(ctx) })
 	}
-	wg.Go(func() { r.statsLoop(ctx, db) })
+	wg.Go(func() { r.statsLoop(ctx) })
 	if r.cfg.retention > 0 {
-		wg.Go(func() { r.retentionLoop(ctx, db) })
+		wg.Go(func() { r.retentionLoop(ctx) })
 	}
 	for range r.cfg.workers {
 		wg.Go(func() { r.work(ctx, db) })
@@ -193,7 +182,7 @@ func (r *Relay) Run(ctx context.Context) error {
 // work is one worker: it drains the outbox, then waits for a wake-up (a
 // local signal, a notification, a full batch of another worker) or the poll
 // interval. Failed rounds are retried after a short growing pause.
-func (r *Relay) work(ctx context.Context, db *pgxpool.Pool) {
+func (r *Relay) work(ctx context.Context, db store.OutboxRelayPool) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failures := 0
@@ -204,8 +193,7 @@ func (r *Relay) work(ctx context.Context, db *pgxpool.Pool) {
 		default:
 		}
 		err := r.drain(ctx, db)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		if err != nil && missingTable(err) {
 			err = fmt.Errorf("%w; create the outbox tables with outbox.Migrate or \"hexeract migrate up --outbox-table %s\"", err, r.t.name)
 		}
 		if err != nil && ctx.Err() == nil {
@@ -245,4 +233,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// missingTable reports whether err says the outbox table does not exist
+// (PostgreSQL SQLSTATE 42P01, MySQL error 1146, SQLite "no such table").
+func missingTable(err error) bool {
+	var coded interface{ SQLState() string }
+	if errors.As(err, &coded) && coded.SQLState() == "42P01" {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "Error 1146") || strings.Contains(msg, "no such table")
 }

@@ -1,7 +1,7 @@
 // Relay, draining: the loop that claims and settles batches on one
-// connection, sending the COMMIT of a batch in one round trip with the BEGIN
-// and claim of the next, and recording each batch's outcome once its COMMIT
-// returned.
+// connection of the store's relay pool (on PostgreSQL the COMMIT of a batch
+// travels in one round trip with the BEGIN and claim of the next), and
+// records each batch's outcome once it is committed.
 
 package outbox
 
@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hexeract/hexeract/store"
 )
 
 // inflight is a batch that was published and settled and waits for its
@@ -27,87 +27,66 @@ type inflight struct {
 // drain runs batches on one connection until a claim finds no row, or
 // fewer rows than the batch size and none with an ordering key (the
 // backlog is drained), or an error occurs. A full claim also wakes another
-// worker. While drain goes on, the COMMIT of a batch travels in one round
-// trip with the BEGIN and the claim of the next; its result is checked
-// before the batch counts as delivered.
-func (r *Relay) drain(ctx context.Context, db *pgxpool.Pool) error {
+// worker. A batch counts as delivered once its settlement committed.
+func (r *Relay) drain(ctx context.Context, db store.OutboxRelayPool) error {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	// A connection released inside a transaction is closed by the pool,
-	// so every early return rolls the claim back.
+	// Release rolls back whatever is still open.
 	defer conn.Release()
 	bg := context.WithoutCancel(ctx)
 	var pending *inflight
-	buf := make([]row, 0, r.cfg.batchSize) // reused by every batch of this call
+	buf := make([]store.OutboxRow, 0, r.cfg.batchSize) // reused by every batch of this call
 	for {
 		if pending != nil && ctx.Err() != nil {
 			return r.commit(bg, conn, pending) // stopping: commit what the broker acknowledged
 		}
-		var b pgx.Batch
-		sendCtx := ctx
-		if pending != nil {
-			b.Queue("COMMIT")
-			sendCtx = bg // a cancellation must not cut the commit
-		}
-		b.Queue("BEGIN")
-		b.Queue(r.claimSQL, r.cfg.batchSize)
-		br := conn.SendBatch(sendCtx, &b)
-		if pending != nil {
-			tag, err := br.Exec()
-			if err == nil && tag.String() != "COMMIT" {
-				err = fmt.Errorf("transaction aborted (%s)", tag)
-			}
-			r.finish(pending, err)
-			if err != nil {
-				_ = br.Close()
-				return err
-			}
-		}
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return fmt.Errorf("begin: %w", err)
-		}
-		rows, err := br.Query()
-		if err != nil {
-			_ = br.Close()
-			return fmt.Errorf("claim: %w", err)
-		}
 		clear(buf)
-		claimed, err := scanRows(rows, buf[:0])
-		if cerr := br.Close(); err == nil {
-			err = cerr
+		claimed, prev, err := conn.Claim(ctx, r.cfg.batchSize, buf[:0])
+		if pending != nil {
+			r.finish(pending, prev)
+			pending = nil
+			if prev != nil {
+				return prev
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("claim: %w", err)
 		}
 		if len(claimed) == 0 {
-			_, err := conn.Exec(bg, "ROLLBACK")
-			return err
+			return nil
 		}
-		p, err := r.process(ctx, bg, conn, claimed)
+		p, committed, err := r.process(ctx, bg, conn, claimed)
 		if err != nil {
 			return err
+		}
+		if committed {
+			r.finish(p, nil)
+			p = nil
 		}
 		switch {
 		case len(claimed) == r.cfg.batchSize:
 			r.wake() // more rows are likely waiting: bring in another worker
 		case !keyed(claimed):
 			// The claim took every claimable row: the backlog is drained.
+			if p == nil {
+				return nil
+			}
 			return r.commit(bg, conn, p)
 		}
 		// A full batch, or one with keyed rows: committing it makes the
 		// next rows of its keys claimable, and no other worker could claim
-		// them meanwhile. Claim again at once, in the COMMIT's round trip.
+		// them meanwhile. Claim again at once (on PostgreSQL in the
+		// COMMIT's round trip).
 		pending = p
 	}
 }
 
 // keyed reports whether a claimed batch holds a row with an ordering key.
-func keyed(claimed []row) bool {
+func keyed(claimed []store.OutboxRow) bool {
 	for i := range claimed {
-		if claimed[i].key != nil {
+		if claimed[i].Key != "" {
 			return true
 		}
 	}
@@ -115,11 +94,8 @@ func keyed(claimed []row) bool {
 }
 
 // commit commits the batch p alone.
-func (r *Relay) commit(ctx context.Context, conn *pgxpool.Conn, p *inflight) error {
-	tag, err := conn.Exec(ctx, "COMMIT")
-	if err == nil && tag.String() != "COMMIT" {
-		err = fmt.Errorf("transaction aborted (%s)", tag)
-	}
+func (r *Relay) commit(ctx context.Context, conn store.OutboxRelayConn, p *inflight) error {
+	err := conn.Commit(ctx)
 	r.finish(p, err)
 	return err
 }

@@ -1,24 +1,17 @@
-// Relay, notifications: a dedicated connection LISTENs on the outbox's
-// channel (through internal/pgnotify, shared with the scheduler) and wakes a
-// worker on every NOTIFY; while it is down, the workers keep polling at the
-// poll interval.
+// Relay, notifications: the relay listens on the outbox's channel through
+// the store's notifier (PostgreSQL LISTEN on a pool connection, reconnected
+// with backoff; the in-process notifier of MySQL and SQLite) and wakes a
+// worker on every notification; the workers keep polling meanwhile.
 
 package outbox
 
-import (
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+import "context"
 
-	"github.com/hexeract/hexeract/internal/pgnotify"
-)
-
-// listener returns the relay's notification listener: a connection opened
-// with cfg that LISTENs on the outbox channel and wakes a worker on every
-// notification, and once after each (re)connection since rows may have
-// arrived while nobody listened. It reconnects with backoff after a loss.
-func (r *Relay) listener(cfg *pgx.ConnConfig) (*pgnotify.Listener, error) {
-	return pgnotify.New(pgnotify.ConnectConfig(cfg), []string{r.t.channel},
-		func(*pgconn.Notification) { r.wake() },
-		pgnotify.WithLogger(r.log.With("component", "outbox relay")),
-		pgnotify.WithOnListen(r.wake))
+// listen wakes a worker on every notification of the outbox channel, and
+// once each time the listener is (again) ready, since rows may have arrived
+// while nobody listened.
+func (r *Relay) listen(ctx context.Context) {
+	if err := r.st.Notifier().Listen(ctx, r.t.channel, r.wake, r.wake); err != nil && ctx.Err() == nil {
+		r.log.Warn("outbox relay cannot listen for notifications; polling only", "error", err)
+	}
 }

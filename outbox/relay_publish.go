@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract/internal/msgtrace"
+	"github.com/hexeract/hexeract/store"
 )
 
 // outcome of a row in a batch.
@@ -29,11 +29,12 @@ const (
 	putBack   // not attempted (an earlier row with its key failed)
 )
 
-// process publishes a claimed batch in seq order and writes failed rows
-// back, inside the claiming transaction (not committed).
-func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []row) (*inflight, error) {
+// process publishes a claimed batch in seq order and settles it: on
+// PostgreSQL inside the claiming transaction (not committed: committed is
+// false), elsewhere in a transaction of its own (committed is true).
+func (r *Relay) process(ctx, bg context.Context, conn store.OutboxRelayConn, claimed []store.OutboxRow) (*inflight, bool, error) {
 	start := time.Now()
-	slices.SortFunc(claimed, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortFunc(claimed, func(a, b store.OutboxRow) int { return cmp.Compare(a.Seq, b.Seq) })
 
 	mds, created := make([]message.Metadata, len(claimed)), make([]trace.SpanContext, len(claimed))
 	ctx, span := r.startPublishSpan(ctx, claimed, mds, created)
@@ -53,32 +54,13 @@ func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []r
 	}
 
 	p := &inflight{start: start, span: span}
-	var back, dead []int
-	for i := range claimed {
-		switch outcome[i] {
-		case delivered:
-			p.delivered++
-		case failed:
-			p.failed++
-			if int(claimed[i].attempts)+1 >= r.cfg.maxAttempts {
-				dead = append(dead, i)
-				p.deadN++
-				p.deadErr = errText[i]
-			} else {
-				back = append(back, i)
-			}
-		case putBack:
-			back = append(back, i)
-		}
+	committed, err := conn.Settle(bg, r.settlement(claimed, outcome, errText, p))
+	if err != nil {
+		span.RecordError(err)
+		span.End()
+		return nil, false, fmt.Errorf("settle: %w", err)
 	}
-	if len(back) > 0 || len(dead) > 0 {
-		if err := r.settleFailures(bg, conn, claimed, outcome, errText, back, dead); err != nil {
-			span.RecordError(err)
-			span.End()
-			return nil, fmt.Errorf("record failures: %w", err)
-		}
-	}
-	return p, nil
+	return p, committed, nil
 }
 
 // startPublishSpan decodes the metadata of the claimed rows into mds and
@@ -89,13 +71,13 @@ func (r *Relay) process(ctx, bg context.Context, conn *pgxpool.Conn, claimed []r
 // context as the messaging conventions say for batches. When every traced
 // row of the batch belongs to one trace, the span is also a child of the
 // first row's creation context, so a single flow stays one trace.
-func (r *Relay) startPublishSpan(ctx context.Context, claimed []row, mds []message.Metadata, created []trace.SpanContext) (context.Context, trace.Span) {
+func (r *Relay) startPublishSpan(ctx context.Context, claimed []store.OutboxRow, mds []message.Metadata, created []trace.SpanContext) (context.Context, trace.Span) {
 	var parent trace.SpanContext
 	oneTrace, oneTopic := true, true
 	links := make([]trace.Link, 0, len(claimed))
 	for i := range claimed {
-		mds[i] = decodeMetadata(claimed[i].metadata)
-		if claimed[i].topic != claimed[0].topic {
+		mds[i] = decodeMetadata(claimed[i].Metadata)
+		if claimed[i].Topic != claimed[0].Topic {
 			oneTopic = false
 		}
 		sc := trace.SpanContextFromContext(msgtrace.Extract(context.Background(), mds[i], msgtrace.TraceContext))
@@ -119,8 +101,8 @@ func (r *Relay) startPublishSpan(ctx context.Context, claimed []row, mds []messa
 		r.m.tableAttr,
 	}
 	if oneTopic {
-		name += " " + claimed[0].topic
-		attrs = append(attrs, semconv.MessagingDestinationName(claimed[0].topic))
+		name += " " + claimed[0].Topic
+		attrs = append(attrs, semconv.MessagingDestinationName(claimed[0].Topic))
 	}
 	if oneTrace && parent.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
@@ -133,7 +115,7 @@ func (r *Relay) startPublishSpan(ctx context.Context, claimed []row, mds []messa
 // rows with the same topic, and records each row's outcome. Each message's
 // context carries its creation context, so a tracing publisher's send span
 // continues the producer's trace.
-func (r *Relay) publish(ctx context.Context, claimed []row, mds []message.Metadata, created []trace.SpanContext, outcome []uint8, errText []string) {
+func (r *Relay) publish(ctx context.Context, claimed []store.OutboxRow, mds []message.Metadata, created []trace.SpanContext, outcome []uint8, errText []string) {
 	span := trace.SpanFromContext(ctx)
 	var blocked map[string]bool // keys with a failed row in this batch
 	msgs := make([]*message.Message, 0, len(claimed))
@@ -141,11 +123,11 @@ func (r *Relay) publish(ctx context.Context, claimed []row, mds []message.Metada
 	fail := func(i int, err error) {
 		outcome[i] = failed
 		errText[i] = err.Error()
-		if k := claimed[i].key; k != nil {
+		if k := claimed[i].Key; k != "" {
 			if blocked == nil {
 				blocked = map[string]bool{}
 			}
-			blocked[*k] = true
+			blocked[k] = true
 		}
 	}
 	flush := func(topic string) {
@@ -165,19 +147,19 @@ func (r *Relay) publish(ctx context.Context, claimed []row, mds []message.Metada
 	topic := ""
 	for i := range claimed {
 		w := &claimed[i]
-		if w.key != nil && blocked[*w.key] {
+		if w.Key != "" && blocked[w.Key] {
 			outcome[i] = putBack
 			continue
 		}
-		if w.topic != topic {
+		if w.Topic != topic {
 			flush(topic)
-			topic = w.topic
-			if w.key != nil && blocked[*w.key] { // the flush may have failed this key
+			topic = w.Topic
+			if w.Key != "" && blocked[w.Key] { // the flush may have failed this key
 				outcome[i] = putBack
 				continue
 			}
 		}
-		msg := message.NewMessage(w.id, w.payload)
+		msg := message.NewMessage(w.ID, w.Payload)
 		msg.Metadata = mds[i]
 		mctx := ctx
 		if created[i].IsValid() {
@@ -196,11 +178,11 @@ func (r *Relay) publish(ctx context.Context, claimed []row, mds []message.Metada
 // one with the same ordering key are put back untried. Two failures in a
 // row look like a broker outage rather than a poison message: the rest of
 // the run is then failed with that error without trying each message.
-func (r *Relay) publishOneByOne(topic string, msgs []*message.Message, idx []int, claimed []row, outcome []uint8, fail func(int, error), blocked func(string) bool) {
+func (r *Relay) publishOneByOne(topic string, msgs []*message.Message, idx []int, claimed []store.OutboxRow, outcome []uint8, fail func(int, error), blocked func(string) bool) {
 	streak := 0
 	for j := range msgs {
 		i := idx[j]
-		if k := claimed[i].key; k != nil && blocked(*k) {
+		if k := claimed[i].Key; k != "" && blocked(k) {
 			outcome[i] = putBack
 			continue
 		}
@@ -214,7 +196,7 @@ func (r *Relay) publishOneByOne(topic string, msgs []*message.Message, idx []int
 			continue
 		}
 		for _, rest := range idx[j+1:] {
-			if k := claimed[rest].key; k != nil && blocked(*k) {
+			if k := claimed[rest].Key; k != "" && blocked(k) {
 				outcome[rest] = putBack
 			} else {
 				fail(rest, err)

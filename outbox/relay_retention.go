@@ -6,16 +6,14 @@ package outbox
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // retentionLoop deletes delivered rows older than the retention, every tenth
 // of the retention (between 1 s and 1 min), until ctx is cancelled.
-func (r *Relay) retentionLoop(ctx context.Context, db *pgxpool.Pool) {
+func (r *Relay) retentionLoop(ctx context.Context) {
 	every := min(max(r.cfg.retention/10, time.Second), time.Minute)
 	for {
-		if _, err := cleanupDelivered(ctx, db, r.t, r.cfg.retention); err != nil && ctx.Err() == nil {
+		if _, err := cleanupDelivered(ctx, r.st.Executor(), r.t, r.cfg.retention); err != nil && ctx.Err() == nil {
 			r.log.Warn("outbox retention cleanup failed", "error", err)
 		}
 		if !sleep(ctx, every) {

@@ -1,70 +1,42 @@
-// Relay, settling failures: rows whose publish failed go back into the
-// outbox with attempts+1 and a backoff, or into the dead table after the last
-// attempt; rows not attempted go back untouched. All of it happens in the
-// claiming transaction, before its COMMIT.
+// Relay, settling: the outcome of a published batch goes to the store in
+// one settlement: delivered rows are removed (or kept in the delivered
+// table), failed rows go back with attempts+1 and a backoff, or to the dead
+// table after the last attempt, and rows not attempted go back untouched.
 
 package outbox
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/hexeract/hexeract/store"
 )
 
-// settleFailures writes failed and put-back rows back into the outbox (with
-// their original seq, so order is kept) and dead rows into the dead table,
-// in the claiming transaction.
-func (r *Relay) settleFailures(ctx context.Context, tx *pgxpool.Conn, claimed []row, outcome []uint8, errText []string, back, dead []int) error {
-	if r.cfg.retention > 0 {
-		seqs := make([]int64, 0, len(back)+len(dead))
-		for _, i := range append(append([]int(nil), back...), dead...) {
-			seqs = append(seqs, claimed[i].seq)
-		}
-		if _, err := tx.Exec(ctx, r.unarchiveSQL, seqs); err != nil {
-			return err
+// settlement builds the store settlement of a batch from its outcomes.
+func (r *Relay) settlement(claimed []store.OutboxRow, outcome []uint8, errText []string, p *inflight) *store.OutboxSettlement {
+	s := &store.OutboxSettlement{Claimed: claimed, Delivered: make([]int64, 0, len(claimed))}
+	for i := range claimed {
+		w := claimed[i]
+		switch outcome[i] {
+		case delivered:
+			p.delivered++
+			s.Delivered = append(s.Delivered, w.Seq)
+		case failed:
+			p.failed++
+			w.Attempts++
+			w.LastError = errText[i]
+			if int(w.Attempts) >= r.cfg.maxAttempts {
+				s.Dead = append(s.Dead, w)
+				p.deadN++
+				p.deadErr = errText[i]
+			} else {
+				s.Retry = append(s.Retry, store.OutboxRetry{Row: w, Delay: r.backoff(int(w.Attempts))})
+			}
+		case putBack:
+			s.Retry = append(s.Retry, store.OutboxRetry{Row: w})
 		}
 	}
-	if len(back) > 0 {
-		n := len(back)
-		s, ids, topics, keys, mds := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		ps, as, ds, es, cs := make([][]byte, n), make([]int32, n), make([]float64, n), make([]string, n), make([]time.Time, n)
-		for j, i := range back {
-			w := &claimed[i]
-			s[j], ids[j], topics[j], mds[j], ps[j], as[j], cs[j] = w.seq, w.id, w.topic, w.metadata, w.payload, w.attempts, w.createdAt
-			if w.key != nil {
-				keys[j] = *w.key
-			}
-			if w.lastError != nil {
-				es[j] = *w.lastError
-			}
-			if outcome[i] == failed {
-				as[j] = w.attempts + 1
-				ds[j] = r.backoff(int(as[j])).Seconds()
-				es[j] = errText[i]
-			}
-		}
-		if _, err := tx.Exec(ctx, r.reinsertSQL, s, ids, topics, keys, mds, ps, as, ds, es, cs); err != nil {
-			return err
-		}
-	}
-	if len(dead) > 0 {
-		n := len(dead)
-		s, ids, topics, keys, mds := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		ps, as, es, cs := make([][]byte, n), make([]int32, n), make([]string, n), make([]time.Time, n)
-		for j, i := range dead {
-			w := &claimed[i]
-			s[j], ids[j], topics[j], mds[j], ps[j], as[j], es[j], cs[j] = w.seq, w.id, w.topic, w.metadata, w.payload, w.attempts+1, errText[i], w.createdAt
-			if w.key != nil {
-				keys[j] = *w.key
-			}
-		}
-		if _, err := tx.Exec(ctx, r.deadSQL, s, ids, topics, keys, mds, ps, as, es, cs); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s
 }
 
 // backoff returns the wait before attempt number attempts+1: backoffMin

@@ -3,17 +3,13 @@
 
 package outbox
 
-import (
-	"context"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-)
+import "context"
 
 // statsLoop refreshes the table statistics behind the relay's gauges every
 // statsEvery until ctx is cancelled.
-func (r *Relay) statsLoop(ctx context.Context, db *pgxpool.Pool) {
+func (r *Relay) statsLoop(ctx context.Context) {
 	for {
-		st, err := queryStats(ctx, db, r.t)
+		st, err := queryStats(ctx, r.st.Executor(), r.t)
 		if err == nil {
 			r.m.setStats(st)
 		} else if ctx.Err() == nil {
