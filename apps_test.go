@@ -20,6 +20,7 @@ import (
 	"github.com/hexeract/hexeract/reqreply"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type lcPing struct{ N int }
@@ -223,7 +224,7 @@ func TestAppsWithOutboxAndSchedulerLeaveNothingBehind(t *testing.T) {
 	pool := testenv.Postgres(t)
 	suffix := testenv.Suffix()
 	obTable, schedTable := "lc_outbox_"+suffix, "lc_sched_"+suffix
-	ob, err := outbox.New(pool, outbox.WithTable(obTable))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(obTable))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -422,7 +422,7 @@ func (a *App) TopicFor(m router.Message) string { return a.topics.Topic(m.Messag
 // the components built beside the App, so every one names topics the same
 // way without repeating the configuration:
 //
-//	ob, _ := outbox.New(pool, outbox.WithTopicNaming(app.Topics()))
+//	ob, _ := outbox.New(postgres.New(pool), outbox.WithTopicNaming(app.Topics()))
 //	sched, _ := scheduler.New(pool, ob) // takes the outbox's naming
 func (a *App) Topics() router.TopicNaming { return a.topics }
 

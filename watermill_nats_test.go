@@ -23,6 +23,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // wmNATS returns a plain watermill-nats publisher and subscriber with
@@ -168,7 +169,7 @@ func TestUnderscoreTopicsOnNATSAutoProvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ob, err := outbox.New(pool, outbox.WithTopicNaming(app.Topics()))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTopicNaming(app.Topics()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // TestOversizeThroughOutbox sends a message over the broker's size limit
@@ -25,7 +26,7 @@ func TestOversizeThroughOutbox(t *testing.T) {
 	prefix := "e2e_big_" + testenv.Suffix()
 	table := prefix + "_outbox"
 	topicOf := func(typ string) string { return prefix + "." + typ }
-	ob, err := outbox.New(pool, outbox.WithTable(table), outbox.WithTopicFunc(topicOf))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table), outbox.WithTopicFunc(topicOf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestOversizeThroughOutbox(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	relay, err := outbox.NewRelay(pool, tr.Publisher, outbox.WithTable(table), outbox.WithMaxAttempts(3),
+	relay, err := outbox.NewRelay(postgres.New(pool), tr.Publisher, outbox.WithTable(table), outbox.WithMaxAttempts(3),
 		outbox.WithBackoff(50*time.Millisecond, 100*time.Millisecond), outbox.WithPollInterval(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

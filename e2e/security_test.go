@@ -17,6 +17,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // injections are table, schema and topic names an attacker (or a typo) could
@@ -62,12 +63,15 @@ func TestConfiguredNamesRefused(t *testing.T) {
 	defer pub.Close()
 
 	constructors := map[string]func(name string) error{
-		"outbox.New": func(n string) error { _, err := outbox.New(pool, outbox.WithTable(n)); return err },
+		"outbox.New": func(n string) error { _, err := outbox.New(postgres.New(pool), outbox.WithTable(n)); return err },
 		"outbox.NewRelay": func(n string) error {
-			_, err := outbox.NewRelay(pool, pub, outbox.WithTable(n))
+			_, err := outbox.NewRelay(postgres.New(pool), pub, outbox.WithTable(n))
 			return err
 		},
-		"outbox.NewInbox": func(n string) error { _, err := outbox.NewInbox(pool, outbox.WithInboxTable(n)); return err },
+		"outbox.NewInbox": func(n string) error {
+			_, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(n))
+			return err
+		},
 		"scheduler.New": func(n string) error {
 			_, err := scheduler.New(pool, scheduler.PublisherSink(pub), scheduler.WithTable(n))
 			return err

@@ -14,6 +14,7 @@ import (
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type benchStarted struct{ ID string }
@@ -98,9 +99,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	// on a connection of its own; the saga calls Signal after each commit),
 	// without NOTIFY (relays poll), and NOTIFY inside the producer's
 	// transaction.
-	outboxes := make([]*outbox.Outbox, len(obTables))
+	outboxes := make([]*outbox.Outbox[pgx.Tx], len(obTables))
 	for i, opt := range []outbox.Option{nil, outbox.WithoutNotify(), outbox.WithNotifyInTx()} {
-		if outboxes[i], err = outbox.New(pool, outbox.WithTable(obTables[i]), opt); err != nil {
+		if outboxes[i], err = outbox.New(postgres.New(pool), outbox.WithTable(obTables[i]), opt); err != nil {
 			b.Fatal(err)
 		}
 		if err := outboxes[i].Migrate(ctx); err != nil {
@@ -113,7 +114,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = app.Close() })
-	newRuntime := func(name string, o *outbox.Outbox) *runtime[benchState] {
+	newRuntime := func(name string, o *outbox.Outbox[pgx.Tx]) *runtime[benchState] {
 		def := Define[benchState](name)
 		StartedBy(def, func(e benchStarted) string { return e.ID },
 			func(c *Context[benchState], s *benchState, e benchStarted) error { return nil })

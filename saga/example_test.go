@@ -14,6 +14,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type BookingRequested struct{ BookingID string }
@@ -107,7 +108,7 @@ func ExampleNewPostgresStore() {
 	if err != nil {
 		panic(err)
 	}
-	ob, err := outbox.New(pool) // the saga writes its messages here
+	ob, err := outbox.New(postgres.New(pool)) // the saga writes its messages here
 	if err != nil {
 		panic(err)
 	}
@@ -120,7 +121,7 @@ func ExampleNewPostgresStore() {
 		panic(err)
 	}
 	transport := gochannel.New(gochannel.Config{}, nil) // any Watermill transport
-	relay, err := outbox.NewRelay(pool, transport)
+	relay, err := outbox.NewRelay(postgres.New(pool), transport)
 	if err != nil {
 		panic(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // fixture is one test's saga environment on one backend: the in-memory
@@ -74,7 +75,7 @@ func newFixture(t *testing.T, pg bool) *fixture {
 	if f.store, err = saga.NewPostgresStore(ctx, f.pool, saga.WithTable(f.tables.store)); err != nil {
 		t.Fatal(err)
 	}
-	if f.ob, err = outbox.New(f.pool, outbox.WithTable(f.tables.outbox)); err != nil {
+	if f.ob, err = outbox.New(postgres.New(f.pool), outbox.WithTable(f.tables.outbox)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.ob.Migrate(ctx); err != nil {
@@ -122,7 +123,7 @@ func (f *fixture) newApp(cfg appConfig) (*hexeract.App, *gochannel.PubSub) {
 		}),
 	}
 	if f.pg && cfg.relay {
-		relay, err := outbox.NewRelay(f.pool, ps, outbox.WithTable(f.tables.outbox), outbox.WithLogger(quietLogger()),
+		relay, err := outbox.NewRelay(postgres.New(f.pool), ps, outbox.WithTable(f.tables.outbox), outbox.WithLogger(quietLogger()),
 			outbox.WithPollInterval(200*time.Millisecond))
 		if err != nil {
 			f.t.Fatal(err)

@@ -16,13 +16,14 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // newInbox returns an inbox on a table of the test's own.
 func (f *fixture) newInbox() *outbox.Inbox {
 	f.t.Helper()
 	table := "saga_in_" + testenv.Suffix()
-	in, err := outbox.NewInbox(f.pool, outbox.WithInboxTable(table), outbox.WithSignal(f.ob))
+	in, err := outbox.NewInbox(postgres.New(f.pool), outbox.WithInboxTable(table), outbox.WithSignal(f.ob))
 	must(f.t, err)
 	must(f.t, in.Migrate(context.Background()))
 	f.t.Cleanup(func() {
@@ -83,7 +84,7 @@ func TestInboxMiddlewareNeedsNoSecondConnection(t *testing.T) {
 	t.Cleanup(small.Close)
 	store, err := saga.NewPostgresStore(context.Background(), small, saga.WithTable(f.tables.store), saga.WithoutMigrate())
 	must(t, err)
-	inbox, err := outbox.NewInbox(small, outbox.WithInboxTable(f.newInbox().Table()))
+	inbox, err := outbox.NewInbox(postgres.New(small), outbox.WithInboxTable(f.newInbox().Table()))
 	must(t, err)
 	app, _ := f.newApp(appConfig{})
 	app.Use(inbox.Middleware("svc"))

@@ -13,6 +13,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // TestSagaAndProjectionOnOneEventRabbitMQ is the case of issue 15: a saga
@@ -41,7 +42,7 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 	})
 	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(storeTable))
 	must(t, err)
-	ob, err := outbox.New(pool, outbox.WithTable(obTable), outbox.WithTopicFunc(topic))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(obTable), outbox.WithTopicFunc(topic))
 	must(t, err)
 	must(t, ob.Migrate(ctx))
 	if _, err := pool.Exec(ctx, `CREATE TABLE `+projTable+` (order_id text PRIMARY KEY, amount int NOT NULL, calls int NOT NULL)`); err != nil {
@@ -59,7 +60,7 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 		tr, err := adapters.Open(ctx, amqpURL)
 		must(t, err)
 		t.Cleanup(func() { _ = tr.Close() })
-		relay, err := outbox.NewRelay(pool, tr.Publisher, outbox.WithTable(obTable), outbox.WithLogger(quietLogger()))
+		relay, err := outbox.NewRelay(postgres.New(pool), tr.Publisher, outbox.WithTable(obTable), outbox.WithLogger(quietLogger()))
 		must(t, err)
 		app, err := hexeract.New(hexeract.WithPubSub(tr.Publisher, tr.Subscriber), hexeract.WithTopicFunc(topic),
 			hexeract.WithLogger(quietLogger()), hexeract.WithWorker(relay))

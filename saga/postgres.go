@@ -20,6 +20,7 @@ import (
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/sqlident"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // DefaultTable is the table of the PostgreSQL store when none is configured.
@@ -213,8 +214,10 @@ func (s *PostgresStore) Migrate(ctx context.Context) error {
 // savepoint instead: the transition commits with the inbox claim, or not at
 // all, and takes no second connection from the pool.
 func (s *PostgresStore) Begin(ctx context.Context) (Tx, error) {
-	if outer, ok := outbox.Tx(ctx); ok && s.sameDatabase(outer.Conn()) {
-		return &PostgresTx{s: s, db: outer, pg: outer.Conn().PgConn(), nested: true}, nil
+	if ex, ok := outbox.Tx(ctx); ok {
+		if outer, ok := postgres.New(s.pool).TxOf(ex); ok && s.sameDatabase(outer.Conn()) {
+			return &PostgresTx{s: s, db: outer, pg: outer.Conn().PgConn(), nested: true}, nil
+		}
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

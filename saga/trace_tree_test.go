@@ -24,6 +24,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type TracedOrderPlaced struct{ ID string }
@@ -103,14 +104,14 @@ func traceTree(t *testing.T, pub message.Publisher, sub message.Subscriber, topi
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	f := newFixture(t, true)
-	ob, err := outbox.New(f.pool, outbox.WithTable(f.tables.outbox), outbox.WithTracerProvider(tp), outbox.WithTopicFunc(topic))
+	ob, err := outbox.New(postgres.New(f.pool), outbox.WithTable(f.tables.outbox), outbox.WithTracerProvider(tp), outbox.WithTopicFunc(topic))
 	must(t, err)
 	sched, err := scheduler.New(f.pool, ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger()),
 		scheduler.WithTracerProvider(tp))
 	must(t, err)
 
 	tracing := middleware.TracingOptions{TracerProvider: tp}
-	relay, err := outbox.NewRelay(f.pool, middleware.TracingPublisher(pub, tracing), outbox.WithTable(f.tables.outbox),
+	relay, err := outbox.NewRelay(postgres.New(f.pool), middleware.TracingPublisher(pub, tracing), outbox.WithTable(f.tables.outbox),
 		outbox.WithLogger(quietLogger()), outbox.WithPollInterval(100*time.Millisecond), outbox.WithTracerProvider(tp))
 	must(t, err)
 	app, err := hexeract.New(hexeract.WithPubSub(pub, sub), hexeract.WithLogger(quietLogger()), hexeract.WithTopicFunc(topic),

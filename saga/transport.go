@@ -12,9 +12,10 @@ import (
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/msgtrace"
-	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // plan is what one transition sends, schedules and cancels.
@@ -49,7 +50,7 @@ type transport interface {
 // Outbox is the part of [*outbox.Outbox] a saga on the PostgreSQL store
 // writes its messages through, in the transition's transaction.
 type Outbox interface {
-	PublishMessages(ctx context.Context, tx outbox.Executor, topic string, msgs ...*message.Message) error
+	PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error
 	// Signal wakes the relays of this process after a commit.
 	Signal()
 }
@@ -98,7 +99,7 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 		for _, o := range p.out[i:j] {
 			msgs = append(msgs, o.msg)
 		}
-		if err := t.outbox.PublishMessages(ctx, ptx.db, p.out[i].topic, msgs...); err != nil {
+		if err := t.outbox.PublishMessagesWith(ctx, postgres.New(ptx.s.pool).ExecutorOn(ptx.db), p.out[i].topic, msgs...); err != nil {
 			return fmt.Errorf("saga: outbox: %w", err)
 		}
 		i = j

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // Metadata keys set on every message a cron job produces; they are defined
@@ -219,7 +220,7 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 			byTopic[topic] = append(byTopic[topic], wm)
 		}
 		for _, topic := range order {
-			if err := s.sink.PublishMessages(ctx, tx, topic, byTopic[topic]...); err != nil {
+			if err := s.sink.PublishMessagesWith(ctx, postgres.New(s.pool).UnwrapTx(tx), topic, byTopic[topic]...); err != nil {
 				return fmt.Errorf("hand off to topic %q: %w", topic, err)
 			}
 		}

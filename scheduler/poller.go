@@ -17,6 +17,7 @@ import (
 
 	"github.com/hexeract/hexeract/internal/pgnotify"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // Run applies the migrations (unless [WithoutMigrate]), then hands due
@@ -314,7 +315,7 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (id
 		ids[i] = c.id
 	}
 	for _, topic := range order {
-		if err := s.sink.PublishMessages(ctx, tx, topic, byTopic[topic]...); err != nil {
+		if err := s.sink.PublishMessagesWith(ctx, postgres.New(s.pool).UnwrapTx(tx), topic, byTopic[topic]...); err != nil {
 			return ids, fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
 		}
 	}
@@ -436,7 +437,7 @@ func (s *Scheduler) handOffOne(ctx context.Context, id string) error {
 		return databaseError{err}
 	}
 	c := claimed{id: id, topic: topic, due: due, msg: dueMessage(uuid, payload, metadata, due)}
-	if err := s.sink.PublishMessages(ctx, tx, topic, c.msg); err != nil {
+	if err := s.sink.PublishMessagesWith(ctx, postgres.New(s.pool).UnwrapTx(tx), topic, c.msg); err != nil {
 		return fmt.Errorf("hand off scheduled message %s for topic %q: %w", id, topic, err)
 	}
 	if err := tx.Commit(ctx); err != nil {

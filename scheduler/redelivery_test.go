@@ -20,11 +20,12 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // newOutbox creates an outbox table for the test and, when pub is not nil,
 // runs its relay to pub.
-func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.Outbox {
+func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.Outbox[pgx.Tx] {
 	t.Helper()
 	ctx := context.Background()
 	table := "sched_outbox_" + testenv.Suffix()
@@ -32,7 +33,7 @@ func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.
 		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_dead, `+table+`_delivered`)
 		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "outbox:"+table)
 	})
-	ob, err := outbox.New(pool, outbox.WithTable(table))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.
 	if pub == nil {
 		return ob
 	}
-	relay, err := outbox.NewRelay(pool, pub, outbox.WithTable(table), outbox.WithPollInterval(100*time.Millisecond))
+	relay, err := outbox.NewRelay(postgres.New(pool), pub, outbox.WithTable(table), outbox.WithPollInterval(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

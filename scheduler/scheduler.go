@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -21,6 +22,7 @@ import (
 	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
 )
 
 // router.KeyDueAt is the metadata key the scheduler sets on every message it hands
@@ -44,9 +46,11 @@ var ErrNotFound = errors.New("scheduler: no pending scheduled message with this 
 // Executor runs SQL in the caller's transaction: pgx.Tx, *pgx.Conn and
 // *pgxpool.Pool all satisfy it. Scheduling through a pgx.Tx makes the
 // scheduled message part of that transaction: it exists only if the
-// transaction commits. It is the outbox's Executor, so one transaction serves
-// both.
-type Executor = outbox.Executor
+// transaction commits.
+type Executor interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
+}
 
 // Sink receives due messages. The poller calls PublishMessages inside the
 // transaction that deletes the messages from the scheduler table, so a sink
@@ -58,15 +62,15 @@ type Executor = outbox.Executor
 // calls it after each committed hand-off; the outbox uses it to wake its
 // relays in this process at once.
 type Sink interface {
-	PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error
+	PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error
 }
 
 // SinkFunc adapts a function to [Sink].
-type SinkFunc func(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error
+type SinkFunc func(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error
 
-// PublishMessages calls f.
-func (f SinkFunc) PublishMessages(ctx context.Context, tx Executor, topic string, msgs ...*message.Message) error {
-	return f(ctx, tx, topic, msgs...)
+// PublishMessagesWith calls f.
+func (f SinkFunc) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+	return f(ctx, ex, topic, msgs...)
 }
 
 // PublisherSink returns a [Sink] that publishes due messages directly on a
@@ -76,7 +80,7 @@ func (f SinkFunc) PublishMessages(ctx context.Context, tx Executor, topic string
 // the next poll (consumers should be idempotent, for example with the inbox).
 // Prefer the outbox as sink when the broker is not PostgreSQL.
 func PublisherSink(p message.Publisher) Sink {
-	return SinkFunc(func(_ context.Context, _ Executor, topic string, msgs ...*message.Message) error {
+	return SinkFunc(func(_ context.Context, _ store.Executor, topic string, msgs ...*message.Message) error {
 		return p.Publish(topic, msgs...)
 	})
 }
@@ -604,4 +608,4 @@ func (s *Scheduler) CountTopic(ctx context.Context, topic string) (int64, error)
 	return n, err
 }
 
-var _ Sink = (*outbox.Outbox)(nil)
+var _ Sink = (*outbox.Outbox[pgx.Tx])(nil)

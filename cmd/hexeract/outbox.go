@@ -9,12 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
 )
 
 type outboxFlags struct {
@@ -44,7 +44,7 @@ func newOutboxCommand() *cobra.Command {
 		Short: "Print pending, retrying and dead rows and the oldest pending age per table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+			return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox[store.ExecutorTx]) error {
 				var all []outbox.Stats
 				for _, ob := range obs {
 					st, err := ob.Stats(ctx)
@@ -65,7 +65,7 @@ func newOutboxCommand() *cobra.Command {
 		Short: "Print dead rows, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+			return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox[store.ExecutorTx]) error {
 				for _, ob := range obs {
 					rows, err := ob.DeadLetters(ctx, outboxOpts.after, outboxOpts.limit)
 					if err != nil {
@@ -111,7 +111,7 @@ commits whole, the count moved is printed and the exit status is 130.`,
 	return cmd
 }
 
-func (outboxOpts *outboxFlags) withOutboxes(cmd *cobra.Command, fn func(context.Context, []*outbox.Outbox) error) error {
+func (outboxOpts *outboxFlags) withOutboxes(cmd *cobra.Command, fn func(context.Context, []*outbox.Outbox[store.ExecutorTx]) error) error {
 	tables := nonEmpty(outboxOpts.tables)
 	if len(tables) == 0 {
 		return errors.New("no outbox table: pass --table")
@@ -122,18 +122,18 @@ func (outboxOpts *outboxFlags) withOutboxes(cmd *cobra.Command, fn func(context.
 			return err
 		}
 	}
-	return withPool(cmd, func(ctx context.Context, pool *pgxpool.Pool) error {
-		obs := make([]*outbox.Outbox, 0, len(tables))
+	return withStore(cmd, func(ctx context.Context, st store.Store) error {
+		obs := make([]*outbox.Outbox[store.ExecutorTx], 0, len(tables))
 		for _, t := range tables {
-			ob, err := outbox.New(pool, outbox.WithTable(t))
+			ob, err := outbox.New(store.Untyped(st), outbox.WithTable(t))
 			if err != nil {
 				return err
 			}
-			var exists bool
-			if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t).Scan(&exists); err != nil {
+			status, err := ob.SchemaStatus(ctx)
+			if err != nil {
 				return err
 			}
-			if !exists {
+			if len(status) == 0 || status[0].Pending() {
 				return fmt.Errorf("outbox table %s does not exist: run \"hexeract migrate up --outbox-table %s\" or pass --table", t, t)
 			}
 			obs = append(obs, ob)
@@ -213,7 +213,7 @@ func (outboxOpts *outboxFlags) moveDead(cmd *cobra.Command, ids []string, action
 		return errors.New("give message ids or --all, not both")
 	}
 	ids = distinct(ids)
-	return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox) error {
+	return outboxOpts.withOutboxes(cmd, func(ctx context.Context, obs []*outbox.Outbox[store.ExecutorTx]) error {
 		// An id is in at most one of the tables: count them over all
 		// tables before saying some were not found.
 		var found int64
@@ -282,7 +282,7 @@ func distinct(ids []string) []string {
 	return out
 }
 
-func tableNames(obs []*outbox.Outbox) []string {
+func tableNames(obs []*outbox.Outbox[store.ExecutorTx]) []string {
 	names := make([]string, len(obs))
 	for i, ob := range obs {
 		names[i] = ob.Table()

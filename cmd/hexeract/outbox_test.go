@@ -16,6 +16,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type cliSignup struct {
@@ -69,7 +70,7 @@ func TestMigrateUpStatusAndOutboxDeadRows(t *testing.T) {
 	}
 
 	// 30 messages whose publishing always fails end dead.
-	ob, err := outbox.New(pool, outbox.WithTable(table))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestMigrateUpStatusAndOutboxDeadRows(t *testing.T) {
 	if err != nil || !strings.Contains(out, table) || !strings.Contains(out, " 30 ") {
 		t.Fatalf("outbox status: %v\n%s", err, out)
 	}
-	relay, err := outbox.NewRelay(pool, failing{}, outbox.WithTable(table), outbox.WithMaxAttempts(1))
+	relay, err := outbox.NewRelay(postgres.New(pool), failing{}, outbox.WithTable(table), outbox.WithMaxAttempts(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,10 +186,10 @@ func TestOutboxDeadReplayIDsAcrossTables(t *testing.T) {
 	// dead table as the relay does after MaxAttempts.
 	var ids [][]string
 	for _, table := range tables {
-		if err := outbox.Migrate(ctx, pool, outbox.WithTable(table)); err != nil {
+		if err := outbox.Migrate(ctx, postgres.New(pool), outbox.WithTable(table)); err != nil {
 			t.Fatal(err)
 		}
-		ob, err := outbox.New(pool, outbox.WithTable(table))
+		ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // schedulerFlags are the flags of the scheduler subcommands.
@@ -127,7 +128,7 @@ func cancelScheduled(ctx context.Context, s *scheduler.Scheduler, id string, for
 
 // refuseSink is the sink of the CLI's Scheduler, which only reads and
 // cancels: it never runs the poller, so nothing is handed off.
-var refuseSink = scheduler.SinkFunc(func(context.Context, scheduler.Executor, string, ...*message.Message) error { //nolint:gochecknoglobals // a stateless function value, never reassigned
+var refuseSink = scheduler.SinkFunc(func(context.Context, store.Executor, string, ...*message.Message) error { //nolint:gochecknoglobals // a stateless function value, never reassigned
 	return errors.New("the hexeract CLI does not deliver scheduled messages")
 })
 

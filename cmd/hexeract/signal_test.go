@@ -21,6 +21,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // buildCLI builds the hexeract binary into a temporary directory.
@@ -48,7 +49,7 @@ func TestInterruptOutboxReplay(t *testing.T) {
 		_, _ = pool.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s_dead, %s_delivered`, table, table, table))
 		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = $1`, "outbox:"+table)
 	})
-	if err := outbox.Migrate(ctx, pool, outbox.WithTable(table)); err != nil {
+	if err := outbox.Migrate(ctx, postgres.New(pool), outbox.WithTable(table)); err != nil {
 		t.Fatal(err)
 	}
 	const total = 20000

@@ -39,6 +39,7 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // Events and commands of the order workflow.
@@ -211,7 +212,7 @@ func run(transportURL string) error {
 	if err != nil {
 		return err
 	}
-	ob, err := outbox.New(pool, outbox.WithTable("order_saga_outbox"))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable("order_saga_outbox"))
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // UserRegistered is the domain event; its wire name is "users.registered".
@@ -82,7 +83,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 		return err
 	}
 	opts := []outbox.Option{outbox.WithTable("example_outbox"), outbox.WithSource("/users")}
-	ob, err := outbox.New(pool, opts...)
+	ob, err := outbox.New(postgres.New(pool), opts...)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
-	inbox, err := outbox.NewInbox(pool, outbox.WithInboxTable("example_inbox"))
+	inbox, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable("example_inbox"))
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 
 	// Register a user: the business row and the event commit together.
 	userID := "u-" + router.NewID()[24:]
-	err = ob.InTx(ctx, func(tx pgx.Tx) error {
+	err = ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO example_users (id, email) VALUES ($1, $2)`, userID, "ada@example.com"); err != nil {
 			return err
 		}
@@ -161,7 +162,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	fmt.Println("registered user and stored UserRegistered in the outbox")
 
 	// A registration that fails after publishing rolls back: no event.
-	_ = ob.InTx(ctx, func(tx pgx.Tx) error {
+	_ = ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := ob.Publish(ctx, tx, UserRegistered{UserID: "never", Email: "x@example.com"}); err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // PaymentReminder is sent some time after an invoice is created.
@@ -114,7 +115,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 
 	// Outbox and its relay: due messages are handed to the outbox in the
 	// transaction that removes them from the scheduler table.
-	ob, err := outbox.New(pool, outbox.WithTable(outboxTable))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(outboxTable))
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	}
 	fmt.Fprintln(out, "scheduled a reminder for inv-1 in 500ms")
 	// The failing messages go through the outbox like any other.
-	if err := ob.InTx(ctx, func(tx pgx.Tx) error {
+	if err := ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := ob.Publish(ctx, tx, ChargeCard{ChargeID: "c-1"}, IssueRefund{RefundID: "r-1"})
 		return err
 	}); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // runApp is the same service after the last step: a hexeract.App on the
@@ -46,7 +47,7 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	table := outbox.WithTable(outboxTable)
 	traced := outbox.WithTracerProvider(cfg.TracerProvider) // nil: the global provider
-	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger), traced)
+	relay, err := outbox.NewRelay(postgres.New(pool), pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -78,7 +79,7 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 		rep.Topics = append(rep.Topics, t, topics.DeadLetterTopic(t))
 	}
 
-	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(app.Topics()), outbox.WithSource("/orders"), traced)
+	ob, err := outbox.New(postgres.New(pool), table, outbox.WithTopicNaming(app.Topics()), outbox.WithSource("/orders"), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -97,7 +98,7 @@ func runApp(ctx context.Context, cfg Config) (rep Report, err error) {
 		case o.Total == 13:
 			panic("unlucky total")
 		}
-		return ob.InTx(ctx, func(tx pgx.Tx) error {
+		return ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO `+ordersTable+` (id, total) VALUES ($1, $2) ON CONFLICT DO NOTHING`, o.OrderID, o.Total); err != nil {
 				return err
 			}

@@ -46,6 +46,7 @@ import (
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // OrderPlaced is what the legacy order service publishes, as plain JSON
@@ -288,7 +289,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	table := outbox.WithTable(outboxTable)                  // given once, to the outbox and its relay
 	traced := outbox.WithTracerProvider(cfg.TracerProvider) // nil: the global provider
-	ob, err := outbox.New(pool, table, outbox.WithTopicNaming(topics), outbox.WithSource("/orders"), traced)
+	ob, err := outbox.New(postgres.New(pool), table, outbox.WithTopicNaming(topics), outbox.WithSource("/orders"), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -296,7 +297,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err := ob.Migrate(ctx); err != nil {
 		return rep, err
 	}
-	relay, err := outbox.NewRelay(pool, pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger), traced)
+	relay, err := outbox.NewRelay(postgres.New(pool), pub, table, outbox.WithPollInterval(100*time.Millisecond), outbox.WithLogger(cfg.Logger), traced)
 	if err != nil {
 		return rep, err
 	}
@@ -343,7 +344,7 @@ func run(ctx context.Context, cfg Config) (rep Report, err error) {
 			panic("unlucky total")
 		}
 		// The order row and the event commit together (outbox).
-		return ob.InTx(ctx, func(tx pgx.Tx) error {
+		return ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO `+ordersTable+` (id, total) VALUES ($1, $2) ON CONFLICT DO NOTHING`, o.OrderID, o.Total); err != nil {
 				return err
 			}
@@ -465,7 +466,7 @@ type driver struct {
 	cfg                       Config
 	pub                       message.Publisher
 	pool                      *pgxpool.Pool
-	ob                        *outbox.Outbox
+	ob                        *outbox.Outbox[pgx.Tx]
 	fwd                       *legacyForwarder // nil: no forwarder (the App variant)
 	logger                    watermill.LoggerAdapter
 	rep                       *Report
@@ -493,7 +494,7 @@ func (d *driver) produce(ctx context.Context) error {
 			err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return d.fwd.publishInTx(tx, d.ordersTopic, msg) })
 			d.rep.Forwarded++
 		default:
-			err = d.ob.InTx(ctx, func(tx pgx.Tx) error { return d.ob.PublishMessages(ctx, tx, d.ordersTopic, msg) })
+			err = d.ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error { return d.ob.PublishMessages(ctx, tx, d.ordersTopic, msg) })
 		}
 		if err != nil {
 			return err

@@ -555,3 +555,17 @@ func decodeRow(w *store.OutboxRow, v [][]byte, prevTopic string) error {
 	w.CreatedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(v[8])) + pgEpoch)
 	return nil
 }
+
+// DBTX is what pgx.Tx, *pgxpool.Conn and *pgxpool.Pool have in common.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// ExecutorOn returns an Executor whose operations run on db: a connection
+// on which the caller manages a transaction itself (BEGIN sent in a
+// pipeline, say), so the operations join that transaction.
+func (d *Driver) ExecutorOn(db DBTX) store.Executor { return &executor{d: d, db: db} }

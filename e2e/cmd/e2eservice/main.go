@@ -44,6 +44,7 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // OrderPlaced is the main business event: one per committed order.
@@ -153,7 +154,7 @@ func run(f flags, log *slog.Logger) error {
 
 	n := names(f.prefix)
 	topic := func(t string) string { return f.prefix + "." + t }
-	ob, err := outbox.New(pool, outbox.WithTable(n.outbox), outbox.WithTopicFunc(topic), outbox.WithSource("/e2e/"+f.role))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(n.outbox), outbox.WithTopicFunc(topic), outbox.WithSource("/e2e/"+f.role))
 	if err != nil {
 		return err
 	}
@@ -190,11 +191,11 @@ func names(prefix string) tableNames {
 	}
 }
 
-func setup(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox, sched *scheduler.Scheduler, n tableNames) error {
+func setup(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler, n tableNames) error {
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
-	in, err := outbox.NewInbox(pool, outbox.WithInboxTable(n.inbox))
+	in, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(n.inbox))
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ CREATE TABLE IF NOT EXISTS `+n.effects+` (seq bigserial PRIMARY KEY, msg_id text
 // rolled back on purpose after all the writes. A transaction that fails
 // (database restarted, connection cut) is retried with a new order: whether
 // its commit happened is read back from the committed table by the test.
-func produce(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox, sched *scheduler.Scheduler, n tableNames) error {
+func produce(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler, n tableNames) error {
 	var tick <-chan time.Time
 	if f.rate > 0 {
 		t := time.NewTicker(time.Second / time.Duration(f.rate))
@@ -279,7 +280,7 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox, sched *scheduler.Scheduler, insert, order string, amount, i int, rollback bool) (ids, kinds []string, err error) {
+func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler, insert, order string, amount, i int, rollback bool) (ids, kinds []string, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -320,7 +321,7 @@ func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, s
 		return err
 	}
 	defer func() { _ = t.Close() }()
-	r, err := outbox.NewRelay(pool, t.Publisher, outbox.WithTable(n.outbox), outbox.WithBatchSize(f.batch),
+	r, err := outbox.NewRelay(postgres.New(pool), t.Publisher, outbox.WithTable(n.outbox), outbox.WithBatchSize(f.batch),
 		outbox.WithWorkers(2), outbox.WithPollInterval(200*time.Millisecond), outbox.WithBackoff(100*time.Millisecond, time.Second),
 		outbox.WithMaxAttempts(1000), outbox.WithLease(5*time.Second), outbox.WithLogger(log))
 	if err != nil {
@@ -339,7 +340,7 @@ func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, s
 
 // consume runs the consumer App until SIGTERM: OrderPlaced, Reminder and
 // CapturePayment behind the inbox, and the payment saga.
-func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox, n tableNames, topic router.TopicFunc) error {
+func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], n tableNames, topic router.TopicFunc) error {
 	t, err := adapters.Open(ctx, f.transport, adapters.WithGroup(f.group), adapters.WithWatermillLogger(watermill.NewSlogLogger(log)))
 	if err != nil {
 		return err
@@ -361,7 +362,7 @@ func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 	if err != nil {
 		return err
 	}
-	in, err := outbox.NewInbox(pool, outbox.WithInboxTable(n.inbox), outbox.WithLogger(log), outbox.WithSignal(ob))
+	in, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(n.inbox), outbox.WithLogger(log), outbox.WithSignal(ob))
 	if err != nil {
 		return err
 	}
