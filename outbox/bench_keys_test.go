@@ -18,6 +18,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // keyedBenchEvent is benchEvent (the same 102-byte JSON payload) with an
@@ -31,7 +32,7 @@ func (e keyedBenchEvent) OrderingKey() string { return e.key }
 
 // fillBench writes n bench events into the outbox, 5000 per transaction,
 // spread round-robin over keys ordering keys (none when keys is 0).
-func fillBench(tb testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox, n, keys int) {
+func fillBench(tb testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], n, keys int) {
 	tb.Helper()
 	ctx := context.Background()
 	for done := 0; done < n; {
@@ -78,7 +79,7 @@ func (p *published) Publish(topic string, msgs ...*message.Message) error {
 func drainInto(b *testing.B, pool *pgxpool.Pool, table string, pub message.Publisher, n int, delivered func() int64, opts ...outbox.RelayOption) time.Duration {
 	b.Helper()
 	batch, workers := benchShape()
-	r, err := outbox.NewRelay(pool, pub, append([]outbox.RelayOption{outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers)}, opts...)...)
+	r, err := outbox.NewRelay(postgres.New(pool), pub, append([]outbox.RelayOption{outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // benchEvent encodes to a 102-byte JSON payload, the size used for the
@@ -48,7 +49,7 @@ func benchShape() (batch, workers int) {
 }
 
 // fillOutbox writes n messages into the outbox, 5000 per transaction.
-func fillOutbox(tb testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox, n int) {
+func fillOutbox(tb testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], n int) {
 	tb.Helper()
 	ctx := context.Background()
 	for done := 0; done < n; {
@@ -169,7 +170,7 @@ func BenchmarkDrain(b *testing.B) {
 		fillOutbox(b, pool, ob, n)
 		gc := gochannel.NewGoChannel(benchGoChannelConfig(), watermill.NopLogger{})
 		done, count := consume(b, gc, "users.registered", int64(n))
-		r, err := outbox.NewRelay(pool, gc, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
+		r, err := outbox.NewRelay(postgres.New(pool), gc, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -187,7 +188,7 @@ func BenchmarkDrain(b *testing.B) {
 		// (b') the relay into a publisher that only counts: its own cost.
 		fillOutbox(b, pool, ob, n)
 		cnt := &counting{}
-		r, err = outbox.NewRelay(pool, cnt, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
+		r, err = outbox.NewRelay(postgres.New(pool), cnt, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -309,7 +310,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 		fillOutbox(b, pool, ob, n)
 		gc := gochannel.NewGoChannel(benchGoChannelConfig(), watermill.NopLogger{})
 		done, count := consume(b, gc, "users.registered", int64(n))
-		r, err := outbox.NewRelay(pool, gc, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
+		r, err := outbox.NewRelay(postgres.New(pool), gc, outbox.WithTable(table), outbox.WithBatchSize(batch), outbox.WithWorkers(workers))
 		if err != nil {
 			b.Fatal(err)
 		}

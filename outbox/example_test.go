@@ -14,6 +14,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 func examplePool() *pgxpool.Pool {
@@ -37,7 +38,7 @@ func ExampleOutbox_Publish() {
 	table := "example_outbox_" + testenv.Suffix()
 	defer dropOutbox(pool, table)
 
-	ob, err := outbox.New(pool, outbox.WithTable(table))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table))
 	if err != nil {
 		panic(err)
 	}
@@ -47,7 +48,7 @@ func ExampleOutbox_Publish() {
 	}
 
 	// Business state and event commit together; InTx signals the relays.
-	err = ob.InTx(ctx, func(tx pgx.Tx) error {
+	err = ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		// tx.Exec(ctx, `INSERT INTO users ...`) would go here.
 		_, err := ob.Publish(ctx, tx, UserRegistered{UserID: "u-1", Email: "ada@example.com"})
 		return err
@@ -62,7 +63,7 @@ func ExampleOutbox_Publish() {
 	if err != nil {
 		panic(err)
 	}
-	relay, err := outbox.NewRelay(pool, bus, outbox.WithTable(table))
+	relay, err := outbox.NewRelay(postgres.New(pool), bus, outbox.WithTable(table))
 	if err != nil {
 		panic(err)
 	}
@@ -94,7 +95,7 @@ func ExampleInbox_Middleware() {
 		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = $1`, "inbox:"+table)
 	}()
 
-	inbox, err := outbox.NewInbox(pool, outbox.WithInboxTable(table))
+	inbox, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(table))
 	if err != nil {
 		panic(err)
 	}
@@ -102,7 +103,7 @@ func ExampleInbox_Middleware() {
 		panic(err)
 	}
 	handler := inbox.Middleware("mailer")(func(msg *message.Message) ([]*message.Message, error) {
-		tx, _ := outbox.Tx(msg.Context()) // write business rows with tx
+		tx, _ := inbox.Tx(msg.Context()) // write business rows with tx (a pgx.Tx)
 		_ = tx
 		fmt.Println("sending welcome email for", msg.UUID)
 		return nil, nil

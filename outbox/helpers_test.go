@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type UserRegistered struct {
@@ -30,11 +33,11 @@ func (AccountEvent) MessageType() string   { return "accounts.event" }
 func (e AccountEvent) OrderingKey() string { return e.Account }
 
 // newOutbox creates an outbox on a fresh table, migrated, dropped at the end.
-func newOutbox(t testing.TB, opts ...outbox.Option) (*pgxpool.Pool, *outbox.Outbox, string) {
+func newOutbox(t testing.TB, opts ...outbox.Option) (*pgxpool.Pool, *outbox.Outbox[pgx.Tx], string) {
 	t.Helper()
 	pool := testenv.Postgres(t)
 	table := "ob_test_" + testenv.Suffix()
-	ob, err := outbox.New(pool, append([]outbox.Option{outbox.WithTable(table)}, opts...)...)
+	ob, err := outbox.New(postgres.New(pool), append([]outbox.Option{outbox.WithTable(table)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,14 +131,14 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // runRelay starts a relay and stops it at the end of the test.
 func runRelay(t testing.TB, pool *pgxpool.Pool, pub message.Publisher, opts ...outbox.RelayOption) (stop func()) {
 	t.Helper()
-	r, err := outbox.NewRelay(pool, pub, opts...)
+	r, err := outbox.NewRelay(postgres.New(pool), pub, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return testenv.Run(t, "relay", 15*time.Second, r.Run)
 }
 
-func pending(t testing.TB, ob *outbox.Outbox) outbox.Stats {
+func pending(t testing.TB, ob *outbox.Outbox[pgx.Tx]) outbox.Stats {
 	t.Helper()
 	st, err := ob.Stats(context.Background())
 	if err != nil {

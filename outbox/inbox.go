@@ -248,3 +248,14 @@ func Tx(ctx context.Context) (ex store.ExecutorTx, ok bool) {
 	ex, ok = ctx.Value(txKey{}).(store.ExecutorTx)
 	return ex, ok
 }
+
+// Tx returns the driver transaction (pgx.Tx, *sql.Tx) that the inbox
+// middleware (or [Inbox.Process]) opened for the message being handled;
+// ok is false outside one, or when it belongs to another store.
+func (i *Inbox[TTx]) Tx(ctx context.Context) (tx TTx, ok bool) {
+	ex, ok := Tx(ctx)
+	if !ok {
+		return tx, false
+	}
+	return i.drv.TxOf(ex)
+}

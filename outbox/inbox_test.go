@@ -16,12 +16,13 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
-func newInbox(t testing.TB, pool *pgxpool.Pool) (*outbox.Inbox, string) {
+func newInbox(t testing.TB, pool *pgxpool.Pool) (*outbox.Inbox[pgx.Tx], string) {
 	t.Helper()
 	table := "inbox_test_" + testenv.Suffix()
-	in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table))
+	in, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestInboxRunsDuplicateMessageEffectOnce(t *testing.T) {
 		mu.Lock()
 		calls++
 		mu.Unlock()
-		tx, ok := outbox.Tx(msg.Context())
+		tx, ok := in.Tx(msg.Context())
 		if !ok {
 			return nil, errors.New("no tx in the handler's context")
 		}
@@ -163,7 +164,7 @@ func TestInboxCleanup(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	table := "inbox_test_" + testenv.Suffix()
-	in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table), outbox.WithInboxRetention(time.Hour))
+	in, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(table), outbox.WithInboxRetention(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,13 +185,13 @@ func TestInboxCleanup(t *testing.T) {
 }
 
 // An Inbox runs as an App worker.
-var _ hexeract.Worker = (*outbox.Inbox)(nil)
+var _ hexeract.Worker = (*outbox.Inbox[pgx.Tx])(nil)
 
 func TestInboxRunTrimsExpiredRows(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	table := "inbox_test_" + testenv.Suffix()
-	in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table), outbox.WithInboxRetention(2*time.Second))
+	in, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(table), outbox.WithInboxRetention(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 func TestNotificationWakesRelayWithoutPolling(t *testing.T) {
@@ -63,7 +64,7 @@ func TestSignalWakesRelayInProcess(t *testing.T) {
 	testenv.Run(t, "relay", 15*time.Second, r.Run)
 	time.Sleep(300 * time.Millisecond)
 	ctx := context.Background()
-	if err := ob.InTx(ctx, func(tx pgx.Tx) error {
+	if err := ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := ob.Publish(ctx, tx, UserRegistered{UserID: "s"})
 		return err
 	}); err != nil {
@@ -82,7 +83,7 @@ func TestMetricsAndTraceContext(t *testing.T) {
 
 	// Each message gets a "create" span, a child of the producer's span,
 	// whose context is stored with the row.
-	traced, err := outbox.New(pool, outbox.WithTable(table), outbox.WithTracerProvider(tp))
+	traced, err := outbox.New(postgres.New(pool), outbox.WithTable(table), outbox.WithTracerProvider(tp))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ type Relay struct {
 
 	wakeCh  chan struct{}
 	running atomic.Bool
-	noLocal bool    // tests: ignore in-process signals, rely on notifications
+	noLocal bool                         // tests: ignore in-process signals, rely on notifications
 	attach  func(*Relay) (detach func()) // set by Outbox.NewRelay: its Signal wakes this relay
 }
 

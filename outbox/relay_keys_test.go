@@ -18,7 +18,7 @@ import (
 // fillKeyed writes n AccountEvent rows spread round-robin over keys
 // ordering keys ("acct-0" ...), 1000 per transaction, and returns their
 // ids. Event N counts from 1 per key, in commit order.
-func fillKeyed(tb testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox, n, keys int) []string {
+func fillKeyed(tb testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], n, keys int) []string {
 	tb.Helper()
 	ctx := context.Background()
 	next := make([]int, keys)
@@ -126,7 +126,7 @@ func TestRowBehindAnInFlightKeyGoesWithoutWaitingForThePoll(t *testing.T) {
 	ctx := context.Background()
 	publish := func(n int) {
 		t.Helper()
-		if err := ob.InTx(ctx, func(tx pgx.Tx) error {
+		if err := ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			_, err := ob.Publish(ctx, tx, AccountEvent{Account: "hot", N: n})
 			return err
 		}); err != nil {

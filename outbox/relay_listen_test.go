@@ -7,6 +7,7 @@ import (
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // After its LISTEN connection is killed, the relay listens again and a
@@ -16,7 +17,7 @@ import (
 func TestRelayListenConnectionKilledReconnects(t *testing.T) {
 	pool, ob, table := newOutbox(t)
 	rec := newRecorder()
-	r, err := outbox.NewRelay(pool, rec, outbox.WithTable(table), outbox.WithWorkers(1), outbox.WithPollInterval(time.Hour))
+	r, err := outbox.NewRelay(postgres.New(pool), rec, outbox.WithTable(table), outbox.WithWorkers(1), outbox.WithPollInterval(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,10 @@ import (
 
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
-func publishN(t testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox, n, perTx int) []string {
+func publishN(t testing.TB, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], n, perTx int) []string {
 	t.Helper()
 	ctx := context.Background()
 	var ids []string
@@ -142,7 +143,7 @@ func TestRelayContextCancelledMidBatchLosesNothing(t *testing.T) {
 	ids := publishN(t, pool, ob, 1000, 500)
 	g := newGate()
 	t.Cleanup(g.open)
-	r, err := outbox.NewRelay(pool, g, outbox.WithTable(table), outbox.WithWorkers(2), outbox.WithBatchSize(100))
+	r, err := outbox.NewRelay(postgres.New(pool), g, outbox.WithTable(table), outbox.WithWorkers(2), outbox.WithBatchSize(100))
 	if err != nil {
 		t.Fatal(err)
 	}

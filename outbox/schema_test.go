@@ -12,6 +12,7 @@ import (
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 func TestBadTableNamesRefusedBeforeAnySQL(t *testing.T) {
@@ -26,25 +27,25 @@ func TestBadTableNamesRefusedBeforeAnySQL(t *testing.T) {
 	bad := []string{"outbox; DROP TABLE users", `x"y`, "Outbox", "a.b.c", "", "1abc", "a b",
 		strings.Repeat("a", 60)} // too long for the derived _dead table
 	for _, name := range bad {
-		if _, err := outbox.New(pool, outbox.WithTable(name)); err == nil || !strings.Contains(err.Error(), "WithTable") {
+		if _, err := outbox.New(postgres.New(pool), outbox.WithTable(name)); err == nil || !strings.Contains(err.Error(), "WithTable") {
 			t.Errorf("New(%q) = %v", name, err)
 		}
-		if _, err := outbox.NewRelay(pool, pub, outbox.WithTable(name)); err == nil {
+		if _, err := outbox.NewRelay(postgres.New(pool), pub, outbox.WithTable(name)); err == nil {
 			t.Errorf("NewRelay(%q) accepted", name)
 		}
-		if err := outbox.Migrate(context.Background(), pool, outbox.WithTable(name)); err == nil || strings.Contains(err.Error(), "connect") {
+		if err := outbox.Migrate(context.Background(), postgres.New(pool), outbox.WithTable(name)); err == nil || strings.Contains(err.Error(), "connect") {
 			t.Errorf("Migrate(%q) = %v", name, err)
 		}
 		if name == strings.Repeat("a", 60) {
 			continue // fine for an inbox
 		}
-		if _, err := outbox.NewInbox(pool, outbox.WithInboxTable(name)); err == nil || !strings.Contains(err.Error(), "WithInboxTable") {
+		if _, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable(name)); err == nil || !strings.Contains(err.Error(), "WithInboxTable") {
 			t.Errorf("NewInbox(%q) = %v", name, err)
 		}
 	}
 	for _, bad := range []outbox.RelayOption{outbox.WithBatchSize(0), outbox.WithWorkers(0), outbox.WithLease(time.Millisecond),
 		outbox.WithBackoff(time.Second, time.Millisecond), outbox.WithMaxAttempts(0)} {
-		if _, err := outbox.NewRelay(pool, pub, bad); err == nil {
+		if _, err := outbox.NewRelay(postgres.New(pool), pub, bad); err == nil {
 			t.Errorf("NewRelay accepted a bad option %#v", bad)
 		}
 	}
@@ -62,7 +63,7 @@ func TestConcurrentMigrateIsSafe(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
-		wg.Go(func() { errs[i] = outbox.Migrate(ctx, pool, outbox.WithTable(table)) })
+		wg.Go(func() { errs[i] = outbox.Migrate(ctx, postgres.New(pool), outbox.WithTable(table)) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -70,7 +71,7 @@ func TestConcurrentMigrateIsSafe(t *testing.T) {
 			t.Fatalf("migrator %d: %v", i, err)
 		}
 	}
-	ob, err := outbox.New(pool, outbox.WithTable(table))
+	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}

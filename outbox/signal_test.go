@@ -31,7 +31,7 @@ func TestSignalWakesOnlyTheOutboxsOwnRelays(t *testing.T) {
 
 	const n = 20
 	for i := range n {
-		if err := ob.InTx(context.Background(), func(tx pgx.Tx) error {
+		if err := ob.InTx(context.Background(), func(_ context.Context, tx pgx.Tx) error {
 			_, err := ob.Publish(context.Background(), tx, UserRegistered{UserID: string(rune('a' + i))})
 			return err
 		}); err != nil {
