@@ -46,7 +46,6 @@ func (r *Relay) drain(ctx context.Context, db store.OutboxRelayPool) error {
 		claimed, prev, err := conn.Claim(ctx, r.cfg.batchSize, buf[:0])
 		if pending != nil {
 			r.finish(pending, prev)
-			pending = nil
 			if prev != nil {
 				return prev
 			}

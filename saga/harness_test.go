@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -31,7 +33,7 @@ type fixture struct {
 	pg     bool
 	store  saga.Store
 	pool   *pgxpool.Pool
-	ob     *outbox.Outbox
+	ob     *outbox.Outbox[pgx.Tx]
 	sched  *scheduler.Scheduler
 	tables struct{ store, outbox, sched string }
 }

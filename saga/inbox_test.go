@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,7 +22,7 @@ import (
 )
 
 // newInbox returns an inbox on a table of the test's own.
-func (f *fixture) newInbox() *outbox.Inbox {
+func (f *fixture) newInbox() *outbox.Inbox[pgx.Tx] {
 	f.t.Helper()
 	table := "saga_in_" + testenv.Suffix()
 	in, err := outbox.NewInbox(postgres.New(f.pool), outbox.WithInboxTable(table), outbox.WithSignal(f.ob))

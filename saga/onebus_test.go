@@ -75,7 +75,7 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 	}
 
 	for i := 0; i < orders; i += 50 {
-		err := ob.InTx(ctx, func(tx pgx.Tx) error {
+		err := ob.InTx(ctx, func(_ context.Context, tx pgx.Tx) error {
 			for j := i; j < i+50; j++ {
 				if _, err := ob.Publish(ctx, tx, OrderPlaced{OrderID: fmt.Sprint("o-", j), Amount: j}); err != nil {
 					return err

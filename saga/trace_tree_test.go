@@ -146,7 +146,7 @@ func traceTree(t *testing.T, pub message.Publisher, sub message.Subscriber, topi
 		ctx, span := tp.Tracer("http").Start(r.Context(), "POST /orders", trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		edge = span.SpanContext()
-		err := ob.InTx(ctx, func(tx pgx.Tx) error {
+		err := ob.InTx(ctx, func(_ context.Context, tx pgx.Tx) error {
 			_, err := ob.Publish(ctx, tx, TracedOrderPlaced{ID: "o-1"})
 			return err
 		})

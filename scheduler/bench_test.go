@@ -16,6 +16,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // countingSink counts messages handed to the wrapped sink.
@@ -24,8 +25,8 @@ type countingSink struct {
 	n atomic.Int64
 }
 
-func (c *countingSink) PublishMessages(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
-	if err := c.Sink.PublishMessages(ctx, tx, topic, msgs...); err != nil {
+func (c *countingSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+	if err := c.Sink.PublishMessagesWith(ctx, ex, topic, msgs...); err != nil {
 		return err
 	}
 	c.n.Add(int64(len(msgs)))

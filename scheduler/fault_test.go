@@ -12,6 +12,8 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // crashingSink writes the batch like tableSink, then, for its first crashes
@@ -24,8 +26,9 @@ type crashingSink struct {
 	crashes int32
 }
 
-func (c *crashingSink) PublishMessages(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
-	if err := c.tableSink.PublishMessages(ctx, tx, topic, msgs...); err != nil {
+func (c *crashingSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+	tx, _ := postgres.New(nil).TxOf(ex)
+	if err := c.tableSink.PublishMessagesWith(ctx, ex, topic, msgs...); err != nil {
 		return err
 	}
 	n := c.calls.Add(1)

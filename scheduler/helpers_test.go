@@ -14,6 +14,8 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type reminder struct {
@@ -43,7 +45,8 @@ func newTableSink(t testing.TB, pool *pgxpool.Pool) *tableSink {
 	return s
 }
 
-func (s *tableSink) PublishMessages(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
+func (s *tableSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+	tx, _ := postgres.New(nil).TxOf(ex)
 	rows := make([][]any, len(msgs))
 	for i, m := range msgs {
 		due, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(router.KeyDueAt))

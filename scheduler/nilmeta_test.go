@@ -11,6 +11,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // TestScheduleMessagesWithoutMetadata: a Watermill message built as a
@@ -26,7 +27,7 @@ func TestScheduleMessagesWithoutMetadata(t *testing.T) {
 		mu  sync.Mutex
 		got []*message.Message
 	)
-	sink := scheduler.SinkFunc(func(_ context.Context, _ scheduler.Executor, _ string, msgs ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(_ context.Context, _ store.Executor, _ string, msgs ...*message.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, msgs...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // refusalsOf returns the refusal count and due time of a pending message.
@@ -37,7 +38,7 @@ func TestLongRefusedMessageStaysPostponed(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
-	sink := scheduler.SinkFunc(func(context.Context, scheduler.Executor, string, ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(context.Context, store.Executor, string, ...*message.Message) error {
 		return errors.New("topic does not exist")
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond))
@@ -74,7 +75,7 @@ func TestPushBackKeepsRescheduledTime(t *testing.T) {
 		later     = time.Now().Add(24 * time.Hour)
 		delivered = make(chan string, 10)
 	)
-	sink := scheduler.SinkFunc(func(ctx context.Context, _ scheduler.Executor, _ string, msgs ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(ctx context.Context, _ store.Executor, _ string, msgs ...*message.Message) error {
 		for _, m := range msgs {
 			switch string(m.Payload) {
 			case `{"n":-1}`:

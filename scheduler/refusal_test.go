@@ -14,6 +14,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // TestRefusedMessageDoesNotHoldBackOthers schedules one message the sink
@@ -32,7 +33,7 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 		refusals  atomic.Int64
 	)
 	refuse.Store(true)
-	sink := scheduler.SinkFunc(func(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(ctx context.Context, tx store.Executor, topic string, msgs ...*message.Message) error {
 		for _, m := range msgs {
 			if string(m.Payload) == `{"n":0}` && refuse.Load() {
 				refusals.Add(1)

@@ -321,20 +321,6 @@ func pgPool(st store.Store) (*pgxpool.Pool, error) {
 	return d.Pool(), nil
 }
 
-// withPool connects, runs fn and closes the pool.
-func withPool(cmd *cobra.Command, fn func(context.Context, *pgxpool.Pool) error) error {
-	pool, err := connectDB(cmd)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return fn(ctx, pool)
-}
-
 // printApplied prints the migrations applied between before and after and
 // returns how many.
 func printApplied(cmd *cobra.Command, before, after []schemaStep) int {

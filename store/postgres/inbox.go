@@ -8,7 +8,9 @@ import (
 	"github.com/hexeract/hexeract/store"
 )
 
-func inboxName(t store.InboxTable) string { return sqlident.Name{Schema: t.Schema, Table: t.Table}.Quoted() }
+func inboxName(t store.InboxTable) string {
+	return sqlident.Name{Schema: t.Schema, Table: t.Table}.Quoted()
+}
 
 // InboxMigrations returns the migrations of the inbox table t.
 func (e *executor) InboxMigrations(t store.InboxTable) ([]store.Migration, error) {
