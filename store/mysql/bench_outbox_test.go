@@ -25,6 +25,9 @@ func BenchmarkOutbox(b *testing.B) {
 				wg.Go(func() {
 					for {
 						n, err := rawClaimDelete(db, table, batch)
+						if err != nil && strings.Contains(err.Error(), "Deadlock") {
+							continue // InnoDB picked this transaction as the victim: retry
+						}
 						if err != nil {
 							tb.Error(err)
 							return

@@ -28,6 +28,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hexeract/hexeract/store"
@@ -400,6 +401,19 @@ type RelayPool struct {
 	n     Names
 	cfg   store.OutboxRelayConfig
 	lease time.Duration
+	// write serialises the relay's write transactions on SQLite, which
+	// has one writer: waiting here is cheaper than SQLite's busy handler,
+	// which sleeps.
+	write sync.Mutex
+}
+
+// lock takes the write lock on SQLite.
+func (p *RelayPool) lock() func() {
+	if !p.d.SQLite {
+		return func() {}
+	}
+	p.write.Lock()
+	return p.write.Unlock
 }
 
 // OpenRelay returns the relay pool of cfg.
@@ -422,6 +436,11 @@ func (p *RelayPool) Close() {}
 type relayConn struct {
 	p     *RelayPool
 	token int64 // claimed_by of the last claim
+	// pending is a settlement not yet written: it goes in the transaction
+	// of the next claim (one transaction per batch instead of two), or
+	// alone on Commit.
+	pending      *store.OutboxSettlement
+	pendingToken int64
 }
 
 func newToken() int64 {
@@ -453,16 +472,40 @@ func scanRows(rows *sql.Rows, out []store.OutboxRow) ([]store.OutboxRow, error) 
 // Claim claims heads, then the following rows of the keyed heads' keys,
 // with a lease, in one transaction.
 func (c *relayConn) Claim(ctx context.Context, limit int, buf []store.OutboxRow) ([]store.OutboxRow, error, error) {
+	pending, pendingToken := c.pending, c.pendingToken
+	c.pending = nil
+	rows, err := c.claim(ctx, limit, buf, pending, pendingToken)
+	if pending == nil {
+		return rows, nil, err
+	}
+	if err != nil {
+		// The claim failed and took the settlement with it: write it alone.
+		return rows, c.settle(context.WithoutCancel(ctx), pending, pendingToken), err
+	}
+	return rows, nil, nil
+}
+
+func (c *relayConn) claim(ctx context.Context, limit int, buf []store.OutboxRow, pending *store.OutboxSettlement, pendingToken int64) ([]store.OutboxRow, error) {
 	p, d, n := c.p, c.p.d, c.p.n
 	c.token = newToken()
 	nowT := time.Now()
 	now, until := d.ts(nowT), d.ts(nowT.Add(p.lease))
 	rows := buf
+	defer p.lock()()
 	free := `(c.claimed_until IS NULL OR c.claimed_until < ?)`
 	heads := `FROM ` + n.Table + ` c WHERE c.next_attempt_at <= ? AND ` + free + `
   AND (c.ordering_key IS NULL OR c.seq = (SELECT MIN(p.seq) FROM ` + n.Table + ` p WHERE p.ordering_key = c.ordering_key))
   ORDER BY c.seq LIMIT ?`
-	err := sqlexec.InTx(ctx, d.DB, d.TxOptions, func(ctx context.Context, tx *sql.Tx) error {
+	txCtx := ctx
+	if pending != nil {
+		txCtx = context.WithoutCancel(ctx) // a cancellation must not cut the settlement
+	}
+	err := sqlexec.InTx(txCtx, d.DB, d.TxOptions, func(ctx context.Context, tx *sql.Tx) error {
+		if pending != nil {
+			if err := c.p.settleIn(ctx, tx, pending, pendingToken); err != nil {
+				return err
+			}
+		}
 		var err error
 		if d.SQLite {
 			res, err := tx.QueryContext(ctx, `UPDATE `+n.Table+` SET claimed_until = ?, claimed_by = ? WHERE seq IN (SELECT c.seq `+heads+`)
@@ -526,9 +569,9 @@ RETURNING `+cols, append([]any{until, c.token}, args...)...)
 		return err
 	})
 	if err != nil {
-		return buf[:0], nil, err
+		return buf[:0], err
 	}
-	return rows, nil, nil
+	return rows, nil
 }
 
 func prefixed(cols string) string {
@@ -539,66 +582,88 @@ func prefixed(cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// Settle removes delivered rows, puts failed and untried rows back and
-// moves dead rows, in one transaction, for the rows this claim still holds
-// (a row whose lease expired and was claimed again is the new claimer's).
-func (c *relayConn) Settle(ctx context.Context, s *store.OutboxSettlement) (bool, error) {
-	p, d, n := c.p, c.p.d, c.p.n
-	nowT := time.Now()
-	now := d.ts(nowT)
-	err := sqlexec.InTx(ctx, d.DB, d.TxOptions, func(ctx context.Context, tx *sql.Tx) error {
-		if len(s.Delivered) > 0 {
-			in := ` WHERE claimed_by = ? AND seq IN (` + placeholders(len(s.Delivered)) + `)`
-			args := append([]any{c.token}, int64Args(s.Delivered)...)
-			if p.cfg.Retention {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO `+n.Delivered+` (seq, id, topic, ordering_key, metadata, payload, attempts, created_at, delivered_at)
-SELECT seq, id, topic, ordering_key, metadata, payload, attempts + 1, created_at, ? FROM `+n.Table+in, append([]any{now}, args...)...); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+n.Table+in, args...); err != nil {
-				return err
-			}
-		}
-		for i := range s.Retry {
-			r := &s.Retry[i]
-			var lastErr any
-			if r.Row.LastError != "" {
-				lastErr = r.Row.LastError
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE `+n.Table+` SET attempts = ?, last_error = ?, next_attempt_at = ?, claimed_until = NULL, claimed_by = NULL
-WHERE seq = ? AND claimed_by = ?`, r.Row.Attempts, lastErr, d.ts(nowT.Add(r.Delay)), r.Row.Seq, c.token); err != nil {
-				return err
-			}
-		}
-		for i := range s.Dead {
-			w := &s.Dead[i]
-			res, err := tx.ExecContext(ctx, `INSERT INTO `+n.Dead+` (seq, id, topic, ordering_key, metadata, payload, attempts, last_error, created_at, dead_at)
-SELECT seq, id, topic, ordering_key, metadata, payload, ?, ?, created_at, ? FROM `+n.Table+` WHERE seq = ? AND claimed_by = ?`,
-				w.Attempts, w.LastError, now, w.Seq, c.token)
-			if err != nil {
-				return err
-			}
-			if k, _ := res.RowsAffected(); k == 0 {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+n.Table+` WHERE seq = ? AND claimed_by = ?`, w.Seq, c.token); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	return true, nil
+// Settle keeps the settlement for the transaction of the next claim (or
+// Commit): it reports committed=false.
+func (c *relayConn) Settle(_ context.Context, s *store.OutboxSettlement) (bool, error) {
+	c.pending, c.pendingToken = s, c.token
+	return false, nil
 }
 
-// Commit has nothing to do: Settle commits.
-func (c *relayConn) Commit(context.Context) error { return nil }
+// Commit writes the pending settlement alone.
+func (c *relayConn) Commit(ctx context.Context) error {
+	s := c.pending
+	c.pending = nil
+	if s == nil {
+		return nil
+	}
+	return c.settle(ctx, s, c.pendingToken)
+}
 
-// Release has nothing to release.
-func (c *relayConn) Release() {}
+// Release writes a settlement still pending (best effort: if it fails, the
+// rows are claimed again once their lease expired).
+func (c *relayConn) Release() {
+	if c.pending != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Commit(ctx)
+	}
+}
+
+func (c *relayConn) settle(ctx context.Context, s *store.OutboxSettlement, token int64) error {
+	defer c.p.lock()()
+	return sqlexec.InTx(ctx, c.p.d.DB, c.p.d.TxOptions, func(ctx context.Context, tx *sql.Tx) error {
+		return c.p.settleIn(ctx, tx, s, token)
+	})
+}
+
+// settleIn removes delivered rows, puts failed and untried rows back and
+// moves dead rows, in tx, for the rows the claim with token still holds (a
+// row whose lease expired and was claimed again is the new claimer's).
+func (p *RelayPool) settleIn(ctx context.Context, tx *sql.Tx, s *store.OutboxSettlement, token int64) error {
+	d, n := p.d, p.n
+	nowT := time.Now()
+	now := d.ts(nowT)
+	if len(s.Delivered) > 0 {
+		in := ` WHERE claimed_by = ? AND seq IN (` + placeholders(len(s.Delivered)) + `)`
+		args := append([]any{token}, int64Args(s.Delivered)...)
+		if p.cfg.Retention {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+n.Delivered+` (seq, id, topic, ordering_key, metadata, payload, attempts, created_at, delivered_at)
+SELECT seq, id, topic, ordering_key, metadata, payload, attempts + 1, created_at, ? FROM `+n.Table+in, append([]any{now}, args...)...); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+n.Table+in, args...); err != nil {
+			return err
+		}
+	}
+	for i := range s.Retry {
+		r := &s.Retry[i]
+		var lastErr any
+		if r.Row.LastError != "" {
+			lastErr = r.Row.LastError
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE `+n.Table+` SET attempts = ?, last_error = ?, next_attempt_at = ?, claimed_until = NULL, claimed_by = NULL
+WHERE seq = ? AND claimed_by = ?`, r.Row.Attempts, lastErr, d.ts(nowT.Add(r.Delay)), r.Row.Seq, token); err != nil {
+			return err
+		}
+	}
+	for i := range s.Dead {
+		w := &s.Dead[i]
+		res, err := tx.ExecContext(ctx, `INSERT INTO `+n.Dead+` (seq, id, topic, ordering_key, metadata, payload, attempts, last_error, created_at, dead_at)
+SELECT seq, id, topic, ordering_key, metadata, payload, ?, ?, created_at, ? FROM `+n.Table+` WHERE seq = ? AND claimed_by = ?`,
+			w.Attempts, w.LastError, now, w.Seq, token)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+n.Table+` WHERE seq = ? AND claimed_by = ?`, w.Seq, token); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // InboxName quotes an inbox table.
 func (d Dialect) InboxName(t store.InboxTable) string { return d.quote(t.Schema, t.Table) }
