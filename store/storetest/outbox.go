@@ -38,6 +38,7 @@ func RunOutbox[TTx any](t *testing.T, h Harness[TTx]) {
 	}
 	t.Run("ThreeRelaysDeliverEachRowOnce", func(t *testing.T) { t.Parallel(); testThreeRelays(t, h) })
 	t.Run("PerKeyOrderWithBrokerFailures", func(t *testing.T) { t.Parallel(); testKeyOrder(t, h) })
+	t.Run("PerKeyCommitOrderWithConcurrentProducers", func(t *testing.T) { t.Parallel(); testProducerKeyOrder(t, h) })
 	t.Run("BackoffDeadReplayPurge", func(t *testing.T) { t.Parallel(); testDead(t, h) })
 	t.Run("Retention", func(t *testing.T) { t.Parallel(); testRetention(t, h) })
 	t.Run("RolledBackPublishesNothing", func(t *testing.T) { t.Parallel(); testRollback(t, h) })
@@ -301,6 +302,102 @@ func testKeyOrder[TTx any](t *testing.T, h Harness[TTx]) {
 	}
 	if len(c.order) != keys {
 		t.Fatalf("%d keys delivered, want %d", len(c.order), keys)
+	}
+}
+
+// testProducerKeyOrder: producers in two processes write messages of one
+// key concurrently, each publishing before it takes a business row lock
+// that fixes the commit order; the relay delivers them in commit order
+// (the outbox's per-key lock makes sequence order commit order).
+func testProducerKeyOrder[TTx any](t *testing.T, h Harness[TTx]) {
+	url := h.URL(t)
+	d := h.Open(t, url)
+	d2 := h.Open(t, url)
+	ob := newOutbox(t, d)
+	ob2 := newOutbox(t, d2)
+	ctx := context.Background()
+	if err := d.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		if err := h.Exec(ctx, tx, "CREATE TABLE storetest_turn (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"); err != nil {
+			return err
+		}
+		if err := h.Exec(ctx, tx, "INSERT INTO storetest_turn (id, n) VALUES (1, 0)"); err != nil {
+			return err
+		}
+		return h.Exec(ctx, tx, "CREATE TABLE storetest_commit_order (id VARCHAR(64) NOT NULL, n INTEGER NOT NULL)")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	insert := "INSERT INTO storetest_commit_order (id, n) VALUES (?, ?)"
+	if d.Dialect() == store.Postgres {
+		insert = "INSERT INTO storetest_commit_order (id, n) VALUES ($1, $2)"
+	}
+	const producers, perProducer = 6, 25
+	turn := map[string]int64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for p := range producers {
+		dd, o := d, ob
+		if p%2 == 1 {
+			dd, o = d2, ob2
+		}
+		wg.Go(func() {
+			for i := range perProducer {
+				var id string
+				var n int64
+				err := dd.InTx(ctx, func(ctx context.Context, tx TTx) error {
+					ids, err := o.Publish(ctx, tx, Event{Key: "hot", N: p*1000 + i})
+					if err != nil {
+						return err
+					}
+					id = ids[0]
+					time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+					// The business row lock: commits happen in the order of n.
+					if err := h.Exec(ctx, tx, "UPDATE storetest_turn SET n = n + 1 WHERE id = 1"); err != nil {
+						return err
+					}
+					if n, err = h.QueryInt(ctx, tx, "SELECT n FROM storetest_turn WHERE id = 1"); err != nil {
+						return err
+					}
+					return h.Exec(ctx, tx, insert, id, n)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				turn[id] = n
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var order []string
+	var omu sync.Mutex
+	pub := publisherFunc(func(_ string, msgs ...*message.Message) error {
+		omu.Lock()
+		defer omu.Unlock()
+		for _, m := range msgs {
+			order = append(order, m.UUID)
+		}
+		return nil
+	})
+	for _, st := range []store.Store{d, d2} {
+		startRelay(t, st, pub, outbox.WithBatchSize(7))
+	}
+	waitUntil(t, 30*time.Second, "every message", func() bool {
+		omu.Lock()
+		defer omu.Unlock()
+		return len(order) >= producers*perProducer
+	})
+	omu.Lock()
+	defer omu.Unlock()
+	for i := 1; i < len(order); i++ {
+		if turn[order[i]] <= turn[order[i-1]] {
+			t.Fatalf("delivery %d committed as number %d, after number %d: not in commit order", i, turn[order[i]], turn[order[i-1]])
+		}
 	}
 }
 
