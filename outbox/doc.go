@@ -1,5 +1,9 @@
-// Package outbox is Hexeract's transactional outbox and inbox on
-// PostgreSQL (pgx/v5).
+// Package outbox is Hexeract's transactional outbox and inbox, on any
+// storage driver of package store: PostgreSQL (store/postgres, pgx.Tx),
+// MySQL/MariaDB (store/mysql, *sql.Tx) and SQLite (store/sqlite, *sql.Tx).
+// [Outbox], [Inbox] and [TxHandler] are generic over the driver's
+// transaction type; the [Relay] needs only a store.Store. The SQL is the
+// driver's (store.OutboxExecutor, store.InboxExecutor).
 //
 // # Outbox
 //
@@ -7,6 +11,7 @@
 // transaction that changes the business state, so the state change and the
 // messages commit together or not at all:
 //
+//	ob, _ := outbox.New(postgres.New(pool)) // an Outbox[pgx.Tx]
 //	tx, _ := pool.Begin(ctx)
 //	_, _ = tx.Exec(ctx, `INSERT INTO users (id, email) VALUES ($1, $2)`, id, email)
 //	ids, _ := ob.Publish(ctx, tx, UserRegistered{UserID: id, Email: email})
@@ -14,10 +19,11 @@
 //
 // A [Relay] (build it with [Outbox.NewRelay], so that [Outbox.Signal] wakes
 // it in-process; run it with hexeract.WithWorker or on its own) claims pending
-// rows in batches with FOR UPDATE SKIP LOCKED, publishes them to any
-// Watermill publisher and deletes them once the publisher returned. Publish
-// sends a PostgreSQL notification that wakes the relays at once; they also
-// poll. Several relays may run on one table; no row is in flight in two of
+// rows in batches (FOR UPDATE SKIP LOCKED on PostgreSQL and MySQL, a lease
+// on MySQL and SQLite), publishes them to any Watermill publisher and
+// deletes them once the publisher returned. [Outbox.Signal] wakes the
+// relays at once (on PostgreSQL through a notification that reaches other
+// processes); they also poll. Several relays may run on one table; no row is in flight in two of
 // them at once. Delivery is at-least-once: pair it with the [Inbox] on the
 // consuming side for an exactly-once effect.
 //
@@ -33,14 +39,13 @@
 // # Inbox
 //
 // [Inbox.Middleware], [TxHandler] and [Inbox.Process] run a handler's
-// database work and an INSERT ... ON CONFLICT DO NOTHING into the inbox
+// database work and the insert of (consumer, message id) into the inbox
 // table in one transaction, so a redelivered message has its effect once.
 //
 // # Schema
 //
-// Tables are created by versioned migrations embedded in the package,
-// applied by [Migrate], [Outbox.Migrate], [Inbox.Migrate] or "hexeract
-// migrate up". Table names are validated (lower-case letters, digits and
+// Tables are created by the driver's versioned migrations, applied by
+// [Migrate], [Outbox.Migrate], [Inbox.Migrate] or "hexeract migrate up". Table names are validated (lower-case letters, digits and
 // underscores; optionally schema-qualified) before any SQL is built.
 //
 // # Tracing

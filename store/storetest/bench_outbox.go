@@ -144,7 +144,6 @@ func benchProducer[TTx any](b *testing.B, ob OutboxBench[TTx]) {
 type latencyPub struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
-	ch   chan struct{}
 }
 
 func (p *latencyPub) Publish(_ string, msgs ...*message.Message) error {
