@@ -1,36 +1,44 @@
-// Command outbox-postgres is the quick start of the original Hexeract on
-// PostgreSQL: registering a user writes the user row and a UserRegistered
-// event in one transaction (the transactional outbox); a relay running
-// inside the App delivers the event; its handler records a welcome email
-// through the inbox, so a redelivered event is handled once.
+// Command outbox-postgres is the quick start of the original Hexeract:
+// registering a user writes the user row and a UserRegistered event in one
+// transaction (the transactional outbox); a relay running inside the App
+// delivers the event; its handler records a welcome email through the
+// inbox, so a redelivered event is handled once.
 //
-// It needs PostgreSQL at $HEXERACT_DATABASE_URL (default
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable). The bus is in
-// memory unless -transport URL (or $HEXERACT_TRANSPORT) names a broker: any
-// URL adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
+// It runs on SQLite in a temporary file by default (no service needed), or
+// on the database $HEXERACT_DATABASE_URL names: postgres://... (pgx.Tx
+// transactions) or mysql://... (*sql.Tx). The bus is in memory unless
+// -transport URL (or $HEXERACT_TRANSPORT) names a broker: any URL
+// adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
 //
 //	go run ./examples/outbox-postgres
+//	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/outbox-postgres
 //	go run ./examples/outbox-postgres -transport amqp://guest:guest@127.0.0.1:5672/
 package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/mysql"
 	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store/sqlite"
+	"github.com/hexeract/hexeract/store/storeurl"
 )
 
 // UserRegistered is the domain event; its wire name is "users.registered".
@@ -45,8 +53,6 @@ func (UserRegistered) MessageType() string { return "users.registered" }
 // OrderingKey keeps the events of one user in commit order.
 func (e UserRegistered) OrderingKey() string { return e.UserID }
 
-const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
 func main() {
 	transportURL := flag.String("transport", os.Getenv(adapters.EnvTransport),
 		"transport URL (default $"+adapters.EnvTransport+", else mem:// in memory)")
@@ -57,48 +63,94 @@ func main() {
 }
 
 // run registers a user on the transport transportURL names ("" for the
-// in-memory one) and waits for its welcome email.
+// in-memory one) and waits for its welcome email, on the database
+// $HEXERACT_DATABASE_URL names (SQLite in a temporary file when unset).
 func run(ctx context.Context, transportURL string) error {
 	if transportURL == "" {
 		transportURL = "mem://"
 	}
 	url := os.Getenv("HEXERACT_DATABASE_URL")
-	if url == "" {
-		url = defaultURL
+	switch storeurl.Dialect(url) {
+	case store.Postgres:
+		d, err := postgres.Open(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = d.Close() }()
+		return example(ctx, d, transportURL, business[pgx.Tx]{
+			param: func(i int) string { return "$" + strconv.Itoa(i) },
+			exec: func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+				_, err := tx.Exec(ctx, q, args...)
+				return err
+			},
+		})
+	case store.MySQL:
+		d, err := mysql.Open(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = d.Close() }()
+		return example(ctx, d, transportURL, sqlBusiness())
+	case "":
+		dir, err := os.MkdirTemp("", "hexeract-outbox-example-")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		url = "sqlite://" + filepath.Join(dir, "example.db")
 	}
-	pool, err := pgxpool.New(ctx, url)
+	d, err := sqlite.Open(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("PostgreSQL is not reachable (set HEXERACT_DATABASE_URL): %w", err)
-	}
+	defer func() { _ = d.Close() }()
+	return example(ctx, d, transportURL, sqlBusiness())
+}
 
+// business runs the example's own SQL in a driver's transaction type.
+type business[TTx any] struct {
+	param func(i int) string // the i-th placeholder: $1 or ?
+	exec  func(ctx context.Context, tx TTx, q string, args ...any) error
+}
+
+func sqlBusiness() business[*sql.Tx] {
+	return business[*sql.Tx]{
+		param: func(int) string { return "?" },
+		exec: func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+			_, err := tx.ExecContext(ctx, q, args...)
+			return err
+		},
+	}
+}
+
+// example is the program, on any driver: the outbox, the inbox and the
+// handler take the driver's own transaction type TTx.
+func example[TTx any](ctx context.Context, d store.Driver[TTx], transportURL string, db business[TTx]) error {
 	// Schema: the example's business tables, plus the outbox and inbox
 	// tables (the same migrations "hexeract migrate up" applies).
-	if _, err := pool.Exec(ctx, `
-CREATE TABLE IF NOT EXISTS example_users (id text PRIMARY KEY, email text NOT NULL);
-CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sent_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	if err := d.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		if err := db.exec(ctx, tx, `CREATE TABLE IF NOT EXISTS example_users (id VARCHAR(64) PRIMARY KEY, email VARCHAR(255) NOT NULL)`); err != nil {
+			return err
+		}
+		return db.exec(ctx, tx, `CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id VARCHAR(64) PRIMARY KEY)`)
+	}); err != nil {
 		return err
 	}
 	opts := []outbox.Option{outbox.WithTable("example_outbox"), outbox.WithSource("/users")}
-	ob, err := outbox.New(postgres.New(pool), opts...)
+	ob, err := outbox.New(d, opts...)
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
-	inbox, err := outbox.NewInbox(postgres.New(pool), outbox.WithInboxTable("example_inbox"))
+	inbox, err := outbox.NewInbox(d, outbox.WithInboxTable("example_inbox"))
 	if err != nil {
 		return err
 	}
 	if err := inbox.Migrate(ctx); err != nil {
 		return err
 	}
-
 	// The transport (in memory by default; any URL adapters.Open takes) and
 	// the relay that moves committed outbox rows onto it, run by the App.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -128,8 +180,8 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	handled := make(chan string, 1)
 	// The handler's database work and the inbox record commit in one
 	// transaction: a redelivered event finds its inbox row and is skipped.
-	welcome := outbox.TxHandler(inbox, "welcome-email", func(ctx context.Context, tx pgx.Tx, ev UserRegistered) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO example_welcome_emails (user_id) VALUES ($1) ON CONFLICT DO NOTHING`, ev.UserID); err != nil {
+	welcome := outbox.TxHandler(inbox, "welcome-email", func(ctx context.Context, tx TTx, ev UserRegistered) error {
+		if err := db.exec(ctx, tx, `INSERT INTO example_welcome_emails (user_id) VALUES (`+db.param(1)+`)`, ev.UserID); err != nil {
 			return err
 		}
 		env, _ := router.EnvelopeFrom(ctx)
@@ -149,8 +201,8 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 
 	// Register a user: the business row and the event commit together.
 	userID := "u-" + router.NewID()[24:]
-	err = ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO example_users (id, email) VALUES ($1, $2)`, userID, "ada@example.com"); err != nil {
+	err = ob.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		if err := db.exec(ctx, tx, `INSERT INTO example_users (id, email) VALUES (`+db.param(1)+`, `+db.param(2)+`)`, userID, "ada@example.com"); err != nil {
 			return err
 		}
 		_, err := ob.Publish(ctx, tx, UserRegistered{UserID: userID, Email: "ada@example.com"})
@@ -162,7 +214,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	fmt.Println("registered user and stored UserRegistered in the outbox")
 
 	// A registration that fails after publishing rolls back: no event.
-	_ = ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	_ = ob.InTx(ctx, func(ctx context.Context, tx TTx) error {
 		if _, err := ob.Publish(ctx, tx, UserRegistered{UserID: "never", Email: "x@example.com"}); err != nil {
 			return err
 		}
@@ -177,10 +229,6 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	case <-time.After(10 * time.Second):
 		return errors.New("the event was not delivered within 10s")
 	}
-	var emails int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM example_welcome_emails WHERE user_id = $1`, userID).Scan(&emails); err != nil {
-		return err
-	}
 	// The relay removes the row once the transport acknowledged it.
 	var st outbox.Stats
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -191,7 +239,7 @@ CREATE TABLE IF NOT EXISTS example_welcome_emails (user_id text PRIMARY KEY, sen
 	if err != nil {
 		return err
 	}
-	fmt.Printf("welcome emails for the user: %d; outbox pending: %d, dead: %d\n", emails, st.Pending, st.Dead)
+	fmt.Printf("outbox on %s: pending %d, dead %d\n", d.Dialect(), st.Pending, st.Dead)
 	stop()
 	return <-runErr
 }

@@ -7,9 +7,26 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 )
 
-// TestExampleRuns runs the example on the in-memory transport.
+// TestExampleRuns runs the example with no database configured: SQLite in
+// a temporary file, on the in-memory transport.
 func TestExampleRuns(t *testing.T) {
+	t.Setenv("HEXERACT_DATABASE_URL", "")
+	if err := run(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExampleRunsPostgres runs the example on PostgreSQL.
+func TestExampleRunsPostgres(t *testing.T) {
 	t.Setenv("HEXERACT_DATABASE_URL", testenv.PostgresURL(t))
+	if err := run(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExampleRunsMariaDB runs the example on MariaDB.
+func TestExampleRunsMariaDB(t *testing.T) {
+	t.Setenv("HEXERACT_DATABASE_URL", testenv.MySQLURL(t))
 	if err := run(context.Background(), ""); err != nil {
 		t.Fatal(err)
 	}
