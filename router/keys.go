@@ -163,6 +163,14 @@ const (
 	KeyReplyAck = "reply_ack"
 	// KeyReplyStatus is "ok", "error" or "accepted" (reply).
 	KeyReplyStatus = "reply_status"
+	// KeyReplyVia names the reply channel of the caller's transport its
+	// reply topic lives on (request), for example "amqp.direct" (an
+	// exclusive queue reached through RabbitMQ's default exchange) or
+	// "nats.core" (a core NATS subject); absent when the reply topic is an
+	// ordinary topic of the App's transport. A responder whose transport
+	// offers the same channel replies through it (reqreply.ReplyTransport).
+	// Added after the naming scheme, so it follows it.
+	KeyReplyVia = "hexeract_reply_via"
 )
 
 // Saga keys (package saga), set on every message a saga sends so consumers,
