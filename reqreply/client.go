@@ -343,22 +343,25 @@ func (c *Client) Close() error {
 		c.closed = true
 	}
 	c.mu.Unlock()
+	var err error
+	if started && c.owned != nil {
+		// The derived subscriber is closed before the subscription's
+		// context is cancelled: watermill-amqp's subscription, cancelled
+		// first, may consume its queue once more before it notices.
+		c.closeOnce.Do(func() {
+			if cerr := c.owned.Close(); cerr != nil {
+				err = fmt.Errorf("reqreply: close the reply subscriber: %w", cerr)
+			}
+		})
+	}
 	c.cancel()
 	if !started {
 		return nil
 	}
-	var err error
 	select {
 	case <-c.done:
 	case <-time.After(closeTimeout):
-		err = fmt.Errorf("reqreply: the subscription to %q did not end within %s of Close", c.replyTopic, closeTimeout)
-	}
-	if c.owned != nil {
-		c.closeOnce.Do(func() {
-			if cerr := c.owned.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("reqreply: close the reply subscriber: %w", cerr))
-			}
-		})
+		err = errors.Join(err, fmt.Errorf("reqreply: the subscription to %q did not end within %s of Close", c.replyTopic, closeTimeout))
 	}
 	return err
 }
