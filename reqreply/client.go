@@ -63,10 +63,10 @@ type Client struct {
 	// owned is the subscriber opened from rt, closed by Close.
 	owned     message.Subscriber
 	closeOnce sync.Once
-	ctx            context.Context // the reply subscription's; cancel ends it
-	cancel         context.CancelFunc
-	done           chan struct{}
-	started        atomic.Bool // subscribed (set under mu)
+	ctx       context.Context // the reply subscription's; cancel ends it
+	cancel    context.CancelFunc
+	done      chan struct{}
+	started   atomic.Bool // subscribed (set under mu)
 
 	mu      sync.Mutex
 	pending map[string]*call
