@@ -192,7 +192,7 @@ func (s *Store) toRow(rec middleware.DeadLetterRecord) (*store.DeadLetterRow, er
 		return nil, err
 	}
 	retries, _ := strconv.Atoi(md.Get(router.KeyDeadLetterRetries))
-	now := s.now()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	return &store.DeadLetterRow{
 		MessageID:     rec.Message.UUID,
 		Payload:       rec.Message.Payload,
