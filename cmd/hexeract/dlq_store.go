@@ -20,6 +20,7 @@ import (
 
 	"github.com/hexeract/hexeract/deadletter"
 	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/store"
 	"github.com/hexeract/hexeract/store/storeurl"
 )
@@ -151,7 +152,7 @@ error text.`,
 	addMutation(retry)
 	retry.Flags().StringVar(&f.faultGroup, "fault-group", "", "the group FAULT-TYPE@HANDLER, as groups prints it")
 	retry.Flags().BoolVar(&f.all, "all", false, "every dead letter (when no filter is given)")
-	retry.Flags().StringVar(&f.outboxTable, "outbox-table", "outbox", "the outbox table the messages are written to")
+	retry.Flags().StringVar(&f.outboxTable, "outbox-table", outbox.DefaultTable, "the outbox table the messages are written to")
 	retry.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress line")
 
 	del := &cobra.Command{
@@ -178,7 +179,7 @@ error text.`,
 	edit.Flags().StringArrayVar(&f.set, "set", nil, "set metadata KEY=VALUE (repeatable)")
 	edit.Flags().StringArrayVar(&f.unset, "unset", nil, "remove metadata KEY (repeatable)")
 	edit.Flags().BoolVar(&f.retry, "retry", false, "retry the edited dead letter in the same transaction")
-	edit.Flags().StringVar(&f.outboxTable, "outbox-table", "outbox", "the outbox table --retry writes to")
+	edit.Flags().StringVar(&f.outboxTable, "outbox-table", outbox.DefaultTable, "the outbox table --retry writes to")
 
 	audit := &cobra.Command{
 		Use:   "audit",
