@@ -35,6 +35,10 @@ func RunDeadLetter[TTx any](t *testing.T, h Harness[TTx]) {
 	t.Run("OutboxFailureRollsBack", func(t *testing.T) { t.Parallel(); testDLOutboxFails(t, h) })
 }
 
+// dlNoteKey is a metadata key of the tests' own: the edit test sets it and
+// the test outbox records it.
+const dlNoteKey = "note"
+
 // DLTestOutboxTable is the table TestOutbox writes retried messages to.
 const DLTestOutboxTable = "dl_test_outbox"
 
@@ -72,7 +76,7 @@ func (o *TestOutbox[TTx]) PublishMessagesWith(ctx context.Context, ex store.Exec
 			return fmt.Errorf("TestOutbox: refusing %s", m.UUID)
 		}
 		if err := o.H.Exec(ctx, tx, q(o.Drv, "INSERT INTO "+DLTestOutboxTable+" (id, topic, payload, retries, note) VALUES (?, ?, ?, ?, ?)"),
-			m.UUID, topic, string(m.Payload), m.Metadata.Get(router.KeyDeadLetterRetries), m.Metadata.Get("note")); err != nil {
+			m.UUID, topic, string(m.Payload), m.Metadata.Get(router.KeyDeadLetterRetries), m.Metadata.Get(dlNoteKey)); err != nil {
 			return err
 		}
 	}
@@ -466,12 +470,12 @@ func testDLEditRetry[TTx any](t *testing.T, h Harness[TTx]) {
 	e.write(t, DeadLetterRecord("e1", "orders", "ship", "t", "bad field", time.Now()), DeadLetterRecord("e2", "orders", "ship", "t", "bad field", time.Now()))
 	all, _ := e.s.List(ctx, deadletter.Filter{})
 	// Edit alone, then retry.
-	if _, err := e.s.Edit(ctx, all[0].ID, deadletter.Edit{Payload: []byte(`{"fixed":1}`), Set: map[string]string{"note": "fixed by hand"}, Unset: []string{router.KeyType}},
+	if _, err := e.s.Edit(ctx, all[0].ID, deadletter.Edit{Payload: []byte(`{"fixed":1}`), Set: map[string]string{dlNoteKey: "fixed by hand"}, Unset: []string{router.KeyType}},
 		deadletter.MutateOptions{Operator: "ann"}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := e.s.Show(ctx, all[0].ID)
-	if err != nil || string(d.Message.Payload) != `{"fixed":1}` || d.Message.Metadata.Get("note") != "fixed by hand" || d.Message.Metadata.Get(router.KeyType) != "" {
+	if err != nil || string(d.Message.Payload) != `{"fixed":1}` || d.Message.Metadata.Get(dlNoteKey) != "fixed by hand" || d.Message.Metadata.Get(router.KeyType) != "" {
 		t.Fatalf("after Edit: %+v %v", d, err)
 	}
 	if e.outboxCount(t, "") != 0 {
@@ -481,7 +485,7 @@ func testDLEditRetry[TTx any](t *testing.T, h Harness[TTx]) {
 		t.Fatal(err)
 	}
 	// Edit and retry in one transaction.
-	if _, err := e.s.Edit(ctx, all[1].ID, deadletter.Edit{Payload: []byte(`{"fixed":2}`), Set: map[string]string{"note": "n2"}, Retry: true},
+	if _, err := e.s.Edit(ctx, all[1].ID, deadletter.Edit{Payload: []byte(`{"fixed":2}`), Set: map[string]string{dlNoteKey: "n2"}, Retry: true},
 		deadletter.MutateOptions{Operator: "bob"}); err != nil {
 		t.Fatal(err)
 	}
