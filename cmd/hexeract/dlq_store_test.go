@@ -241,7 +241,7 @@ func TestDLQStoredRetrySignal(t *testing.T) {
 func testDLQStoredRetrySignal(t *testing.T, bin string, sig syscall.Signal) {
 	ctx := context.Background()
 	u := storedURL(t, store.Postgres)
-	st, s := openStoredTest(t, u)
+	_, s := openStoredTest(t, u)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,6 @@ func testDLQStoredRetrySignal(t *testing.T, bin string, sig syscall.Signal) {
 			t.Fatal(err)
 		}
 	}
-	_ = st
 	cmd := exec.Command(bin, "dlq", "stored", "retry", "--all", "--yes", "-q", "--operator", "sig", "--database-url", u)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

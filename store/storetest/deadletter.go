@@ -490,8 +490,7 @@ func testDLEditRetry[TTx any](t *testing.T, h Harness[TTx]) {
 		t.Fatal(err)
 	}
 	for id, want := range map[string]string{"e1": `{"fixed":1}|fixed by hand`, "e2": `{"fixed":2}|n2`} {
-		var got int64
-		got = queryInt(t, e.h, e.d, "SELECT COUNT(*) FROM "+DLTestOutboxTable+" WHERE id = ? AND payload = ? AND note = ?", id,
+		got := queryInt(t, e.h, e.d, "SELECT COUNT(*) FROM "+DLTestOutboxTable+" WHERE id = ? AND payload = ? AND note = ?", id,
 			strings.Split(want, "|")[0], strings.Split(want, "|")[1])
 		if got != 1 {
 			t.Errorf("%s: the outbox row does not carry the edit %s", id, want)
