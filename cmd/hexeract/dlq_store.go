@@ -290,22 +290,39 @@ func runStoredList(cmd *cobra.Command, f storedFlags) error {
 	if err != nil {
 		return err
 	}
-	ds, err := s.List(cmd.Context(), flt)
-	if err != nil {
-		return err
-	}
+	// Page through the table, so a large one is never held in memory.
+	const page = 500
 	out := cmd.OutOrStdout()
-	for _, d := range ds {
-		if f.jsonOut {
-			if err := printStoredJSON(out, d); err != nil {
-				return err
-			}
-			continue
+	total, limit := 0, flt.Limit
+	for {
+		flt.Limit = page
+		if limit > 0 {
+			flt.Limit = min(page, limit-total)
 		}
-		printStored(out, d, f.stack, 200)
+		ds, err := s.List(cmd.Context(), flt)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if f.jsonOut {
+				if err := printStoredJSON(out, d); err != nil {
+					return err
+				}
+				continue
+			}
+			printStored(out, d, f.stack, 200)
+		}
+		total += len(ds)
+		if len(ds) < flt.Limit || (limit > 0 && total >= limit) {
+			break
+		}
+		flt.AfterID = ds[len(ds)-1].ID
+		if err := cmd.Context().Err(); err != nil {
+			return fmt.Errorf("interrupted after listing %d dead letter(s): %w", total, err)
+		}
 	}
 	if !f.jsonOut {
-		fmt.Fprintf(out, "%d dead letter(s) in %s\n", len(ds), s.Table())
+		fmt.Fprintf(out, "%d dead letter(s) in %s\n", total, s.Table())
 	}
 	return nil
 }

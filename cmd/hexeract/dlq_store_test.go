@@ -320,3 +320,30 @@ func testDLQStoredRetrySignal(t *testing.T, bin string, sig syscall.Signal) {
 	}
 	t.Logf("interrupted after %d of %d; stderr: %s", retried, n, stderr.String())
 }
+
+// TestDLQStoredListPages lists more dead letters than one page holds, with
+// and without --limit.
+func TestDLQStoredListPages(t *testing.T) {
+	ctx := context.Background()
+	u := storedURL(t, store.SQLite)
+	_, s := openStoredTest(t, u)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1203
+	for i := range n {
+		if err := s.Write(ctx, storetest.DeadLetterRecord(fmt.Sprintf("m-%04d", i), "orders", "ship", "t", "boom", time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for limit, want := range map[string]int{"0": n, "501": 501, "1000": 1000} {
+		out, _, err := runCLIInput("", "dlq", "stored", "list", "--json", "--limit", limit, "--database-url", u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != want || !strings.Contains(lines[len(lines)-1], fmt.Sprintf(`"uuid":"m-%04d"`, want-1)) {
+			t.Fatalf("--limit %s: %d lines, last %s; want %d", limit, len(lines), lines[len(lines)-1], want)
+		}
+	}
+}
