@@ -33,6 +33,56 @@ func RunDeadLetter[TTx any](t *testing.T, h Harness[TTx]) {
 	t.Run("EditThenRetry", func(t *testing.T) { t.Parallel(); testDLEditRetry(t, h) })
 	t.Run("DeleteGroupAndAudit", func(t *testing.T) { t.Parallel(); testDLDeleteGroup(t, h) })
 	t.Run("OutboxFailureRollsBack", func(t *testing.T) { t.Parallel(); testDLOutboxFails(t, h) })
+	t.Run("InterruptedBulkRetryExactlyOnce", func(t *testing.T) { t.Parallel(); testDLInterrupted(t, h) })
+}
+
+// testDLInterrupted cancels a retry of 1,000 dead letters in the middle (as
+// SIGINT does in the CLI): the transaction in hand finishes, and every
+// message is either still dead or in the outbox, exactly once, as many in
+// the outbox as the result and the audit row say.
+func testDLInterrupted[TTx any](t *testing.T, h Harness[TTx]) {
+	ctx := context.Background()
+	e := freshDL(t, h)
+	const n = 1000
+	now := time.Now()
+	err := e.d.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		ex := e.d.UnwrapTx(tx)
+		for i := range n {
+			if _, err := e.s.WriteWith(ctx, ex, DeadLetterRecord(fmt.Sprintf("i%04d", i), "orders", "ship", "t", "boom", now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res, err := e.s.Retry(cctx, deadletter.Selection{All: true}, deadletter.MutateOptions{Operator: "op", BatchSize: 3, Progress: func(done int) {
+		if done >= 300 {
+			cancel()
+		}
+	}})
+	if err == nil || !errors.Is(err, context.Canceled) || !res.Interrupted {
+		t.Fatalf("Retry cancelled mid-way = %+v, %v; want an interruption", res, err)
+	}
+	if res.Done < 300 || res.Done >= n || res.Done%3 != 0 {
+		t.Fatalf("done %d: want the batches committed before the cancellation, at least 300", res.Done)
+	}
+	if o := e.outboxCount(t, ""); o != int64(res.Done) {
+		t.Fatalf("%d outbox rows, result says %d", o, res.Done)
+	}
+	for i := range n {
+		id := fmt.Sprintf("i%04d", i)
+		if o, d := e.outboxCount(t, id), e.deadCount(t, id); o+d != 1 {
+			t.Fatalf("%s: %d in the outbox, %d dead; want exactly one of them", id, o, d)
+		}
+	}
+	audit, _ := e.s.Audit(ctx, 1)
+	if len(audit) != 1 || audit[0].Count != int64(res.Done) || audit[0].Outcome != "interrupted" {
+		t.Fatalf("audit = %+v", audit)
+	}
 }
 
 // dlNoteKey is a metadata key of the tests' own: the edit test sets it and
