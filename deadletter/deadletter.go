@@ -338,12 +338,13 @@ type GroupKey struct {
 	Handler   string `json:"handler"`
 }
 
-// String returns "fault type@handler", the form ParseGroupKey reads.
+// String returns "fault type@handler", the form ParseGroupKey reads (a
+// fault type never holds "@"; a handler name may).
 func (k GroupKey) String() string { return k.FaultType + "@" + k.Handler }
 
 // ParseGroupKey reads the form GroupKey.String writes.
 func ParseGroupKey(s string) (GroupKey, error) {
-	i := strings.LastIndexByte(s, '@')
+	i := strings.IndexByte(s, '@') // fault types (Go types, "panic") hold no @; handler names may
 	if i < 0 {
 		return GroupKey{}, fmt.Errorf("deadletter: group %q: want FAULT-TYPE@HANDLER (as groups prints it)", s)
 	}

@@ -34,6 +34,56 @@ func RunDeadLetter[TTx any](t *testing.T, h Harness[TTx]) {
 	t.Run("DeleteGroupAndAudit", func(t *testing.T) { t.Parallel(); testDLDeleteGroup(t, h) })
 	t.Run("OutboxFailureRollsBack", func(t *testing.T) { t.Parallel(); testDLOutboxFails(t, h) })
 	t.Run("InterruptedBulkRetryExactlyOnce", func(t *testing.T) { t.Parallel(); testDLInterrupted(t, h) })
+	t.Run("CustomTableAndUpsertID", func(t *testing.T) { t.Parallel(); testDLCustomTable(t, h) })
+}
+
+func testDLCustomTable[TTx any](t *testing.T, h Harness[TTx]) {
+	ctx := context.Background()
+	d := h.OpenFresh(t)
+	s, err := deadletter.New(d, deadletter.WithTable("custom_dl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := DeadLetterRecord("u1", "orders", "ship", "t", "x", time.Now())
+	id1, err := s.WriteWith(ctx, d.Executor(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.WriteWith(ctx, d.Executor(), DeadLetterRecord("u2", "orders", "ship", "t", "x", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Fault.Error = "y"
+	id2, err := s.WriteWith(ctx, d.Executor(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id1 == 0 || id2 != id1 || other == id1 {
+		t.Fatalf("ids: first write %d, second write of the same message %d, other message %d; want the same row for the same message", id1, id2, other)
+	}
+	if got, err := s.Show(ctx, id1); err != nil || got.Fault.Error != "y" {
+		t.Fatalf("the second write did not overwrite: %+v %v", got, err)
+	}
+	// The same message failing in another handler is another dead letter.
+	rec.Fault.Handler = "bill"
+	if id3, err := s.WriteWith(ctx, d.Executor(), rec); err != nil || id3 == id1 {
+		t.Fatalf("another handler's failure: id %d (first %d), %v", id3, id1, err)
+	}
+	if _, err := s.Delete(ctx, deadletter.Selection{All: true}, deadletter.MutateOptions{Operator: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, h, d, "SELECT COUNT(*) FROM custom_dl_audit"); n != 1 {
+		t.Fatalf("%d rows in custom_dl_audit", n)
+	}
+	if n := queryInt(t, h, d, "SELECT COUNT(*) FROM custom_dl"); n != 0 {
+		t.Fatalf("%d rows left in custom_dl", n)
+	}
+	if _, err := deadletter.New(d, deadletter.WithTable("bad name")); err == nil {
+		t.Fatal("a table name with a space was accepted")
+	}
 }
 
 // testDLInterrupted cancels a retry of 1,000 dead letters in the middle (as
