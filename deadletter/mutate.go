@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/store"
 )
@@ -178,6 +179,9 @@ func (s *Store) Edit(ctx context.Context, id int64, e Edit, opts MutateOptions) 
 	for k := range e.Set {
 		if strings.TrimSpace(k) == "" {
 			return Result{Action: action}, errors.New("deadletter: Edit: empty metadata key")
+		}
+		if middleware.IsFaultKey(k) || k == router.KeyDeadLetterRetries {
+			return Result{Action: action}, fmt.Errorf("deadletter: Edit: %s is kept by the store, not message metadata to set", k)
 		}
 	}
 	return s.mutate(ctx, action, Selection{ID: id}, opts, func(ctx context.Context, tx store.ExecutorTx, row *store.DeadLetterRow) error {

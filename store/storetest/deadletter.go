@@ -607,6 +607,9 @@ func testDLEditRetry[TTx any](t *testing.T, h Harness[TTx]) {
 	if got := strings.Join(actions, " "); got != "bob:edit+retry:1:done ann:retry:1:done ann:edit:1:done" {
 		t.Fatalf("audit = %s", got)
 	}
+	if _, err := e.s.Edit(ctx, all[0].ID, deadletter.Edit{Set: map[string]string{router.KeyFaultError: "x"}}, deadletter.MutateOptions{}); err == nil {
+		t.Fatal("Edit set a fault key")
+	}
 	if _, err := e.s.Edit(ctx, 424242, deadletter.Edit{Payload: []byte("x")}, deadletter.MutateOptions{}); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("Edit of a missing id: %v", err)
 	}
