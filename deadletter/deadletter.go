@@ -42,7 +42,9 @@ import (
 const DefaultTable = "hexeract_dead_letters"
 
 // Outbox writes messages into the outbox inside the caller's transaction
-// ex; *outbox.Outbox[TTx] is one.
+// ex; *outbox.Outbox[TTx] is one. An Outbox that also has a Signal()
+// method is signalled after each committed retry transaction, so the
+// relays of this process publish at once.
 type Outbox interface {
 	PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error
 }

@@ -292,6 +292,9 @@ func (s *Store) mutate(ctx context.Context, action string, sel Selection, opts M
 			return tx.DeadLetterAuditUpdate(ctx, s.t, res.AuditID, int64(done), "")
 		})
 		if runErr == nil {
+			if sig, ok := s.ob.(interface{ Signal() }); ok && done > 0 && action != "delete" && action != "edit" {
+				sig.Signal() // wake the relays of this process: the rows are committed
+			}
 			res.Done += done
 			if opts.Progress != nil {
 				opts.Progress(res.Done)

@@ -44,3 +44,7 @@ func (p pgRetryOutbox) PublishMessagesWith(ctx context.Context, ex store.Executo
 	}
 	return p.ob.PublishMessages(ctx, tx, topic, msgs...)
 }
+
+// Signal wakes the outbox's relays in this process (none in the CLI; kept
+// so the retry signals as it does in an App).
+func (p pgRetryOutbox) Signal() { p.ob.Signal() }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,7 +152,12 @@ type TestOutbox[TTx any] struct {
 	Drv store.Driver[TTx]
 	// Fail, when set, makes the publish of the message with this id fail.
 	Fail string
+	// Signals counts the calls of Signal.
+	Signals atomic.Int64
 }
+
+// Signal counts a wake-up, as the real outbox's wakes its relays.
+func (o *TestOutbox[TTx]) Signal() { o.Signals.Add(1) }
 
 // CreateTestOutbox creates DLTestOutboxTable.
 func CreateTestOutbox[TTx any](t testing.TB, h Harness[TTx], d store.Driver[TTx]) {
@@ -496,6 +502,9 @@ func testDLRetryStillFailing[TTx any](t *testing.T, h Harness[TTx]) {
 	}
 	if res.Selected != n || res.Done != n || res.Interrupted {
 		t.Fatalf("Retry = %+v, want %d selected and done", res, n)
+	}
+	if s := e.ob.Signals.Load(); s != n {
+		t.Fatalf("the outbox was signalled %d times, want once per committed transaction (%d)", s, n)
 	}
 	for i := range n {
 		id := fmt.Sprintf("m%02d", i)
