@@ -115,6 +115,16 @@ const (
 	KeyPoisonSubscriber = wmmiddleware.PoisonedSubscriberKey // "subscriber_poisoned"
 )
 
+// Dead-letter store keys (package deadletter).
+const (
+	// KeyDeadLetterRetries is set on a message an operator retried from the
+	// dead-letter store: how many times it was retried (1 for the first
+	// retry). A retried message that fails again is stored as a new dead
+	// letter of the same message id with this count, never retried again
+	// by the same operation.
+	KeyDeadLetterRetries = "hexeract_deadletter_retries"
+)
+
 // Scheduler keys (package scheduler).
 const (
 	// KeyDueAt is set on every message the scheduler hands off: the time
