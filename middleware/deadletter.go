@@ -111,6 +111,36 @@ type DeadLetterOptions struct {
 	MaxFailureDelay time.Duration
 	// Logger, when set, logs each dead letter at Error level.
 	Logger *slog.Logger
+	// Store, when set, keeps dead letters in a database table (see package
+	// github.com/hexeract/hexeract/deadletter) instead of publishing them
+	// to the dead-letter topic: the message is written to the table first
+	// and acknowledged only then; a write that fails nacks it (after
+	// FailureDelay), so the transport redelivers it and nothing is lost.
+	// The publisher and Topic and Initialize are not used then.
+	Store DeadLetterStore
+	// Group is the consumer group recorded with each stored dead letter
+	// (the App sets its group); used with Store only.
+	Group string
+}
+
+// DeadLetterRecord is a dead letter as [DeadLetterOptions.Store] receives
+// it.
+type DeadLetterRecord struct {
+	// Message holds the failed message's UUID, payload and metadata,
+	// without the fault keys and the keys that look secret.
+	Message *message.Message
+	// Fault describes the failure; Fault.Topic is the topic the message
+	// was consumed from and Fault.Handler the handler that failed.
+	Fault Fault
+	// Group is DeadLetterOptions.Group.
+	Group string
+}
+
+// DeadLetterStore keeps dead letters in a database (deadletter.Store is
+// one). Write returns once the dead letter is durably stored: the
+// middleware acknowledges the message only after that.
+type DeadLetterStore interface {
+	Write(ctx context.Context, rec DeadLetterRecord) error
 }
 
 // Defaults of DeadLetterOptions.FailureDelay and MaxFailureDelay.
@@ -144,6 +174,8 @@ var secretParts = []string{"password", "passwd", "secret", "token", "credential"
 
 type deadLetter struct {
 	pub        message.Publisher
+	store      DeadLetterStore
+	group      string
 	topic      func(string) string
 	isSecret   func(string) bool
 	secretKeys map[string]bool
@@ -180,11 +212,13 @@ type deadLetter struct {
 // already cancelled (the router is shutting down mid-retry) the error is
 // returned as is, for the same reason.
 func DeadLetter(pub message.Publisher, opts DeadLetterOptions) (message.HandlerMiddleware, error) {
-	if pub == nil {
-		return nil, errors.New("hexeract: DeadLetter needs a publisher for the dead-letter topic")
+	if pub == nil && opts.Store == nil {
+		return nil, errors.New("hexeract: DeadLetter needs a publisher for the dead-letter topic, or DeadLetterOptions.Store")
 	}
 	dl := &deadLetter{
 		pub:        pub,
+		store:      opts.Store,
+		group:      opts.Group,
 		topic:      opts.Topic,
 		isSecret:   opts.IsSecret,
 		should:     opts.ShouldDeadLetter,
@@ -231,7 +265,7 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (out []*message.Message, err error) {
 		d := deliveryOf(msg)
 		ctx := msg.Context()
-		if dl.initialize != nil && !initialized.Load() {
+		if dl.store == nil && dl.initialize != nil && !initialized.Load() {
 			// A failure here does not hold the message back: it is tried
 			// again before a dead letter is published.
 			_ = dl.init(ctx, &initialized)
@@ -269,7 +303,7 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 				// error only in a Recoverer outside CountCalls).
 				d.lastErr = err
 			}
-			if dl.initialize != nil && !initialized.Load() {
+			if dl.store == nil && dl.initialize != nil && !initialized.Load() {
 				if ierr := dl.init(ctx, &initialized); ierr != nil {
 					out, err = nil, errors.Join(err, ierr)
 					dl.backOff(ctx, &failures)
@@ -293,7 +327,7 @@ func (dl *deadLetter) middleware(h message.HandlerFunc) message.HandlerFunc {
 func (dl *deadLetter) deadLetterUndecodable(ctx context.Context, msg *message.Message, d *delivery, cause error, initialized *atomic.Bool) error {
 	d.recordFailure(cause, time.Now())
 	d.undecodable = true
-	if dl.initialize != nil && !initialized.Load() {
+	if dl.store == nil && dl.initialize != nil && !initialized.Load() {
 		if ierr := dl.init(ctx, initialized); ierr != nil {
 			return errors.Join(cause, ierr)
 		}
@@ -359,6 +393,9 @@ func (dl *deadLetter) deadLetter(ctx context.Context, msg *message.Message, d *d
 	if topic == "" {
 		return errors.Join(cause, errors.New("hexeract: cannot dead-letter: the message context has no subscribe topic (not consumed through a Watermill router)"))
 	}
+	if dl.store != nil {
+		return dl.storeDeadLetter(ctx, msg, d, cause, topic)
+	}
 	dlqTopic := dl.topic(topic)
 	if dlqTopic == "" {
 		return errors.Join(cause, fmt.Errorf("hexeract: cannot dead-letter: DeadLetterOptions.Topic returned an empty topic for %q", topic))
@@ -373,6 +410,29 @@ func (dl *deadLetter) deadLetter(ctx context.Context, msg *message.Message, d *d
 		dl.logger.Error("hexeract: message dead-lettered",
 			"handler", message.HandlerNameFromCtx(ctx), "message_uuid", dead.UUID, "topic", topic,
 			"dead_letter_topic", dlqTopic, "attempts", d.attempts(), "error", cause)
+	}
+	return nil
+}
+
+// storeDeadLetter writes the dead letter of msg to dl.store and returns
+// nil, or the cause joined with the write error (the message is nacked).
+func (dl *deadLetter) storeDeadLetter(ctx context.Context, msg *message.Message, d *delivery, cause error, topic string) error {
+	dead := dl.build(ctx, msg, d, cause, topic)
+	f, _ := FaultOf(dead.Metadata)
+	kept := message.NewMessage(dead.UUID, dead.Payload)
+	for k, v := range dead.Metadata {
+		if !IsFaultKey(k) {
+			kept.Metadata[k] = v
+		}
+	}
+	if err := dl.store.Write(ctx, DeadLetterRecord{Message: kept, Fault: f, Group: dl.group}); err != nil {
+		return errors.Join(cause, fmt.Errorf("hexeract: store dead letter of %s (message nacked for redelivery): %w", dead.UUID, err))
+	}
+	d.deadLettered = true
+	if dl.logger != nil {
+		dl.logger.Error("hexeract: message dead-lettered to the store",
+			"handler", message.HandlerNameFromCtx(ctx), "message_uuid", dead.UUID, "topic", topic,
+			"attempts", d.attempts(), "error", cause)
 	}
 	return nil
 }

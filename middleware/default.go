@@ -15,8 +15,9 @@ const DefaultTimeout = 30 * time.Second
 // DefaultConfig configures the chain [Default] builds. The zero value is
 // usable; without a Publisher the chain has no dead-letter step.
 type DefaultConfig struct {
-	// Publisher publishes dead letters. nil leaves DeadLetter out: final
-	// failures are then nacked and the transport redelivers them.
+	// Publisher publishes dead letters. nil leaves DeadLetter out unless
+	// DeadLetter.Store is set: final failures are then nacked and the
+	// transport redelivers them.
 	Publisher message.Publisher
 	// Retry is the retry policy; the zero value is the default policy.
 	Retry RetryPolicy
@@ -91,7 +92,7 @@ func Default(cfg DefaultConfig) ([]message.HandlerMiddleware, error) {
 		Tracing(cfg.Tracing),
 		metricsMW,
 	}
-	if cfg.Publisher != nil {
+	if cfg.Publisher != nil || cfg.DeadLetter.Store != nil {
 		dl, err := DeadLetter(cfg.Publisher, cfg.DeadLetter)
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package reqreply_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,10 +17,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/requestreply"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmgochannel "github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	nc "github.com/nats-io/nats.go"
 
 	"github.com/hexeract/hexeract"
+	adamqp "github.com/hexeract/hexeract/adapters/amqp"
+	adnats "github.com/hexeract/hexeract/adapters/nats"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/reqreply/replyamqp"
+	"github.com/hexeract/hexeract/reqreply/replynats"
 )
 
 // benchTransport gives a benchmark its publisher and subscribers.
@@ -327,5 +333,127 @@ func setupWatermill(b *testing.B, tr benchTransport) func(ctx context.Context, n
 			return 0, reply.Error
 		}
 		return reply.HandlerResult.Result, nil
+	}
+}
+
+// BenchmarkRequestReplyDerived compares the reply transport derived from
+// the App's transport (no reply options) with today's explicit setup (a
+// replyamqp or replynats pair given with WithReplySubscriber and
+// WithReplyPublisher), on RabbitMQ and NATS through Hexeract's adapters
+// (requests on durable queues / JetStream), with 1 and 16 callers. One App
+// is responder and caller.
+//
+//	go test ./reqreply -run '^$' -bench RequestReplyDerived -benchtime=2000x
+func BenchmarkRequestReplyDerived(b *testing.B) {
+	for _, tname := range []string{"amqp", "nats"} {
+		for _, callers := range []int{1, 16} {
+			for _, impl := range []string{"derived", "explicit"} {
+				b.Run(fmt.Sprintf("transport=%s/callers=%d/impl=%s", tname, callers, impl), func(b *testing.B) {
+					runRequests(b, callers, setupAdapterApp(b, tname, impl == "explicit"))
+				})
+			}
+		}
+	}
+}
+
+// setupAdapterApp builds one App on adapters/amqp or adapters/nats, with
+// the derived reply transport or the explicit replyamqp/replynats pair.
+func setupAdapterApp(b *testing.B, tname string, explicit bool) func(ctx context.Context, n int) (int, error) {
+	sfx := testenv.Suffix()
+	group := "bench-" + sfx
+	var (
+		pub        message.Publisher
+		sub        message.Subscriber
+		replyPub   message.Publisher
+		replySub   message.Subscriber
+		topicNames hexeract.Option
+		err        error
+	)
+	switch tname {
+	case "amqp":
+		url := testenv.AMQPURL(b)
+		pub, sub, err = adamqp.New(adamqp.Config{URL: url, Group: group}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		topicNames = hexeract.WithTopicFunc(func(name string) string { return name + "_" + sfx })
+		b.Cleanup(func() {
+			_ = testenv.DeleteAMQPGroupQueues(url, group)
+			_ = testenv.DeleteAMQPExchanges(url, "_"+sfx)
+		})
+		if explicit {
+			if replyPub, err = replyamqp.NewReplyPublisher(url, nil); err != nil {
+				b.Fatal(err)
+			}
+			if replySub, err = replyamqp.NewReplySubscriber(url, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	case "nats":
+		url := testenv.NATSURL(b)
+		pub, sub, err = adnats.New(adnats.Config{URL: url, Group: group}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		topicNames = hexeract.WithTopicFunc(func(name string) string { return name + "." + sfx })
+		b.Cleanup(func() {
+			conn, err := nc.Connect(url)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			if js, err := conn.JetStream(); err == nil {
+				_ = js.DeleteStream(adnats.StreamName(Double{}.MessageType() + "." + sfx))
+			}
+		})
+		if explicit {
+			if replyPub, err = replynats.NewReplyPublisher(url, nil); err != nil {
+				b.Fatal(err)
+			}
+			if replySub, err = replynats.NewReplySubscriber(url, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	app, err := hexeract.New(hexeract.WithPubSub(pub, sub), topicNames, hexeract.WithLogger(quietLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hopts []reqreply.HandlerOption
+	var copts []reqreply.ClientOption
+	if explicit {
+		hopts = append(hopts, reqreply.WithReplyPublisher(replyPub))
+		copts = append(copts, reqreply.WithReplySubscriber(replySub))
+	}
+	err = reqreply.Handle(app, func(ctx context.Context, q Double) (Doubled, error) {
+		return Doubled{N: q.N, Result: 2 * q.N}, nil
+	}, hopts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := reqreply.NewClient(app, copts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if explicit == (c.ReplyVia() != "") {
+		b.Fatalf("explicit=%t but ReplyVia=%q", explicit, c.ReplyVia())
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = app.Run(runCtx) }()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		_ = app.Close()
+		for _, cl := range []interface{ Close() error }{replySub, replyPub, sub, pub} {
+			if cl != nil && !reflect.ValueOf(cl).IsNil() {
+				_ = cl.Close()
+			}
+		}
+	})
+	<-app.Running()
+	return func(ctx context.Context, n int) (int, error) {
+		r, err := reqreply.Request[Double, Doubled](ctx, app, Double{N: n}, reqreply.Timeout(10*time.Second))
+		return r.Result, err
 	}
 }

@@ -36,6 +36,12 @@ const ReplyTopicPrefix = router.DefaultReplyTopicPrefix
 // by request id. Every request of the App goes through its single Client, so
 // the process keeps one reply subscriber however many requests are in flight.
 //
+// Where the replies travel is derived from the App's transport (see
+// [ReplyTransport]): on RabbitMQ (adapters/amqp) an exclusive, auto-deleted
+// queue of the client's own, on NATS (adapters/nats) a core NATS
+// subscription; on every other transport the reply topic is an ordinary
+// topic of the App's subscriber. [WithReplySubscriber] overrides it.
+//
 // [Request] creates the App's Client on first use with the defaults; call
 // [NewClient] first to configure it. The Client belongs to its App: it
 // subscribes when the App runs ([hexeract.App.Run]), or at its first request
@@ -49,10 +55,18 @@ type Client struct {
 	defaultTimeout time.Duration
 	tracer         trace.Tracer
 	state          *appState
-	ctx            context.Context // the reply subscription's; cancel ends it
-	cancel         context.CancelFunc
-	done           chan struct{}
-	started        atomic.Bool // subscribed (set under mu)
+	// rt is the App's transport's reply channel the client opens its
+	// subscriber from (subscriber is nil then), and replyVia its scheme,
+	// sent with every request; both are empty otherwise.
+	rt       ReplyTransport
+	replyVia string
+	// owned is the subscriber opened from rt, closed by Close.
+	owned     message.Subscriber
+	closeOnce sync.Once
+	ctx       context.Context // the reply subscription's; cancel ends it
+	cancel    context.CancelFunc
+	done      chan struct{}
+	started   atomic.Bool // subscribed (set under mu)
 
 	mu      sync.Mutex
 	pending map[string]*call
@@ -87,10 +101,14 @@ func WithReplyTopic(topic string) ClientOption { return func(c *clientConfig) { 
 // Deprecated: use WithReplyTopic.
 func ReplyTopic(topic string) ClientOption { return WithReplyTopic(topic) }
 
-// WithReplySubscriber sets the subscriber replies are consumed with; the default
-// is the App's subscriber. Give one configured for a private, short-lived
-// destination, for example an exclusive auto-delete queue on RabbitMQ, a core
-// (non-JetStream) subscription on NATS, or a consumer group of its own on Kafka.
+// WithReplySubscriber sets the subscriber replies are consumed with. The
+// default is derived from the App's transport (see [ReplyTransport]): a
+// private reply channel where the transport has one (RabbitMQ, NATS), the
+// App's subscriber otherwise. Give one configured for a private,
+// short-lived destination when the default does not suit, for example a
+// consumer group of its own on Kafka; the responders then need a matching
+// [WithReplyPublisher] when the App's publisher cannot reach it. The client
+// does not close it.
 func WithReplySubscriber(s message.Subscriber) ClientOption {
 	return func(c *clientConfig) { c.subscriber = s }
 }
@@ -207,13 +225,18 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	if cfg.subscriber == nil {
-		cfg.subscriber = app.Subscriber()
-	}
 	if cfg.publisher == nil {
 		cfg.publisher = app.Publisher()
 	}
+	// The reply channel is derived from the transport the requests go on,
+	// unless a reply subscriber was given.
+	var rt ReplyTransport
 	if cfg.subscriber == nil {
+		if rt = replyTransportOf(cfg.publisher); rt == nil {
+			cfg.subscriber = app.Subscriber()
+		}
+	}
+	if cfg.subscriber == nil && rt == nil {
 		return nil, errors.New("reqreply: the client needs a subscriber for its replies; give the App one (hexeract.WithSubscriber) or pass reqreply.WithReplySubscriber")
 	}
 	if cfg.publisher == nil {
@@ -225,8 +248,12 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 	if cfg.replyTopic == "" {
 		cfg.replyTopic = app.Topics().ReplyTopic(strings.ReplaceAll(uuid.NewString(), "-", "")[:16])
 	}
-	if err := app.CheckTopic(cfg.replyTopic); err != nil {
-		return nil, fmt.Errorf("reqreply: reply topic: %w", err)
+	if rt == nil {
+		// A derived reply channel does not go through the App's
+		// transport, whose topic rules do not apply to it.
+		if err := app.CheckTopic(cfg.replyTopic); err != nil {
+			return nil, fmt.Errorf("reqreply: reply topic: %w", err)
+		}
 	}
 	if cfg.tp == nil {
 		cfg.tp = otel.GetTracerProvider()
@@ -240,10 +267,14 @@ func newClient(app *hexeract.App, st *appState, opts []ClientOption) (*Client, e
 		defaultTimeout: cfg.defaultTimeout,
 		tracer:         cfg.tp.Tracer(instrumentationName),
 		state:          st,
+		rt:             rt,
 		ctx:            ctx,
 		cancel:         cancel,
 		done:           make(chan struct{}),
 		pending:        make(map[string]*call),
+	}
+	if rt != nil {
+		c.replyVia = rt.ReplyScheme()
 	}
 	return c, nil
 }
@@ -262,9 +293,23 @@ func (c *Client) start() error {
 	if c.started.Load() {
 		return nil
 	}
-	replies, err := c.subscriber.Subscribe(c.ctx, c.replyTopic)
+	sub := c.subscriber
+	if c.rt != nil {
+		s, err := c.rt.NewReplySubscriber()
+		if err != nil {
+			return fmt.Errorf("reqreply: open the reply subscriber of the App's transport (%s): %w", c.replyVia, err)
+		}
+		sub = s
+	}
+	replies, err := sub.Subscribe(c.ctx, c.replyTopic)
 	if err != nil {
+		if c.rt != nil {
+			err = errors.Join(err, sub.Close())
+		}
 		return fmt.Errorf("reqreply: subscribe to reply topic %q: %w", c.replyTopic, err)
+	}
+	if c.rt != nil {
+		c.owned = sub
 	}
 	c.started.Store(true)
 	go c.receive(replies)
@@ -284,11 +329,13 @@ func (c *Client) Pending() int {
 // closeTimeout bounds how long Close waits for the subscription to end.
 const closeTimeout = 30 * time.Second
 
-// Close ends the reply subscription and waits for its goroutine to return.
-// Requests still waiting, and later requests through the same App, fail
-// with [ErrClosed]; call [NewClient] to create a new Client. The Client also
-// closes when its subscription ends on its own, for example because the
-// transport was closed, and [hexeract.App.Close] closes it.
+// Close ends the reply subscription and waits for its goroutine to return,
+// then closes the reply subscriber it derived from the App's transport, if
+// it did (on RabbitMQ that removes its reply queue). Requests still
+// waiting, and later requests through the same App, fail with [ErrClosed];
+// call [NewClient] to create a new Client. The Client also closes when its
+// subscription ends on its own, for example because the transport was
+// closed, and [hexeract.App.Close] closes it.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	started := c.started.Load()
@@ -296,17 +343,34 @@ func (c *Client) Close() error {
 		c.closed = true
 	}
 	c.mu.Unlock()
+	var err error
+	if started && c.owned != nil {
+		// The derived subscriber is closed before the subscription's
+		// context is cancelled: watermill-amqp's subscription, cancelled
+		// first, may consume its queue once more before it notices.
+		c.closeOnce.Do(func() {
+			if cerr := c.owned.Close(); cerr != nil {
+				err = fmt.Errorf("reqreply: close the reply subscriber: %w", cerr)
+			}
+		})
+	}
 	c.cancel()
 	if !started {
 		return nil
 	}
 	select {
 	case <-c.done:
-		return nil
 	case <-time.After(closeTimeout):
-		return fmt.Errorf("reqreply: the subscription to %q did not end within %s of Close", c.replyTopic, closeTimeout)
+		err = errors.Join(err, fmt.Errorf("reqreply: the subscription to %q did not end within %s of Close", c.replyTopic, closeTimeout))
 	}
+	return err
 }
+
+// ReplyVia returns the scheme of the reply channel the client derived from
+// the App's transport ("amqp.direct", "nats.core"; see [ReplyTransport]),
+// or "" when its replies come through the App's subscriber or the one
+// given with [WithReplySubscriber].
+func (c *Client) ReplyVia() string { return c.replyVia }
 
 func (c *Client) isClosed() bool {
 	c.mu.Lock()
@@ -486,6 +550,9 @@ func (c *Client) roundTrip(ctx context.Context, req router.Message, opts []Reque
 	md[router.KeyReplyTo] = c.replyTopic
 	md[router.KeyRequestID] = id
 	md[router.KeyRequestDeadline] = formatDeadline(deadline)
+	if c.replyVia != "" {
+		md[router.KeyReplyVia] = c.replyVia
+	}
 	if cfg.noResponder > 0 {
 		md[router.KeyReplyAck] = "1"
 	}

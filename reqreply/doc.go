@@ -22,6 +22,13 @@
 // reply, a request costs no subscription, so many concurrent requests from
 // one process are cheap on every transport.
 //
+// Where replies travel is derived from the App's transport (see
+// [ReplyTransport]): on RabbitMQ (adapters/amqp) an exclusive, auto-deleted
+// queue per caller instance, on NATS (adapters/nats) core NATS subjects, on
+// every other transport the per-instance reply topic on the App's
+// subscriber. Neither side configures anything for it; [WithReplySubscriber]
+// and [WithReplyPublisher] override it.
+//
 // A request is an ordinary Hexeract message with three more metadata keys:
 // [router.KeyReplyTo] (the caller's reply topic), [router.KeyRequestID] and [router.KeyRequestDeadline].
 // The correlation id is left alone: it follows the whole conversation, so a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -53,11 +54,15 @@ func WithHandlerTopic(topic string) HandlerOption { return func(c *handlerConfig
 // Deprecated: use WithHandlerTopic.
 func HandlerTopic(topic string) HandlerOption { return WithHandlerTopic(topic) }
 
-// WithReplyPublisher sets the publisher replies are sent with; the default is the
-// App's publisher. It is decorated with [middleware.TracingPublisher] (with
-// the [WithHandlerTracerProvider]), so each reply gets a producer span in the
-// request's trace. Use it when requests and replies travel differently, for
-// example requests on NATS JetStream (durable) and replies on core NATS.
+// WithReplyPublisher sets the publisher every reply is sent with. The
+// default is derived from the App's transport (see [ReplyTransport]): a
+// request whose caller consumes its replies from the transport's private
+// reply channel (RabbitMQ, NATS) is answered through that channel, any
+// other through the App's publisher. It is decorated with
+// [middleware.TracingPublisher] (with the [WithHandlerTracerProvider]), so
+// each reply gets a producer span in the request's trace. Give it when the
+// callers' reply subscribers need a publisher the App cannot derive; the
+// responder does not close it.
 func WithReplyPublisher(p message.Publisher) HandlerOption {
 	return func(c *handlerConfig) { c.publisher = p }
 }
@@ -125,6 +130,7 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	explicit := cfg.publisher != nil
 	if cfg.publisher == nil {
 		cfg.publisher = app.Publisher()
 	}
@@ -148,6 +154,8 @@ func Handle[Req, Resp router.Message](app *hexeract.App, h func(ctx context.Cont
 		want:      want,
 		codec:     app.Codec(),
 		publisher: cfg.publisher,
+		explicit:  explicit,
+		tp:        cfg.tp,
 		tracer:    cfg.tp.Tracer(instrumentationName),
 		state:     st,
 		spanName:  want + " handle",
@@ -174,8 +182,43 @@ type responder[Req, Resp router.Message] struct {
 	spanName  string
 	codec     router.Codec
 	publisher message.Publisher
+	explicit  bool // publisher was given with WithReplyPublisher
+	tp        trace.TracerProvider
 	tracer    trace.Tracer
 	state     *appState
+	derived   atomic.Pointer[viaPublisher]
+}
+
+// viaPublisher is the App's derived reply publisher of one reply scheme,
+// decorated for the responder.
+type viaPublisher struct {
+	via string
+	pub message.Publisher
+}
+
+// replyPublisher returns the publisher that reaches the reply topic of a
+// request whose caller asked for replies through the reply channel via
+// ([router.KeyReplyVia]): the App's derived reply publisher when its
+// transport offers that channel, the responder's publisher otherwise.
+func (r *responder[Req, Resp]) replyPublisher(via string) (message.Publisher, error) {
+	if r.explicit || via == "" {
+		return r.publisher, nil
+	}
+	if d := r.derived.Load(); d != nil && d.via == via {
+		return d.pub, nil
+	}
+	p, err := r.state.replyPublisher(r.app, via)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		r.app.Logger().Warn("reqreply: the caller consumes its replies through a reply channel this App's transport does not offer; replying through the App's publisher, which may not reach it (give the responder reqreply.WithReplyPublisher)",
+			"reply_via", via, "type", r.want)
+		return r.publisher, nil
+	}
+	d := &viaPublisher{via: via, pub: middleware.TracingPublisher(p, middleware.TracingOptions{TracerProvider: r.tp})}
+	r.derived.Store(d)
+	return d.pub, nil
 }
 
 func (r *responder[Req, Resp]) handle(msg *message.Message) error {
@@ -215,8 +258,13 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	handlerCtx := router.WithIncoming(base, msg)
 	replyCtx := router.WithIncoming(context.WithoutCancel(base), msg)
 
+	pub, err := r.replyPublisher(md.Get(router.KeyReplyVia))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return err
+	}
 	if md.Get(router.KeyReplyAck) == "1" {
-		if err := r.publishAccepted(replyCtx, replyTo, reqID); err != nil {
+		if err := r.publishAccepted(replyCtx, pub, replyTo, reqID); err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			return err
 		}
@@ -229,7 +277,7 @@ func (r *responder[Req, Resp]) handle(msg *message.Message) error {
 	}
 	reply.Metadata[router.KeyRequestID] = reqID
 	msgtrace.Inject(replyCtx, reply, msgtrace.TraceContext)
-	if err := r.publisher.Publish(replyTo, reply); err != nil {
+	if err := pub.Publish(replyTo, reply); err != nil {
 		err = fmt.Errorf("reqreply: publish reply to %s on %q: %w", r.want, replyTo, err)
 		span.SetStatus(codes.Error, err.Error())
 		return err
@@ -300,7 +348,7 @@ func (r *responder[Req, Resp]) errorMessage(ctx context.Context, e errorReply) (
 	return m, nil
 }
 
-func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, reqID string) error {
+func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, pub message.Publisher, replyTo, reqID string) error {
 	m, err := r.app.NewMessage(ctx, acceptedReply{})
 	if err != nil {
 		return fmt.Errorf("reqreply: encode receipt: %w", err)
@@ -308,7 +356,7 @@ func (r *responder[Req, Resp]) publishAccepted(ctx context.Context, replyTo, req
 	m.Metadata[router.KeyReplyStatus] = StatusAccepted
 	m.Metadata[router.KeyRequestID] = reqID
 	msgtrace.Inject(ctx, m, msgtrace.TraceContext)
-	if err := r.publisher.Publish(replyTo, m); err != nil {
+	if err := pub.Publish(replyTo, m); err != nil {
 		return fmt.Errorf("reqreply: publish receipt for %s on %q: %w", r.want, replyTo, err)
 	}
 	return nil

@@ -3,8 +3,11 @@ package reqreply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
 )
@@ -47,6 +50,14 @@ type appState struct {
 	respondersMu sync.Mutex
 	responders   map[string]bool // handler names added by Handle
 
+	// replyMu guards the reply publisher derived from the App's transport
+	// (ReplyTransport) for the responders, opened at the first reply that
+	// needs it and closed by Close.
+	replyMu     sync.Mutex
+	replyPub    message.Publisher
+	replyVia    string
+	replyClosed bool
+
 	counters
 }
 
@@ -74,17 +85,57 @@ func (s *appState) Start(context.Context) error {
 	return err
 }
 
-// Close closes the App's client: its reply subscription ends and requests
-// fail with [ErrClosed]. It is called by [hexeract.App.Close].
+// Close closes the App's client (its reply subscription ends and requests
+// fail with [ErrClosed]), then the responders' reply publisher derived
+// from the App's transport, if one was opened. It is called by
+// [hexeract.App.Close], once the App's handlers have returned.
 func (s *appState) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	c := s.client
 	s.mu.Unlock()
-	if c == nil {
-		return nil
+	var err error
+	if c != nil {
+		err = c.Close()
 	}
-	return c.Close()
+	s.replyMu.Lock()
+	s.replyClosed = true
+	p := s.replyPub
+	s.replyPub = nil
+	s.replyMu.Unlock()
+	if p != nil {
+		if cerr := p.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("reqreply: close the reply publisher: %w", cerr))
+		}
+	}
+	return err
+}
+
+// replyPublisher returns the App's reply publisher for the reply channel
+// via, opening it on first use, or nil when the App's transport does not
+// offer that channel (see [ReplyTransport]).
+func (s *appState) replyPublisher(app *hexeract.App, via string) (message.Publisher, error) {
+	s.replyMu.Lock()
+	defer s.replyMu.Unlock()
+	if s.replyPub != nil {
+		if s.replyVia == via {
+			return s.replyPub, nil
+		}
+		return nil, nil
+	}
+	if s.replyClosed {
+		return nil, errors.New("reqreply: the App is closed; its reply publisher is closed")
+	}
+	rt := replyTransportOf(app.Publisher())
+	if rt == nil || rt.ReplyScheme() != via {
+		return nil, nil
+	}
+	p, err := rt.NewReplyPublisher()
+	if err != nil {
+		return nil, fmt.Errorf("reqreply: open the reply publisher of the App's transport (%s): %w", via, err)
+	}
+	s.replyPub, s.replyVia = p, via
+	return p, nil
 }
 
 func (s *appState) stats() Stats {

@@ -115,6 +115,16 @@ const (
 	KeyPoisonSubscriber = wmmiddleware.PoisonedSubscriberKey // "subscriber_poisoned"
 )
 
+// Dead-letter store keys (package deadletter).
+const (
+	// KeyDeadLetterRetries is set on a message an operator retried from the
+	// dead-letter store: how many times it was retried (1 for the first
+	// retry). A retried message that fails again is stored as a new dead
+	// letter of the same message id with this count, never retried again
+	// by the same operation.
+	KeyDeadLetterRetries = "hexeract_deadletter_retries"
+)
+
 // Scheduler keys (package scheduler).
 const (
 	// KeyDueAt is set on every message the scheduler hands off: the time
@@ -163,6 +173,14 @@ const (
 	KeyReplyAck = "reply_ack"
 	// KeyReplyStatus is "ok", "error" or "accepted" (reply).
 	KeyReplyStatus = "reply_status"
+	// KeyReplyVia names the reply channel of the caller's transport its
+	// reply topic lives on (request), for example "amqp.direct" (an
+	// exclusive queue reached through RabbitMQ's default exchange) or
+	// "nats.core" (a core NATS subject); absent when the reply topic is an
+	// ordinary topic of the App's transport. A responder whose transport
+	// offers the same channel replies through it (reqreply.ReplyTransport).
+	// Added after the naming scheme, so it follows it.
+	KeyReplyVia = "hexeract_reply_via"
 )
 
 // Saga keys (package saga), set on every message a saga sends so consumers,

@@ -98,6 +98,7 @@ type Executor interface {
 	InboxExecutor
 	SagaExecutor
 	SchedulerExecutor
+	DeadLetterExecutor
 }
 
 // ExecutorTx is an [Executor] inside one transaction.

@@ -32,6 +32,9 @@ type Publisher struct {
 	cfg    wamqp.Config
 	logger watermill.LoggerAdapter
 	conn   *wamqp.ConnectionWrapper
+	// sharedConn: conn belongs to another Publisher (a reply publisher,
+	// NewReplyPublisher); Close leaves it open.
+	sharedConn bool
 
 	current atomic.Pointer[wamqp.Publisher] // nil after a retirement, until a Publish opens a new pool
 	mu      sync.Mutex                      // serialises opening, retiring and closing
@@ -158,6 +161,8 @@ func (p *Publisher) Close() error {
 	if wp != nil {
 		errs = append(errs, closePool(wp))
 	}
-	errs = append(errs, p.conn.Close())
+	if !p.sharedConn {
+		errs = append(errs, p.conn.Close())
+	}
 	return errors.Join(errs...)
 }

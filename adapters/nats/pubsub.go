@@ -133,7 +133,9 @@ func (p *provisioner) updateConsumer(stream string, cur nc.ConsumerConfig) error
 // Publisher publishes to JetStream, creating each topic's stream on first use.
 type Publisher struct {
 	*wnats.Publisher
-	prov *provisioner
+	prov   *provisioner
+	conn   *nc.Conn
+	logger watermill.LoggerAdapter
 }
 
 // Publish stores messages on topic's stream; it returns after JetStream
@@ -177,7 +179,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		conn.Close()
 		return nil, fmt.Errorf("nats: publisher: %w", err)
 	}
-	return &Publisher{Publisher: p, prov: prov}, nil
+	return &Publisher{Publisher: p, prov: prov, conn: conn, logger: nopIfNil(logger)}, nil
 }
 
 // NewSubscriber connects a subscriber of cfg.Group. logger may be nil.

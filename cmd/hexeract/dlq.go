@@ -65,7 +65,10 @@ SQS has no groups. An unknown topic or group is an error listing the existing
 ones.
 
 SIGINT or SIGTERM: the message in hand is finished or given back, what was
-done is printed, and the command exits non-zero.`,
+done is printed, and the command exits non-zero.
+
+Dead letters kept in the database (an App with a dead-letter store) are read
+and retried with "hexeract dlq stored ..." (see its --help).`,
 		RunE: subcommandRequired,
 	}
 	dlq.PersistentFlags().StringVar(&f.transport, "transport", "", "transport URL (default $"+adapters.EnvTransport+")")
@@ -127,7 +130,7 @@ DeleteMessage; Kafka cannot delete a record, so the move commits the offsets of
 	move.Flags().BoolVar(&f.newGroup, "new-group", false, "Kafka: --group has no offsets on the topic yet; start it at the oldest record")
 	move.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
 
-	dlq.AddCommand(list, count, topics, move)
+	dlq.AddCommand(list, count, topics, move, newDLQStoredCommand())
 	return dlq
 }
 

@@ -3,7 +3,10 @@
 // of two answers, a typed remote error, or a timeout.
 //
 // It runs on the in-memory transport by default; give a transport URL to
-// run the two services over a broker:
+// run the two services over a broker. Nothing is configured for the
+// replies: request/reply derives their transport from the App's (an
+// exclusive, auto-deleted reply queue on RabbitMQ, core NATS on NATS, a
+// per-instance reply topic on Kafka and in memory).
 //
 //	go run ./examples/reqreply
 //	go run ./examples/reqreply amqp://guest:guest@127.0.0.1:5672/
@@ -18,18 +21,12 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net/url"
 	"os"
-	"strings"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
 	"github.com/hexeract/hexeract/reqreply"
-	"github.com/hexeract/hexeract/reqreply/replyamqp"
-	"github.com/hexeract/hexeract/reqreply/replynats"
 	"github.com/hexeract/hexeract/router"
 )
 
@@ -73,37 +70,38 @@ func main() {
 	}
 }
 
-// services holds what the two services need for one transport.
+// services holds the two services and the transports they were given.
 type services struct {
 	inventory, checkout *hexeract.App
-	handlerOpts         []reqreply.HandlerOption
-	clientOpts          []reqreply.ClientOption
-	closers             []func() error
+	transports          []*adapters.Transport
 }
 
+// close closes the Apps (the checkout's request/reply client with its
+// reply queue or subscription), then the transports they were given.
 func (s *services) close() {
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		_ = s.closers[i]()
+	for _, app := range []*hexeract.App{s.checkout, s.inventory} {
+		if app != nil {
+			_ = app.Close()
+		}
+	}
+	for _, t := range s.transports {
+		_ = t.Close()
 	}
 }
 
-// setup opens the transport and builds the two Apps. Replies need a
-// private, short-lived destination per caller instance, which depends on
-// the broker: an exclusive auto-delete queue on RabbitMQ, core NATS (not
-// JetStream), a consumer group of the instance's own on Kafka.
+// setup opens the transport and builds the two Apps. Nothing is
+// configured for the replies: request/reply derives their transport from
+// the App's (an exclusive reply queue on RabbitMQ, core NATS on NATS, a
+// per-instance reply topic elsewhere).
 func setup(ctx context.Context, rawURL string) (*services, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	s := &services{}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("transport URL: %w", err)
-	}
 	open := func(group string) (*adapters.Transport, error) {
 		t, err := adapters.Open(ctx, rawURL, adapters.WithGroup(group))
 		if err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, t.Close)
+		s.transports = append(s.transports, t)
 		return t, nil
 	}
 	inv, err := open("inventory")
@@ -111,52 +109,17 @@ func setup(ctx context.Context, rawURL string) (*services, error) {
 		return nil, err
 	}
 	checkout := inv // the in-memory transport only works within one Pub/Sub
-	if u.Scheme != "mem" {
+	if inv.Scheme != "mem" {
 		if checkout, err = open("checkout"); err != nil {
 			s.close()
 			return nil, err
 		}
 	}
-	var replyPub message.Publisher
-	var replySub message.Subscriber
-	switch u.Scheme {
-	case "amqp", "amqps":
-		amqpURL := strings.SplitN(rawURL, "?", 2)[0]
-		if replyPub, err = replyamqp.NewReplyPublisher(amqpURL, nil); err == nil {
-			replySub, err = replyamqp.NewReplySubscriber(amqpURL, nil)
-		}
-	case "nats":
-		natsURL := "nats://" + u.Host
-		if replyPub, err = replynats.NewReplyPublisher(natsURL, nil); err == nil {
-			replySub, err = replynats.NewReplySubscriber(natsURL, nil)
-		}
-	case "mem":
-		replySub = inv.Subscriber // in memory, every topic is private to the process
-	case "kafka":
-		var t *adapters.Transport
-		if t, err = open("checkout-replies-" + router.NewID()); err == nil {
-			replySub = t.Subscriber
-		}
-	}
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	if replyPub != nil {
-		s.closers = append(s.closers, replyPub.Close)
-		s.handlerOpts = append(s.handlerOpts, reqreply.WithReplyPublisher(replyPub))
-	}
-	if replySub != nil {
-		if u.Scheme != "mem" && u.Scheme != "kafka" {
-			s.closers = append(s.closers, replySub.Close)
-		}
-		s.clientOpts = append(s.clientOpts, reqreply.WithReplySubscriber(replySub))
-	}
 	if s.inventory, err = hexeract.New(hexeract.WithPubSub(inv.Publisher, inv.Subscriber), hexeract.WithSource("/inventory"), hexeract.WithLogger(logger)); err != nil {
 		s.close()
 		return nil, err
 	}
-	if s.checkout, err = hexeract.New(hexeract.WithPublisher(checkout.Publisher), hexeract.WithSource("/checkout"), hexeract.WithLogger(logger)); err != nil {
+	if s.checkout, err = hexeract.New(hexeract.WithPubSub(checkout.Publisher, checkout.Subscriber), hexeract.WithSource("/checkout"), hexeract.WithLogger(logger)); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -184,7 +147,7 @@ func run(ctx context.Context, out io.Writer, transport string) error {
 			return StockShort{Available: available}, nil
 		}
 		return StockReserved{ReservationID: "res-" + r.SKU}, nil
-	}, s.handlerOpts...)
+	})
 	if err != nil {
 		return err
 	}
@@ -203,10 +166,8 @@ func run(ctx context.Context, out io.Writer, transport string) error {
 		return err
 	}
 
-	// The checkout service: one client, one reply subscription.
-	if _, err := reqreply.NewClient(s.checkout, s.clientOpts...); err != nil {
-		return err
-	}
+	// The checkout service asks; its first request creates its client (one
+	// reply subscription for all its requests), which the App owns.
 	for _, reg := range []func(*router.Registry) (string, error){router.Register[StockReserved], router.Register[StockShort]} {
 		if _, err := reg(s.checkout.Registry()); err != nil {
 			return err

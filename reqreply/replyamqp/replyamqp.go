@@ -1,5 +1,10 @@
 // Package replyamqp configures RabbitMQ for Hexeract request/reply replies.
 //
+// An App on adapters/amqp needs none of this: request/reply derives the same
+// reply channel from the App's publisher (see reqreply.ReplyTransport).
+// Use these constructors for an App whose publisher is not adapters/amqp's, or
+// to keep an explicit setup; then give both sides their half.
+//
 // Requests travel like any other message (the App's transport, for example
 // adapters/amqp: a durable queue per topic and group, so requests wait for a
 // responder that restarts). Replies need something else: each caller

@@ -1,5 +1,10 @@
 // Package replynats configures core NATS for Hexeract request/reply replies.
 //
+// An App on adapters/nats needs none of this: request/reply derives the same
+// reply channel from the App's publisher (see reqreply.ReplyTransport).
+// Use these constructors for an App whose publisher is not adapters/nats's, or
+// to keep an explicit setup; then give both sides their half.
+//
 // Requests travel like any other message (the App's transport, for example
 // adapters/nats on JetStream, so requests wait for a responder that
 // restarts). Replies go to one caller instance and are useless once it is
