@@ -3,6 +3,7 @@ package storetest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -93,8 +94,9 @@ func (c *counter) Publish(_ string, msgs ...*message.Message) error {
 		c.count[m.UUID]++
 		c.total++
 		if k := m.Metadata.Get(router.KeyPartitionKey); k != "" {
-			n, _ := strconv.Atoi(m.Metadata.Get("storetest_n"))
-			c.order[k] = append(c.order[k], n)
+			var e Event
+			_ = json.Unmarshal(m.Payload, &e)
+			c.order[k] = append(c.order[k], e.N)
 		}
 	}
 	return nil
@@ -249,7 +251,8 @@ func testKeyOrder[TTx any](t *testing.T, h Harness[TTx]) {
 			msgs = append(msgs, Event{Key: "k" + strconv.Itoa(k), N: n})
 		}
 	}
-	// Publish through PublishMessages so each message carries its N.
+	// Published through PublishMessages (the scheduler's and the sagas'
+	// path); the payload carries N.
 	var ids []string
 	ctx := context.Background()
 	for start := 0; start < len(msgs); start += 100 {
@@ -260,7 +263,6 @@ func testKeyOrder[TTx any](t *testing.T, h Harness[TTx]) {
 				if err != nil {
 					return err
 				}
-				wm.Metadata.Set("storetest_n", strconv.Itoa(e.N))
 				if err := ob.PublishMessages(ctx, tx, "storetest.event", wm); err != nil {
 					return err
 				}
