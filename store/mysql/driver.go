@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -35,6 +36,8 @@ type Driver struct {
 	log *slog.Logger
 	hub localnotify.Hub
 	mig sqlexec.Migrator
+
+	sched sync.Map // store.SchedulerTable -> *schedSQL
 }
 
 var _ store.Driver[*sql.Tx] = (*Driver)(nil)
