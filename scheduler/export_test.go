@@ -2,7 +2,7 @@ package scheduler
 
 // SimulateCrash makes Run return without releasing the cron lease, as if the
 // process had died: the other replicas must wait for the lease to expire.
-func SimulateCrash(s *Scheduler) { s.stopHook = func() {} }
+func SimulateCrash[TTx any](s *Scheduler[TTx]) { s.stopHook = func() {} }
 
 // Channel returns the LISTEN/NOTIFY channel of s.
-func Channel(s *Scheduler) string { return s.t.channel }
+func Channel[TTx any](s *Scheduler[TTx]) string { return s.t.channel }
