@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
+	"github.com/hexeract/hexeract/store/postgres"
 	"log"
 	"os"
 	"time"
@@ -64,7 +65,7 @@ func ExampleScheduler_After() {
 
 	// In production the sink is the outbox (outbox.New): the hand-off is
 	// then atomic. Here the messages go straight to an in-memory bus.
-	s, err := scheduler.New(pool, scheduler.PublisherSink(bus), scheduler.WithTable(table))
+	s, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(bus), scheduler.WithTable(table))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func ExampleScheduler_Cron() {
 	defer bus.Close()
 	beats, _ := bus.Subscribe(ctx, "ops.heartbeat")
 
-	s, err := scheduler.New(pool, scheduler.PublisherSink(bus), scheduler.WithTable(table))
+	s, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(bus), scheduler.WithTable(table))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func ExampleScheduler_Redelivery() {
 	defer pool.Close()
 	bus := gochannel.New(gochannel.Config{}, watermill.NopLogger{})
 	defer bus.Close()
-	s, err := scheduler.New(pool, scheduler.PublisherSink(bus))
+	s, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(bus))
 	if err != nil {
 		log.Fatal(err)
 	}

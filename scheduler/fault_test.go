@@ -3,6 +3,8 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,8 +26,8 @@ type crashingSink struct {
 	crashes int32
 }
 
-func (c *crashingSink) PublishMessages(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
-	if err := c.tableSink.PublishMessages(ctx, tx, topic, msgs...); err != nil {
+func (c *crashingSink) PublishMessagesWith(ctx context.Context, tx store.Executor, topic string, msgs ...*message.Message) error {
+	if err := c.tableSink.PublishMessagesWith(ctx, tx, topic, msgs...); err != nil {
 		return err
 	}
 	n := c.calls.Add(1)
@@ -33,7 +35,8 @@ func (c *crashingSink) PublishMessages(ctx context.Context, tx scheduler.Executo
 	case n > c.crashes:
 		return nil
 	case n%2 == 1:
-		_, err := tx.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
+		ptx, _ := postgres.New(c.pool).TxOf(tx)
+		_, err := ptx.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
 		if err == nil {
 			return errors.New("session survived pg_terminate_backend")
 		}
@@ -56,7 +59,7 @@ func TestHandOffCrashLosesAndDoublesNothing(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = reminder{N: i}
 	}
-	ids, err := s.Schedule(context.Background(), pool, time.Now(), msgs...)
+	ids, err := s.ScheduleWith(context.Background(), scheduler.Exec(s), time.Now(), msgs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"github.com/hexeract/hexeract/store"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestScheduleMessagesWithoutMetadata(t *testing.T) {
 		mu  sync.Mutex
 		got []*message.Message
 	)
-	sink := scheduler.SinkFunc(func(_ context.Context, _ scheduler.Executor, _ string, msgs ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(_ context.Context, _ store.Executor, _ string, msgs ...*message.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, msgs...)
@@ -34,7 +35,7 @@ func TestScheduleMessagesWithoutMetadata(t *testing.T) {
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond))
 	msg := &message.Message{UUID: "raw-" + testenv.Suffix(), Payload: []byte("hello")}
-	if _, err := s.ScheduleMessages(ctx, pool, time.Now(), "raw.topic", msg); err != nil {
+	if _, err := s.ScheduleMessagesWith(ctx, scheduler.Exec(s), time.Now(), "raw.topic", msg); err != nil {
 		t.Fatal(err)
 	}
 	run(t, s)

@@ -3,6 +3,8 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"github.com/hexeract/hexeract/store"
+	"github.com/jackc/pgx/v5"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 )
 
 // refusalsOf returns the refusal count and due time of a pending message.
-func refusalsOf(t *testing.T, s *scheduler.Scheduler, id string) (int, time.Time, bool) {
+func refusalsOf(t *testing.T, s *scheduler.Scheduler[pgx.Tx], id string) (int, time.Time, bool) {
 	t.Helper()
 	pending, err := s.List(context.Background(), "", 100)
 	if err != nil {
@@ -37,11 +39,11 @@ func TestLongRefusedMessageStaysPostponed(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
-	sink := scheduler.SinkFunc(func(context.Context, scheduler.Executor, string, ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(context.Context, store.Executor, string, ...*message.Message) error {
 		return errors.New("topic does not exist")
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond))
-	ids, err := s.Schedule(ctx, pool, time.Now().Add(-time.Second), reminder{N: 1})
+	ids, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(-time.Second), reminder{N: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +71,12 @@ func TestPushBackKeepsRescheduledTime(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	var (
-		s         *scheduler.Scheduler
+		s         *scheduler.Scheduler[pgx.Tx]
 		goodID    string
 		later     = time.Now().Add(24 * time.Hour)
 		delivered = make(chan string, 10)
 	)
-	sink := scheduler.SinkFunc(func(ctx context.Context, _ scheduler.Executor, _ string, msgs ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(ctx context.Context, _ store.Executor, _ string, msgs ...*message.Message) error {
 		for _, m := range msgs {
 			switch string(m.Payload) {
 			case `{"n":-1}`:
@@ -97,15 +99,15 @@ func TestPushBackKeepsRescheduledTime(t *testing.T) {
 	})
 	s = newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond), scheduler.WithWorkers(1))
 	now := time.Now()
-	bad1, err := s.Schedule(ctx, pool, now.Add(-3*time.Second), reminder{N: -1})
+	bad1, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-3*time.Second), reminder{N: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad2, err := s.Schedule(ctx, pool, now.Add(-2*time.Second), reminder{N: -2})
+	bad2, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-2*time.Second), reminder{N: -2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := s.Schedule(ctx, pool, now.Add(-time.Second), reminder{N: 3})
+	good, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-time.Second), reminder{N: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -24,7 +26,7 @@ import (
 
 // newOutbox creates an outbox table for the test and, when pub is not nil,
 // runs its relay to pub.
-func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.Outbox {
+func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outboxSink {
 	t.Helper()
 	ctx := context.Background()
 	table := "sched_outbox_" + testenv.Suffix()
@@ -40,7 +42,7 @@ func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.
 		t.Fatal(err)
 	}
 	if pub == nil {
-		return ob
+		return &outboxSink{ob: ob, drv: postgres.New(pool)}
 	}
 	relay, err := outbox.NewRelay(pool, pub, outbox.WithTable(table), outbox.WithPollInterval(100*time.Millisecond))
 	if err != nil {
@@ -50,8 +52,27 @@ func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.
 	done := make(chan struct{})
 	go func() { defer close(done); _ = relay.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ob
+	return &outboxSink{ob: ob, drv: postgres.New(pool)}
 }
+
+// outboxSink hands due messages to an outbox in the hand-off transaction.
+// (Until the outbox has PublishMessagesWith itself.)
+type outboxSink struct {
+	ob  *outbox.Outbox
+	drv *postgres.Driver
+}
+
+func (o *outboxSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+	tx, ok := o.drv.TxOf(ex)
+	if !ok {
+		return errors.New("outboxSink: not a PostgreSQL transaction")
+	}
+	return o.ob.PublishMessages(ctx, tx, topic, msgs...)
+}
+
+func (o *outboxSink) Signal() { o.ob.Signal() }
+
+func (o *outboxSink) Topics() router.TopicNaming { return o.ob.Topics() }
 
 // TestRedeliveryWalksDelaysThenDeadLetters runs the whole path on real
 // PostgreSQL: handler failure → immediate retries (middleware.Retry) →

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"github.com/hexeract/hexeract/store"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,7 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 		refusals  atomic.Int64
 	)
 	refuse.Store(true)
-	sink := scheduler.SinkFunc(func(ctx context.Context, tx scheduler.Executor, topic string, msgs ...*message.Message) error {
+	sink := scheduler.SinkFunc(func(ctx context.Context, tx store.Executor, topic string, msgs ...*message.Message) error {
 		for _, m := range msgs {
 			if string(m.Payload) == `{"n":0}` && refuse.Load() {
 				refusals.Add(1)
@@ -55,12 +56,12 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(200*time.Millisecond))
 	now := time.Now()
-	poisonIDs, err := s.Schedule(ctx, pool, now.Add(-time.Second), reminder{N: 0})
+	poisonIDs, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-time.Second), reminder{N: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 20; i++ {
-		if _, err := s.Schedule(ctx, pool, now, reminder{N: i}); err != nil {
+		if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), now, reminder{N: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
