@@ -3,6 +3,9 @@ package hexeract_test
 import (
 	"context"
 	"fmt"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"io"
 	"log/slog"
 	"runtime"
@@ -18,6 +21,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/reqreply"
+	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
 )
@@ -231,7 +235,7 @@ func TestAppsWithOutboxAndSchedulerLeaveNothingBehind(t *testing.T) {
 	if err := ob.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sched, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithLogger(quietLogger()))
+	sched, err := scheduler.New(postgres.New(pool), obSink(pool, ob), scheduler.WithTable(schedTable), scheduler.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +261,7 @@ func TestAppsWithOutboxAndSchedulerLeaveNothingBehind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithoutMigrate(), scheduler.WithLogger(quietLogger()))
+		s, err := scheduler.New(postgres.New(pool), obSink(pool, ob), scheduler.WithTable(schedTable), scheduler.WithLogger(quietLogger()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,3 +276,18 @@ type nopPublisher struct{}
 
 func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
 func (nopPublisher) Close() error                              { return nil }
+
+// obSink hands due messages to ob in the scheduler's hand-off transaction,
+// with ob's topic naming.
+func obSink(pool *pgxpool.Pool, ob *outbox.Outbox) scheduler.Sink {
+	return namedSink{scheduler.TxSink(postgres.New(pool), func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+		return ob.PublishMessages(ctx, tx, topic, msgs...)
+	}), ob}
+}
+
+type namedSink struct {
+	scheduler.Sink
+	ob *outbox.Outbox
+}
+
+func (n namedSink) Topics() router.TopicNaming { return n.ob.Topics() }

@@ -3,6 +3,7 @@ package hexeract_test
 import (
 	"context"
 	"errors"
+	"github.com/hexeract/hexeract/store/postgres"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,7 +176,7 @@ func TestUnderscoreTopicsOnNATSAutoProvision(t *testing.T) {
 	if got := ob.Topics().Topic("billing.invoiced"); got != topic {
 		t.Errorf("outbox topic = %q, want %q", got, topic)
 	}
-	if _, err := scheduler.New(pool, ob); err != nil {
+	if _, err := scheduler.New(postgres.New(pool), obSink(pool, ob)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/hexeract/hexeract/store/postgres"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func TestConfiguredNamesRefused(t *testing.T) {
 		},
 		"outbox.NewInbox": func(n string) error { _, err := outbox.NewInbox(pool, outbox.WithInboxTable(n)); return err },
 		"scheduler.New": func(n string) error {
-			_, err := scheduler.New(pool, scheduler.PublisherSink(pub), scheduler.WithTable(n))
+			_, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(pub), scheduler.WithTable(n))
 			return err
 		},
 		"saga.NewPostgresStore": func(n string) error {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/jackc/pgx/v5"
 	"os"
 	"time"
 
@@ -111,7 +114,11 @@ func ExampleNewPostgresStore() {
 	if err != nil {
 		panic(err)
 	}
-	sched, err := scheduler.New(pool, ob) // due timeouts go to the outbox
+	// Due timeouts go to the outbox, in the hand-off transaction.
+	sched, err := scheduler.New(postgres.New(pool), scheduler.TxSink(postgres.New(pool),
+		func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+			return ob.PublishMessages(ctx, tx, topic, msgs...)
+		}))
 	if err != nil {
 		panic(err)
 	}

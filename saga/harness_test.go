@@ -3,6 +3,8 @@ package saga_test
 import (
 	"context"
 	"errors"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/jackc/pgx/v5"
 	"io"
 	"log/slog"
 	"sync"
@@ -31,7 +33,7 @@ type fixture struct {
 	store  saga.Store
 	pool   *pgxpool.Pool
 	ob     *outbox.Outbox
-	sched  *scheduler.Scheduler
+	sched  *scheduler.Scheduler[pgx.Tx]
 	tables struct{ store, outbox, sched string }
 }
 
@@ -80,7 +82,7 @@ func newFixture(t *testing.T, pg bool) *fixture {
 	if err := f.ob.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.sched, err = scheduler.New(f.pool, f.ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger())); err != nil {
+	if f.sched, err = scheduler.New(postgres.New(f.pool), obSink(f.pool, f.ob), scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger())); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.sched.Migrate(ctx); err != nil {
@@ -234,4 +236,11 @@ func publish(t *testing.T, app *hexeract.App, msgs ...router.Message) {
 	if err := app.Publish(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// obSink hands due messages to ob in the scheduler's hand-off transaction.
+func obSink(pool *pgxpool.Pool, ob *outbox.Outbox) scheduler.Sink {
+	return scheduler.TxSink(postgres.New(pool), func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+		return ob.PublishMessages(ctx, tx, topic, msgs...)
+	})
 }

@@ -3,6 +3,7 @@ package saga_test
 import (
 	"context"
 	"errors"
+	"github.com/hexeract/hexeract/store/postgres"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -105,9 +106,10 @@ func traceTree(t *testing.T, pub message.Publisher, sub message.Subscriber, topi
 	f := newFixture(t, true)
 	ob, err := outbox.New(f.pool, outbox.WithTable(f.tables.outbox), outbox.WithTracerProvider(tp), outbox.WithTopicFunc(topic))
 	must(t, err)
-	sched, err := scheduler.New(f.pool, ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger()),
-		scheduler.WithTracerProvider(tp))
+	sched, err := scheduler.New(postgres.New(f.pool), obSink(f.pool, ob), scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger()),
+		scheduler.WithTracerProvider(tp), scheduler.WithTopicFunc(topic))
 	must(t, err)
+	must(t, sched.Migrate(context.Background()))
 
 	tracing := middleware.TracingOptions{TracerProvider: tp}
 	relay, err := outbox.NewRelay(f.pool, middleware.TracingPublisher(pub, tracing), outbox.WithTable(f.tables.outbox),

@@ -574,3 +574,17 @@ func (s *Scheduler[TTx]) Count(ctx context.Context) (int64, error) { return s.Co
 func (s *Scheduler[TTx]) CountTopic(ctx context.Context, topic string) (int64, error) {
 	return s.drv.Executor().SchedulerCount(ctx, s.t.st, topic)
 }
+
+// TxSink returns a [Sink] that hands due messages to publish inside the
+// hand-off transaction, as the driver's own transaction type: a sink
+// writing into tables of the application (or an outbox taking a typed
+// transaction) in the transaction that deletes the scheduled rows.
+func TxSink[TTx any](drv store.Driver[TTx], publish func(ctx context.Context, tx TTx, topic string, msgs ...*message.Message) error) Sink {
+	return SinkFunc(func(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+		tx, ok := drv.TxOf(ex)
+		if !ok {
+			return fmt.Errorf("scheduler: TxSink was given an executor of another driver or outside a transaction (%T)", ex)
+		}
+		return publish(ctx, tx, topic, msgs...)
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/jackc/pgx/v5"
 	"strings"
 	"testing"
 	"time"
@@ -43,16 +45,16 @@ func TestSchedulerListAndCancel(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	s, table := newCLIScheduler(t, pool)
-	later, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "later"})
+	later, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), cliReminder{Note: "later"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sooner, err := s.After(ctx, pool, time.Minute, cliReminder{Note: "sooner"})
+	sooner, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Minute), cliReminder{Note: "sooner"})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	other, err := s.After(ctx, pool, time.Hour, cliOtherReminder{})
+	other, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), cliOtherReminder{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +130,11 @@ func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
 	timeout.Metadata.Set(router.KeyType, "trips.expired")
 	timeout.Metadata.Set(router.KeySagaName, "trips")
 	timeout.Metadata.Set(router.KeySagaKey, "trip-7")
-	ids, err := s.ScheduleMessages(ctx, pool, time.Now().Add(time.Hour), "trips.expired", timeout)
+	ids, err := s.ScheduleMessagesWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), "trips.expired", timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "plain"})
+	plain, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), cliReminder{Note: "plain"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +161,14 @@ func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
 
 // newCLIScheduler migrates a scheduler table of the test's own, removed
 // when the test ends, and returns the CLI's read-and-cancel Scheduler on it.
-func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler, string) {
+func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler[pgx.Tx], string) {
 	t.Helper()
 	table := "cli_sched_" + testenv.Suffix()
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
 		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
 	})
-	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+	s, err := scheduler.New(postgres.New(pool), refuseSink, scheduler.WithTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}

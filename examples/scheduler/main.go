@@ -19,6 +19,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/hexeract/hexeract/store/postgres"
 	"io"
 	"log"
 	"log/slog"
@@ -125,7 +127,12 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	if err != nil {
 		return err
 	}
-	sched, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithLogger(logger))
+	drv := postgres.New(pool)
+	sink := scheduler.TxSink(drv, func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+		return ob.PublishMessages(ctx, tx, topic, msgs...)
+	})
+	sched, err := scheduler.New(drv, sink, scheduler.WithTable(schedTable), scheduler.WithLogger(logger),
+		scheduler.WithTopicNaming(ob.Topics()))
 	if err != nil {
 		return err
 	}
