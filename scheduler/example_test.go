@@ -127,6 +127,9 @@ func ExampleScheduler_Cron() {
 		log.Fatal(err)
 	}
 	fmt.Println(s.Cron("every second", nil))
+	if err := s.Migrate(ctx); err != nil { // or `hexeract migrate up`; Run does not migrate
+		log.Fatal(err)
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
