@@ -1,0 +1,9 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/hexeract/hexeract/store/storetest"
+)
+
+func TestScheduler(t *testing.T) { storetest.RunScheduler(t, harness()) }
