@@ -106,13 +106,19 @@ func (e *schedEnv[TTx]) exec(sql string, args ...any) {
 func (e *schedEnv[TTx]) queryInt(sql string, args ...any) int64 {
 	e.t.Helper()
 	var n int64
-	err := e.d.InTx(context.Background(), func(ctx context.Context, tx TTx) (err error) {
-		n, err = e.h.QueryInt(ctx, tx, sql, args...)
-		return err
-	})
-	if err != nil {
-		e.t.Fatal(err)
+	var err error
+	// A connection killed by a fault test may be handed out once more.
+	for range 3 {
+		err = e.d.InTx(context.Background(), func(ctx context.Context, tx TTx) (err error) {
+			n, err = e.h.QueryInt(ctx, tx, sql, args...)
+			return err
+		})
+		if err == nil {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	e.t.Fatal(err)
 	return n
 }
 
