@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"github.com/hexeract/hexeract/store"
 	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store/storeurl"
 	"github.com/jackc/pgx/v5"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +180,61 @@ func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler[pgx
 		t.Fatal(err)
 	}
 	return s, table
+}
+
+// TestSchedulerCommandsOnSQLite: migrate up, list and cancel (with the
+// saga-timeout refusal) through a sqlite:// URL, and on MariaDB.
+func TestSchedulerCommandsOnOtherDrivers(t *testing.T) {
+	for name, url := range map[string]string{
+		"sqlite":  "sqlite://" + filepath.Join(t.TempDir(), "cli.db"),
+		"mariadb": testenv.MySQLURL(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			table := "cli_sched_" + testenv.Suffix()
+			out, _, err := runSchedulerCLI(t, "migrate", "up", "--database-url", url,
+				"--outbox-table", "", "--inbox-table", "", "--saga-table", "", "--scheduler-table", table)
+			if err != nil || !strings.Contains(out, "applied scheduler:"+table+" version 1") {
+				t.Fatalf("migrate up: %v\n%s", err, out)
+			}
+			st, err := storeurl.Open(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = st.Close() }()
+			s, err := scheduler.New(store.Untyped(st), refuseSink, scheduler.WithTable(table))
+			if err != nil {
+				t.Fatal(err)
+			}
+			timeout := message.NewMessage("t-1", []byte(`{}`))
+			timeout.Metadata.Set(router.KeySagaName, "trips")
+			ids, err := s.ScheduleMessagesWith(ctx, st.Executor(), time.Now().Add(time.Hour), "trips.expired", timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := s.ScheduleWith(ctx, st.Executor(), time.Now().Add(time.Minute), cliReminder{Note: "plain"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, err = runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table)
+			if err != nil || !strings.Contains(out, plain[0]) || !strings.Contains(out, ids[0]) || !strings.Contains(out, "2 shown, 2 pending") {
+				t.Fatalf("list: %v\n%s", err, out)
+			}
+			if _, _, err = runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, ids[0]); err == nil {
+				t.Fatal("cancel of a saga timeout accepted without --force")
+			}
+			out, _, err = runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, "--force", ids[0], plain[0])
+			if err != nil || !strings.Contains(out, "cancelled "+plain[0]) {
+				t.Fatalf("cancel --force: %v\n%s", err, out)
+			}
+			if n, err := s.Count(ctx); err != nil || n != 0 {
+				t.Fatalf("Count after cancel = %d, %v", n, err)
+			}
+			if name == "mariadb" {
+				d, _ := st.(interface{ DB() *sql.DB })
+				_, _ = d.DB().Exec("DROP TABLE IF EXISTS " + table + ", " + table + "_ticks, " + table + "_leases")
+				_, _ = d.DB().Exec("DELETE FROM hexeract_schema_migrations WHERE component = ?", "scheduler:"+table)
+			}
+		})
+	}
 }
