@@ -3,12 +3,13 @@ package hexeract_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store/postgres"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"

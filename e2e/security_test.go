@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"context"
-	"github.com/hexeract/hexeract/store/postgres"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/store/postgres"
-	"github.com/jackc/pgx/v5"
 	"os"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 

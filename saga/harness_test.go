@@ -3,13 +3,15 @@ package saga_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store/postgres"
-	"github.com/jackc/pgx/v5"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"

@@ -3,12 +3,13 @@ package saga_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store/postgres"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"

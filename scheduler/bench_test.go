@@ -2,13 +2,14 @@ package scheduler_test
 
 import (
 	"context"
-	"github.com/hexeract/hexeract/store"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"

@@ -2,10 +2,11 @@ package scheduler_test
 
 import (
 	"context"
-	"github.com/hexeract/hexeract/store/postgres"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"

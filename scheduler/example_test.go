@@ -3,10 +3,11 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
-	"github.com/hexeract/hexeract/store/postgres"
 	"log"
 	"os"
 	"time"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"

@@ -3,11 +3,12 @@ package scheduler_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 

@@ -2,10 +2,11 @@ package scheduler_test
 
 import (
 	"context"
-	"github.com/hexeract/hexeract/store"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 

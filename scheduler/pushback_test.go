@@ -3,10 +3,12 @@ package scheduler_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store"
-	"github.com/jackc/pgx/v5"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 

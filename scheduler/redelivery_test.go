@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"

@@ -3,12 +3,13 @@ package scheduler_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 

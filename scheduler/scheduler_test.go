@@ -3,11 +3,13 @@ package scheduler_test
 import (
 	"context"
 	"errors"
-	"github.com/hexeract/hexeract/store/postgres"
-	"github.com/jackc/pgx/v5"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 

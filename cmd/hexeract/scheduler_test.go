@@ -6,14 +6,16 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
-	"github.com/hexeract/hexeract/store/storeurl"
-	"github.com/jackc/pgx/v5"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store/storeurl"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"

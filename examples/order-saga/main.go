@@ -24,15 +24,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/store/postgres"
-	"github.com/jackc/pgx/v5"
 	"log"
 	"log/slog"
 	"os"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 

@@ -19,14 +19,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/hexeract/hexeract/store/postgres"
 	"io"
 	"log"
 	"log/slog"
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"

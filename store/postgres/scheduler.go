@@ -16,9 +16,9 @@ import (
 // schedSQL holds the scheduler statements of one table.
 type schedSQL struct {
 	insert, claim, claimOne, pushBack, cancel, reschedule string
-	list, count, get, lease, release, leaseHolder           string
-	tick, pruneTicks, exists                                string
-	migrations                                              []store.Migration
+	list, count, get, lease, release, leaseHolder         string
+	tick, pruneTicks, exists                              string
+	migrations                                            []store.Migration
 }
 
 // pgQuote quotes schema.table for PostgreSQL.
@@ -322,4 +322,3 @@ func (e *executor) SchedulerTableExists(ctx context.Context, t store.SchedulerTa
 	err := e.db.QueryRow(ctx, e.d.schedStatements(t).exists).Scan(&ok)
 	return ok, err
 }
-

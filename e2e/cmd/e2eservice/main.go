@@ -24,13 +24,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/hexeract/hexeract/store/postgres"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"

@@ -95,4 +95,3 @@ func (t *Time) Scan(v any) error {
 	}
 	return nil
 }
-
