@@ -7,3 +7,4 @@ import (
 )
 
 func TestScheduler(t *testing.T) { storetest.RunScheduler(t, harness()) }
+func BenchmarkScheduler(b *testing.B) { storetest.BenchScheduler(b, harness()) }
