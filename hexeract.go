@@ -423,7 +423,7 @@ func (a *App) TopicFor(m router.Message) string { return a.topics.Topic(m.Messag
 // way without repeating the configuration:
 //
 //	ob, _ := outbox.New(pool, outbox.WithTopicNaming(app.Topics()))
-//	sched, _ := scheduler.New(pool, ob) // takes the outbox's naming
+//	sched, _ := scheduler.New(drv, ob) // takes the outbox's naming
 func (a *App) Topics() router.TopicNaming { return a.topics }
 
 // Run starts the attached Components ([App.Attach]), then runs the router
