@@ -6,5 +6,5 @@ import (
 	"github.com/hexeract/hexeract/store/storetest"
 )
 
-func TestScheduler(t *testing.T) { storetest.RunScheduler(t, harness()) }
+func TestScheduler(t *testing.T)      { storetest.RunScheduler(t, harness()) }
 func BenchmarkScheduler(b *testing.B) { storetest.BenchScheduler(b, harness()) }

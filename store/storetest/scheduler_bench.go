@@ -28,10 +28,12 @@ const benchBatch = 500
 //   - handoff/hexeract: Scheduler.Run with a sink that takes the messages
 //     (in the hand-off transaction) and does nothing, from the start of Run
 //     until all 10,000 due messages were handed off; handoff/raw: a loop of
-//     transactions, each deleting the 500 earliest due rows (FOR UPDATE
-//     SKIP LOCKED on PostgreSQL; DELETE ... ORDER BY ... LIMIT on MySQL;
-//     DELETE ... WHERE id IN (SELECT ... LIMIT) on SQLite), without reading
-//     them.
+//     transactions, each deleting the 500 earliest due rows: on PostgreSQL
+//     DELETE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING
+//     the columns, on SQLite DELETE ... WHERE id IN (SELECT ... LIMIT)
+//     RETURNING the columns (the rows go to the client, which drops them),
+//     on MySQL DELETE ... ORDER BY due_at LIMIT (no row comes back: MySQL
+//     has no DELETE ... RETURNING and no LIMIT in an IN subquery).
 func BenchScheduler[TTx any](b *testing.B, h Harness[TTx]) {
 	const n = 10000
 	b.Run("schedule/hexeract", func(b *testing.B) {
@@ -150,14 +152,14 @@ func newRawTable[TTx any](b *testing.B, h Harness[TTx], d store.Driver[TTx]) *ra
 	case store.Postgres:
 		ddl = []string{`CREATE TABLE storetest_raw (id text PRIMARY KEY, topic text NOT NULL, due_at timestamptz NOT NULL, uuid text NOT NULL, payload bytea NOT NULL, metadata jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
 			`CREATE INDEX storetest_raw_due ON storetest_raw (due_at)`}
-		r.claim = fmt.Sprintf(`DELETE FROM storetest_raw WHERE id IN (SELECT id FROM storetest_raw WHERE due_at <= clock_timestamp() ORDER BY due_at LIMIT %d FOR UPDATE SKIP LOCKED)`, benchBatch)
+		r.claim = fmt.Sprintf(`DELETE FROM storetest_raw WHERE id IN (SELECT id FROM storetest_raw WHERE due_at <= clock_timestamp() ORDER BY due_at LIMIT %d FOR UPDATE SKIP LOCKED) RETURNING id, topic, due_at, uuid, payload, metadata`, benchBatch)
 	case store.MySQL:
 		ddl = []string{"CREATE TABLE storetest_raw (id VARCHAR(255) NOT NULL PRIMARY KEY, topic VARCHAR(255) NOT NULL, due_at DATETIME(6) NOT NULL, uuid VARCHAR(255) NOT NULL, payload LONGBLOB NOT NULL, metadata LONGTEXT NOT NULL, created_at DATETIME(6) NOT NULL, KEY storetest_raw_due (due_at)) ENGINE=InnoDB"}
 		r.claim = fmt.Sprintf(`DELETE FROM storetest_raw WHERE due_at <= UTC_TIMESTAMP(6) ORDER BY due_at LIMIT %d`, benchBatch)
 	default:
 		ddl = []string{`CREATE TABLE storetest_raw (id TEXT NOT NULL PRIMARY KEY, topic TEXT NOT NULL, due_at INTEGER NOT NULL, uuid TEXT NOT NULL, payload BLOB NOT NULL, metadata TEXT NOT NULL, created_at INTEGER NOT NULL)`,
 			`CREATE INDEX storetest_raw_due ON storetest_raw (due_at)`}
-		r.claim = fmt.Sprintf(`DELETE FROM storetest_raw WHERE id IN (SELECT id FROM storetest_raw WHERE due_at <= CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) ORDER BY due_at LIMIT %d)`, benchBatch)
+		r.claim = fmt.Sprintf(`DELETE FROM storetest_raw WHERE id IN (SELECT id FROM storetest_raw WHERE due_at <= CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) ORDER BY due_at LIMIT %d) RETURNING id, topic, due_at, uuid, payload, metadata`, benchBatch)
 	}
 	for _, q := range ddl {
 		if err := d.InTx(context.Background(), func(ctx context.Context, tx TTx) error { return h.Exec(ctx, tx, q) }); err != nil {
