@@ -104,7 +104,7 @@ func (e *executor) SchedulerInsert(ctx context.Context, t store.SchedulerTable, 
 		}
 	}
 	if notifyWithin >= 0 && !first.IsZero() && time.Until(first) < notifyWithin {
-		_ = e.d.hub.Notify(ctx, t.Channel)
+		e.notifyOnCommit(ctx, t.Channel)
 	}
 	return nil
 }
@@ -261,7 +261,7 @@ func (e *executor) SchedulerReschedule(ctx context.Context, t store.SchedulerTab
 		}
 	}
 	if notifyWithin >= 0 && time.Until(at) < notifyWithin {
-		_ = e.d.hub.Notify(ctx, t.Channel)
+		e.notifyOnCommit(ctx, t.Channel)
 	}
 	return true, nil
 }

@@ -57,6 +57,7 @@ func RunScheduler[TTx any](t *testing.T, h Harness[TTx]) {
 		t.Run("ChildKilledMidHandOff", func(t *testing.T) { t.Parallel(); testSchedChildKilled(t, h) })
 	}
 	t.Run("PublisherSink", func(t *testing.T) { t.Parallel(); testSchedPublisherSink(t, h) })
+	t.Run("WakesOnCommitInProcess", func(t *testing.T) { t.Parallel(); testSchedWake(t, h) })
 	t.Run("RunRefusesUnmigratedTable", func(t *testing.T) { t.Parallel(); testSchedUnmigrated(t, h) })
 }
 
@@ -627,5 +628,33 @@ func testSchedUnmigrated[TTx any](t *testing.T, h Harness[TTx]) {
 	err = s.Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "hexeract migrate up") || !strings.Contains(err.Error(), "Migrate") {
 		t.Fatalf("Run on an unmigrated table returned %v; want an error naming `hexeract migrate up` and Scheduler.Migrate", err)
+	}
+}
+
+// testSchedWake: with a poll interval of 10 s, a message scheduled in this
+// process (in a transaction of the store) and due soon is handed off on
+// time: the announcement wakes the poller, after the commit.
+func testSchedWake[TTx any](t *testing.T, h Harness[TTx]) {
+	e := newSchedEnv(t, h)
+	s := newSched(t, e.d, countingSink(h, e.d, "a", nil), scheduler.WithPollInterval(10*time.Second))
+	runSched(t, s)
+	ctx := context.Background()
+	time.Sleep(200 * time.Millisecond) // the poller is asleep on an empty table
+	for i := range 3 {
+		ex, err := e.d.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ScheduleWith(ctx, ex, time.Now().Add(100*time.Millisecond), schedReminder{N: i}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // a transaction that takes its time
+		if err := ex.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.waitCount(int64(i+1), 3*time.Second)
+	}
+	if late := e.queryInt(`SELECT COUNT(*) FROM ` + handedTable + ` WHERE handed_us > due_us + 1000000`); late != 0 {
+		t.Fatalf("%d messages handed off more than 1 s late with a 10 s poll interval", late)
 	}
 }
