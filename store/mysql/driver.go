@@ -253,7 +253,7 @@ func (e *executor) Commit(ctx context.Context) error {
 // statement has committed; in the caller's transaction the commit is out of
 // sight, and the listeners poll for what they miss).
 func (e *executor) notifyOnCommit(ctx context.Context, channel string) {
-	if e.Tx.Tx != nil && !e.Tx.Borrowed {
+	if e.Tx.Tx != nil && !e.Borrowed {
 		e.mu.Lock()
 		if e.pending == nil {
 			e.pending = map[string]bool{}
