@@ -434,7 +434,8 @@ func (s *Scheduler[TTx]) pushBack(ctx context.Context, ids []string, cause error
 // listened. The driver reconnects with backoff; while it is down, the poll
 // interval bounds how late a newly scheduled message can be.
 func (s *Scheduler[TTx]) listen(ctx context.Context) {
-	err := s.drv.Executor().SchedulerListen(ctx, s.t.st, func() { s.wake(time.Time{}) }, s.wake)
+	err := s.drv.Executor().SchedulerListen(ctx, s.t.st,
+		s.cfg.logger.With("component", "scheduler", "table", s.t.name.String()), func() { s.wake(time.Time{}) }, s.wake)
 	if err != nil && ctx.Err() == nil {
 		s.cfg.logger.Error("scheduler: cannot listen for announcements; polling only", "table", s.t.name.String(), "error", err)
 	}

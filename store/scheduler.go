@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -61,8 +62,9 @@ type SchedulerExecutor interface {
 	SchedulerFireTick(ctx context.Context, t SchedulerTable, job string, tick time.Time, holder string, pruneBefore time.Time) (first bool, err error)
 	// SchedulerListen calls wake each time rows of t are announced, with
 	// the earliest announced due time (zero when unknown), until ctx ends;
-	// it calls ready each time it is (again) listening.
-	SchedulerListen(ctx context.Context, t SchedulerTable, ready func(), wake func(due time.Time)) error
+	// it calls ready each time it is (again) listening. It logs on log
+	// (lost and restored connections).
+	SchedulerListen(ctx context.Context, t SchedulerTable, log *slog.Logger, ready func(), wake func(due time.Time)) error
 	// SchedulerTableExists reports whether t's table of scheduled
 	// messages exists (so a poller can refuse to run unmigrated).
 	SchedulerTableExists(ctx context.Context, t SchedulerTable) (bool, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/hexeract/hexeract/store"
@@ -377,7 +378,7 @@ func (e *executor) SchedulerFireTick(ctx context.Context, t store.SchedulerTable
 
 // SchedulerListen listens on the driver's in-process notifier; other
 // processes' rows are found by polling.
-func (e *executor) SchedulerListen(ctx context.Context, t store.SchedulerTable, ready func(), wake func(time.Time)) error {
+func (e *executor) SchedulerListen(ctx context.Context, t store.SchedulerTable, _ *slog.Logger, ready func(), wake func(time.Time)) error {
 	return e.d.hub.Listen(ctx, t.Channel, ready, func() { wake(time.Time{}) })
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -298,7 +299,10 @@ func (e *executor) SchedulerFireTick(ctx context.Context, t store.SchedulerTable
 
 // SchedulerListen LISTENs on t.Channel on one connection of the pool (see
 // internal/pgnotify); the payload is the due time in Unix microseconds.
-func (e *executor) SchedulerListen(ctx context.Context, t store.SchedulerTable, ready func(), wake func(time.Time)) error {
+func (e *executor) SchedulerListen(ctx context.Context, t store.SchedulerTable, log *slog.Logger, ready func(), wake func(time.Time)) error {
+	if log == nil {
+		log = e.d.log
+	}
 	l, err := pgnotify.New(pgnotify.ConnectPool(e.d.pool), []string{t.Channel},
 		func(n *pgconn.Notification) {
 			var due time.Time
@@ -307,7 +311,7 @@ func (e *executor) SchedulerListen(ctx context.Context, t store.SchedulerTable, 
 			}
 			wake(due)
 		},
-		pgnotify.WithLogger(e.d.log.With("component", "scheduler", "table", t.Name())),
+		pgnotify.WithLogger(log),
 		pgnotify.WithOnListen(ready))
 	if err != nil {
 		return err
