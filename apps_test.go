@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
@@ -20,7 +22,6 @@ import (
 	"github.com/hexeract/hexeract/reqreply"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type lcPing struct{ N int }
@@ -232,7 +233,7 @@ func TestAppsWithOutboxAndSchedulerLeaveNothingBehind(t *testing.T) {
 	if err := ob.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sched, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithLogger(quietLogger()))
+	sched, err := scheduler.New(postgres.New(pool), ob, scheduler.WithTable(schedTable), scheduler.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestAppsWithOutboxAndSchedulerLeaveNothingBehind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithoutMigrate(), scheduler.WithLogger(quietLogger()))
+		s, err := scheduler.New(postgres.New(pool), ob, scheduler.WithTable(schedTable), scheduler.WithLogger(quietLogger()))
 		if err != nil {
 			t.Fatal(err)
 		}

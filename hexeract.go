@@ -422,8 +422,9 @@ func (a *App) TopicFor(m router.Message) string { return a.topics.Topic(m.Messag
 // the components built beside the App, so every one names topics the same
 // way without repeating the configuration:
 //
-//	ob, _ := outbox.New(postgres.New(pool), outbox.WithTopicNaming(app.Topics()))
-//	sched, _ := scheduler.New(pool, ob) // takes the outbox's naming
+//	drv := postgres.New(pool)
+//	ob, _ := outbox.New(drv, outbox.WithTopicNaming(app.Topics()))
+//	sched, _ := scheduler.New(drv, ob) // takes the outbox's naming
 func (a *App) Topics() router.TopicNaming { return a.topics }
 
 // Run starts the attached Components ([App.Attach]), then runs the router

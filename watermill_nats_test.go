@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -23,7 +25,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // wmNATS returns a plain watermill-nats publisher and subscriber with
@@ -176,7 +177,7 @@ func TestUnderscoreTopicsOnNATSAutoProvision(t *testing.T) {
 	if got := ob.Topics().Topic("billing.invoiced"); got != topic {
 		t.Errorf("outbox topic = %q, want %q", got, topic)
 	}
-	if _, err := scheduler.New(pool, ob); err != nil {
+	if _, err := scheduler.New(postgres.New(pool), ob); err != nil {
 		t.Fatal(err)
 	}
 

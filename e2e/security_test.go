@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -17,7 +19,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // injections are table, schema and topic names an attacker (or a typo) could
@@ -73,7 +74,7 @@ func TestConfiguredNamesRefused(t *testing.T) {
 			return err
 		},
 		"scheduler.New": func(n string) error {
-			_, err := scheduler.New(pool, scheduler.PublisherSink(pub), scheduler.WithTable(n))
+			_, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(pub), scheduler.WithTable(n))
 			return err
 		},
 		"saga.NewPostgresStore": func(n string) error {

@@ -7,6 +7,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract"
@@ -14,7 +19,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type BookingRequested struct{ BookingID string }
@@ -112,7 +116,11 @@ func ExampleNewPostgresStore() {
 	if err != nil {
 		panic(err)
 	}
-	sched, err := scheduler.New(pool, ob) // due timeouts go to the outbox
+	// Due timeouts go to the outbox, in the hand-off transaction.
+	sched, err := scheduler.New(postgres.New(pool), scheduler.TxSink(postgres.New(pool),
+		func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+			return ob.PublishMessages(ctx, tx, topic, msgs...)
+		}))
 	if err != nil {
 		panic(err)
 	}

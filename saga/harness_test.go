@@ -34,7 +34,7 @@ type fixture struct {
 	store  saga.Store
 	pool   *pgxpool.Pool
 	ob     *outbox.Outbox[pgx.Tx]
-	sched  *scheduler.Scheduler
+	sched  *scheduler.Scheduler[pgx.Tx]
 	tables struct{ store, outbox, sched string }
 }
 
@@ -83,7 +83,7 @@ func newFixture(t *testing.T, pg bool) *fixture {
 	if err := f.ob.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.sched, err = scheduler.New(f.pool, f.ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger())); err != nil {
+	if f.sched, err = scheduler.New(postgres.New(f.pool), f.ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger())); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.sched.Migrate(ctx); err != nil {

@@ -37,6 +37,7 @@ var migrationFiles embed.FS
 // commit together or not at all.
 type PostgresStore struct {
 	pool  *pgxpool.Pool
+	drv   *postgres.Driver // the scheduler's statements run through it
 	table sqlident.Name
 	q     pgQueries
 }
@@ -82,7 +83,7 @@ func NewPostgresStore(ctx context.Context, pool *pgxpool.Pool, opts ...PostgresO
 	fn, _ := table.Derive("_save")
 	hist, _ := table.Derive("_history")
 	t, h := table.Quoted(), hist.Quoted()
-	s := &PostgresStore{pool: pool, table: table, q: pgQueries{
+	s := &PostgresStore{pool: pool, drv: postgres.New(pool), table: table, q: pgQueries{
 		load: `SELECT status, version, state, meta, created_at, updated_at, completed_at FROM ` + t + ` WHERE saga = $1 AND key = $2`,
 		save: `SELECT ` + fn.Quoted() + `($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		history: `SELECT at, kind, type, status, coalesce(note, ''), version, count(*) OVER () FROM ` + h +

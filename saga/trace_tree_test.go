@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -24,7 +26,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type TracedOrderPlaced struct{ ID string }
@@ -106,9 +107,10 @@ func traceTree(t *testing.T, pub message.Publisher, sub message.Subscriber, topi
 	f := newFixture(t, true)
 	ob, err := outbox.New(postgres.New(f.pool), outbox.WithTable(f.tables.outbox), outbox.WithTracerProvider(tp), outbox.WithTopicFunc(topic))
 	must(t, err)
-	sched, err := scheduler.New(f.pool, ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger()),
-		scheduler.WithTracerProvider(tp))
+	sched, err := scheduler.New(postgres.New(f.pool), ob, scheduler.WithTable(f.tables.sched), scheduler.WithLogger(quietLogger()),
+		scheduler.WithTracerProvider(tp), scheduler.WithTopicFunc(topic))
 	must(t, err)
+	must(t, sched.Migrate(context.Background()))
 
 	tracing := middleware.TracingOptions{TracerProvider: tp}
 	relay, err := outbox.NewRelay(postgres.New(f.pool), middleware.TracingPublisher(pub, tracing), outbox.WithTable(f.tables.outbox),

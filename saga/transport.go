@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
@@ -59,8 +62,8 @@ type Outbox interface {
 // store schedules and cancels its timeouts through, in the transition's
 // transaction.
 type Scheduler interface {
-	ScheduleMessages(ctx context.Context, tx scheduler.Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error)
-	CancelTx(ctx context.Context, tx scheduler.Executor, id string) error
+	ScheduleMessagesWith(ctx context.Context, ex store.Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error)
+	CancelWith(ctx context.Context, ex store.Executor, id string) error
 }
 
 type pgTransport struct {
@@ -76,15 +79,16 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 	if (len(p.sched) > 0 || len(p.cancel) > 0) && t.sched == nil {
 		return router.Permanent(errors.New("saga: Timeout needs the durable scheduler; pass saga.WithScheduler to saga.Register"))
 	}
+	ex := ptx.s.drv.UnwrapTx(pgxTx{ptx.db})
 	for _, id := range p.cancel {
 		// Not found: the timeout was handed off already; its token is gone
 		// from the state, so it is ignored when it arrives.
-		if err := t.sched.CancelTx(ctx, ptx.db, id); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+		if err := t.sched.CancelWith(ctx, ex, id); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
 			return fmt.Errorf("saga: cancel timeout %s: %w", id, err)
 		}
 	}
 	for _, s := range p.sched {
-		ids, err := t.sched.ScheduleMessages(ctx, ptx.db, s.at, s.topic, s.msg)
+		ids, err := t.sched.ScheduleMessagesWith(ctx, ex, s.at, s.topic, s.msg)
 		if err != nil {
 			return fmt.Errorf("saga: schedule timeout: %w", err)
 		}
@@ -178,3 +182,19 @@ func (t *memTransport) committed(p *plan) {
 		})
 	}
 }
+
+// pgxTx presents the transition's DB as a pgx.Tx, so the scheduler's
+// PostgreSQL driver can run its statements in it; the runtime, not the
+// scheduler, begins and ends the transaction.
+type pgxTx struct{ DB }
+
+func (pgxTx) Begin(context.Context) (pgx.Tx, error) {
+	return nil, errors.New("saga: nested transaction in the transition's transaction")
+}
+func (pgxTx) Commit(context.Context) error   { return errors.New("saga: the runtime commits") }
+func (pgxTx) Rollback(context.Context) error { return errors.New("saga: the runtime rolls back") }
+func (pgxTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+func (pgxTx) Prepare(context.Context, string, string) (*pgconn.StatementDescription, error) {
+	return nil, errors.New("saga: Prepare in the transition's transaction")
+}
+func (pgxTx) Conn() *pgx.Conn { return nil }

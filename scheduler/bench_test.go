@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -16,7 +18,6 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store"
 )
 
 // countingSink counts messages handed to the wrapped sink.
@@ -25,8 +26,8 @@ type countingSink struct {
 	n atomic.Int64
 }
 
-func (c *countingSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
-	if err := c.Sink.PublishMessagesWith(ctx, ex, topic, msgs...); err != nil {
+func (c *countingSink) PublishMessagesWith(ctx context.Context, tx store.Executor, topic string, msgs ...*message.Message) error {
+	if err := c.Sink.PublishMessagesWith(ctx, tx, topic, msgs...); err != nil {
 		return err
 	}
 	c.n.Add(int64(len(msgs)))
@@ -64,8 +65,8 @@ func BenchmarkDueThroughput(b *testing.B) {
 				var total time.Duration
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
-					s := newScheduler(b, pool, sink, table, scheduler.WithWorkers(workers), scheduler.WithoutMigrate())
-					if _, err := s.Schedule(ctx, pool, time.Now().Add(-time.Second), msgs...); err != nil {
+					s := newScheduler(b, pool, sink, table, scheduler.WithWorkers(workers))
+					if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(-time.Second), msgs...); err != nil {
 						b.Fatal(err)
 					}
 					start0 := sink.n.Load()
@@ -121,7 +122,7 @@ func benchLateness(b *testing.B, opts ...scheduler.Option) {
 	var p50s, p99s, maxs []float64
 	for i := 0; i < b.N; i++ {
 		sink := newTableSink(b, pool)
-		s := newScheduler(b, pool, sink, "", append([]scheduler.Option{scheduler.WithoutMigrate()}, opts...)...)
+		s := newScheduler(b, pool, sink, "", opts...)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = s.Run(runCtx) }()
@@ -139,7 +140,7 @@ func benchLateness(b *testing.B, opts ...scheduler.Option) {
 				for k := p; k < total; k += producers {
 					at := start.Add(time.Duration(k) * time.Second / rate)
 					time.Sleep(time.Until(at))
-					if _, err := s.After(ctx, pool, delay, reminder{N: k}); err != nil {
+					if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(delay), reminder{N: k}); err != nil {
 						failed.Add(1)
 					}
 				}
@@ -189,7 +190,7 @@ func BenchmarkEndToEndLateness(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		bus := gochannel.New(gochannel.Config{Buffer: 4096}, watermill.NopLogger{})
 		ob := newOutbox(b, pool, bus)
-		s := newScheduler(b, pool, ob, "", scheduler.WithoutMigrate())
+		s := newScheduler(b, pool, ob, "")
 		sub, err := bus.Subscribe(ctx, "test.reminder")
 		if err != nil {
 			b.Fatal(err)
@@ -221,7 +222,7 @@ func BenchmarkEndToEndLateness(b *testing.B) {
 				defer wg.Done()
 				for k := p; k < total; k += producers {
 					time.Sleep(time.Until(start.Add(time.Duration(k) * time.Second / rate)))
-					if _, err := s.After(ctx, pool, delay, reminder{N: k}); err != nil {
+					if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(delay), reminder{N: k}); err != nil {
 						b.Error(err)
 						return
 					}
@@ -285,7 +286,7 @@ func BenchmarkSchedule(b *testing.B) {
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := s.After(ctx, pool, c.delay, reminder{N: 1}); err != nil {
+					if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(c.delay), reminder{N: 1}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
@@ -37,7 +39,7 @@ func TestLongSchemaQualifiedTable(t *testing.T) {
 	sink := newTableSink(t, pool)
 	// A poll interval far beyond the deadline below: only the notification
 	// can wake the poller in time.
-	s, err := scheduler.New(pool, sink, scheduler.WithTable(table), scheduler.WithPollInterval(time.Minute),
+	s, err := scheduler.New(postgres.New(pool), sink, scheduler.WithTable(table), scheduler.WithPollInterval(time.Minute),
 		scheduler.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func TestLongSchemaQualifiedTable(t *testing.T) {
 		}
 		return n > 0
 	})
-	if _, err := s.After(ctx, pool, 100*time.Millisecond, reminder{N: 1}); err != nil {
+	if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(100*time.Millisecond), reminder{N: 1}); err != nil {
 		t.Fatalf("Schedule on %s: %v", table, err)
 	}
 	sink.waitCount(t, 1, 10*time.Second)

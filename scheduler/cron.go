@@ -12,13 +12,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/hexeract/hexeract/router"
-	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store"
 )
 
 // Metadata keys set on every message a cron job produces; they are defined
@@ -62,7 +60,7 @@ type cronJob struct {
 // "CRON_TZ=Zone/Name ". An invalid spec is an error that quotes it.
 //
 // Each tick fires once across all replicas running this scheduler's tables:
-// only the replica holding the PostgreSQL lease fires (a gocron Elector; one
+// only the replica holding the lease (a row with an expiry) fires (a gocron Elector; one
 // lease per set of job names, so Schedulers with other jobs on the same table
 // do not starve each other; the lease passes to another replica within the
 // lease TTL when the holder dies),
@@ -73,7 +71,7 @@ type cronJob struct {
 //
 // Register jobs before [Scheduler.Run]; produce runs on gocron's goroutines,
 // one tick of a job at a time.
-func (s *Scheduler) Cron(spec string, produce func(tick time.Time) []router.Message, opts ...CronOption) error {
+func (s *Scheduler[TTx]) Cron(spec string, produce func(tick time.Time) []router.Message, opts ...CronOption) error {
 	if produce == nil {
 		return fmt.Errorf("scheduler: cron %q: nil produce function", spec)
 	}
@@ -186,19 +184,13 @@ func specLocation(spec string, def *time.Location) *time.Location {
 
 // fire records the tick and hands the job's messages to the sink in one
 // transaction; a tick already recorded by another replica is skipped.
-func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
+func (s *Scheduler[TTx]) fire(ctx context.Context, j *cronJob) {
 	tick := j.tickAt(time.Now())
 	fired := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, s.sql.tick, j.name, tick, s.cfg.instanceID)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil // another replica fired this tick
-		}
-		if _, err := tx.Exec(ctx, s.sql.pruneTicks, j.name, tick.Add(-24*time.Hour)); err != nil {
-			return err
+	err := store.RunInTx(ctx, s.drv, func(ctx context.Context, tx store.ExecutorTx) error {
+		first, err := tx.SchedulerFireTick(ctx, s.t.st, j.name, tick, s.cfg.instanceID, tick.Add(-24*time.Hour))
+		if err != nil || !first {
+			return err // !first: another replica fired this tick
 		}
 		msgs := j.produce(tick.In(j.loc))
 		byTopic := map[string][]*message.Message{}
@@ -220,7 +212,7 @@ func (s *Scheduler) fire(ctx context.Context, j *cronJob) {
 			byTopic[topic] = append(byTopic[topic], wm)
 		}
 		for _, topic := range order {
-			if err := s.sink.PublishMessagesWith(ctx, postgres.New(s.pool).UnwrapTx(tx), topic, byTopic[topic]...); err != nil {
+			if err := s.sink.PublishMessagesWith(ctx, tx, topic, byTopic[topic]...); err != nil {
 				return fmt.Errorf("hand off to topic %q: %w", topic, err)
 			}
 		}
@@ -260,12 +252,13 @@ func cronLeaseName(jobs map[string]bool) string {
 // the lease; gocron then skips the tick on that replica.
 var ErrNotLeader = errors.New("scheduler: another replica holds the cron lease")
 
-// leaseElector is a gocron.Elector on a PostgreSQL lease row: the holder
-// renews it (on every tick and in the background), and any replica takes it
-// over once it has expired on the database clock.
+// leaseElector is a gocron.Elector on a lease row with an expiry: the
+// holder renews it (on every tick and in the background), and any replica
+// takes it over once it has expired on the database clock. Being a row, not
+// a session lock, it survives the loss of the holder's connection.
 type leaseElector struct {
-	pool   *pgxpool.Pool
-	sql    statements
+	st     store.Store
+	t      store.SchedulerTable
 	name   string
 	holder string
 	ttl    time.Duration
@@ -275,22 +268,21 @@ var _ gocron.Elector = (*leaseElector)(nil)
 
 // IsLeader acquires or renews the lease; it returns nil when this replica holds it.
 func (e *leaseElector) IsLeader(ctx context.Context) error {
-	var holder string
-	err := e.pool.QueryRow(ctx, e.sql.lease, e.name, e.holder, e.ttl.Seconds()).Scan(&holder)
-	if errors.Is(err, pgx.ErrNoRows) {
+	ok, err := e.st.Executor().SchedulerTakeLease(ctx, e.t, e.name, e.holder, e.ttl)
+	if err == nil && !ok {
 		return ErrNotLeader
 	}
 	return err
 }
 
 func (e *leaseElector) release(ctx context.Context) {
-	_, _ = e.pool.Exec(ctx, e.sql.release, e.name, e.holder)
+	_ = e.st.Executor().SchedulerReleaseLease(ctx, e.t, e.name, e.holder)
 }
 
 // keepLease renews (or tries to take) the lease every third of its TTL, so
 // the leader keeps it between sparse ticks and a follower takes over soon
 // after the leader dies.
-func (s *Scheduler) keepLease(ctx context.Context) {
+func (s *Scheduler[TTx]) keepLease(ctx context.Context) {
 	t := time.NewTicker(s.cfg.leaseTTL / 3)
 	defer t.Stop()
 	for {
@@ -305,14 +297,9 @@ func (s *Scheduler) keepLease(ctx context.Context) {
 
 // CronLeader returns the instance id of the replica holding the cron lease,
 // or "" when the lease is free or expired.
-func (s *Scheduler) CronLeader(ctx context.Context) (string, error) {
+func (s *Scheduler[TTx]) CronLeader(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	name := s.elector.name
 	s.mu.Unlock()
-	var holder string
-	err := s.pool.QueryRow(ctx, s.sql.leaseHolder, name).Scan(&holder)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	return holder, err
+	return s.drv.Executor().SchedulerLeaseHolder(ctx, s.t.st, name)
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
@@ -24,7 +26,7 @@ type tickRow struct {
 	holder string
 }
 
-func firedTicks(t *testing.T, s *scheduler.Scheduler) []tickRow {
+func firedTicks(t *testing.T, s *scheduler.Scheduler[pgx.Tx]) []tickRow {
 	t.Helper()
 	pool := testenv.Postgres(t)
 	rows, err := pool.Query(context.Background(), `SELECT tick, holder FROM `+s.Table()+`_ticks ORDER BY tick`)
@@ -102,7 +104,7 @@ func TestCronLeaseMovesWhenHolderDies(t *testing.T) {
 	t.Cleanup(func() { dropTables(pool, table) })
 	const ttl = 2 * time.Second
 	type replica struct {
-		s    *scheduler.Scheduler
+		s    *scheduler.Scheduler[pgx.Tx]
 		stop func()
 	}
 	replicas := map[string]replica{}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,7 +66,7 @@ func ExampleScheduler_After() {
 
 	// In production the sink is the outbox (outbox.New): the hand-off is
 	// then atomic. Here the messages go straight to an in-memory bus.
-	s, err := scheduler.New(pool, scheduler.PublisherSink(bus), scheduler.WithTable(table))
+	s, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(bus), scheduler.WithTable(table))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func ExampleScheduler_Cron() {
 	defer bus.Close()
 	beats, _ := bus.Subscribe(ctx, "ops.heartbeat")
 
-	s, err := scheduler.New(pool, scheduler.PublisherSink(bus), scheduler.WithTable(table))
+	s, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(bus), scheduler.WithTable(table))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,6 +128,9 @@ func ExampleScheduler_Cron() {
 		log.Fatal(err)
 	}
 	fmt.Println(s.Cron("every second", nil))
+	if err := s.Migrate(ctx); err != nil { // or `hexeract migrate up`; Run does not migrate
+		log.Fatal(err)
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -150,7 +155,7 @@ func ExampleScheduler_Redelivery() {
 	defer pool.Close()
 	bus := gochannel.New(gochannel.Config{}, watermill.NopLogger{})
 	defer bus.Close()
-	s, err := scheduler.New(pool, scheduler.PublisherSink(bus))
+	s, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(bus))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // crashingSink writes the batch like tableSink, then, for its first crashes
@@ -26,9 +27,8 @@ type crashingSink struct {
 	crashes int32
 }
 
-func (c *crashingSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
-	tx, _ := postgres.New(nil).TxOf(ex)
-	if err := c.tableSink.PublishMessagesWith(ctx, ex, topic, msgs...); err != nil {
+func (c *crashingSink) PublishMessagesWith(ctx context.Context, tx store.Executor, topic string, msgs ...*message.Message) error {
+	if err := c.tableSink.PublishMessagesWith(ctx, tx, topic, msgs...); err != nil {
 		return err
 	}
 	n := c.calls.Add(1)
@@ -36,7 +36,8 @@ func (c *crashingSink) PublishMessagesWith(ctx context.Context, ex store.Executo
 	case n > c.crashes:
 		return nil
 	case n%2 == 1:
-		_, err := tx.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
+		ptx, _ := postgres.New(c.pool).TxOf(tx)
+		_, err := ptx.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
 		if err == nil {
 			return errors.New("session survived pg_terminate_backend")
 		}
@@ -59,7 +60,7 @@ func TestHandOffCrashLosesAndDoublesNothing(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = reminder{N: i}
 	}
-	ids, err := s.Schedule(context.Background(), pool, time.Now(), msgs...)
+	ids, err := s.ScheduleWith(context.Background(), scheduler.Exec(s), time.Now(), msgs...)
 	if err != nil {
 		t.Fatal(err)
 	}

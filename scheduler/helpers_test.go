@@ -2,9 +2,13 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -14,8 +18,6 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type reminder struct {
@@ -46,7 +48,10 @@ func newTableSink(t testing.TB, pool *pgxpool.Pool) *tableSink {
 }
 
 func (s *tableSink) PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
-	tx, _ := postgres.New(nil).TxOf(ex)
+	tx, ok := postgres.New(s.pool).TxOf(ex)
+	if !ok {
+		return errors.New("tableSink: not a PostgreSQL transaction")
+	}
 	rows := make([][]any, len(msgs))
 	for i, m := range msgs {
 		due, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(router.KeyDueAt))
@@ -117,13 +122,13 @@ func (s *tableSink) waitCount(t testing.TB, want int, within time.Duration) {
 }
 
 // newScheduler builds a scheduler on a fresh table (dropped when the test ends).
-func newScheduler(t testing.TB, pool *pgxpool.Pool, sink scheduler.Sink, table string, opts ...scheduler.Option) *scheduler.Scheduler {
+func newScheduler(t testing.TB, pool *pgxpool.Pool, sink scheduler.Sink, table string, opts ...scheduler.Option) *scheduler.Scheduler[pgx.Tx] {
 	t.Helper()
 	if table == "" {
 		table = "sched_" + testenv.Suffix()
 		t.Cleanup(func() { dropTables(pool, table) })
 	}
-	s, err := scheduler.New(pool, sink, append([]scheduler.Option{scheduler.WithTable(table), scheduler.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	s, err := scheduler.New(postgres.New(pool), sink, append([]scheduler.Option{scheduler.WithTable(table), scheduler.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +145,7 @@ func dropTables(pool *pgxpool.Pool, table string) {
 }
 
 // run starts s.Run in the background; the returned stop cancels it and waits.
-func run(t testing.TB, s *scheduler.Scheduler) (stop func()) {
+func run(t testing.TB, s *scheduler.Scheduler[pgx.Tx]) (stop func()) {
 	t.Helper()
 	return testenv.Run(t, "scheduler", 10*time.Second, s.Run)
 }

@@ -21,7 +21,7 @@ func TestListenConnectionKilledReconnects(t *testing.T) {
 	ch := scheduler.Channel(s)
 	var first []int32
 	testenv.WaitFor(t, 5*time.Second, "the LISTEN connection", func() bool { first = testenv.ListenPIDs(t, pool, ch); return len(first) == 1 })
-	if _, err := s.After(ctx, pool, 50*time.Millisecond, reminder{N: 1}); err != nil {
+	if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(50*time.Millisecond), reminder{N: 1}); err != nil {
 		t.Fatal(err)
 	}
 	sink.waitCount(t, 1, 10*time.Second)
@@ -43,7 +43,7 @@ func TestListenConnectionKilledReconnects(t *testing.T) {
 	// interval is a minute, so only the notification can wake the poller
 	// within the deadline below.
 	time.Sleep(300 * time.Millisecond)
-	if _, err := s.After(ctx, pool, 50*time.Millisecond, reminder{N: 2}); err != nil {
+	if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(50*time.Millisecond), reminder{N: 2}); err != nil {
 		t.Fatal(err)
 	}
 	sink.waitCount(t, 2, 10*time.Second)

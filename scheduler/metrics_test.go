@@ -19,7 +19,7 @@ func TestMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	sink := newTableSink(t, pool)
 	s := newScheduler(t, pool, sink, "", scheduler.WithMeterProvider(mp))
-	if _, err := s.After(context.Background(), pool, 100*time.Millisecond, reminder{N: 1}, reminder{N: 2}, reminder{N: 3}); err != nil {
+	if _, err := s.ScheduleWith(context.Background(), scheduler.Exec(s), time.Now().Add(100*time.Millisecond), reminder{N: 1}, reminder{N: 2}, reminder{N: 3}); err != nil {
 		t.Fatal(err)
 	}
 	run(t, s)

@@ -1,33 +1,21 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
-	"embed"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
-	"sort"
 	"strconv"
-	"strings"
-	"text/template"
 	"time"
 
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/sqlident"
+	"github.com/hexeract/hexeract/store"
 )
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// tables holds the validated, quoted names of the scheduler's tables.
+// tables holds the validated names of the scheduler's tables.
 type tables struct {
-	name     sqlident.Name
-	Table    string // scheduled messages
-	Ticks    string // fired cron ticks
-	Leases   string // cron leader lease
-	DueIndex string // index on due_at (unqualified, as CREATE INDEX wants)
-	channel  string // LISTEN/NOTIFY channel
+	name    sqlident.Name
+	st      store.SchedulerTable
+	channel string // notification channel
 }
 
 func newTables(name string) (tables, error) {
@@ -35,29 +23,19 @@ func newTables(name string) (tables, error) {
 	if err != nil {
 		return tables{}, fmt.Errorf("scheduler: table: %w; pass a name such as \"hexeract_scheduled\" or \"app.scheduled\" to scheduler.WithTable", err)
 	}
-	ticks, err := n.Derive("_ticks")
-	if err != nil {
-		return tables{}, fmt.Errorf("scheduler: table %q is too long to derive its companion tables: %w", name, err)
+	for _, suffix := range []string{"_ticks", "_leases"} {
+		if _, err := n.Derive(suffix); err != nil {
+			return tables{}, fmt.Errorf("scheduler: table %q is too long to derive its companion tables: %w", name, err)
+		}
 	}
-	leases, err := n.Derive("_leases")
-	if err != nil {
-		return tables{}, fmt.Errorf("scheduler: table %q is too long to derive its companion tables: %w", name, err)
-	}
-	idx, err := sqlident.Parse(n.Table + "_due_idx")
-	if err != nil {
+	if _, err := sqlident.Parse(n.Table + "_due_idx"); err != nil {
 		return tables{}, fmt.Errorf("scheduler: table %q is too long to derive its index name: %w", name, err)
 	}
-	return tables{
-		name:     n,
-		Table:    n.Quoted(),
-		Ticks:    ticks.Quoted(),
-		Leases:   leases.Quoted(),
-		DueIndex: idx.Quoted(),
-		channel:  channelName(n),
-	}, nil
+	ch := channelName(n)
+	return tables{name: n, channel: ch, st: store.SchedulerTable{Schema: n.Schema, Table: n.Table, Channel: ch}}, nil
 }
 
-// channelName is the LISTEN/NOTIFY channel of the table: its name, or, when
+// channelName is the notification channel of the table: its name, or, when
 // that is longer than PostgreSQL allows for a channel (63 bytes, which a
 // schema-qualified name may exceed), a name derived from its hash.
 func channelName(n sqlident.Name) string {
@@ -69,52 +47,25 @@ func channelName(n sqlident.Name) string {
 	return "hexeract_scheduled_" + strconv.FormatUint(h.Sum64(), 16)
 }
 
-// migrations renders the embedded SQL files for these tables.
-func (t tables) migrations() ([]migrate.Migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	out := make([]migrate.Migration, 0, len(entries))
-	for _, e := range entries {
-		base := strings.TrimSuffix(e.Name(), ".sql")
-		num, name, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if err != nil {
-			return nil, fmt.Errorf("scheduler: migration file %s: name must start with a version number", e.Name())
-		}
-		raw, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		tmpl, err := template.New(e.Name()).Parse(string(raw))
-		if err != nil {
-			return nil, err
-		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, t); err != nil {
-			return nil, err
-		}
-		out = append(out, migrate.Migration{Version: version, Name: name, SQL: buf.String()})
-	}
-	return out, nil
+// migrations returns the driver's migrations of the scheduler's tables.
+func (s *Scheduler[TTx]) migrations() ([]store.Migration, error) {
+	return s.drv.Executor().SchedulerMigrations(s.t.st)
 }
 
-// component is the name under which the migrations are recorded.
-func (t tables) component() string { return "scheduler:" + t.name.String() }
-
 // Migrate creates or upgrades the scheduler's tables (the scheduled
-// messages, the fired cron ticks and the cron lease). It is safe to call
-// from several replicas at once and cheap when the schema is current;
-// [Scheduler.Run] calls it before it starts.
-func (s *Scheduler) Migrate(ctx context.Context) error {
-	ms, err := s.t.migrations()
+// messages, the fired cron ticks and the cron lease) with the driver's
+// migrations, recorded under "scheduler:<table>". It is safe to call from
+// several replicas at once and cheap when the schema is current. Run does
+// not migrate: call Migrate (or run `hexeract migrate up`) first.
+func (s *Scheduler[TTx]) Migrate(ctx context.Context) error {
+	ms, err := s.migrations()
 	if err != nil {
-		return err
+		return fmt.Errorf("scheduler: migrate %s: %w", s.t.name, err)
 	}
-	_, err = migrate.Apply(ctx, s.pool, s.t.component(), ms)
-	return err
+	if _, err := s.drv.Migrate(ctx, s.t.st.Component(), ms); err != nil {
+		return fmt.Errorf("scheduler: migrate %s: %w", s.t.name, err)
+	}
+	return nil
 }
 
 // SchemaStep is one schema migration of the scheduler's tables and when it
@@ -131,12 +82,12 @@ func (s SchemaStep) Pending() bool { return s.AppliedAt.IsZero() }
 
 // SchemaStatus reports the scheduler's migrations and which are applied. It
 // only reads.
-func (s *Scheduler) SchemaStatus(ctx context.Context) ([]SchemaStep, error) {
-	ms, err := s.t.migrations()
+func (s *Scheduler[TTx]) SchemaStatus(ctx context.Context) ([]SchemaStep, error) {
+	ms, err := s.migrations()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scheduler: schema status: %w", err)
 	}
-	st, err := migrate.Statuses(ctx, s.pool, s.t.component(), ms)
+	st, err := s.drv.MigrationStatus(ctx, s.t.st.Component(), ms)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: schema status: %w", err)
 	}

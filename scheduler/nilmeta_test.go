@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store"
 )
 
 // TestScheduleMessagesWithoutMetadata: a Watermill message built as a
@@ -35,7 +36,7 @@ func TestScheduleMessagesWithoutMetadata(t *testing.T) {
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond))
 	msg := &message.Message{UUID: "raw-" + testenv.Suffix(), Payload: []byte("hello")}
-	if _, err := s.ScheduleMessages(ctx, pool, time.Now(), "raw.topic", msg); err != nil {
+	if _, err := s.ScheduleMessagesWith(ctx, scheduler.Exec(s), time.Now(), "raw.topic", msg); err != nil {
 		t.Fatal(err)
 	}
 	run(t, s)

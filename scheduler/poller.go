@@ -6,30 +6,28 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/hexeract/hexeract/internal/pgnotify"
 	"github.com/hexeract/hexeract/router"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
-// Run applies the migrations (unless [WithoutMigrate]), then hands due
-// messages to the sink and fires the registered cron jobs until ctx is
+// Run hands due messages to the sink and fires the registered cron jobs until ctx is
 // cancelled; it then returns nil. It satisfies hexeract.Worker, so
 // hexeract.WithWorker(s) runs it beside the App's router. Run may be called
 // once per Scheduler.
 //
+// Run does not migrate: on a table that does not exist it returns an error
+// saying to run `hexeract migrate up` or [Scheduler.Migrate] first.
+//
 // The poller sleeps until the earliest pending due time (read from the
-// database clock), wakes early when a NOTIFY on the table's channel announces
-// an earlier message (sent on commit by Schedule and Reschedule), and never
-// sleeps longer than the poll interval. Errors from the database are logged
+// database clock), wakes early when Schedule or Reschedule announce an
+// earlier message (a NOTIFY sent on commit on PostgreSQL, an in-process
+// signal on the other drivers, which other processes' pollers see at their
+// next look), and never sleeps longer than the poll interval. Errors from the database are logged
 // and retried with backoff; Run does not stop on them.
 //
 // When the sink fails a batch, the batch is handed off again one message at
@@ -39,7 +37,7 @@ import (
 // metadata (removed before the hand-off). There is no dead table: a message
 // the sink refuses for good is retried every minute, with an error logged
 // each time; cancel it with [Scheduler.Cancel] or `hexeract scheduler cancel`.
-func (s *Scheduler) Run(ctx context.Context) error {
+func (s *Scheduler[TTx]) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()
@@ -49,27 +47,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	hasJobs := len(s.jobs) > 0
 	s.mu.Unlock()
 
-	if s.cfg.migrate {
-		if err := s.Migrate(ctx); err != nil {
-			if s.cron != nil {
-				_ = s.cron.Shutdown()
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("scheduler: migrate %s: %w", s.t.name, err)
-		}
+	ok, err := s.drv.Executor().SchedulerTableExists(ctx, s.t.st)
+	if err == nil && !ok {
+		err = fmt.Errorf("table %s does not exist: run `hexeract migrate up` (or call Scheduler.Migrate) before Scheduler.Run", s.t.name)
 	}
-	l, err := s.listener()
 	if err != nil {
 		if s.cron != nil {
 			_ = s.cron.Shutdown()
 		}
-		return fmt.Errorf("scheduler: listener for %s: %w", s.t.name, err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("scheduler: %w", err)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); l.Run(ctx) }()
+	go func() { defer wg.Done(); s.listen(ctx) }()
 	if hasJobs {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.keepLease(ctx) }()
@@ -91,7 +84,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // wake tells the poller that a message due at due (zero: unknown) was
 // scheduled. Announcements are merged: the poller sees the earliest.
-func (s *Scheduler) wake(due time.Time) {
+func (s *Scheduler[TTx]) wake(due time.Time) {
 	s.wakeMu.Lock()
 	if due.IsZero() {
 		s.wakeAt = time.Unix(0, 0) // "look now"
@@ -106,7 +99,7 @@ func (s *Scheduler) wake(due time.Time) {
 }
 
 // announced returns and clears the earliest announced due time.
-func (s *Scheduler) announced() time.Time {
+func (s *Scheduler[TTx]) announced() time.Time {
 	s.wakeMu.Lock()
 	defer s.wakeMu.Unlock()
 	at := s.wakeAt
@@ -121,7 +114,7 @@ func (s *Scheduler) announced() time.Time {
 // Up to cfg.workers hand-offs are in flight at once, so a slow commit does not
 // delay the messages that fall due meanwhile, and a backlog is drained by
 // several transactions in parallel.
-func (s *Scheduler) poll(ctx context.Context) {
+func (s *Scheduler[TTx]) poll(ctx context.Context) {
 	slots := make(chan struct{}, s.cfg.workers)
 	var (
 		wg       sync.WaitGroup
@@ -211,7 +204,7 @@ type nextDue struct {
 // sleep waits d, or less when a message due before nextAt is announced.
 // Announcements of later messages do not wake the poller: it looks at the
 // table at nextAt anyway.
-func (s *Scheduler) sleep(ctx context.Context, d time.Duration, nextAt time.Time) {
+func (s *Scheduler[TTx]) sleep(ctx context.Context, d time.Duration, nextAt time.Time) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
@@ -240,7 +233,7 @@ type claimed struct {
 // and commits. The returned error is a failure after the claim was reported;
 // the transaction is then rolled back, the messages stay scheduled, and ids
 // lists them in due order.
-func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (ids []string, err error) {
+func (s *Scheduler[TTx]) claim(ctx context.Context, claimedCh chan<- claimResult) (ids []string, err error) {
 	reported := false
 	report := func(r claimResult) {
 		if !reported {
@@ -254,42 +247,22 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (id
 			err = nil
 		}
 	}()
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.drv.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	rows, err := tx.Query(ctx, s.sql.claim, s.cfg.batchSize)
+	c, err := tx.SchedulerClaim(ctx, s.t.st, s.cfg.batchSize)
 	if err != nil {
 		return nil, fmt.Errorf("claim from %s: %w", s.t.name, err)
 	}
-	var (
-		batch []claimed
-		next  nextDue
-	)
-	for rows.Next() {
-		var (
-			id, topic, uuid *string
-			due             *time.Time
-			payload         []byte
-			metadata        []byte
-			in              *float64
-		)
-		if err := rows.Scan(&id, &topic, &due, &uuid, &payload, &metadata, &in); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if id == nil { // the next-due row
-			if due != nil && in != nil {
-				next = nextDue{at: *due, in: time.Duration(*in * float64(time.Second))}
-			}
-			continue
-		}
-		batch = append(batch, claimed{id: *id, topic: *topic, due: *due, msg: dueMessage(*uuid, payload, metadata, *due)})
+	var next nextDue
+	if !c.NextDue.IsZero() {
+		next = nextDue{at: c.NextDue, in: c.NextIn}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim from %s: %w", s.t.name, err)
+	batch := make([]claimed, 0, len(c.Rows))
+	for _, r := range c.Rows {
+		batch = append(batch, claimed{id: r.ID, topic: r.Topic, due: r.DueAt, msg: dueMessage(r.UUID, r.Payload, r.Metadata, r.DueAt)})
 	}
 	report(claimResult{n: len(batch), next: next})
 	if len(batch) == 0 {
@@ -315,7 +288,7 @@ func (s *Scheduler) claim(ctx context.Context, claimedCh chan<- claimResult) (id
 		ids[i] = c.id
 	}
 	for _, topic := range order {
-		if err := s.sink.PublishMessagesWith(ctx, postgres.New(s.pool).UnwrapTx(tx), topic, byTopic[topic]...); err != nil {
+		if err := s.sink.PublishMessagesWith(ctx, tx, topic, byTopic[topic]...); err != nil {
 			return ids, fmt.Errorf("hand off %d due messages for topic %q: %w", len(byTopic[topic]), topic, err)
 		}
 	}
@@ -380,7 +353,7 @@ func dueMessage(uuid string, payload, metadata []byte, due time.Time) *message.M
 // tried. After two refusals in a row the sink is taken to be down and the
 // rest of the batch is postponed at once. When the database itself fails,
 // isolate stops and the messages stay due, to be claimed again.
-func (s *Scheduler) isolate(ctx context.Context, ids []string, cause error) {
+func (s *Scheduler[TTx]) isolate(ctx context.Context, ids []string, cause error) {
 	if len(ids) == 1 {
 		s.pushBack(ctx, ids, cause)
 		return
@@ -418,27 +391,22 @@ func (e databaseError) Unwrap() error { return e.error }
 
 // handOffOne claims the message id, if it is still due and not claimed by
 // another instance, hands it to the sink and commits.
-func (s *Scheduler) handOffOne(ctx context.Context, id string) error {
-	tx, err := s.pool.Begin(ctx)
+func (s *Scheduler[TTx]) handOffOne(ctx context.Context, id string) error {
+	tx, err := s.drv.Begin(ctx)
 	if err != nil {
 		return databaseError{err}
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var (
-		topic, uuid       string
-		due               time.Time
-		payload, metadata []byte
-	)
-	err = tx.QueryRow(ctx, s.sql.claimOne, id).Scan(&topic, &due, &uuid, &payload, &metadata)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // handed off meanwhile, cancelled or rescheduled
-	}
+	r, ok, err := tx.SchedulerClaimOne(ctx, s.t.st, id)
 	if err != nil {
 		return databaseError{err}
 	}
-	c := claimed{id: id, topic: topic, due: due, msg: dueMessage(uuid, payload, metadata, due)}
-	if err := s.sink.PublishMessagesWith(ctx, postgres.New(s.pool).UnwrapTx(tx), topic, c.msg); err != nil {
-		return fmt.Errorf("hand off scheduled message %s for topic %q: %w", id, topic, err)
+	if !ok {
+		return nil // handed off meanwhile, cancelled or rescheduled
+	}
+	c := claimed{id: id, topic: r.Topic, due: r.DueAt, msg: dueMessage(r.UUID, r.Payload, r.Metadata, r.DueAt)}
+	if err := s.sink.PublishMessagesWith(ctx, tx, r.Topic, c.msg); err != nil {
+		return fmt.Errorf("hand off scheduled message %s for topic %q: %w", id, r.Topic, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return databaseError{err}
@@ -450,8 +418,8 @@ func (s *Scheduler) handOffOne(ctx context.Context, id string) error {
 
 // pushBack postpones messages the sink refused, with a backoff that grows
 // with each refusal (1 s, doubling, at most 1 min), and records the refusal.
-func (s *Scheduler) pushBack(ctx context.Context, ids []string, cause error) {
-	if _, err := s.pool.Exec(ctx, s.sql.pushBack, ids, cause.Error()); err != nil {
+func (s *Scheduler[TTx]) pushBack(ctx context.Context, ids []string, cause error) {
+	if err := s.drv.Executor().SchedulerPushBack(ctx, s.t.st, ids, cause.Error()); err != nil {
 		s.cfg.logger.Warn("scheduler: could not postpone refused messages; they stay due",
 			"table", s.t.name.String(), "messages", len(ids), "error", err)
 		return
@@ -460,30 +428,22 @@ func (s *Scheduler) pushBack(ctx context.Context, ids []string, cause error) {
 		"table", s.t.name.String(), "messages", len(ids), "first", ids[0], "error", cause)
 }
 
-// listener returns the poller's notification listener (internal/pgnotify,
-// shared with the outbox relay): one connection taken from the pool and
-// hijacked, LISTENing on the table's channel. Every notification wakes the
-// poller with the due time it carries (Unix microseconds; unknown if it does
-// not parse); every (re)connection wakes it to look now, since something may
-// have been scheduled while nobody listened. It reconnects with backoff;
-// while it is down, the poll interval bounds how late a newly scheduled
-// message can be.
-func (s *Scheduler) listener() (*pgnotify.Listener, error) {
-	return pgnotify.New(pgnotify.ConnectPool(s.pool), []string{s.t.channel},
-		func(n *pgconn.Notification) {
-			var due time.Time
-			if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-				due = time.UnixMicro(us)
-			}
-			s.wake(due)
-		},
-		pgnotify.WithLogger(s.cfg.logger.With("component", "scheduler", "table", s.t.name.String())),
-		pgnotify.WithOnListen(func() { s.wake(time.Time{}) }))
+// listen wakes the poller on every announcement of the table's channel,
+// with the due time it carries (zero when unknown), and on every
+// (re)connection, since something may have been scheduled while nobody
+// listened. The driver reconnects with backoff; while it is down, the poll
+// interval bounds how late a newly scheduled message can be.
+func (s *Scheduler[TTx]) listen(ctx context.Context) {
+	err := s.drv.Executor().SchedulerListen(ctx, s.t.st,
+		s.cfg.logger.With("component", "scheduler", "table", s.t.name.String()), func() { s.wake(time.Time{}) }, s.wake)
+	if err != nil && ctx.Err() == nil {
+		s.cfg.logger.Error("scheduler: cannot listen for announcements; polling only", "table", s.t.name.String(), "error", err)
+	}
 }
 
 // signalSink tells a sink with a Signal method (the outbox: it wakes the
 // relays in this process at once) that a hand-off has committed.
-func (s *Scheduler) signalSink() {
+func (s *Scheduler[TTx]) signalSink() {
 	if sig, ok := s.sink.(interface{ Signal() }); ok {
 		sig.Signal()
 	}

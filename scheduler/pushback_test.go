@@ -6,15 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store"
 )
 
 // refusalsOf returns the refusal count and due time of a pending message.
-func refusalsOf(t *testing.T, s *scheduler.Scheduler, id string) (int, time.Time, bool) {
+func refusalsOf(t *testing.T, s *scheduler.Scheduler[pgx.Tx], id string) (int, time.Time, bool) {
 	t.Helper()
 	pending, err := s.List(context.Background(), "", 100)
 	if err != nil {
@@ -42,7 +45,7 @@ func TestLongRefusedMessageStaysPostponed(t *testing.T) {
 		return errors.New("topic does not exist")
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond))
-	ids, err := s.Schedule(ctx, pool, time.Now().Add(-time.Second), reminder{N: 1})
+	ids, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(-time.Second), reminder{N: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func TestPushBackKeepsRescheduledTime(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	var (
-		s         *scheduler.Scheduler
+		s         *scheduler.Scheduler[pgx.Tx]
 		goodID    string
 		later     = time.Now().Add(24 * time.Hour)
 		delivered = make(chan string, 10)
@@ -98,15 +101,15 @@ func TestPushBackKeepsRescheduledTime(t *testing.T) {
 	})
 	s = newScheduler(t, pool, sink, "", scheduler.WithPollInterval(100*time.Millisecond), scheduler.WithWorkers(1))
 	now := time.Now()
-	bad1, err := s.Schedule(ctx, pool, now.Add(-3*time.Second), reminder{N: -1})
+	bad1, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-3*time.Second), reminder{N: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad2, err := s.Schedule(ctx, pool, now.Add(-2*time.Second), reminder{N: -2})
+	bad2, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-2*time.Second), reminder{N: -2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := s.Schedule(ctx, pool, now.Add(-time.Second), reminder{N: 3})
+	good, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-time.Second), reminder{N: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

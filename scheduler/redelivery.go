@@ -89,7 +89,7 @@ type RedeliveryConfig struct {
 //
 // The redelivered message keeps its UUID, payload and metadata (its ce_id
 // too, so an inbox still recognises it).
-func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware, error) {
+func (s *Scheduler[TTx]) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware, error) {
 	delays := cfg.Delays
 	if len(delays) == 0 {
 		delays = DefaultRedeliveryDelays()
@@ -145,7 +145,7 @@ func (s *Scheduler) Redelivery(cfg RedeliveryConfig) (message.HandlerMiddleware,
 				next.Metadata.Set(router.KeyRedeliveryHistory, string(encoded))
 				next.Metadata.Set(router.KeyRedeliveries, strconv.Itoa(round+1))
 				at := time.Now().Add(delays[round])
-				if _, serr := s.ScheduleMessages(ctx, s.pool, at, topic, next); serr != nil {
+				if _, serr := s.ScheduleMessagesWith(ctx, s.drv.Executor(), at, topic, next); serr != nil {
 					// Not rescheduled: nack, so the transport redelivers it.
 					return nil, fmt.Errorf("scheduler: redelivery of %s failed (%v) after handler error: %w", msg.UUID, serr, err)
 				}

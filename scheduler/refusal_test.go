@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hexeract/hexeract/store"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store"
 )
 
 // TestRefusedMessageDoesNotHoldBackOthers schedules one message the sink
@@ -56,12 +57,12 @@ func TestRefusedMessageDoesNotHoldBackOthers(t *testing.T) {
 	})
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(200*time.Millisecond))
 	now := time.Now()
-	poisonIDs, err := s.Schedule(ctx, pool, now.Add(-time.Second), reminder{N: 0})
+	poisonIDs, err := s.ScheduleWith(ctx, scheduler.Exec(s), now.Add(-time.Second), reminder{N: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 20; i++ {
-		if _, err := s.Schedule(ctx, pool, now, reminder{N: i}); err != nil {
+		if _, err := s.ScheduleWith(ctx, scheduler.Exec(s), now, reminder{N: i}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,20 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-co-op/gocron/v2"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hexeract/hexeract/internal/msgtrace"
-	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/store"
 )
@@ -43,24 +40,15 @@ const (
 // handed off.
 var ErrNotFound = errors.New("scheduler: no pending scheduled message with this id")
 
-// Executor runs SQL in the caller's transaction: pgx.Tx, *pgx.Conn and
-// *pgxpool.Pool all satisfy it. Scheduling through a pgx.Tx makes the
-// scheduled message part of that transaction: it exists only if the
-// transaction commits.
-type Executor interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
-}
-
-// Sink receives due messages. The poller calls PublishMessages inside the
-// transaction that deletes the messages from the scheduler table, so a sink
-// that writes into the same database (the transactional outbox) makes the
-// hand-off atomic: a crash before the commit leaves the messages scheduled, a
-// crash after it leaves them in the outbox, never both and never neither.
-// *outbox.Outbox is such a sink; [PublisherSink] publishes directly instead
-// (at-least-once). When the sink also has a Signal() method, the poller
-// calls it after each committed hand-off; the outbox uses it to wake its
-// relays in this process at once.
+// Sink receives due messages. The poller calls PublishMessagesWith inside
+// the transaction that deletes the messages from the scheduler table (ex is
+// that transaction), so a sink that writes into the same database (the
+// transactional outbox) makes the hand-off atomic: a crash before the
+// commit leaves the messages scheduled, a crash after it leaves them in the
+// outbox, never both and never neither. *outbox.Outbox is such a sink;
+// [PublisherSink] publishes directly instead (at-least-once). When the sink
+// also has a Signal() method, the poller calls it after each committed
+// hand-off; the outbox uses it to wake its relays in this process at once.
 type Sink interface {
 	PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error
 }
@@ -78,24 +66,27 @@ func (f SinkFunc) PublishMessagesWith(ctx context.Context, ex store.Executor, to
 // Delivery is at-least-once: if the process dies after the publisher
 // acknowledged and before the commit, the messages are handed off again by
 // the next poll (consumers should be idempotent, for example with the inbox).
-// Prefer the outbox as sink when the broker is not PostgreSQL.
+// Prefer the outbox as sink when the broker is not the database.
 func PublisherSink(p message.Publisher) Sink {
 	return SinkFunc(func(_ context.Context, _ store.Executor, topic string, msgs ...*message.Message) error {
 		return p.Publish(topic, msgs...)
 	})
 }
 
-// Scheduler stores delayed messages in PostgreSQL and hands them to a [Sink]
+// Scheduler stores delayed messages in a database (any storage driver:
+// PostgreSQL, MySQL/MariaDB, SQLite) and hands them to a [Sink]
 // when they are due; it also runs cron schedules that fire once per tick
 // across all replicas. Build it with [New]; run its poller with
 // [Scheduler.Run] (it satisfies hexeract.Worker). Any number of Schedulers
-// on the same table may run side by side, in one process or many.
-type Scheduler struct {
-	pool   *pgxpool.Pool
+// on the same table may run side by side, in one process or many. TTx is
+// the driver's transaction type (pgx.Tx for PostgreSQL, *sql.Tx for the
+// database/sql drivers): the typed methods schedule in the caller's
+// business transaction.
+type Scheduler[TTx any] struct {
+	drv    store.Driver[TTx]
 	sink   Sink
 	t      tables
 	cfg    config
-	sql    statements
 	wakeCh chan struct{}
 	m      *metrics
 	wakeMu sync.Mutex
@@ -123,7 +114,6 @@ type config struct {
 	location     *time.Location
 	leaseTTL     time.Duration
 	instanceID   string
-	migrate      bool
 	notify       bool
 	meter        metric.MeterProvider
 	tracer       trace.TracerProvider
@@ -199,13 +189,9 @@ func WithLeaseTTL(d time.Duration) Option { return func(c *config) { c.leaseTTL 
 // (default host name, process id and a random suffix).
 func WithInstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
 
-// WithoutMigrate stops [Scheduler.Run] from applying the schema migrations,
-// for deployments that migrate beforehand with [Scheduler.Migrate] or
-// "hexeract migrate up".
-func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
-
-// WithoutNotify stops Schedule and Reschedule from sending a NOTIFY for
-// messages due within the poll interval. PostgreSQL serialises the commits of
+// WithoutNotify stops Schedule and Reschedule from announcing messages due
+// within the poll interval (a NOTIFY on PostgreSQL, an in-process signal on
+// the other drivers). PostgreSQL serialises the commits of
 // transactions that notify, so at thousands of Schedule calls per second the
 // notifications cost throughput; without them a message due earlier than the
 // poller's planned wake-up waits until the poller next looks, at most the
@@ -218,12 +204,14 @@ func WithoutNotify() Option { return func(c *config) { c.notify = false } }
 // default (nil) is the global one, otel.GetTracerProvider().
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tracer = tp } }
 
-// New returns a Scheduler storing messages in pool's database and handing
+// New returns a Scheduler storing messages in drv's database and handing
 // due messages to sink. It checks the configuration but does not touch the
-// database; call [Scheduler.Migrate] (or [Scheduler.Run]) to create the tables.
-func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
-	if pool == nil {
-		return nil, errors.New("scheduler: nil pgx pool; pass the application's *pgxpool.Pool")
+// database; create the tables with [Scheduler.Migrate] or `hexeract migrate
+// up` before [Scheduler.Run]. Code holding only a store.Store passes
+// store.Untyped(st).
+func New[TTx any](drv store.Driver[TTx], sink Sink, opts ...Option) (*Scheduler[TTx], error) {
+	if isNil(drv) {
+		return nil, errors.New("scheduler: nil store driver; pass postgres.New(pool), mysql.Open(...), sqlite.Open(...) or store.Untyped(st)")
 	}
 	if sink == nil {
 		return nil, errors.New("scheduler: nil sink; pass the outbox (outbox.New) or scheduler.PublisherSink(publisher)")
@@ -239,7 +227,6 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 		location:     time.UTC,
 		leaseTTL:     10 * time.Second,
 		instanceID:   fmt.Sprintf("%s-%d-%s", host, os.Getpid(), router.NewID()[24:]),
-		migrate:      true,
 		notify:       true,
 	}
 	if tn, ok := sink.(interface{ Topics() router.TopicNaming }); ok && tn.Topics() != nil {
@@ -275,112 +262,51 @@ func New(pool *pgxpool.Pool, sink Sink, opts ...Option) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: metrics: %w", err)
 	}
-	s := &Scheduler{
-		pool:   pool,
+	s := &Scheduler[TTx]{
+		drv:    drv,
 		sink:   sink,
 		t:      t,
 		cfg:    cfg,
-		sql:    newStatements(t),
 		wakeCh: make(chan struct{}, 1),
 		m:      m,
 		jobs:   make(map[string]bool),
 		create: msgtrace.NewCreator(msgtrace.Tracer(cfg.tracer, instrumentation), msgtrace.System,
 			attribute.String("scheduler.table", t.name.String())),
 	}
-	s.elector = &leaseElector{pool: pool, sql: s.sql, name: "cron", holder: cfg.instanceID, ttl: cfg.leaseTTL}
+	s.elector = &leaseElector{st: drv, t: t.st, name: "cron", holder: cfg.instanceID, ttl: cfg.leaseTTL}
 	return s, nil
 }
 
 // Table returns the validated name of the scheduled-messages table.
-func (s *Scheduler) Table() string { return s.t.name.String() }
+func (s *Scheduler[TTx]) Table() string { return s.t.name.String() }
 
 // InstanceID returns the name of this replica in the lease and ticks tables.
-func (s *Scheduler) InstanceID() string { return s.cfg.instanceID }
-
-// statements holds the SQL built once from the validated table names.
-type statements struct {
-	insert, claim, cancel, reschedule, list, count, get string
-	lease, release, leaseHolder, tick, pruneTicks       string
-	claimOne, pushBack                                  string
-}
-
-func newStatements(t tables) statements {
-	return statements{
-		insert: `WITH ins AS (
-	INSERT INTO ` + t.Table + ` (id, topic, due_at, uuid, payload, metadata)
-	SELECT i, tp, d, u, p, m::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::text[]) AS x(i, tp, d, u, p, m)
-	RETURNING due_at)
-SELECT pg_notify($7, (EXTRACT(EPOCH FROM f.first) * 1000000)::bigint::text) FROM (SELECT min(due_at) AS first FROM ins) f
-WHERE f.first < clock_timestamp() + make_interval(secs => $8)`,
-		// One statement claims the due rows and reports the next due time
-		// after them (in an extra row whose id is NULL), so the poller
-		// knows how long to sleep without another round trip. Rows due but
-		// locked by another poller are that poller's business.
-		claim: `WITH c AS (SELECT clock_timestamp() AS ts),
-claimed AS (
-	DELETE FROM ` + t.Table + ` WHERE id IN (
-		SELECT id FROM ` + t.Table + ` WHERE due_at <= (SELECT ts FROM c)
-		ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-	RETURNING id, topic, due_at, uuid, payload, metadata)
-SELECT id, topic, due_at, uuid, payload, metadata, NULL::float8 FROM claimed
-UNION ALL
-SELECT NULL, NULL, n.due_at, NULL, NULL, NULL, EXTRACT(EPOCH FROM (n.due_at - clock_timestamp()))::float8
-FROM (SELECT min(due_at) AS due_at FROM ` + t.Table + ` WHERE due_at > (SELECT ts FROM c)) n`,
-		// claimOne claims one due message by id, for handing off the
-		// messages of a failed batch one at a time.
-		claimOne: `DELETE FROM ` + t.Table + ` WHERE id IN (
-	SELECT id FROM ` + t.Table + ` WHERE id = $1 AND due_at <= clock_timestamp() FOR UPDATE SKIP LOCKED)
-RETURNING topic, due_at, uuid, payload, metadata`,
-		// pushBack postpones messages the sink refused: 1 s after the first
-		// refusal, doubling with each one up to a minute, counting the
-		// refusals and keeping the last error in the metadata. The exponent
-		// is capped before the power is taken (2^44 s overflows an
-		// interval, 2^1024 a float), and only rows still due are touched: a message
-		// rescheduled to a later time meanwhile keeps that time.
-		pushBack: `UPDATE ` + t.Table + ` SET
-	due_at = clock_timestamp() + interval '1 second' * least(power(2, least(a.n, 6)), 60),
-	metadata = metadata || jsonb_build_object('` + keyAttempts + `', (a.n + 1)::text, '` + keyLastError + `', $2::text)
-FROM (SELECT id, CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END AS n
-	FROM ` + t.Table + ` WHERE id = ANY($1::text[]) AND due_at <= clock_timestamp()) a
-WHERE ` + t.Table + `.id = a.id AND ` + t.Table + `.due_at <= clock_timestamp()`,
-		cancel: `DELETE FROM ` + t.Table + ` WHERE id = $1`,
-		reschedule: `WITH upd AS (
-	UPDATE ` + t.Table + ` SET due_at = $2 WHERE id = $1 RETURNING due_at)
-SELECT CASE WHEN due_at < clock_timestamp() + make_interval(secs => $4)
-	THEN pg_notify($3, (EXTRACT(EPOCH FROM due_at) * 1000000)::bigint::text) END FROM upd`,
-		list: `SELECT id, topic, due_at, metadata->>'ce_type', created_at,
-	CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END,
-	coalesce(metadata->>'` + keyLastError + `', '') FROM ` + t.Table + `
-WHERE ($1 = '' OR topic = $1) ORDER BY due_at, id LIMIT $2`,
-		count: `SELECT count(*) FROM ` + t.Table + ` WHERE ($1 = '' OR topic = $1)`,
-		get: `SELECT id, topic, due_at, metadata->>'ce_type', created_at,
-	CASE WHEN metadata->>'` + keyAttempts + `' ~ '^[0-9]{1,6}$' THEN (metadata->>'` + keyAttempts + `')::int ELSE 0 END,
-	coalesce(metadata->>'` + keyLastError + `', ''), metadata::text FROM ` + t.Table + ` WHERE id = $1`,
-		lease: `INSERT INTO ` + t.Leases + ` AS l (name, holder, expires_at)
-VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
-ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
-WHERE l.holder = EXCLUDED.holder OR l.expires_at < clock_timestamp()
-RETURNING holder`,
-		release:     `DELETE FROM ` + t.Leases + ` WHERE name = $1 AND holder = $2`,
-		leaseHolder: `SELECT holder FROM ` + t.Leases + ` WHERE name = $1 AND expires_at > clock_timestamp()`,
-		tick:        `INSERT INTO ` + t.Ticks + ` (job, tick, holder) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		pruneTicks:  `DELETE FROM ` + t.Ticks + ` WHERE job = $1 AND tick < $2`,
-	}
-}
+func (s *Scheduler[TTx]) InstanceID() string { return s.cfg.instanceID }
 
 // Schedule encodes msgs with the scheduler's envelope and stores them, due at
-// at, in tx: they exist only if tx commits. It returns their ids (the ce_id
-// of each message, also the id for [Scheduler.Cancel] and
-// [Scheduler.Reschedule]). A time in the past means "as soon as possible".
-// Inside a handler (ctx from the handler) the messages are correlated with
-// the message being handled.
+// at, in the caller's transaction tx: they exist only if tx commits. It
+// returns their ids (the ce_id of each message, also the id for
+// [Scheduler.Cancel] and [Scheduler.Reschedule]). A time in the past means
+// "as soon as possible". Inside a handler (ctx from the handler) the
+// messages are correlated with the message being handled.
 //
 // Each message gets a producer span "create <topic>" (OpenTelemetry
 // messaging conventions, operation "create"), a child of the span in ctx,
 // whose context is stored in the message's traceparent/tracestate metadata:
 // when the message is handed off, its consumers continue the trace of the
 // step that scheduled it.
-func (s *Scheduler) Schedule(ctx context.Context, tx Executor, at time.Time, msgs ...router.Message) ([]string, error) {
+func (s *Scheduler[TTx]) Schedule(ctx context.Context, tx TTx, at time.Time, msgs ...router.Message) ([]string, error) {
+	ex, err := s.unwrap(tx)
+	if err != nil {
+		return nil, err
+	}
+	return s.ScheduleWith(ctx, ex, at, msgs...)
+}
+
+// ScheduleWith is [Scheduler.Schedule] through a store executor: a
+// transaction from store.Store.Begin or Driver.UnwrapTx, or
+// store.Store.Executor() to schedule on its own.
+func (s *Scheduler[TTx]) ScheduleWith(ctx context.Context, ex store.Executor, at time.Time, msgs ...router.Message) ([]string, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -395,23 +321,34 @@ func (s *Scheduler) Schedule(ctx context.Context, tx Executor, at time.Time, msg
 		}
 		rows = append(rows, row{id: wm.UUID, topic: s.cfg.topic(m.MessageType()), msg: wm})
 	}
-	return s.insert(ctx, tx, at, rows)
+	return s.insert(ctx, ex, at, rows)
 }
 
 // After is [Scheduler.Schedule] at time.Now().Add(d).
-func (s *Scheduler) After(ctx context.Context, tx Executor, d time.Duration, msgs ...router.Message) ([]string, error) {
+func (s *Scheduler[TTx]) After(ctx context.Context, tx TTx, d time.Duration, msgs ...router.Message) ([]string, error) {
 	return s.Schedule(ctx, tx, time.Now().Add(d), msgs...)
 }
 
 // ScheduleMessages stores already-built Watermill messages for topic, due at
-// at, in tx, keeping their UUID, metadata and payload as they are. Each gets
-// a new scheduler id (returned), so the same message may be scheduled more
-// than once (redelivery does this). Each gets a "create" span as in
-// [Scheduler.Schedule], a child of the span in ctx (the step that schedules
-// it), else of the message's own span context; its context replaces the
-// trace context of the stored metadata (the caller's message is left as it
-// was).
-func (s *Scheduler) ScheduleMessages(ctx context.Context, tx Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error) {
+// at, in the caller's transaction tx, keeping their UUID, metadata and
+// payload as they are. Each gets a new scheduler id (returned), so the same
+// message may be scheduled more than once (redelivery does this). Each gets
+// a "create" span as in [Scheduler.Schedule], a child of the span in ctx
+// (the step that schedules it), else of the message's own span context; its
+// context replaces the trace context of the stored metadata (the caller's
+// message is left as it was).
+func (s *Scheduler[TTx]) ScheduleMessages(ctx context.Context, tx TTx, at time.Time, topic string, msgs ...*message.Message) ([]string, error) {
+	ex, err := s.unwrap(tx)
+	if err != nil {
+		return nil, err
+	}
+	return s.ScheduleMessagesWith(ctx, ex, at, topic, msgs...)
+}
+
+// ScheduleMessagesWith is [Scheduler.ScheduleMessages] through a store
+// executor; it is what other components (a saga's timeouts) call, with the
+// executor of their own transaction.
+func (s *Scheduler[TTx]) ScheduleMessagesWith(ctx context.Context, ex store.Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error) {
 	if topic == "" {
 		return nil, errors.New("scheduler: ScheduleMessages with an empty topic")
 	}
@@ -425,7 +362,7 @@ func (s *Scheduler) ScheduleMessages(ctx context.Context, tx Executor, at time.T
 		}
 		rows = append(rows, row{id: router.NewID(), topic: topic, msg: m})
 	}
-	return s.insert(ctx, tx, at, rows)
+	return s.insert(ctx, ex, at, rows)
 }
 
 type row struct {
@@ -433,9 +370,30 @@ type row struct {
 	msg       *message.Message
 }
 
-func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows []row) ([]string, error) {
-	if tx == nil {
-		return nil, errors.New("scheduler: nil transaction; pass a pgx.Tx (or the pool to schedule on its own)")
+// unwrap returns the executor of the caller's transaction tx.
+func (s *Scheduler[TTx]) unwrap(tx TTx) (store.Executor, error) {
+	if isNil(tx) {
+		return nil, errors.New("scheduler: nil transaction; pass the caller's transaction (or use the ...With method with the store's Executor() to schedule on its own)")
+	}
+	return s.drv.UnwrapTx(tx), nil
+}
+
+// isNil reports whether v is nil or a nil pointer or interface.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		return rv.IsNil()
+	}
+	return false
+}
+
+func (s *Scheduler[TTx]) insert(ctx context.Context, ex store.Executor, at time.Time, rows []row) ([]string, error) {
+	if isNil(ex) {
+		return nil, errors.New("scheduler: nil executor; pass a transaction's executor or the store's Executor()")
 	}
 	if len(rows) == 0 {
 		return nil, nil
@@ -443,10 +401,9 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 	if at.IsZero() {
 		return nil, errors.New("scheduler: zero due time; pass the time the message is due")
 	}
-	n := len(rows)
-	ids, topics, uuids, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	dues, payloads := make([]time.Time, n), make([][]byte, n)
-	spans := make([]trace.Span, 0, n)
+	out := make([]store.SchedulerRow, len(rows))
+	ids := make([]string, len(rows))
+	spans := make([]trace.Span, 0, len(rows))
 	var err error
 	defer func() { msgtrace.End(spans, err) }()
 	due := attribute.String("hexeract.scheduler.due_at", at.UTC().Format(time.RFC3339Nano))
@@ -458,8 +415,7 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 			c.Metadata[k] = v
 		}
 		spans = append(spans, s.create.Create(msgtrace.CallerParent(ctx, r.msg), r.topic, c, due))
-		meta := c.Metadata
-		md, merr := json.Marshal(meta)
+		md, merr := json.Marshal(c.Metadata)
 		if merr != nil {
 			err = fmt.Errorf("scheduler: metadata of message %s: %w", r.msg.UUID, merr)
 			return nil, err
@@ -468,44 +424,53 @@ func (s *Scheduler) insert(ctx context.Context, tx Executor, at time.Time, rows 
 		if payload == nil {
 			payload = []byte{}
 		}
-		ids[i], topics[i], uuids[i], metas[i], dues[i], payloads[i] = r.id, r.topic, r.msg.UUID, string(md), at, payload
+		ids[i] = r.id
+		out[i] = store.SchedulerRow{ID: r.id, Topic: r.topic, UUID: r.msg.UUID, DueAt: at, Payload: payload, Metadata: md}
 	}
-	if _, err = tx.Exec(ctx, s.sql.insert, ids, topics, dues, uuids, payloads, metas,
-		s.t.channel, s.notifyWithin()); err != nil {
+	if err = ex.SchedulerInsert(ctx, s.t.st, out, s.notifyWithin()); err != nil {
 		err = fmt.Errorf("scheduler: insert into %s: %w", s.t.name, err)
 		return nil, err
 	}
 	return ids, nil
 }
 
-// notifyWithin is the horizon, in seconds, within which a newly scheduled
-// message is announced with NOTIFY (negative: never).
-func (s *Scheduler) notifyWithin() float64 {
+// notifyWithin is the horizon within which a newly scheduled message is
+// announced (negative: never).
+func (s *Scheduler[TTx]) notifyWithin() time.Duration {
 	if !s.cfg.notify {
-		return -1e9
+		return -1
 	}
-	return s.cfg.pollInterval.Seconds()
+	return s.cfg.pollInterval
 }
 
 // Cancel removes a pending scheduled message. It returns [ErrNotFound] when
 // there is none with this id (for example it is already handed off).
-func (s *Scheduler) Cancel(ctx context.Context, id string) error {
-	return s.CancelTx(ctx, s.pool, id)
+func (s *Scheduler[TTx]) Cancel(ctx context.Context, id string) error {
+	return s.CancelWith(ctx, s.drv.Executor(), id)
 }
 
-// CancelTx is [Scheduler.Cancel] inside the caller's transaction, for
-// example a saga cancelling its timeout in the transaction that saves its
-// state. A message that the poller is handing off at that moment is locked:
-// CancelTx waits for the hand-off to finish and then returns [ErrNotFound].
-func (s *Scheduler) CancelTx(ctx context.Context, tx Executor, id string) error {
-	if tx == nil {
-		return errors.New("scheduler: nil transaction")
+// CancelTx is [Scheduler.Cancel] inside the caller's transaction. A message
+// that the poller is handing off at that moment is locked: CancelTx waits
+// for the hand-off to finish and then returns [ErrNotFound].
+func (s *Scheduler[TTx]) CancelTx(ctx context.Context, tx TTx, id string) error {
+	ex, err := s.unwrap(tx)
+	if err != nil {
+		return err
 	}
-	tag, err := tx.Exec(ctx, s.sql.cancel, id)
+	return s.CancelWith(ctx, ex, id)
+}
+
+// CancelWith is [Scheduler.Cancel] through a store executor, for example a
+// saga cancelling its timeout in the transaction that saves its state.
+func (s *Scheduler[TTx]) CancelWith(ctx context.Context, ex store.Executor, id string) error {
+	if isNil(ex) {
+		return errors.New("scheduler: nil executor")
+	}
+	found, err := ex.SchedulerCancel(ctx, s.t.st, id)
 	if err != nil {
 		return fmt.Errorf("scheduler: cancel %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return nil
@@ -513,23 +478,32 @@ func (s *Scheduler) CancelTx(ctx context.Context, tx Executor, id string) error 
 
 // Reschedule moves a pending scheduled message to a new due time. It returns
 // [ErrNotFound] when there is none with this id.
-func (s *Scheduler) Reschedule(ctx context.Context, id string, at time.Time) error {
-	return s.RescheduleTx(ctx, s.pool, id, at)
+func (s *Scheduler[TTx]) Reschedule(ctx context.Context, id string, at time.Time) error {
+	return s.RescheduleWith(ctx, s.drv.Executor(), id, at)
 }
 
 // RescheduleTx is [Scheduler.Reschedule] inside the caller's transaction.
-func (s *Scheduler) RescheduleTx(ctx context.Context, tx Executor, id string, at time.Time) error {
-	if tx == nil {
-		return errors.New("scheduler: nil transaction")
+func (s *Scheduler[TTx]) RescheduleTx(ctx context.Context, tx TTx, id string, at time.Time) error {
+	ex, err := s.unwrap(tx)
+	if err != nil {
+		return err
+	}
+	return s.RescheduleWith(ctx, ex, id, at)
+}
+
+// RescheduleWith is [Scheduler.Reschedule] through a store executor.
+func (s *Scheduler[TTx]) RescheduleWith(ctx context.Context, ex store.Executor, id string, at time.Time) error {
+	if isNil(ex) {
+		return errors.New("scheduler: nil executor")
 	}
 	if at.IsZero() {
 		return errors.New("scheduler: zero due time")
 	}
-	tag, err := tx.Exec(ctx, s.sql.reschedule, id, at, s.t.channel, s.notifyWithin())
+	found, err := ex.SchedulerReschedule(ctx, s.t.st, id, at, s.notifyWithin())
 	if err != nil {
 		return fmt.Errorf("scheduler: reschedule %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return nil
@@ -552,24 +526,23 @@ type Pending struct {
 	Metadata message.Metadata
 }
 
+func pendingOf(p store.SchedulerPending) Pending {
+	return Pending{ID: p.ID, Topic: p.Topic, Type: p.Type, DueAt: p.DueAt, CreatedAt: p.CreatedAt, Refusals: p.Refusals, LastError: p.LastError}
+}
+
 // Get returns the pending scheduled message id, with its metadata (for
 // example router.KeySagaName on a saga's timeout). It returns [ErrNotFound]
 // when there is none with this id.
-func (s *Scheduler) Get(ctx context.Context, id string) (Pending, error) {
-	var p Pending
-	var typ *string
-	var md []byte
-	err := s.pool.QueryRow(ctx, s.sql.get, id).Scan(&p.ID, &p.Topic, &p.DueAt, &typ, &p.CreatedAt, &p.Refusals, &p.LastError, &md)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+func (s *Scheduler[TTx]) Get(ctx context.Context, id string) (Pending, error) {
+	sp, found, err := s.drv.Executor().SchedulerGet(ctx, s.t.st, id)
 	if err != nil {
-		return p, fmt.Errorf("scheduler: get %s: %w", id, err)
+		return Pending{}, fmt.Errorf("scheduler: get %s: %w", id, err)
 	}
-	if typ != nil {
-		p.Type = *typ
+	if !found {
+		return Pending{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	if p.Metadata, err = decodeMetadata(md); err != nil {
+	p := pendingOf(sp)
+	if p.Metadata, err = decodeMetadata(sp.Metadata); err != nil {
 		return p, fmt.Errorf("scheduler: get %s: metadata: %w", id, err)
 	}
 	return p, nil
@@ -577,35 +550,41 @@ func (s *Scheduler) Get(ctx context.Context, id string) (Pending, error) {
 
 // List returns up to limit pending messages in due order, only those for
 // topic when topic is not empty.
-func (s *Scheduler) List(ctx context.Context, topic string, limit int) ([]Pending, error) {
+func (s *Scheduler[TTx]) List(ctx context.Context, topic string, limit int) ([]Pending, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.pool.Query(ctx, s.sql.list, topic, limit)
+	sps, err := s.drv.Executor().SchedulerList(ctx, s.t.st, topic, limit)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: list %s: %w", s.t.name, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pending, error) {
-		var p Pending
-		var typ *string
-		err := r.Scan(&p.ID, &p.Topic, &p.DueAt, &typ, &p.CreatedAt, &p.Refusals, &p.LastError)
-		if typ != nil {
-			p.Type = *typ
-		}
-		return p, err
-	})
+	out := make([]Pending, len(sps))
+	for i, sp := range sps {
+		out[i] = pendingOf(sp)
+	}
+	return out, nil
 }
 
 // Count returns the number of pending scheduled messages.
-func (s *Scheduler) Count(ctx context.Context) (int64, error) { return s.CountTopic(ctx, "") }
+func (s *Scheduler[TTx]) Count(ctx context.Context) (int64, error) { return s.CountTopic(ctx, "") }
 
 // CountTopic returns the number of pending scheduled messages for topic
 // (every topic when topic is empty), the total of what List(ctx, topic, 0)
 // pages through.
-func (s *Scheduler) CountTopic(ctx context.Context, topic string) (int64, error) {
-	var n int64
-	err := s.pool.QueryRow(ctx, s.sql.count, topic).Scan(&n)
-	return n, err
+func (s *Scheduler[TTx]) CountTopic(ctx context.Context, topic string) (int64, error) {
+	return s.drv.Executor().SchedulerCount(ctx, s.t.st, topic)
 }
 
-var _ Sink = (*outbox.Outbox[pgx.Tx])(nil)
+// TxSink returns a [Sink] that hands due messages to publish inside the
+// hand-off transaction, as the driver's own transaction type: a sink
+// writing into tables of the application (or an outbox taking a typed
+// transaction) in the transaction that deletes the scheduled rows.
+func TxSink[TTx any](drv store.Driver[TTx], publish func(ctx context.Context, tx TTx, topic string, msgs ...*message.Message) error) Sink {
+	return SinkFunc(func(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error {
+		tx, ok := drv.TxOf(ex)
+		if !ok {
+			return fmt.Errorf("scheduler: TxSink was given an executor of another driver or outside a transaction (%T)", ex)
+		}
+		return publish(ctx, tx, topic, msgs...)
+	})
+}

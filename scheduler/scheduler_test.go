@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract/internal/testenv"
@@ -27,7 +31,7 @@ func TestDelayedMessageNotEarlyAndWithinBound(t *testing.T) {
 	start := time.Now()
 	var ids []string
 	for i, d := range []time.Duration{1500 * time.Millisecond, 700 * time.Millisecond, 1100 * time.Millisecond} {
-		got, err := s.After(ctx, pool, d, reminder{N: i})
+		got, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(d), reminder{N: i})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +70,7 @@ func TestCancelAndReschedule(t *testing.T) {
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(30*time.Second))
 	ctx := context.Background()
 
-	ids, err := s.After(ctx, pool, 800*time.Millisecond, reminder{N: 1}, reminder{N: 2}, reminder{N: 3})
+	ids, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(800*time.Millisecond), reminder{N: 1}, reminder{N: 2}, reminder{N: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +173,7 @@ func TestTenThousandDueAtOnceAcrossThreeInstances(t *testing.T) {
 	sink := newTableSink(t, pool)
 	table := "sched_" + testenv.Suffix()
 	t.Cleanup(func() { dropTables(pool, table) })
-	var instances []*scheduler.Scheduler
+	var instances []*scheduler.Scheduler[pgx.Tx]
 	for range 3 {
 		instances = append(instances, newScheduler(t, pool, sink, table))
 	}
@@ -180,7 +184,7 @@ func TestTenThousandDueAtOnceAcrossThreeInstances(t *testing.T) {
 		msgs[i] = reminder{N: i}
 	}
 	due := time.Now().Add(time.Second)
-	if _, err := instances[0].Schedule(ctx, pool, due, msgs...); err != nil {
+	if _, err := instances[0].ScheduleWith(ctx, scheduler.Exec(instances[0]), due, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range instances {
@@ -234,12 +238,18 @@ func TestConfigErrors(t *testing.T) {
 		err  func() error
 		want string
 	}{
-		{"nil pool", func() error { _, err := scheduler.New(nil, sink); return err }, "pgx pool"},
-		{"nil sink", func() error { _, err := scheduler.New(pool, nil); return err }, "sink"},
-		{"bad table", func() error { _, err := scheduler.New(pool, sink, scheduler.WithTable("x; DROP TABLE y")); return err }, "WithTable"},
-		{"batch", func() error { _, err := scheduler.New(pool, sink, scheduler.WithBatchSize(0)); return err }, "WithBatchSize"},
+		{"nil driver", func() error { _, err := scheduler.New[pgx.Tx](nil, sink); return err }, "driver"},
+		{"nil sink", func() error { _, err := scheduler.New(postgres.New(pool), nil); return err }, "sink"},
+		{"bad table", func() error {
+			_, err := scheduler.New(postgres.New(pool), sink, scheduler.WithTable("x; DROP TABLE y"))
+			return err
+		}, "WithTable"},
+		{"batch", func() error {
+			_, err := scheduler.New(postgres.New(pool), sink, scheduler.WithBatchSize(0))
+			return err
+		}, "WithBatchSize"},
 		{"lease", func() error {
-			_, err := scheduler.New(pool, sink, scheduler.WithLeaseTTL(time.Millisecond))
+			_, err := scheduler.New(postgres.New(pool), sink, scheduler.WithLeaseTTL(time.Millisecond))
 			return err
 		}, "WithLeaseTTL"},
 	}
@@ -253,16 +263,16 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := s.Schedule(context.Background(), nil, time.Now(), reminder{}); err == nil {
 		t.Error("Schedule with a nil transaction accepted")
 	}
-	if _, err := s.Schedule(context.Background(), pool, time.Time{}, reminder{}); err == nil {
+	if _, err := s.ScheduleWith(context.Background(), scheduler.Exec(s), time.Time{}, reminder{}); err == nil {
 		t.Error("Schedule at the zero time accepted")
 	}
-	if _, err := s.Schedule(context.Background(), pool, time.Now(), nil); err == nil {
+	if _, err := s.ScheduleWith(context.Background(), scheduler.Exec(s), time.Now(), nil); err == nil {
 		t.Error("Schedule of a nil message accepted")
 	}
-	if _, err := s.ScheduleMessages(context.Background(), pool, time.Now(), "t", message.NewMessage("", nil)); err == nil {
+	if _, err := s.ScheduleMessagesWith(context.Background(), scheduler.Exec(s), time.Now(), "t", message.NewMessage("", nil)); err == nil {
 		t.Error("ScheduleMessages of a message without UUID accepted")
 	}
-	if _, err := s.ScheduleMessages(context.Background(), pool, time.Now(), "", message.NewMessage("x", nil)); err == nil {
+	if _, err := s.ScheduleMessagesWith(context.Background(), scheduler.Exec(s), time.Now(), "", message.NewMessage("x", nil)); err == nil {
 		t.Error("ScheduleMessages without a topic accepted")
 	}
 	if _, err := s.Redelivery(scheduler.RedeliveryConfig{Delays: []time.Duration{time.Second, 0}}); err == nil {
@@ -278,7 +288,7 @@ func TestRescheduleEarlierWakesSleepingPoller(t *testing.T) {
 	sink := newTableSink(t, pool)
 	s := newScheduler(t, pool, sink, "", scheduler.WithPollInterval(30*time.Second))
 	ctx := context.Background()
-	ids, err := s.After(ctx, pool, 10*time.Second, reminder{N: 1})
+	ids, err := s.ScheduleWith(ctx, scheduler.Exec(s), time.Now().Add(10*time.Second), reminder{N: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +313,7 @@ func TestWithoutNotifyPollsAtTheInterval(t *testing.T) {
 	s := newScheduler(t, pool, sink, "", scheduler.WithoutNotify(), scheduler.WithPollInterval(200*time.Millisecond))
 	run(t, s)
 	time.Sleep(300 * time.Millisecond)
-	ids, err := s.After(context.Background(), pool, 50*time.Millisecond, reminder{N: 1})
+	ids, err := s.ScheduleWith(context.Background(), scheduler.Exec(s), time.Now().Add(50*time.Millisecond), reminder{N: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

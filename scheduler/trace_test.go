@@ -63,7 +63,7 @@ func TestScheduledMessagesKeepTheTrace(t *testing.T) {
 	<-r.Running()
 
 	sctx, root := tp.Tracer("test").Start(context.Background(), "remind me")
-	if _, err := s.After(sctx, pool, 10*time.Millisecond, reminder{N: 1}); err != nil {
+	if _, err := s.ScheduleWith(sctx, scheduler.Exec(s), time.Now().Add(10*time.Millisecond), reminder{N: 1}); err != nil {
 		t.Fatal(err)
 	}
 	root.End()

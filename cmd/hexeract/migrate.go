@@ -107,11 +107,11 @@ var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constan
 			if err != nil {
 				return err
 			}
-			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
+			sagas, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
 			if err != nil {
 				return err
 			}
-			return store.Migrate(ctx)
+			return sagas.Migrate(ctx)
 		},
 		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
 			pool, err := pgPool(st)
@@ -135,22 +135,14 @@ var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constan
 		check:  scheduler.CheckTable,
 		tables: func(o *migrateFlags) []string { return nonEmpty(o.schedulerTables) },
 		up: func(ctx context.Context, st store.Store, table string) error {
-			pool, err := pgPool(st)
-			if err != nil {
-				return err
-			}
-			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+			s, err := scheduler.New(store.Untyped(st), refuseSink, scheduler.WithTable(table))
 			if err != nil {
 				return err
 			}
 			return s.Migrate(ctx)
 		},
 		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
-			pool, err := pgPool(st)
-			if err != nil {
-				return nil, err
-			}
-			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+			s, err := scheduler.New(store.Untyped(st), refuseSink, scheduler.WithTable(table))
 			if err != nil {
 				return nil, err
 			}
@@ -245,11 +237,11 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 				var all []schemaStep
 				for _, c := range schemaComponents {
 					for _, table := range c.tables(migrateOpts) {
-						st, err := c.status(ctx, st, table)
+						steps, err := c.status(ctx, st, table)
 						if err != nil {
 							return err
 						}
-						all = append(all, st...)
+						all = append(all, steps...)
 					}
 				}
 				if err := printSteps(cmd, all, migrateOpts.jsonOut); err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/hexeract/hexeract/router"
@@ -33,7 +32,7 @@ func newSchedulerCommand() *cobra.Command {
 		Use:   "scheduler",
 		Short: "List and cancel pending scheduled messages",
 		RunE:  subcommandRequired,
-		Long: `Scheduled messages wait in a PostgreSQL table (default hexeract_scheduled)
+		Long: `Scheduled messages wait in a database table (default hexeract_scheduled)
 until they are due; the scheduler's poller then hands them to the outbox.
 These commands read and change that table directly; they need
 --database-url or $HEXERACT_DATABASE_URL.`,
@@ -45,7 +44,7 @@ These commands read and change that table directly; they need
 		Short: "Print pending scheduled messages in due order",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler) error {
+			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler[store.ExecutorTx]) error {
 				return runSchedulerList(ctx, cmd, s, f)
 			})
 		},
@@ -68,7 +67,7 @@ still lists it as pending. Handle it through the saga (an event that moves it
 on cancels its timeout), or pass --force to cancel it anyway.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler) error {
+			return withScheduler(cmd, f, func(ctx context.Context, s *scheduler.Scheduler[store.ExecutorTx]) error {
 				var missing, refused []string
 				for i, id := range args {
 					if ctx.Err() != nil {
@@ -111,7 +110,7 @@ var errSagaTimeout = errors.New("a saga's timeout") //nolint:gochecknoglobals //
 
 // cancelScheduled cancels the pending message id, refusing a saga's timeout
 // unless force is set.
-func cancelScheduled(ctx context.Context, s *scheduler.Scheduler, id string, force bool) error {
+func cancelScheduled(ctx context.Context, s *scheduler.Scheduler[store.ExecutorTx], id string, force bool) error {
 	if !force {
 		p, err := s.Get(ctx, id)
 		if err != nil {
@@ -132,13 +131,16 @@ var refuseSink = scheduler.SinkFunc(func(context.Context, store.Executor, string
 	return errors.New("the hexeract CLI does not deliver scheduled messages")
 })
 
-func withScheduler(cmd *cobra.Command, f schedulerFlags, fn func(context.Context, *scheduler.Scheduler) error) error {
-	pool, err := connectDB(cmd)
+func withScheduler(cmd *cobra.Command, f schedulerFlags, fn func(context.Context, *scheduler.Scheduler[store.ExecutorTx]) error) error {
+	if err := scheduler.CheckTable(f.table); err != nil {
+		return err
+	}
+	st, err := openStore(cmd)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(f.table))
+	defer func() { _ = st.Close() }()
+	s, err := scheduler.New(store.Untyped(st), refuseSink, scheduler.WithTable(f.table))
 	if err != nil {
 		return err
 	}
@@ -146,24 +148,25 @@ func withScheduler(cmd *cobra.Command, f schedulerFlags, fn func(context.Context
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := checkSchedulerTable(ctx, pool, s.Table()); err != nil {
+	if err := checkSchedulerTable(ctx, s); err != nil {
 		return err
 	}
 	return fn(ctx, s)
 }
 
-func checkSchedulerTable(ctx context.Context, pool *pgxpool.Pool, table string) error {
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+// checkSchedulerTable refuses a table whose migrations were never applied.
+func checkSchedulerTable(ctx context.Context, s *scheduler.Scheduler[store.ExecutorTx]) error {
+	steps, err := s.SchemaStatus(ctx)
+	if err != nil {
 		return err
 	}
-	if !exists {
-		return fmt.Errorf("table %s does not exist: start a scheduler once (it migrates its tables) or pass --table", table)
+	if len(steps) > 0 && steps[0].Pending() {
+		return fmt.Errorf("table %s does not exist: run \"hexeract migrate up --scheduler-table %s\" or pass --table", s.Table(), s.Table())
 	}
 	return nil
 }
 
-func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Scheduler, f schedulerFlags) error {
+func runSchedulerList(ctx context.Context, cmd *cobra.Command, s *scheduler.Scheduler[store.ExecutorTx], f schedulerFlags) error {
 	pending, err := s.List(ctx, f.topic, f.limit)
 	if err != nil {
 		return err

@@ -3,11 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store/storeurl"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,16 +51,16 @@ func TestSchedulerListAndCancel(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	s, table := newCLIScheduler(t, pool)
-	later, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "later"})
+	later, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), cliReminder{Note: "later"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sooner, err := s.After(ctx, pool, time.Minute, cliReminder{Note: "sooner"})
+	sooner, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Minute), cliReminder{Note: "sooner"})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	other, err := s.After(ctx, pool, time.Hour, cliOtherReminder{})
+	other, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), cliOtherReminder{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +136,11 @@ func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
 	timeout.Metadata.Set(router.KeyType, "trips.expired")
 	timeout.Metadata.Set(router.KeySagaName, "trips")
 	timeout.Metadata.Set(router.KeySagaKey, "trip-7")
-	ids, err := s.ScheduleMessages(ctx, pool, time.Now().Add(time.Hour), "trips.expired", timeout)
+	ids, err := s.ScheduleMessagesWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), "trips.expired", timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := s.After(ctx, pool, time.Hour, cliReminder{Note: "plain"})
+	plain, err := s.ScheduleWith(ctx, postgres.New(pool).Executor(), time.Now().Add(time.Hour), cliReminder{Note: "plain"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +167,14 @@ func TestSchedulerCancelRefusesASagaTimeout(t *testing.T) {
 
 // newCLIScheduler migrates a scheduler table of the test's own, removed
 // when the test ends, and returns the CLI's read-and-cancel Scheduler on it.
-func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler, string) {
+func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler[pgx.Tx], string) {
 	t.Helper()
 	table := "cli_sched_" + testenv.Suffix()
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
 		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
 	})
-	s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
+	s, err := scheduler.New(postgres.New(pool), refuseSink, scheduler.WithTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,4 +182,61 @@ func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler, st
 		t.Fatal(err)
 	}
 	return s, table
+}
+
+// TestSchedulerCommandsOnSQLite: migrate up, list and cancel (with the
+// saga-timeout refusal) through a sqlite:// URL, and on MariaDB.
+func TestSchedulerCommandsOnOtherDrivers(t *testing.T) {
+	for name, url := range map[string]string{
+		"sqlite":  "sqlite://" + filepath.Join(t.TempDir(), "cli.db"),
+		"mariadb": testenv.MySQLURL(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			table := "cli_sched_" + testenv.Suffix()
+			out, _, err := runSchedulerCLI(t, "migrate", "up", "--database-url", url,
+				"--outbox-table", "", "--inbox-table", "", "--saga-table", "", "--scheduler-table", table)
+			if err != nil || !strings.Contains(out, "applied scheduler:"+table+" version 1") {
+				t.Fatalf("migrate up: %v\n%s", err, out)
+			}
+			st, err := storeurl.Open(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = st.Close() }()
+			s, err := scheduler.New(store.Untyped(st), refuseSink, scheduler.WithTable(table))
+			if err != nil {
+				t.Fatal(err)
+			}
+			timeout := message.NewMessage("t-1", []byte(`{}`))
+			timeout.Metadata.Set(router.KeySagaName, "trips")
+			ids, err := s.ScheduleMessagesWith(ctx, st.Executor(), time.Now().Add(time.Hour), "trips.expired", timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := s.ScheduleWith(ctx, st.Executor(), time.Now().Add(time.Minute), cliReminder{Note: "plain"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, err = runSchedulerCLI(t, "scheduler", "list", "--database-url", url, "--table", table)
+			if err != nil || !strings.Contains(out, plain[0]) || !strings.Contains(out, ids[0]) || !strings.Contains(out, "2 shown, 2 pending") {
+				t.Fatalf("list: %v\n%s", err, out)
+			}
+			if _, _, err = runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, ids[0]); err == nil {
+				t.Fatal("cancel of a saga timeout accepted without --force")
+			}
+			out, _, err = runSchedulerCLI(t, "scheduler", "cancel", "--database-url", url, "--table", table, "--force", ids[0], plain[0])
+			if err != nil || !strings.Contains(out, "cancelled "+plain[0]) {
+				t.Fatalf("cancel --force: %v\n%s", err, out)
+			}
+			if n, err := s.Count(ctx); err != nil || n != 0 {
+				t.Fatalf("Count after cancel = %d, %v", n, err)
+			}
+			if name == "mariadb" {
+				d, _ := st.(interface{ DB() *sql.DB })
+				_, _ = d.DB().Exec("DROP TABLE IF EXISTS " + table + ", " + table + "_ticks, " + table + "_leases")
+				_, _ = d.DB().Exec("DELETE FROM hexeract_schema_migrations WHERE component = ?", "scheduler:"+table)
+			}
+		})
+	}
 }

@@ -31,6 +31,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract"
@@ -39,7 +44,6 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // Events and commands of the order workflow.
@@ -219,7 +223,13 @@ func run(transportURL string) error {
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
-	sched, err := scheduler.New(pool, ob, scheduler.WithTable("order_saga_scheduled"), scheduler.WithLogger(logger))
+	// Due timeouts go to the outbox in the transaction that removes them.
+	drv := postgres.New(pool)
+	sink := scheduler.TxSink(drv, func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+		return ob.PublishMessages(ctx, tx, topic, msgs...)
+	})
+	sched, err := scheduler.New(drv, sink, scheduler.WithTable("order_saga_scheduled"), scheduler.WithLogger(logger),
+		scheduler.WithTopicNaming(ob.Topics()))
 	if err != nil {
 		return err
 	}

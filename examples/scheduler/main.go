@@ -26,6 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -35,7 +39,6 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // PaymentReminder is sent some time after an invoice is created.
@@ -126,7 +129,12 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	if err != nil {
 		return err
 	}
-	sched, err := scheduler.New(pool, ob, scheduler.WithTable(schedTable), scheduler.WithLogger(logger))
+	drv := postgres.New(pool)
+	sink := scheduler.TxSink(drv, func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+		return ob.PublishMessages(ctx, tx, topic, msgs...)
+	})
+	sched, err := scheduler.New(drv, sink, scheduler.WithTable(schedTable), scheduler.WithLogger(logger),
+		scheduler.WithTopicNaming(ob.Topics()))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -35,6 +36,8 @@ type Driver struct {
 	log *slog.Logger
 	hub localnotify.Hub
 	mig sqlexec.Migrator
+
+	sched sync.Map // store.SchedulerTable -> *schedSQL
 }
 
 var _ store.Driver[*sql.Tx] = (*Driver)(nil)
@@ -227,4 +230,40 @@ type executor struct {
 	d *Driver
 	q sqlexec.Querier
 	sqlexec.Tx
+
+	mu      sync.Mutex
+	pending map[string]bool // channels to notify once this transaction commits
+}
+
+// Commit commits the transaction, then wakes the in-process listeners of
+// what it announced: a wake-up before the commit would find nothing.
+func (e *executor) Commit(ctx context.Context) error {
+	if err := e.Tx.Commit(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	chans := e.pending
+	e.pending = nil
+	e.mu.Unlock()
+	for ch := range chans {
+		_ = e.d.hub.Notify(ctx, ch)
+	}
+	return nil
+}
+
+// notifyOnCommit wakes the listeners of channel after this executor's
+// transaction commits when the driver began it, else now (on the pool the
+// statement has committed; in the caller's transaction the commit is out of
+// sight, and the listeners poll for what they miss).
+func (e *executor) notifyOnCommit(ctx context.Context, channel string) {
+	if e.Tx.Tx != nil && !e.Borrowed {
+		e.mu.Lock()
+		if e.pending == nil {
+			e.pending = map[string]bool{}
+		}
+		e.pending[channel] = true
+		e.mu.Unlock()
+		return
+	}
+	_ = e.d.hub.Notify(ctx, channel)
 }

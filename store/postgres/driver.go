@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,6 +28,8 @@ type Driver struct {
 	pool *pgxpool.Pool
 	own  bool
 	log  *slog.Logger
+
+	sched sync.Map // store.SchedulerTable -> *schedSQL
 }
 
 var _ store.Driver[pgx.Tx] = (*Driver)(nil)

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -34,6 +35,8 @@ type Driver struct {
 	log *slog.Logger
 	hub localnotify.Hub
 	mig sqlexec.Migrator
+
+	sched sync.Map // store.SchedulerTable -> *schedSQL
 }
 
 var _ store.Driver[*sql.Tx] = (*Driver)(nil)

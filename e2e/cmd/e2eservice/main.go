@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hexeract/hexeract/store/postgres"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -44,7 +46,6 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // OrderPlaced is the main business event: one per committed order.
@@ -159,8 +160,12 @@ func run(f flags, log *slog.Logger) error {
 		return err
 	}
 	defer ob.Close()
-	sched, err := scheduler.New(pool, ob, scheduler.WithTable(n.sched), scheduler.WithTopicFunc(topic),
-		scheduler.WithPollInterval(500*time.Millisecond), scheduler.WithLogger(log), scheduler.WithoutMigrate())
+	drv := postgres.New(pool)
+	sink := scheduler.TxSink(drv, func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
+		return ob.PublishMessages(ctx, tx, topic, msgs...)
+	})
+	sched, err := scheduler.New(drv, sink, scheduler.WithTable(n.sched), scheduler.WithTopicFunc(topic),
+		scheduler.WithPollInterval(500*time.Millisecond), scheduler.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -191,7 +196,7 @@ func names(prefix string) tableNames {
 	}
 }
 
-func setup(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler, n tableNames) error {
+func setup(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler[pgx.Tx], n tableNames) error {
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
@@ -224,7 +229,7 @@ CREATE TABLE IF NOT EXISTS `+n.effects+` (seq bigserial PRIMARY KEY, msg_id text
 // rolled back on purpose after all the writes. A transaction that fails
 // (database restarted, connection cut) is retried with a new order: whether
 // its commit happened is read back from the committed table by the test.
-func produce(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler, n tableNames) error {
+func produce(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler[pgx.Tx], n tableNames) error {
 	var tick <-chan time.Time
 	if f.rate > 0 {
 		t := time.NewTicker(time.Second / time.Duration(f.rate))
@@ -280,7 +285,7 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler, insert, order string, amount, i int, rollback bool) (ids, kinds []string, err error) {
+func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], sched *scheduler.Scheduler[pgx.Tx], insert, order string, amount, i int, rollback bool) (ids, kinds []string, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -315,7 +320,7 @@ func produceOne(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.T
 }
 
 // relay runs the outbox relay and the scheduler poller until SIGTERM.
-func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, sched *scheduler.Scheduler, n tableNames) error {
+func relay(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool, sched *scheduler.Scheduler[pgx.Tx], n tableNames) error {
 	t, err := adapters.Open(ctx, f.transport, adapters.WithGroup(f.group), adapters.WithWatermillLogger(watermill.NewSlogLogger(log)))
 	if err != nil {
 		return err
