@@ -6,10 +6,12 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
 )
 
 // MemoryStore is an in-memory [Store] for tests and examples. It has the
-// same optimistic-concurrency rules as the PostgreSQL store: a unit of work
+// same optimistic-concurrency rules and history rule as the SQL store: a unit of work
 // sees a snapshot, and Commit fails with [ErrConflict] when another unit of
 // work changed the same instance first. Messages sent by a saga on a
 // MemoryStore are published after the commit (not atomically) and timeouts
@@ -149,6 +151,9 @@ func (t *memTx) Commit(context.Context) error {
 	}
 	return nil
 }
+
+// Executor returns nil: the memory store has no database transaction.
+func (t *memTx) Executor() store.ExecutorTx { return nil }
 
 func (t *memTx) Rollback(context.Context) error {
 	t.done = true
