@@ -17,6 +17,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // injections are table, schema and topic names an attacker (or a typo) could
@@ -72,8 +73,11 @@ func TestConfiguredNamesRefused(t *testing.T) {
 			_, err := scheduler.New(pool, scheduler.PublisherSink(pub), scheduler.WithTable(n))
 			return err
 		},
-		"saga.NewPostgresStore": func(n string) error {
-			_, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(n)) // migrates when accepted
+		"saga.NewSQLStore": func(n string) error {
+			st, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable(n))
+			if err == nil {
+				err = st.Migrate(ctx) // runs the SQL when accepted
+			}
 			return err
 		},
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // schemaStep is one migration of one component, as printed by
@@ -37,8 +39,8 @@ type schemaComponent struct {
 	// tables returns the configured table names of the component (from
 	// its flag in opts); an empty result skips the component.
 	tables func(opts *migrateFlags) []string
-	up     func(ctx context.Context, pool *pgxpool.Pool, table string) error
-	status func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error)
+	up     func(ctx context.Context, st store.Store, table string) error
+	status func(ctx context.Context, st store.Store, table string) ([]schemaStep, error)
 }
 
 type migrateFlags struct {
@@ -49,9 +51,9 @@ type migrateFlags struct {
 	jsonOut         bool
 }
 
-func fromOutbox(st []outbox.SchemaStatus) []schemaStep {
-	out := make([]schemaStep, len(st))
-	for i, s := range st {
+func fromOutbox(steps []outbox.SchemaStatus) []schemaStep {
+	out := make([]schemaStep, len(steps))
+	for i, s := range steps {
 		out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
 	}
 	return out
@@ -64,57 +66,73 @@ var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constan
 		flag:   "outbox-table",
 		check:  outbox.CheckTable,
 		tables: func(o *migrateFlags) []string { return nonEmpty(o.outboxTables) },
-		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
+		up: func(ctx context.Context, st store.Store, table string) error {
+			pool, err := pgPool(st)
+			if err != nil {
+				return err
+			}
 			return outbox.Migrate(ctx, pool, outbox.WithTable(table))
 		},
-		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
+		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
+			pool, err := pgPool(st)
+			if err != nil {
+				return nil, err
+			}
 			ob, err := outbox.New(pool, outbox.WithTable(table))
 			if err != nil {
 				return nil, err
 			}
-			st, err := ob.SchemaStatus(ctx)
-			return fromOutbox(st), err
+			steps, err := ob.SchemaStatus(ctx)
+			return fromOutbox(steps), err
 		},
 	},
 	{
 		flag:   "inbox-table",
 		check:  outbox.CheckInboxTable,
 		tables: func(o *migrateFlags) []string { return nonEmpty(o.inboxTables) },
-		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
+		up: func(ctx context.Context, st store.Store, table string) error {
+			pool, err := pgPool(st)
+			if err != nil {
+				return err
+			}
 			in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table))
 			if err != nil {
 				return err
 			}
 			return in.Migrate(ctx)
 		},
-		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
+		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
+			pool, err := pgPool(st)
+			if err != nil {
+				return nil, err
+			}
 			in, err := outbox.NewInbox(pool, outbox.WithInboxTable(table))
 			if err != nil {
 				return nil, err
 			}
-			st, err := in.SchemaStatus(ctx)
-			return fromOutbox(st), err
+			steps, err := in.SchemaStatus(ctx)
+			return fromOutbox(steps), err
 		},
 	},
 	{
 		flag:   "saga-table",
 		check:  saga.CheckTable,
 		tables: func(o *migrateFlags) []string { return nonEmpty(o.sagaTables) },
-		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
-			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
+		up: func(ctx context.Context, st store.Store, table string) error {
+			sagas, err := saga.NewSQLStore(st, saga.WithTable(table))
 			if err != nil {
 				return err
 			}
-			return store.Migrate(ctx)
+			return sagas.Migrate(ctx)
 		},
-		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
-			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
+		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
+			sagas, err := saga.NewSQLStore(st, saga.WithTable(table))
 			if err != nil {
 				return nil, err
 			}
-			st, err := store.SchemaStatus(ctx)
-			out := make([]schemaStep, len(st))
-			for i, s := range st {
+			steps, err := sagas.SchemaStatus(ctx)
+			out := make([]schemaStep, len(steps))
+			for i, s := range steps {
 				out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
 			}
 			return out, err
@@ -124,21 +142,29 @@ var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constan
 		flag:   "scheduler-table",
 		check:  scheduler.CheckTable,
 		tables: func(o *migrateFlags) []string { return nonEmpty(o.schedulerTables) },
-		up: func(ctx context.Context, pool *pgxpool.Pool, table string) error {
+		up: func(ctx context.Context, st store.Store, table string) error {
+			pool, err := pgPool(st)
+			if err != nil {
+				return err
+			}
 			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
 			if err != nil {
 				return err
 			}
 			return s.Migrate(ctx)
 		},
-		status: func(ctx context.Context, pool *pgxpool.Pool, table string) ([]schemaStep, error) {
+		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
+			pool, err := pgPool(st)
+			if err != nil {
+				return nil, err
+			}
 			s, err := scheduler.New(pool, refuseSink, scheduler.WithTable(table))
 			if err != nil {
 				return nil, err
 			}
-			st, err := s.SchemaStatus(ctx)
-			out := make([]schemaStep, len(st))
-			for i, x := range st {
+			steps, err := s.SchemaStatus(ctx)
+			out := make([]schemaStep, len(steps))
+			for i, x := range steps {
 				out[i] = schemaStep{Component: x.Component, Version: x.Version, Name: x.Name, AppliedAt: x.AppliedAt}
 			}
 			return out, err
@@ -186,7 +212,7 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 			if err := checkSchemaNames(migrateOpts); err != nil {
 				return err
 			}
-			return withPool(cmd, func(ctx context.Context, pool *pgxpool.Pool) error {
+			return withStore(cmd, func(ctx context.Context, st store.Store) error {
 				applied := 0
 				for _, c := range schemaComponents {
 					for _, table := range c.tables(migrateOpts) {
@@ -194,14 +220,14 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 							fmt.Fprintf(cmd.OutOrStdout(), "interrupted: %d migration(s) applied; run \"hexeract migrate up\" again for the rest\n", applied)
 							return ctx.Err()
 						}
-						before, err := c.status(ctx, pool, table)
+						before, err := c.status(ctx, st, table)
 						if err != nil {
 							return err
 						}
 						// A migration runs in its own transaction: let it
 						// finish rather than cancel it half way.
-						upErr := c.up(context.WithoutCancel(ctx), pool, table)
-						after, err := c.status(context.WithoutCancel(ctx), pool, table)
+						upErr := c.up(context.WithoutCancel(ctx), st, table)
+						after, err := c.status(context.WithoutCancel(ctx), st, table)
 						if err != nil {
 							return errors.Join(upErr, err)
 						}
@@ -223,11 +249,11 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 			if err := checkSchemaNames(migrateOpts); err != nil {
 				return err
 			}
-			return withPool(cmd, func(ctx context.Context, pool *pgxpool.Pool) error {
+			return withStore(cmd, func(ctx context.Context, st store.Store) error {
 				var all []schemaStep
 				for _, c := range schemaComponents {
 					for _, table := range c.tables(migrateOpts) {
-						st, err := c.status(ctx, pool, table)
+						st, err := c.status(ctx, st, table)
 						if err != nil {
 							return err
 						}
@@ -277,18 +303,30 @@ func nonEmpty(in []string) []string {
 	return out
 }
 
-// withPool connects, runs fn and closes the pool.
-func withPool(cmd *cobra.Command, fn func(context.Context, *pgxpool.Pool) error) error {
-	pool, err := connectDB(cmd)
+// withStore opens the store named by --database-url or
+// HEXERACT_DATABASE_URL (any scheme storeurl.Open takes), runs fn and
+// closes it.
+func withStore(cmd *cobra.Command, fn func(context.Context, store.Store) error) error {
+	st, err := openStore(cmd)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer func() { _ = st.Close() }()
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return fn(ctx, pool)
+	return fn(ctx, st)
+}
+
+// pgPool returns the pool of a PostgreSQL store, for the components that
+// have not moved to the storage seam yet.
+func pgPool(st store.Store) (*pgxpool.Pool, error) {
+	d, ok := st.(*postgres.Driver)
+	if !ok {
+		return nil, fmt.Errorf("this component needs a PostgreSQL database (the store is %s)", st.Dialect())
+	}
+	return d.Pool(), nil
 }
 
 // printApplied prints the migrations applied between before and after and

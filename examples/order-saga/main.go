@@ -39,6 +39,7 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // Events and commands of the order workflow.
@@ -207,8 +208,11 @@ func run(transportURL string) error {
 
 	// Persistence: the saga store, the outbox its messages go through and
 	// the scheduler its timeouts go through, all in this database.
-	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable("order_saga_sagas"))
+	store, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable("order_saga_sagas"))
 	if err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
 	ob, err := outbox.New(pool, outbox.WithTable("order_saga_outbox"))
