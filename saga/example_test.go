@@ -14,6 +14,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 type BookingRequested struct{ BookingID string }
@@ -99,9 +100,9 @@ func Example() {
 	// booking b-1 finished and removed from the store
 }
 
-// The PostgreSQL store commits the state, the outgoing messages (outbox) and
-// the timeouts (scheduler) in one transaction.
-func ExampleNewPostgresStore() {
+// The SQL store, here on PostgreSQL, commits the state, the outgoing
+// messages (outbox) and the timeouts (scheduler) in one transaction.
+func ExampleNewSQLStore() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("HEXERACT_DATABASE_URL"))
 	if err != nil {
@@ -115,8 +116,11 @@ func ExampleNewPostgresStore() {
 	if err != nil {
 		panic(err)
 	}
-	store, err := saga.NewPostgresStore(ctx, pool) // creates the hexeract_sagas table
+	store, err := saga.NewSQLStore(postgres.New(pool)) // on the hexeract_sagas table
 	if err != nil {
+		panic(err)
+	}
+	if err := store.Migrate(ctx); err != nil { // creates or upgrades its tables
 		panic(err)
 	}
 	transport := gochannel.New(gochannel.Config{}, nil) // any Watermill transport

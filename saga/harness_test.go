@@ -20,6 +20,7 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // fixture is one test's saga environment on one backend: the in-memory
@@ -30,6 +31,7 @@ type fixture struct {
 	pg     bool
 	store  saga.Store
 	pool   *pgxpool.Pool
+	drv    *postgres.Driver
 	ob     *outbox.Outbox
 	sched  *scheduler.Scheduler
 	tables struct{ store, outbox, sched string }
@@ -70,10 +72,15 @@ func newFixture(t *testing.T, pg bool) *fixture {
 		}
 		_, _ = f.pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component LIKE '%'||$1`, sfx)
 	})
-	var err error
-	if f.store, err = saga.NewPostgresStore(ctx, f.pool, saga.WithTable(f.tables.store)); err != nil {
+	f.drv = postgres.New(f.pool)
+	sagas, err := saga.NewSQLStore(f.drv, saga.WithTable(f.tables.store))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := sagas.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.store = sagas
 	if f.ob, err = outbox.New(f.pool, outbox.WithTable(f.tables.outbox)); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // newInbox returns an inbox on a table of the test's own.
@@ -81,7 +82,7 @@ func TestInboxMiddlewareNeedsNoSecondConnection(t *testing.T) {
 	small, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	must(t, err)
 	t.Cleanup(small.Close)
-	store, err := saga.NewPostgresStore(context.Background(), small, saga.WithTable(f.tables.store), saga.WithoutMigrate())
+	store, err := saga.NewSQLStore(postgres.New(small), saga.WithTable(f.tables.store))
 	must(t, err)
 	inbox, err := outbox.NewInbox(small, outbox.WithInboxTable(f.newInbox().Table()))
 	must(t, err)

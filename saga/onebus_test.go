@@ -13,6 +13,7 @@ import (
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // TestSagaAndProjectionOnOneEventRabbitMQ is the case of issue 15: a saga
@@ -39,8 +40,9 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 			t.Errorf("remove the exchanges: %v", err)
 		}
 	})
-	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(storeTable))
+	store, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable(storeTable))
 	must(t, err)
+	must(t, store.Migrate(ctx))
 	ob, err := outbox.New(pool, outbox.WithTable(obTable), outbox.WithTopicFunc(topic))
 	must(t, err)
 	must(t, ob.Migrate(ctx))
