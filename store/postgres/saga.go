@@ -89,9 +89,15 @@ func (e *executor) SagaMigrations(t store.SagaTable) ([]store.Migration, error) 
 	return out, nil
 }
 
-// SagaBegin starts a transaction.
+// SagaBegin takes a connection for a transition's transaction; BEGIN is
+// sent with the first load and the saves with the COMMIT (see lazyTx).
 func (e *executor) SagaBegin(ctx context.Context) (store.ExecutorTx, error) {
-	return e.d.Begin(ctx)
+	conn, err := e.d.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &lazyTx{conn: conn}
+	return &executor{d: e.d, db: t, tx: t}, nil
 }
 
 // SagaNest returns a savepoint of this transaction when st is a
@@ -118,6 +124,16 @@ func (e *executor) SagaNest(ctx context.Context, st store.Store) (store.Executor
 	return &executor{d: d, db: sp, tx: sp}, true, nil
 }
 
+// lazyRow is the row of a lazyTx's first query, sent with BEGIN.
+type lazyRow struct {
+	lt   *lazyTx
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+func (r lazyRow) Scan(dest ...any) error { return r.lt.queryRowFirst(r.ctx, r.sql, r.args, dest...) }
+
 const sagaColumns = `saga, key, status, version, state, meta, created_at, updated_at, completed_at`
 
 func scanSagaRow(row pgx.Row) (store.SagaRow, error) {
@@ -138,7 +154,13 @@ func (e *executor) SagaLoad(ctx context.Context, t store.SagaTable, saga, key st
 	if err != nil {
 		return store.SagaRow{}, false, err
 	}
-	r, err := scanSagaRow(e.db.QueryRow(ctx, `SELECT `+sagaColumns+` FROM `+n.table+` WHERE saga = $1 AND key = $2`, saga, key))
+	q := `SELECT ` + sagaColumns + ` FROM ` + n.table + ` WHERE saga = $1 AND key = $2`
+	var r store.SagaRow
+	if lt, ok := e.db.(*lazyTx); ok && !lt.begun && len(lt.pending) == 0 {
+		r, err = scanSagaRow(lazyRow{lt: lt, ctx: ctx, sql: q, args: []any{saga, key}})
+	} else {
+		r, err = scanSagaRow(e.db.QueryRow(ctx, q, saga, key))
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.SagaRow{}, false, nil
 	}
@@ -193,8 +215,12 @@ func (e *executor) sagaSave(ctx context.Context, t store.SagaTable, op string, r
 	if !r.CompletedAt.IsZero() {
 		completed = &r.CompletedAt
 	}
-	_, err = e.db.Exec(ctx, `SELECT `+n.save+`($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		op, r.Saga, r.Key, r.Status, state, meta, completed, r.Version, hist)
+	q := `SELECT ` + n.save + `($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	if lt, ok := e.db.(*lazyTx); ok && !lt.done {
+		lt.queue(q, op, r.Saga, r.Key, r.Status, state, meta, completed, r.Version, hist) // sent with the COMMIT
+		return nil
+	}
+	_, err = e.db.Exec(ctx, q, op, r.Saga, r.Key, r.Status, state, meta, completed, r.Version, hist)
 	return sagaErr(err)
 }
 
