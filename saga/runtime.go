@@ -428,8 +428,8 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 	return p, nil
 }
 
-// record appends the transition to the instance's history, keeping the
-// last MaxHistory entries.
+// record appends the transition to the instance's history; the store
+// trims it as MaxHistory says.
 func (rt *runtime[S]) record(c *Context[S], now time.Time) {
 	in := c.inst
 	e := HistoryEntry{At: now.UTC(), Kind: HistoryEvent, Type: c.wire, Status: in.Status}
@@ -448,12 +448,7 @@ func (rt *runtime[S]) record(c *Context[S], now time.Time) {
 	case c.phase != phaseCompensate && c.complete:
 		e.Note = "completed"
 	}
-	if len(in.Meta.History) >= MaxHistory {
-		drop := len(in.Meta.History) - MaxHistory + 1
-		in.Meta.History = append(in.Meta.History[:0:0], in.Meta.History[drop:]...)
-		in.Meta.HistoryDropped += drop
-	}
-	in.Meta.History = append(in.Meta.History, e)
+	in.Meta.History = append(in.Meta.History, e) // the store trims it (MaxHistory)
 }
 
 func (rt *runtime[S]) send(ctx context.Context, p *plan, key string, m router.Message) error {

@@ -64,16 +64,19 @@ type Meta struct {
 	// same write, so it never disagrees with it: the SQL store in the
 	// table <table>_history (its Tx.Load returns no history, and Insert and
 	// Update append the entries they are given), the memory store in the
-	// instance. Every store keeps exactly the last [MaxHistory] entries and
-	// deletes older ones in the same write; [Store.Get] returns them, and
-	// HistoryDropped counts the older ones.
+	// instance. Every store trims it by one rule (store.SagaHistoryKeep:
+	// the save that reaches a version that is a multiple of [MaxHistory]
+	// deletes the entries before the last MaxHistory); [Store.Get] returns
+	// the last MaxHistory entries, and HistoryDropped counts the older
+	// ones.
 	History []HistoryEntry `json:"history,omitempty"`
 	// HistoryDropped is the number of older entries dropped from History.
 	HistoryDropped int `json:"history_dropped,omitempty"`
 }
 
-// MaxHistory is the number of transitions [Meta.History] keeps, on every
-// store (store.SagaHistoryKeep).
+// MaxHistory is the number of transitions [Store.Get] returns in
+// [Meta.History], on every store (store.SagaHistoryKeep, which also gives
+// the trimming rule).
 const MaxHistory = store.SagaHistoryKeep
 
 // HistoryKind says what caused a transition recorded in [Meta.History].

@@ -38,9 +38,9 @@ type SagaExecutor interface {
 	SagaInsert(ctx context.Context, t SagaTable, row SagaRow, history []SagaHistoryRow) error
 	// SagaUpdate saves row if the stored version is still row.Version,
 	// and stores version row.Version+1; it appends history to the
-	// instance's history and trims it to the last [SagaHistoryKeep]
-	// entries. A version that moved is an error wrapping
-	// [ErrSagaConflict], here or at Commit.
+	// instance's history, trimmed as [SagaHistoryKeep] says. A version
+	// that moved is an error wrapping [ErrSagaConflict], here or at
+	// Commit.
 	SagaUpdate(ctx context.Context, t SagaTable, row SagaRow, history []SagaHistoryRow) error
 	// SagaDelete removes the instance and its history if the stored
 	// version is still version, or fails wrapping [ErrSagaConflict].
@@ -64,11 +64,16 @@ type SagaExecutor interface {
 // database resolved by aborting the transaction.
 var ErrSagaConflict = errors.New("store: saga instance changed concurrently")
 
-// SagaHistoryKeep is the number of history entries every driver keeps per
-// instance: each save deletes the entries older than the last
-// SagaHistoryKeep, in the same statement or transaction, so the stored
-// history is always the last SagaHistoryKeep transitions exactly. The
-// in-memory store of the saga package keeps the same number.
+// SagaHistoryKeep is the number of history entries of an instance that
+// every saga store shows, and the trimming rule of every store (the
+// drivers and the saga package's in-memory store alike): history entries
+// carry the version they were saved with, and the save that brings an
+// instance to a version that is a multiple of SagaHistoryKeep deletes, in
+// the same transaction, the entries of the versions before the last
+// SagaHistoryKeep. So a store holds between SagaHistoryKeep and
+// 2*SagaHistoryKeep-1 entries of a long-lived instance (one per
+// transition), trims once every SagaHistoryKeep transitions rather than at
+// each, and [SagaExecutor.SagaGet] returns the last SagaHistoryKeep.
 const SagaHistoryKeep = 50
 
 // SagaTable names the tables of one saga store: Table (instances) and

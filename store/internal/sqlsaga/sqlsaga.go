@@ -7,7 +7,7 @@
 // and fails with store.ErrSagaConflict when it changes no row; an insert
 // of a taken key fails on the primary key. The history is appended and
 // trimmed to the last store.SagaHistoryKeep entries in the same
-// transaction as the state.
+// transaction as the state, as store.SagaHistoryKeep says.
 package sqlsaga
 
 import (
@@ -244,8 +244,9 @@ WHERE saga = ? AND "key" = ? AND version = ?`),
 	return d.appendHistory(ctx, q, n, r.Saga, r.Key, r.Version+1, history)
 }
 
-// appendHistory writes the entries of one save and deletes those older
-// than the last store.SagaHistoryKeep.
+// appendHistory writes the entries of one save; at a version that is a
+// multiple of store.SagaHistoryKeep it deletes the entries of the versions
+// before the last store.SagaHistoryKeep.
 func (d Dialect) appendHistory(ctx context.Context, q sqlexec.Querier, n Names, saga, key string, version int64, history []store.SagaHistoryRow) error {
 	if len(history) == 0 {
 		return nil
@@ -267,10 +268,11 @@ func (d Dialect) appendHistory(ctx context.Context, q sqlexec.Querier, n Names, 
 	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 		return d.conflict(err, "saga history")
 	}
-	// The derived table lets MySQL read the table it deletes from.
-	_, err := q.ExecContext(ctx, `DELETE FROM `+n.History+d.sql(` WHERE saga = ? AND "key" = ? AND seq <= (
-	SELECT seq FROM (SELECT seq FROM `+n.History+` WHERE saga = ? AND "key" = ? ORDER BY seq DESC LIMIT 1 OFFSET ?) x)`),
-		saga, key, saga, key, store.SagaHistoryKeep)
+	if version%store.SagaHistoryKeep != 0 {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, `DELETE FROM `+n.History+d.sql(` WHERE saga = ? AND "key" = ? AND version <= ?`),
+		saga, key, version-store.SagaHistoryKeep)
 	return d.conflict(err, "saga history trim")
 }
 
