@@ -77,12 +77,18 @@ func ph(d store.Store, q string) string {
 //
 //	go test -run '^$' -bench 'BenchmarkTransitionDrivers' ./saga/
 func BenchmarkTransitionDrivers(b *testing.B) {
-	pgExec := func(ctx context.Context, tx pgx.Tx, q string, args ...any) error { _, err := tx.Exec(ctx, q, args...); return err }
+	pgExec := func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+		_, err := tx.Exec(ctx, q, args...)
+		return err
+	}
 	pgInt := func(ctx context.Context, tx pgx.Tx, q string, args ...any) (n int64, err error) {
 		err = tx.QueryRow(ctx, q, args...).Scan(&n)
 		return n, err
 	}
-	sqlExec := func(ctx context.Context, tx *sql.Tx, q string, args ...any) error { _, err := tx.ExecContext(ctx, q, args...); return err }
+	sqlExec := func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
 	sqlInt := func(ctx context.Context, tx *sql.Tx, q string, args ...any) (n int64, err error) {
 		err = tx.QueryRowContext(ctx, q, args...).Scan(&n)
 		return n, err
