@@ -27,10 +27,9 @@ const DefaultTable = "hexeract_sagas"
 // Create or upgrade its tables with [SQLStore.Migrate] (or "hexeract
 // migrate up") before the first transition.
 type SQLStore struct {
-	st    store.Store
-	t     store.SagaTable
-	name  sqlident.Name
-	owned bool
+	st   store.Store
+	t    store.SagaTable
+	name sqlident.Name
 }
 
 // SQLOption configures [NewSQLStore].

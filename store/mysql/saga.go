@@ -30,10 +30,10 @@ func (e *executor) SagaBegin(ctx context.Context) (store.ExecutorTx, error) { re
 // driver's database handle (a driver on the same *sql.DB).
 func (e *executor) SagaNest(ctx context.Context, st store.Store) (store.ExecutorTx, bool, error) {
 	d, ok := st.(*Driver)
-	if !ok || d.db != e.d.db || e.Tx.Tx == nil || e.Tx.Savepoint != "" {
+	if !ok || d.db != e.d.db || e.Tx.Tx == nil || e.Savepoint != "" {
 		return nil, false, nil
 	}
-	sp, err := e.Tx.Nest(ctx, "hexeract_saga")
+	sp, err := e.Nest(ctx, "hexeract_saga")
 	if err != nil {
 		return nil, false, err
 	}

@@ -219,7 +219,7 @@ func (s *lazySavepoint) Commit(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	s.closed = true
-	_, err := s.lazyTx.Exec(ctx, "RELEASE SAVEPOINT "+s.name)
+	_, err := s.Exec(ctx, "RELEASE SAVEPOINT "+s.name)
 	return err
 }
 
@@ -228,7 +228,7 @@ func (s *lazySavepoint) Rollback(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	s.closed = true
-	_, err := s.lazyTx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+s.name+"; RELEASE SAVEPOINT "+s.name)
+	_, err := s.Exec(ctx, "ROLLBACK TO SAVEPOINT "+s.name+"; RELEASE SAVEPOINT "+s.name)
 	return err
 }
 
