@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -34,6 +35,9 @@ type Driver struct {
 	log *slog.Logger
 	hub localnotify.Hub
 	mig sqlexec.Migrator
+
+	sagaOnce sync.Once
+	sagaSem  chan struct{} // one saga transition of this driver at a time (saga.go)
 }
 
 var _ store.Driver[*sql.Tx] = (*Driver)(nil)

@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/internal/sqlexec"
 	"github.com/hexeract/hexeract/store/internal/sqlsaga"
 )
 
@@ -21,8 +23,29 @@ func (e *executor) SagaMigrations(t store.SagaTable) ([]store.Migration, error) 
 	return e.sagaDialect().SagaMigrations(t), nil
 }
 
-// SagaBegin starts a transaction.
-func (e *executor) SagaBegin(ctx context.Context) (store.ExecutorTx, error) { return e.d.Begin(ctx) }
+// SagaBegin starts a transaction. SQLite has one writer, and a
+// transaction that waits for the write lock sleeps in SQLite's busy
+// handler (1, 2, 5, 10 ... ms) rather than being woken when the lock is
+// free; so the saga transitions of one driver take turns on a semaphore
+// in Go first, and only other writers (other processes, other components)
+// meet the busy handler.
+func (e *executor) SagaBegin(ctx context.Context) (store.ExecutorTx, error) {
+	d := e.d
+	d.sagaOnce.Do(func() { d.sagaSem = make(chan struct{}, 1) })
+	select {
+	case d.sagaSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { <-d.sagaSem }) }
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &executor{d: d, q: tx, Tx: sqlexec.Tx{Tx: tx, Done: release}}, nil
+}
 
 // SagaNest returns a savepoint of this transaction when st is this
 // driver's database handle (a driver on the same *sql.DB).

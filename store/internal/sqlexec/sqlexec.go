@@ -185,6 +185,9 @@ type Tx struct {
 	Tx        *sql.Tx
 	Borrowed  bool
 	Savepoint string
+	// Done, when set, is called after Commit or Rollback ended the
+	// transaction (it must tolerate being called more than once).
+	Done func()
 }
 
 // Nest starts the savepoint name in the transaction and returns its state.
@@ -210,6 +213,9 @@ func (t Tx) Commit(ctx context.Context) error {
 		_, err := t.Tx.ExecContext(ctx, "RELEASE SAVEPOINT "+t.Savepoint)
 		return err
 	}
+	if t.Done != nil {
+		defer t.Done()
+	}
 	return t.Tx.Commit()
 }
 
@@ -227,6 +233,9 @@ func (t Tx) Rollback(ctx context.Context) error {
 		}
 		_, err := t.Tx.ExecContext(context.WithoutCancel(ctx), "RELEASE SAVEPOINT "+t.Savepoint)
 		return err
+	}
+	if t.Done != nil {
+		defer t.Done()
 	}
 	if err := t.Tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return err
