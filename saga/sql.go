@@ -62,15 +62,23 @@ func NewSQLStore(st store.Store, opts ...SQLOption) (*SQLStore, error) {
 		return nil, err
 	}
 	name, _ := sqlident.Parse(cfg.table)
-	if name.Schema != "" && st.Dialect() == store.SQLite {
-		return nil, fmt.Errorf("saga: table %q: SQLite has no schemas; use a plain table name", cfg.table)
+	switch st.Dialect() {
+	case store.SQLite:
+		if name.Schema != "" {
+			return nil, fmt.Errorf("saga: table name %q: SQLite has no schemas; use a plain table name", cfg.table)
+		}
+	case store.MySQL:
+		if len(name.Table+"_history_key_idx") > 64 {
+			return nil, fmt.Errorf("saga: table name %q is too long for its MySQL index names (64 characters at most with _history_key_idx)", cfg.table)
+		}
 	}
 	return &SQLStore{st: st, t: store.SagaTable{Schema: name.Schema, Table: name.Table}, name: name}, nil
 }
 
 // CheckTable validates a store table name (and the names derived from it:
 // <table>_history, <table>_save, <table>_done_idx) without touching a
-// database.
+// database. On MySQL, [NewSQLStore] also checks <table>_history_key_idx
+// against MySQL's 64-character limit.
 func CheckTable(table string) error {
 	name, err := sqlident.Parse(table)
 	if err != nil {
@@ -80,9 +88,6 @@ func CheckTable(table string) error {
 		return fmt.Errorf("saga: table name %q is too long for its save function name: %w", table, err)
 	}
 	if _, err := sqlident.Parse(name.Table + "_done_idx"); err != nil {
-		return fmt.Errorf("saga: table name %q is too long for its index names: %w", table, err)
-	}
-	if _, err := sqlident.Parse(name.Table + "_history_key_idx"); err != nil {
 		return fmt.Errorf("saga: table name %q is too long for its index names: %w", table, err)
 	}
 	return nil
