@@ -67,18 +67,13 @@ func NewSQLStore(st store.Store, opts ...SQLOption) (*SQLStore, error) {
 		if name.Schema != "" {
 			return nil, fmt.Errorf("saga: table name %q: SQLite has no schemas; use a plain table name", cfg.table)
 		}
-	case store.MySQL:
-		if len(name.Table+"_history_key_idx") > 64 {
-			return nil, fmt.Errorf("saga: table name %q is too long for its MySQL index names (64 characters at most with _history_key_idx)", cfg.table)
-		}
 	}
 	return &SQLStore{st: st, t: store.SagaTable{Schema: name.Schema, Table: name.Table}, name: name}, nil
 }
 
 // CheckTable validates a store table name (and the names derived from it:
 // <table>_history, <table>_save, <table>_done_idx) without touching a
-// database. On MySQL, [NewSQLStore] also checks <table>_history_key_idx
-// against MySQL's 64-character limit.
+// database.
 func CheckTable(table string) error {
 	name, err := sqlident.Parse(table)
 	if err != nil {

@@ -38,7 +38,7 @@ type Dialect struct {
 
 // Names are the quoted names of one saga store's tables and indexes.
 type Names struct {
-	Table, History, DoneIdx, HistoryIdx string
+	Table, History, DoneIdx string
 }
 
 func (d Dialect) quote(schema, name string) string {
@@ -62,7 +62,7 @@ func (d Dialect) SagaNames(t store.SagaTable) Names {
 	}
 	return Names{
 		Table: d.quote(t.Schema, t.Table), History: d.quote(t.Schema, t.Table+"_history"),
-		DoneIdx: q(t.Table + "_done_idx"), HistoryIdx: q(t.Table + "_history_key_idx"),
+		DoneIdx: q(t.Table + "_done_idx"),
 	}
 }
 
@@ -117,18 +117,17 @@ func (d Dialect) SagaMigrations(t store.SagaTable) []store.Migration {
 CREATE INDEX IF NOT EXISTS ` + n.DoneIdx + ` ON ` + n.Table + ` (completed_at) WHERE completed_at IS NOT NULL
 ` + sqlexec.StepSeparator + `
 CREATE TABLE IF NOT EXISTS ` + n.History + ` (
-	seq     INTEGER PRIMARY KEY,
 	saga    TEXT    NOT NULL,
 	"key"   TEXT    NOT NULL,
 	version INTEGER NOT NULL,
+	idx     INTEGER NOT NULL, -- the entry's place among those of its save
 	at      INTEGER NOT NULL,
 	kind    TEXT    NOT NULL,
 	type    TEXT    NOT NULL,
 	status  TEXT    NOT NULL,
-	note    TEXT
-)
-` + sqlexec.StepSeparator + `
-CREATE INDEX IF NOT EXISTS ` + n.HistoryIdx + ` ON ` + n.History + ` (saga, "key", seq)`}}
+	note    TEXT,
+	PRIMARY KEY (saga, "key", version, idx)
+) WITHOUT ROWID`}}
 	}
 	return []store.Migration{{Version: 1, Name: "create", SQL: `CREATE TABLE IF NOT EXISTS ` + n.Table + ` (
 	saga         VARCHAR(255) NOT NULL,
@@ -145,16 +144,16 @@ CREATE INDEX IF NOT EXISTS ` + n.HistoryIdx + ` ON ` + n.History + ` (saga, "key
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 ` + sqlexec.StepSeparator + `
 CREATE TABLE IF NOT EXISTS ` + n.History + ` (
-	seq     BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
 	saga    VARCHAR(255) NOT NULL,
 	` + "`key`" + `   VARCHAR(255) NOT NULL,
 	version BIGINT       NOT NULL,
+	idx     INT          NOT NULL, -- the entry's place among those of its save
 	at      DATETIME(6)  NOT NULL,
 	kind    VARCHAR(32)  NOT NULL,
 	type    VARCHAR(255) NOT NULL,
 	status  VARCHAR(32)  NOT NULL,
 	note    TEXT         NULL,
-	KEY ` + n.HistoryIdx + ` (saga, ` + "`key`" + `, seq)
+	PRIMARY KEY (saga, ` + "`key`" + `, version, idx)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`}}
 }
 
@@ -252,18 +251,18 @@ func (d Dialect) appendHistory(ctx context.Context, q sqlexec.Querier, n Names, 
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + n.History + d.sql(` (saga, "key", version, at, kind, type, status, note) VALUES `))
-	args := make([]any, 0, 8*len(history))
+	b.WriteString(`INSERT INTO ` + n.History + d.sql(` (saga, "key", version, idx, at, kind, type, status, note) VALUES `))
+	args := make([]any, 0, 9*len(history))
 	for i, h := range history {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		var note any
 		if h.Note != "" {
 			note = h.Note
 		}
-		args = append(args, saga, key, version, d.ts(h.At), h.Kind, h.Type, h.Status, note)
+		args = append(args, saga, key, version, i, d.ts(h.At), h.Kind, h.Type, h.Status, note)
 	}
 	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 		return d.conflict(err, "saga history")
@@ -301,7 +300,7 @@ func (d Dialect) Get(ctx context.Context, q sqlexec.Querier, t store.SagaTable, 
 	}
 	n := d.SagaNames(t)
 	rows, err := q.QueryContext(ctx, `SELECT version, at, kind, type, status, COALESCE(note, ''), COUNT(*) OVER () FROM `+n.History+
-		d.sql(` WHERE saga = ? AND "key" = ? ORDER BY seq DESC LIMIT ?`), saga, key, limit)
+		d.sql(` WHERE saga = ? AND "key" = ? ORDER BY version DESC, idx DESC LIMIT ?`), saga, key, limit)
 	if err != nil {
 		return r, nil, 0, true, err
 	}
