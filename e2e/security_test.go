@@ -77,8 +77,11 @@ func TestConfiguredNamesRefused(t *testing.T) {
 			_, err := scheduler.New(postgres.New(pool), scheduler.PublisherSink(pub), scheduler.WithTable(n))
 			return err
 		},
-		"saga.NewPostgresStore": func(n string) error {
-			_, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(n)) // migrates when accepted
+		"saga.NewSQLStore": func(n string) error {
+			st, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable(n))
+			if err == nil {
+				err = st.Migrate(ctx) // runs the SQL when accepted
+			}
 			return err
 		},
 	}

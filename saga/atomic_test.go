@@ -83,7 +83,7 @@ func TestFailedTransactionWritesNeitherStateNorMessages(t *testing.T) {
 			func(c *saga.Context[Counter], s *Counter, e Add) error {
 				s.Count++
 				c.Send(Added(e))
-				if tx := c.Tx(); tx != nil {
+				if tx, ok := saga.TxOf(c, f.drv); ok {
 					if _, err := tx.Exec(c, `INSERT INTO `+business+` (n) VALUES ($1)`, e.N); err != nil {
 						return err
 					}

@@ -92,8 +92,11 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if _, err := pool.Exec(ctx, `CREATE TABLE `+e.raw+` (id bigint PRIMARY KEY, payload jsonb NOT NULL)`); err != nil {
 		b.Fatal(err)
 	}
-	store, err := NewPostgresStore(ctx, pool, WithTable(storeTable))
+	store, err := NewSQLStore(postgres.New(pool), WithTable(storeTable))
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
 	// Three outbox configurations: the default (the NOTIFY that wakes

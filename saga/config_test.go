@@ -59,7 +59,7 @@ func TestRegisterRefusesBadDefinitions(t *testing.T) {
 	}
 }
 
-func TestPostgresStoreNeedsOutboxAndScheduler(t *testing.T) {
+func TestSQLStoreNeedsOutboxAndScheduler(t *testing.T) {
 	f := newFixture(t, true)
 	app, _ := f.newApp(appConfig{})
 	err := saga.Register(app, orderSaga("orders", time.Minute), f.store)
@@ -70,7 +70,7 @@ func TestPostgresStoreNeedsOutboxAndScheduler(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "saga.WithScheduler") {
 		t.Fatalf("Register of a saga with timeouts without a scheduler: %v", err)
 	}
-	if _, err := saga.NewPostgresStore(t.Context(), f.pool, saga.WithTable("bad name; drop")); err == nil {
+	if _, err := saga.NewSQLStore(f.drv, saga.WithTable("bad name; drop")); err == nil {
 		t.Fatal("a bad table name was accepted")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
 )
 
 // Context is what a saga handler acts through. It is a [context.Context]
@@ -14,7 +15,7 @@ import (
 // are correlated with the incoming one) plus the saga's actions.
 //
 // Every action is recorded and carried out only when the handler returns
-// nil, in the same transaction that saves the state: with the PostgreSQL
+// nil, in the same transaction that saves the state: with the SQL
 // store the messages go to the outbox and the timeouts to the scheduler in
 // that transaction, so a handler that returns an error, or a transition that
 // loses an optimistic-concurrency race, sends nothing. A handler may run more
@@ -76,14 +77,33 @@ func (c *Context[S]) Status() Status { return c.inst.Status }
 // IsNew reports whether this transition creates the instance.
 func (c *Context[S]) IsNew() bool { return c.inst.Version == 0 }
 
-// Tx returns the PostgreSQL transaction of the transition, for handlers
-// that write their own rows atomically with the state and the messages;
-// nil with the in-memory store. Do not commit or roll it back.
-func (c *Context[S]) Tx() DB {
-	if t, ok := c.tx.(*PostgresTx); ok {
-		return t.db
+// Executor returns the storage driver's transaction of the transition
+// (the unit of work of an [SQLStore]); nil with the in-memory store. Use
+// [TxOf] to get it as the driver's own transaction type. Do not commit or
+// roll it back.
+func (c *Context[S]) Executor() store.ExecutorTx { return c.tx.Executor() }
+
+// TxOf returns the transition's transaction as drv's transaction type
+// (pgx.Tx for store/postgres, *sql.Tx for store/mysql and store/sqlite), for
+// handlers that write their own rows atomically with the state and the
+// messages:
+//
+//	tx, ok := saga.TxOf(c, drv) // drv: the driver the SQLStore was built on
+//	if !ok {
+//		return errors.New("not on a SQL store")
+//	}
+//	_, err := tx.Exec(c, "UPDATE stock SET reserved = reserved + 1 WHERE sku = $1", sku)
+//
+// ok is false with the in-memory store, or when drv is not the driver of
+// the store (another database type). The runtime commits or rolls back the
+// transaction; a handler must not. Inside the inbox middleware's
+// transaction the transition runs in a savepoint of it, which TxOf returns.
+func TxOf[TTx, S any](c *Context[S], drv store.Driver[TTx]) (tx TTx, ok bool) {
+	ex := c.Executor()
+	if ex == nil || drv == nil {
+		return tx, false
 	}
-	return nil
+	return drv.TxOf(ex)
 }
 
 func (c *Context[S]) fail(err error) {

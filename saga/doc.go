@@ -57,12 +57,15 @@
 //
 // # Stores
 //
-// [NewPostgresStore] keeps one row per instance (state jsonb, version,
-// status, bookkeeping) and needs the outbox ([WithOutbox]) and, for
-// timeouts, the scheduler ([WithScheduler]) on the same database: the row,
-// the outgoing messages and the timeouts commit together. [NewMemoryStore]
-// is for tests: same concurrency rules, messages published after the commit,
-// timeouts on timers.
+// [NewSQLStore] works on any storage driver of package store (PostgreSQL,
+// MySQL/MariaDB, SQLite): it keeps one row per instance (state as JSON,
+// version, status, bookkeeping) and the last [MaxHistory] transitions,
+// and needs the outbox ([WithOutbox]) and, for timeouts, the scheduler
+// ([WithScheduler]) on the same database: the row, the outgoing messages
+// and the timeouts commit together in one transaction of the driver.
+// Handlers reach that transaction with [TxOf] to write rows of their own.
+// [NewMemoryStore] is for tests: same concurrency and history rules,
+// messages published after the commit, timeouts on timers.
 //
 // # Tracing
 //

@@ -7,9 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hexeract/hexeract/store/postgres"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -104,9 +101,9 @@ func Example() {
 	// booking b-1 finished and removed from the store
 }
 
-// The PostgreSQL store commits the state, the outgoing messages (outbox) and
-// the timeouts (scheduler) in one transaction.
-func ExampleNewPostgresStore() {
+// The SQL store, here on PostgreSQL, commits the state, the outgoing
+// messages (outbox) and the timeouts (scheduler) in one transaction.
+func ExampleNewSQLStore() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("HEXERACT_DATABASE_URL"))
 	if err != nil {
@@ -117,15 +114,15 @@ func ExampleNewPostgresStore() {
 		panic(err)
 	}
 	// Due timeouts go to the outbox, in the hand-off transaction.
-	sched, err := scheduler.New(postgres.New(pool), scheduler.TxSink(postgres.New(pool),
-		func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
-			return ob.PublishMessages(ctx, tx, topic, msgs...)
-		}))
+	sched, err := scheduler.New(postgres.New(pool), ob) // due timeouts go to the outbox
 	if err != nil {
 		panic(err)
 	}
-	store, err := saga.NewPostgresStore(ctx, pool) // creates the hexeract_sagas table
+	store, err := saga.NewSQLStore(postgres.New(pool)) // on the hexeract_sagas table
 	if err != nil {
+		panic(err)
+	}
+	if err := store.Migrate(ctx); err != nil { // creates or upgrades its tables
 		panic(err)
 	}
 	transport := gochannel.New(gochannel.Config{}, nil) // any Watermill transport

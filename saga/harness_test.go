@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters/gochannel"
@@ -33,6 +33,7 @@ type fixture struct {
 	pg     bool
 	store  saga.Store
 	pool   *pgxpool.Pool
+	drv    *postgres.Driver
 	ob     *outbox.Outbox[pgx.Tx]
 	sched  *scheduler.Scheduler[pgx.Tx]
 	tables struct{ store, outbox, sched string }
@@ -73,10 +74,15 @@ func newFixture(t *testing.T, pg bool) *fixture {
 		}
 		_, _ = f.pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component LIKE '%'||$1`, sfx)
 	})
-	var err error
-	if f.store, err = saga.NewPostgresStore(ctx, f.pool, saga.WithTable(f.tables.store)); err != nil {
+	f.drv = postgres.New(f.pool)
+	sagas, err := saga.NewSQLStore(f.drv, saga.WithTable(f.tables.store))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := sagas.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.store = sagas
 	if f.ob, err = outbox.New(postgres.New(f.pool), outbox.WithTable(f.tables.outbox)); err != nil {
 		t.Fatal(err)
 	}

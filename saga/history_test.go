@@ -91,7 +91,7 @@ func TestHistoryKeepsTheLastEntries(t *testing.T) {
 func TestPostgresHistoryGoesWithTheInstance(t *testing.T) {
 	f := newFixture(t, true)
 	ctx := t.Context()
-	store := f.store.(*saga.PostgresStore)
+	store := f.store.(*saga.SQLStore)
 	entry := func(typ string, st saga.Status) []saga.HistoryEntry {
 		return []saga.HistoryEntry{{At: time.Now(), Kind: saga.HistoryEvent, Type: typ, Status: st}}
 	}

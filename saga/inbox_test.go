@@ -84,7 +84,7 @@ func TestInboxMiddlewareNeedsNoSecondConnection(t *testing.T) {
 	small, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	must(t, err)
 	t.Cleanup(small.Close)
-	store, err := saga.NewPostgresStore(context.Background(), small, saga.WithTable(f.tables.store), saga.WithoutMigrate())
+	store, err := saga.NewSQLStore(postgres.New(small), saga.WithTable(f.tables.store))
 	must(t, err)
 	inbox, err := outbox.NewInbox(postgres.New(small), outbox.WithInboxTable(f.newInbox().Table()))
 	must(t, err)

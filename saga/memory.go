@@ -6,10 +6,12 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
 )
 
 // MemoryStore is an in-memory [Store] for tests and examples. It has the
-// same optimistic-concurrency rules as the PostgreSQL store: a unit of work
+// same optimistic-concurrency rules and history rule as the SQL store: a unit of work
 // sees a snapshot, and Commit fails with [ErrConflict] when another unit of
 // work changed the same instance first. Messages sent by a saga on a
 // MemoryStore are published after the commit (not atomically) and timeouts
@@ -27,11 +29,47 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{rows: make(map[memKey]*Instance), now: time.Now}
 }
 
+// trimHistory applies the history rule of every store
+// (store.SagaHistoryKeep): at a version that is a multiple of MaxHistory,
+// the entries before the last MaxHistory go. The runtime appends one
+// entry per transition.
+func trimHistory(in *Instance) {
+	if in.Version%MaxHistory != 0 || len(in.Meta.History) <= MaxHistory {
+		return
+	}
+	drop := len(in.Meta.History) - MaxHistory
+	in.Meta.History = append([]HistoryEntry(nil), in.Meta.History[drop:]...)
+	in.Meta.HistoryDropped += drop
+}
+
+// view returns a copy of in showing the last MaxHistory entries, as Get
+// does on every store.
+func view(in *Instance) *Instance {
+	c := in.clone()
+	if n := len(c.Meta.History); n > MaxHistory {
+		c.Meta.History = c.Meta.History[n-MaxHistory:]
+		c.Meta.HistoryDropped += n - MaxHistory
+	}
+	return c
+}
+
 // Begin starts a unit of work.
 func (s *MemoryStore) Begin(context.Context) (Tx, error) { return &memTx{s: s}, nil }
 
-// Get returns a copy of one instance.
+// Get returns a copy of one instance with the last [MaxHistory] entries
+// of its history.
 func (s *MemoryStore) Get(_ context.Context, saga, key string) (*Instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.rows[memKey{saga, key}]
+	if !ok {
+		return nil, fmt.Errorf("saga %s key %q: %w", saga, key, ErrNotFound)
+	}
+	return view(in), nil
+}
+
+// load returns a copy of one instance with all the history it holds.
+func (s *MemoryStore) load(saga, key string) (*Instance, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in, ok := s.rows[memKey{saga, key}]
@@ -47,7 +85,7 @@ func (s *MemoryStore) List(_ context.Context, f Filter) ([]*Instance, error) {
 	out := make([]*Instance, 0, len(s.rows))
 	for _, in := range s.rows {
 		if (f.Saga == "" || in.Saga == f.Saga) && (f.Status == "" || in.Status == f.Status) {
-			out = append(out, in.clone())
+			out = append(out, view(in))
 		}
 	}
 	s.mu.Unlock()
@@ -89,8 +127,8 @@ type memTx struct {
 	done bool
 }
 
-func (t *memTx) Load(ctx context.Context, saga, key string) (*Instance, error) {
-	return t.s.Get(ctx, saga, key)
+func (t *memTx) Load(_ context.Context, saga, key string) (*Instance, error) {
+	return t.s.load(saga, key)
 }
 
 func (t *memTx) Insert(_ context.Context, in *Instance) error {
@@ -144,11 +182,15 @@ func (t *memTx) Commit(context.Context) error {
 		case 'u':
 			op.in.CreatedAt = s.rows[k].CreatedAt
 			op.in.Version, op.in.UpdatedAt = op.version+1, now
+			trimHistory(op.in)
 			s.rows[k] = op.in
 		}
 	}
 	return nil
 }
+
+// Executor returns nil: the memory store has no database transaction.
+func (t *memTx) Executor() store.ExecutorTx { return nil }
 
 func (t *memTx) Rollback(context.Context) error {
 	t.done = true

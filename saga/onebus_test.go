@@ -40,8 +40,9 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 			t.Errorf("remove the exchanges: %v", err)
 		}
 	})
-	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(storeTable))
+	store, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable(storeTable))
 	must(t, err)
+	must(t, store.Migrate(ctx))
 	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(obTable), outbox.WithTopicFunc(topic))
 	must(t, err)
 	must(t, ob.Migrate(ctx))
@@ -75,7 +76,7 @@ func TestSagaAndProjectionOnOneEventRabbitMQ(t *testing.T) {
 	}
 
 	for i := 0; i < orders; i += 50 {
-		err := ob.InTx(ctx, func(_ context.Context, tx pgx.Tx) error {
+		err := ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			for j := i; j < i+50; j++ {
 				if _, err := ob.Publish(ctx, tx, OrderPlaced{OrderID: fmt.Sprint("o-", j), Amount: j}); err != nil {
 					return err

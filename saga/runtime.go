@@ -19,6 +19,7 @@ import (
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/internal/msgtrace"
 	"github.com/hexeract/hexeract/router"
+	hxstore "github.com/hexeract/hexeract/store"
 )
 
 // UnknownOutcome is what happens to an event that is not a start event and
@@ -87,16 +88,17 @@ func WithRetention(d time.Duration) Option { return func(c *options) { c.retenti
 // before the message is handed back as a retryable error. The default is 20.
 func WithConflictRetries(n int) Option { return func(c *options) { c.retries = n } }
 
-// WithOutbox makes a saga on the PostgreSQL store write its outgoing
-// messages (and compensation steps) into o inside the transition's
-// transaction; an [*outbox.Outbox] on the same database as the store. A
-// relay (outbox.NewRelay) delivers them.
+// WithOutbox makes a saga on the SQL store write its outgoing messages
+// (and compensation steps) into o inside the transition's transaction,
+// through o.PublishMessagesWith; an outbox.Outbox on the same database as
+// the store. A relay delivers them.
 func WithOutbox(o Outbox) Option { return func(c *options) { c.outbox = o } }
 
-// WithScheduler makes a saga on the PostgreSQL store schedule and cancel
-// its timeouts in s inside the transition's transaction; a
-// [*scheduler.Scheduler] on the same database as the store, whose poller
-// runs somewhere (scheduler.Run, for example as an App worker).
+// WithScheduler makes a saga on the SQL store schedule and cancel its
+// timeouts in s inside the transition's transaction, through
+// s.ScheduleMessagesWith and s.CancelWith; a scheduler.Scheduler on the
+// same database as the store, whose poller runs somewhere (for example as
+// an App worker).
 func WithScheduler(s Scheduler) Option { return func(c *options) { c.sched = s } }
 
 // WithTracerProvider sets the OpenTelemetry tracer provider of the saga's
@@ -124,7 +126,8 @@ type runtime[S any] struct {
 // handler per declared event (named "saga.<name>.<wire name>") and, once per
 // App, the handlers of the shared timeout and compensation topics.
 //
-// With a [*PostgresStore], outgoing messages go through the outbox in the
+// With a store on a storage driver (one with a Driver() store.Store method,
+// such as [*SQLStore]), outgoing messages go through the outbox in the
 // transition's transaction, so [WithOutbox] is required, and
 // [WithScheduler] when the saga uses timeouts. With any other
 // store (the [MemoryStore]) messages are published through the App after the
@@ -161,14 +164,14 @@ func register[S any](app *hexeract.App, def *Definition[S], store Store, opts ..
 		rt.log = app.Logger()
 	}
 	rt.log = rt.log.With("saga", def.name)
-	if _, ok := store.(*PostgresStore); ok {
+	if _, ok := store.(driverStore); ok {
 		if o.outbox == nil {
-			return nil, fmt.Errorf("saga %s: the PostgreSQL store writes outgoing messages through the outbox in the same transaction; pass saga.WithOutbox(outbox) to saga.Register", def.name)
+			return nil, fmt.Errorf("saga %s: the SQL store writes outgoing messages through the outbox in the same transaction; pass saga.WithOutbox(outbox) to saga.Register", def.name)
 		}
 		if len(def.timeouts) > 0 && o.sched == nil {
 			return nil, fmt.Errorf("saga %s: it declares timeouts, which need the durable scheduler; pass saga.WithScheduler(scheduler) to saga.Register", def.name)
 		}
-		rt.tr = &pgTransport{outbox: o.outbox, sched: o.sched}
+		rt.tr = &txTransport{outbox: o.outbox, sched: o.sched}
 	} else {
 		rt.tr = &memTransport{app: app, log: rt.log, timers: make(map[string]*time.Timer)}
 	}
@@ -229,8 +232,15 @@ func (rt *runtime[S]) runPhase(ctx context.Context, key, wire string, start bool
 	}
 }
 
+// driverStore is a Store on a storage driver, whose units of work are the
+// driver's transactions ([SQLStore]).
+type driverStore interface {
+	Store
+	Driver() hxstore.Store
+}
+
 func isConflict(err error) bool {
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, ErrConflict) || errors.Is(err, hxstore.ErrSagaConflict) {
 		return true
 	}
 	var pgErr interface{ SQLState() string }
@@ -366,7 +376,7 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 			return nil, router.Permanent(fmt.Errorf("saga %s: encode compensation %s: %w", rt.def.name, m.MessageType(), err))
 		}
 		if hasNUL(payload) {
-			return nil, router.Permanent(fmt.Errorf("saga %s key %q: compensation %s holds a string with a NUL character (\\u0000), which the PostgreSQL store (jsonb) cannot keep; strip it", rt.def.name, c.key, m.MessageType()))
+			return nil, router.Permanent(fmt.Errorf("saga %s key %q: compensation %s holds a string with a NUL character (\\u0000), which the PostgreSQL driver (jsonb) cannot keep; strip it", rt.def.name, c.key, m.MessageType()))
 		}
 		step := Step{Type: m.MessageType(), Payload: payload}
 		if k, ok := m.(router.Keyed); ok {
@@ -412,14 +422,14 @@ func (rt *runtime[S]) apply(ctx context.Context, c *Context[S], state *S) (*plan
 		return nil, router.Permanent(fmt.Errorf("saga %s key %q: encode state: %w", rt.def.name, c.key, err))
 	}
 	if hasNUL(st) {
-		return nil, router.Permanent(fmt.Errorf("saga %s key %q: the state holds a string with a NUL character (\\u0000), which the PostgreSQL store (jsonb) cannot keep; strip it before storing the string in the state", rt.def.name, c.key))
+		return nil, router.Permanent(fmt.Errorf("saga %s key %q: the state holds a string with a NUL character (\\u0000), which the PostgreSQL driver (jsonb) cannot keep; strip it before storing the string in the state", rt.def.name, c.key))
 	}
 	in.State = st
 	return p, nil
 }
 
-// record appends the transition to the instance's history, keeping the
-// last MaxHistory entries.
+// record appends the transition to the instance's history; the store
+// trims it as MaxHistory says.
 func (rt *runtime[S]) record(c *Context[S], now time.Time) {
 	in := c.inst
 	e := HistoryEntry{At: now.UTC(), Kind: HistoryEvent, Type: c.wire, Status: in.Status}
@@ -438,12 +448,7 @@ func (rt *runtime[S]) record(c *Context[S], now time.Time) {
 	case c.phase != phaseCompensate && c.complete:
 		e.Note = "completed"
 	}
-	if len(in.Meta.History) >= MaxHistory {
-		drop := len(in.Meta.History) - MaxHistory + 1
-		in.Meta.History = append(in.Meta.History[:0:0], in.Meta.History[drop:]...)
-		in.Meta.HistoryDropped += drop
-	}
-	in.Meta.History = append(in.Meta.History, e)
+	in.Meta.History = append(in.Meta.History, e) // the store trims it (MaxHistory)
 }
 
 func (rt *runtime[S]) send(ctx context.Context, p *plan, key string, m router.Message) error {

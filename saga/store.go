@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hexeract/hexeract/store"
 )
 
 // Status is the life-cycle state of a saga instance.
@@ -59,18 +61,23 @@ type Meta struct {
 	// History lists the instance's transitions, oldest first: each event,
 	// timeout and compensation step that changed it. The runtime appends
 	// one entry per transition and the store saves it with the state in the
-	// same write, so it never disagrees with it: the PostgreSQL store in the
+	// same write, so it never disagrees with it: the SQL store in the
 	// table <table>_history (its Tx.Load returns no history, and Insert and
 	// Update append the entries they are given), the memory store in the
-	// instance. [Store.Get] returns the last [MaxHistory] entries;
-	// HistoryDropped counts the older ones.
+	// instance. Every store trims it by one rule (store.SagaHistoryKeep:
+	// the save that reaches a version that is a multiple of [MaxHistory]
+	// deletes the entries before the last MaxHistory); [Store.Get] returns
+	// the last MaxHistory entries, and HistoryDropped counts the older
+	// ones.
 	History []HistoryEntry `json:"history,omitempty"`
 	// HistoryDropped is the number of older entries dropped from History.
 	HistoryDropped int `json:"history_dropped,omitempty"`
 }
 
-// MaxHistory is the number of transitions [Meta.History] keeps.
-const MaxHistory = 50
+// MaxHistory is the number of transitions [Store.Get] returns in
+// [Meta.History], on every store (store.SagaHistoryKeep, which also gives
+// the trimming rule).
+const MaxHistory = store.SagaHistoryKeep
 
 // HistoryKind says what caused a transition recorded in [Meta.History].
 type HistoryKind string
@@ -126,8 +133,8 @@ func (in *Instance) clone() *Instance {
 	return &c
 }
 
-// Store persists saga instances. [NewPostgresStore] and [NewMemoryStore]
-// implement it. A Store must be safe for concurrent use.
+// Store persists saga instances. [NewSQLStore] (on any storage driver) and
+// [NewMemoryStore] implement it. A Store must be safe for concurrent use.
 type Store interface {
 	// Begin starts a unit of work; the runtime loads, changes and saves one
 	// instance in it and then commits or rolls it back.
@@ -175,6 +182,11 @@ type Tx interface {
 	Commit(ctx context.Context) error
 	// Rollback abandons the unit of work; after Commit it is a no-op.
 	Rollback(ctx context.Context) error
+	// Executor returns the storage driver's transaction of the unit of
+	// work, in which the runtime writes the transition's messages and
+	// timeouts and handlers their own rows ([TxOf]); nil when the unit of
+	// work is no database transaction (the [MemoryStore]).
+	Executor() store.ExecutorTx
 }
 
 // ErrNotFound is wrapped by store errors for a missing instance.

@@ -8,9 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
@@ -18,7 +15,6 @@ import (
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
 	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // plan is what one transition sends, schedules and cancels.
@@ -50,36 +46,42 @@ type transport interface {
 	stop()
 }
 
-// Outbox is the part of [*outbox.Outbox] a saga on the PostgreSQL store
-// writes its messages through, in the transition's transaction.
+// Outbox is what a saga on the SQL store writes its messages through, in
+// the transition's transaction: an outbox.Outbox[TTx] on the same database
+// as the store.
 type Outbox interface {
+	// PublishMessagesWith writes msgs for topic through ex, the
+	// transition's transaction.
 	PublishMessagesWith(ctx context.Context, ex store.Executor, topic string, msgs ...*message.Message) error
 	// Signal wakes the relays of this process after a commit.
 	Signal()
 }
 
-// Scheduler is the part of [*scheduler.Scheduler] a saga on the PostgreSQL
-// store schedules and cancels its timeouts through, in the transition's
-// transaction.
+// Scheduler is what a saga on the SQL store schedules and cancels its
+// timeouts through, in the transition's transaction: a
+// scheduler.Scheduler[TTx] on the same database as the store.
 type Scheduler interface {
+	// ScheduleMessagesWith schedules msgs for topic at at through ex and
+	// returns their ids.
 	ScheduleMessagesWith(ctx context.Context, ex store.Executor, at time.Time, topic string, msgs ...*message.Message) ([]string, error)
+	// CancelWith cancels the scheduled message id through ex.
 	CancelWith(ctx context.Context, ex store.Executor, id string) error
 }
 
-type pgTransport struct {
+// txTransport writes a plan in the unit of work's driver transaction.
+type txTransport struct {
 	outbox Outbox
 	sched  Scheduler
 }
 
-func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
-	ptx, ok := tx.(*PostgresTx)
-	if !ok {
-		return errors.New("saga: the outbox needs the PostgreSQL store")
+func (t *txTransport) write(ctx context.Context, tx Tx, p *plan) error {
+	ex := tx.Executor()
+	if ex == nil {
+		return errors.New("saga: the outbox needs a store whose units of work are database transactions")
 	}
 	if (len(p.sched) > 0 || len(p.cancel) > 0) && t.sched == nil {
 		return router.Permanent(errors.New("saga: Timeout needs the durable scheduler; pass saga.WithScheduler to saga.Register"))
 	}
-	ex := ptx.s.drv.UnwrapTx(pgxTx{ptx.db})
 	for _, id := range p.cancel {
 		// Not found: the timeout was handed off already; its token is gone
 		// from the state, so it is ignored when it arrives.
@@ -92,6 +94,9 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 		if err != nil {
 			return fmt.Errorf("saga: schedule timeout: %w", err)
 		}
+		if len(ids) != 1 {
+			return fmt.Errorf("saga: schedule timeout: the scheduler returned %d ids for one message", len(ids))
+		}
 		s.id = ids[0]
 	}
 	for i := 0; i < len(p.out); {
@@ -103,7 +108,7 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 		for _, o := range p.out[i:j] {
 			msgs = append(msgs, o.msg)
 		}
-		if err := t.outbox.PublishMessagesWith(ctx, postgres.New(ptx.s.pool).ExecutorOn(ptx.db), p.out[i].topic, msgs...); err != nil {
+		if err := t.outbox.PublishMessagesWith(ctx, ex, p.out[i].topic, msgs...); err != nil {
 			return fmt.Errorf("saga: outbox: %w", err)
 		}
 		i = j
@@ -112,9 +117,9 @@ func (t *pgTransport) write(ctx context.Context, tx Tx, p *plan) error {
 }
 
 // stop does nothing: the durable scheduler holds the timeouts.
-func (t *pgTransport) stop() {}
+func (t *txTransport) stop() {}
 
-func (t *pgTransport) committed(p *plan) {
+func (t *txTransport) committed(p *plan) {
 	if len(p.out) > 0 {
 		t.outbox.Signal()
 	}
@@ -182,19 +187,3 @@ func (t *memTransport) committed(p *plan) {
 		})
 	}
 }
-
-// pgxTx presents the transition's DB as a pgx.Tx, so the scheduler's
-// PostgreSQL driver can run its statements in it; the runtime, not the
-// scheduler, begins and ends the transaction.
-type pgxTx struct{ DB }
-
-func (pgxTx) Begin(context.Context) (pgx.Tx, error) {
-	return nil, errors.New("saga: nested transaction in the transition's transaction")
-}
-func (pgxTx) Commit(context.Context) error   { return errors.New("saga: the runtime commits") }
-func (pgxTx) Rollback(context.Context) error { return errors.New("saga: the runtime rolls back") }
-func (pgxTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
-func (pgxTx) Prepare(context.Context, string, string) (*pgconn.StatementDescription, error) {
-	return nil, errors.New("saga: Prepare in the transition's transaction")
-}
-func (pgxTx) Conn() *pgx.Conn { return nil }

@@ -9,14 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
 	"github.com/hexeract/hexeract/store"
-	"github.com/hexeract/hexeract/store/postgres"
 )
 
 // schemaStep is one migration of one component, as printed by
@@ -103,26 +101,18 @@ var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constan
 		check:  saga.CheckTable,
 		tables: func(o *migrateFlags) []string { return nonEmpty(o.sagaTables) },
 		up: func(ctx context.Context, st store.Store, table string) error {
-			pool, err := pgPool(st)
-			if err != nil {
-				return err
-			}
-			sagas, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
+			sagas, err := saga.NewSQLStore(st, saga.WithTable(table))
 			if err != nil {
 				return err
 			}
 			return sagas.Migrate(ctx)
 		},
 		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
-			pool, err := pgPool(st)
+			sagas, err := saga.NewSQLStore(st, saga.WithTable(table))
 			if err != nil {
 				return nil, err
 			}
-			store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table), saga.WithoutMigrate())
-			if err != nil {
-				return nil, err
-			}
-			steps, err := store.SchemaStatus(ctx)
+			steps, err := sagas.SchemaStatus(ctx)
 			out := make([]schemaStep, len(steps))
 			for i, s := range steps {
 				out[i] = schemaStep{Component: s.Component, Version: s.Version, Name: s.Name, AppliedAt: s.AppliedAt}
@@ -301,16 +291,6 @@ func withStore(cmd *cobra.Command, fn func(context.Context, store.Store) error) 
 		ctx = context.Background()
 	}
 	return fn(ctx, st)
-}
-
-// pgPool returns the pool of a PostgreSQL store, for the components that
-// have not moved to the storage seam yet.
-func pgPool(st store.Store) (*pgxpool.Pool, error) {
-	d, ok := st.(*postgres.Driver)
-	if !ok {
-		return nil, fmt.Errorf("this component needs a PostgreSQL database (the store is %s)", st.Dialect())
-	}
-	return d.Pool(), nil
 }
 
 // printApplied prints the migrations applied between before and after and

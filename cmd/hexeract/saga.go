@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/spf13/cobra"
 
 	"github.com/hexeract/hexeract/saga"
@@ -29,7 +30,7 @@ func newSagaCommand() *cobra.Command {
 	var f sagaFlags
 	cmd := &cobra.Command{
 		Use:   "saga",
-		Short: "List and show saga instances stored in PostgreSQL",
+		Short: "List and show saga instances in the saga store (PostgreSQL, MySQL/MariaDB or SQLite)",
 		Long: `Saga instances live in the saga store table (default hexeract_sagas): one row
 per instance with its status (running, compensating, completed, failed), its
 version, its state as JSON and the runtime's bookkeeping (pending timeouts,
@@ -69,17 +70,19 @@ them (saga.WithRetention).`,
 	return cmd
 }
 
-func sagaStore(cmd *cobra.Command, f sagaFlags) (*saga.PostgresStore, func(), error) {
-	pool, err := connectDB(cmd)
+// sagaStore opens the saga store on --database-url (any driver
+// storeurl.Open takes).
+func sagaStore(cmd *cobra.Command, f sagaFlags) (*saga.SQLStore, func(), error) {
+	st, err := openStore(cmd)
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := saga.NewPostgresStore(sagaContext(cmd), pool, saga.WithTable(f.table), saga.WithoutMigrate())
+	sagas, err := saga.NewSQLStore(st, saga.WithTable(f.table))
 	if err != nil {
-		pool.Close()
+		_ = st.Close()
 		return nil, nil, err
 	}
-	return store, pool.Close, nil
+	return sagas, func() { _ = st.Close() }, nil
 }
 
 func sagaContext(cmd *cobra.Command) context.Context {
@@ -89,10 +92,15 @@ func sagaContext(cmd *cobra.Command) context.Context {
 	return context.Background()
 }
 
-// explainMissingTable turns "relation does not exist" into advice.
+// explainMissingTable turns "relation does not exist" (PostgreSQL 42P01,
+// MySQL 1146, SQLite "no such table") into advice.
 func explainMissingTable(err error, table string) error {
 	var pgErr interface{ SQLState() string }
-	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P01" {
+	var myErr *gomysql.MySQLError
+	missing := errors.As(err, &pgErr) && pgErr.SQLState() == "42P01" ||
+		errors.As(err, &myErr) && myErr.Number == 1146 ||
+		err != nil && strings.Contains(err.Error(), "no such table")
+	if missing {
 		return fmt.Errorf("saga table %q does not exist: no saga has run against this database yet, or the application uses another table (pass --table)", table)
 	}
 	return err

@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	neturl "net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/saga"
+	"github.com/hexeract/hexeract/store/mysql"
+	"github.com/hexeract/hexeract/store/storeurl"
 )
 
 func runSagaCLI(t *testing.T, args ...string) (string, error) {
@@ -24,18 +28,58 @@ func runSagaCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// TestSagaListAndShow runs "saga list" and "saga show" on each driver:
+// PostgreSQL, MariaDB and SQLite.
 func TestSagaListAndShow(t *testing.T) {
-	url := testenv.PostgresURL(t)
-	pool := testenv.Postgres(t)
-	ctx := context.Background()
-	table := "saga_cli_" + testenv.Suffix()
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_history`)
-		_, _ = pool.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+table+`_save`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
+	t.Run("postgres", func(t *testing.T) {
+		url := testenv.PostgresURL(t)
+		pool := testenv.Postgres(t)
+		table := "saga_cli_" + testenv.Suffix()
+		t.Cleanup(func() {
+			_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_history`)
+			_, _ = pool.Exec(context.Background(), `DROP FUNCTION IF EXISTS `+table+`_save`)
+			_, _ = pool.Exec(context.Background(), `DELETE FROM hexeract_schema_migrations WHERE component = $1`, saga.Component(table))
+		})
+		testSagaListAndShow(t, url, table)
 	})
-	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(table))
+	t.Run("mariadb", func(t *testing.T) {
+		admin, err := mysql.Open(context.Background(), testenv.MySQLURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = admin.Close() })
+		name := "hx_cli_" + testenv.Suffix()
+		if _, err := admin.DB().Exec("CREATE DATABASE " + name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = admin.DB().Exec("DROP DATABASE IF EXISTS " + name) })
+		u, err := neturl.Parse(testenv.MySQLURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		testSagaListAndShow(t, u.String(), "saga_cli")
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		testSagaListAndShow(t, "sqlite://"+filepath.Join(t.TempDir(), "cli.db"), "saga_cli")
+	})
+}
+
+func testSagaListAndShow(t *testing.T, url, table string) {
+	ctx := context.Background()
+	st, err := storeurl.Open(ctx, url)
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	store, err := saga.NewSQLStore(st, saga.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runSagaCLI(t, "saga", "list", "--database-url", url, "--table", table); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("saga list before the table exists: %v, want advice that it does not exist", err)
+	}
+	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Two instances: one running with a timeout and a compensation, one

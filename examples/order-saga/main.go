@@ -212,8 +212,11 @@ func run(transportURL string) error {
 
 	// Persistence: the saga store, the outbox its messages go through and
 	// the scheduler its timeouts go through, all in this database.
-	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable("order_saga_sagas"))
+	store, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable("order_saga_sagas"))
 	if err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
 	ob, err := outbox.New(postgres.New(pool), outbox.WithTable("order_saga_outbox"))

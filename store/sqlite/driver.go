@@ -36,7 +36,9 @@ type Driver struct {
 	hub localnotify.Hub
 	mig sqlexec.Migrator
 
-	sched sync.Map // store.SchedulerTable -> *schedSQL
+	sched    sync.Map // store.SchedulerTable -> *schedSQL
+	sagaOnce sync.Once
+	sagaSem  chan struct{} // one saga transition of this driver at a time (saga.go)
 }
 
 var _ store.Driver[*sql.Tx] = (*Driver)(nil)

@@ -210,7 +210,11 @@ func setup(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox[pgx.Tx], s
 	if err := sched.Migrate(ctx); err != nil {
 		return err
 	}
-	if _, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(n.sagas)); err != nil {
+	sagas, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable(n.sagas))
+	if err != nil {
+		return err
+	}
+	if err := sagas.Migrate(ctx); err != nil {
 		return err
 	}
 	_, err = pool.Exec(ctx, `
@@ -397,9 +401,17 @@ func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 		return err
 	}
 
-	store, err := saga.NewPostgresStore(ctx, pool, saga.WithTable(n.sagas), saga.WithoutMigrate())
+	drv := postgres.New(pool)
+	store, err := saga.NewSQLStore(drv, saga.WithTable(n.sagas))
 	if err != nil {
 		return err
+	}
+	sagaTx := func(c *saga.Context[Payment]) (pgx.Tx, error) {
+		tx, ok := saga.TxOf(c, drv)
+		if !ok {
+			return nil, errors.New("the saga transition has no PostgreSQL transaction")
+		}
+		return tx, nil
 	}
 	def := saga.Define[Payment]("payment")
 	saga.StartedBy(def, func(e PaymentRequested) string { return e.OrderID },
@@ -410,7 +422,11 @@ func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 			s.OrderID = e.OrderID
 			c.Send(CapturePayment{OrderID: e.OrderID, Amount: e.Amount})
 			env, _ := router.EnvelopeFrom(c)
-			_, err := c.Tx().Exec(c, effect, env.ID, e.MessageType(), e.OrderID)
+			tx, err := sagaTx(c)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(c, effect, env.ID, e.MessageType(), e.OrderID)
 			return err
 		})
 	saga.Handles(def, func(e PaymentCaptured) string { return e.OrderID },
@@ -421,7 +437,11 @@ func consume(ctx context.Context, f flags, log *slog.Logger, pool *pgxpool.Pool,
 			s.Captured = true
 			c.Complete()
 			env, _ := router.EnvelopeFrom(c)
-			_, err := c.Tx().Exec(c, effect, env.ID, e.MessageType(), e.OrderID)
+			tx, err := sagaTx(c)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(c, effect, env.ID, e.MessageType(), e.OrderID)
 			return err
 		})
 	if err := saga.Register(app, def, store, saga.WithOutbox(ob), saga.WithRetention(time.Hour),

@@ -178,31 +178,64 @@ func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(ctx cont
 }
 
 // Tx is the transaction state of a database/sql driver's executor: Tx is
-// nil on the pool, and Borrowed says the caller owns it.
+// nil on the pool, and Borrowed says the caller owns it. With Savepoint
+// set, the executor is a savepoint of Tx (see [Tx.Nest]): Commit releases
+// it and Rollback undoes it, leaving Tx open.
 type Tx struct {
-	Tx       *sql.Tx
-	Borrowed bool
+	Tx        *sql.Tx
+	Borrowed  bool
+	Savepoint string
+	// Done, when set, is called after Commit or Rollback ended the
+	// transaction (it must tolerate being called more than once).
+	Done func()
 }
 
-// Commit commits the transaction unless it is borrowed.
-func (t Tx) Commit(context.Context) error {
+// Nest starts the savepoint name in the transaction and returns its state.
+func (t Tx) Nest(ctx context.Context, name string) (Tx, error) {
+	if t.Tx == nil {
+		return Tx{}, errors.New("store: a savepoint outside a transaction")
+	}
+	if _, err := t.Tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return Tx{}, err
+	}
+	return Tx{Tx: t.Tx, Savepoint: name}, nil
+}
+
+// Commit commits the transaction unless it is borrowed; a savepoint is
+// released.
+func (t Tx) Commit(ctx context.Context) error {
 	switch {
 	case t.Borrowed:
 		return store.ErrBorrowedTx
 	case t.Tx == nil:
 		return errors.New("store: Commit outside a transaction")
+	case t.Savepoint != "":
+		_, err := t.Tx.ExecContext(ctx, "RELEASE SAVEPOINT "+t.Savepoint)
+		return err
+	}
+	if t.Done != nil {
+		defer t.Done()
 	}
 	return t.Tx.Commit()
 }
 
 // Rollback rolls the transaction back unless it is borrowed; after Commit
-// it is a no-op.
-func (t Tx) Rollback(context.Context) error {
+// it is a no-op. A savepoint is rolled back to and released.
+func (t Tx) Rollback(ctx context.Context) error {
 	switch {
 	case t.Borrowed:
 		return store.ErrBorrowedTx
 	case t.Tx == nil:
 		return nil
+	case t.Savepoint != "":
+		if _, err := t.Tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO SAVEPOINT "+t.Savepoint); err != nil {
+			return err
+		}
+		_, err := t.Tx.ExecContext(context.WithoutCancel(ctx), "RELEASE SAVEPOINT "+t.Savepoint)
+		return err
+	}
+	if t.Done != nil {
+		defer t.Done()
 	}
 	if err := t.Tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return err
