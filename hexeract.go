@@ -72,6 +72,11 @@ type App struct {
 
 	// pluginMu guards the installed plugins' names (plugin.go); it is not
 	// held while a plugin installs.
+	store     appStore // WithStore; nil without
+	migrators []interface {
+		Migrate(ctx context.Context) error
+	}
+
 	pluginMu   sync.Mutex
 	plugins    []string
 	installing map[string]bool
@@ -160,6 +165,13 @@ func New(opts ...Option) (*App, error) {
 	}
 	r.AddMiddleware(cfg.middleware...)
 	app.router = r
+	if cfg.store != nil {
+		st, err := cfg.store(app)
+		if err != nil {
+			return nil, errors.Join(err, app.Close())
+		}
+		app.store = st
+	}
 	for i, p := range cfg.plugins {
 		if err := app.Install(p); err != nil {
 			if p == nil {
@@ -399,6 +411,14 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 		j := i + 1
 		for j < len(wms) && topics[j] == topics[i] {
 			j++
+		}
+		if ex, ok := a.txOf(ctx); ok {
+			// Inside InTx or an inbox handler: into the outbox, in the transaction.
+			if err := a.publishTx(ctx, ex, topics[i], wms[i:j]); err != nil {
+				return err
+			}
+			i = j
+			continue
 		}
 		if err := a.publisher.Publish(topics[i], wms[i:j]...); err != nil {
 			// Say what to change when the transport refuses the topic's name.
