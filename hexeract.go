@@ -160,17 +160,22 @@ func New(opts ...Option) (*App, error) {
 	// Outermost: grow each handler goroutine's stack once, while it is
 	// shallow, instead of repeatedly deep inside the chain and the decoder.
 	r.AddMiddleware(router.ReserveStack)
+	if cfg.store != nil {
+		// Built before the default middleware, whose dead-letter step
+		// writes into the store's dead-letter table.
+		if app.store, err = cfg.store(app); err != nil {
+			return nil, err
+		}
+	}
 	if err := app.installDefaults(&cfg, r); err != nil {
 		return nil, err
 	}
 	r.AddMiddleware(cfg.middleware...)
 	app.router = r
-	if cfg.store != nil {
-		st, err := cfg.store(app)
-		if err != nil {
+	if app.store != nil {
+		if err := app.store.install(app); err != nil {
 			return nil, errors.Join(err, app.Close())
 		}
-		app.store = st
 	}
 	for i, p := range cfg.plugins {
 		if err := app.Install(p); err != nil {

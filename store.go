@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/hexeract/hexeract/deadletter"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
@@ -114,7 +115,9 @@ type appStore interface {
 	Store() store.Store
 	Outbox() TxPublisher
 	Scheduler() TxScheduler
+	DeadLetters() *deadletter.Store
 	Migrate(ctx context.Context) error
+	install(a *App) error
 	inTx(ctx context.Context, fn func(ctx context.Context, ex store.ExecutorTx) error) error
 	claimInbox(ctx context.Context, ex store.Executor, consumer, id string) (bool, error)
 	cron(spec string, produce func(tick time.Time) []router.Message, name string) error
@@ -141,10 +144,12 @@ type storeOf[TTx any] struct {
 	inbox *outbox.Inbox[TTx]
 	sched *scheduler.Scheduler[TTx]
 	relay *outbox.Relay
+	dead  *deadletter.Store
+	sc    storeConfig
 }
 
 func newStoreOf[TTx any](a *App, drv store.Driver[TTx], sc storeConfig) (*storeOf[TTx], error) {
-	s := &storeOf[TTx]{drv: drv}
+	s := &storeOf[TTx]{drv: drv, sc: sc}
 	var err error
 	s.ob, err = outbox.New(drv, append([]outbox.Option{outbox.WithTable(sc.prefix + "outbox"),
 		outbox.WithSource(a.source), outbox.WithCodec(a.codec), outbox.WithTopicNaming(a.topics)}, sc.outboxOpts...)...)
@@ -169,32 +174,45 @@ func newStoreOf[TTx any](a *App, drv store.Driver[TTx], sc storeConfig) (*storeO
 			return nil, fmt.Errorf("hexeract: WithStore: %w", err)
 		}
 	}
+	s.dead, err = deadletter.New(drv, deadletter.WithTable(sc.prefix+"dead_letters"), deadletter.WithOutbox(s.ob),
+		deadletter.WithLogger(a.logger))
+	if err != nil {
+		return nil, fmt.Errorf("hexeract: WithStore: %w", err)
+	}
+	return s, nil
+}
+
+// install installs the store's components on a as plugins.
+func (s *storeOf[TTx]) install(a *App) error {
 	if err := a.Install(pluginFunc{name: "hexeract.outbox", install: func(app *App) error {
 		if s.relay == nil {
 			return nil
 		}
 		return app.AddWorker(s.relay)
 	}}); err != nil {
-		return nil, err
+		return err
 	}
 	if err := a.Install(pluginFunc{name: "hexeract.scheduler", install: func(app *App) error {
-		if sc.noSched {
+		if s.sc.noSched {
 			return nil
 		}
 		return app.AddWorker(s.sched)
 	}}); err != nil {
-		return nil, err
+		return err
 	}
 	if s.inbox != nil {
 		if err := a.Install(pluginFunc{name: "hexeract.inbox", install: func(app *App) error {
 			app.router.AddMiddleware(app.inboxMiddleware)
 			return nil
 		}}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
+
+// DeadLetters is the store's dead-letter table.
+func (s *storeOf[TTx]) DeadLetters() *deadletter.Store { return s.dead }
 
 func (s *storeOf[TTx]) Store() store.Store     { return s.drv }
 func (s *storeOf[TTx]) Outbox() TxPublisher    { return s.ob }
@@ -214,6 +232,9 @@ func (s *storeOf[TTx]) Migrate(ctx context.Context) error {
 		if err := s.inbox.Migrate(ctx); err != nil {
 			return err
 		}
+	}
+	if err := s.dead.Migrate(ctx); err != nil {
+		return err
 	}
 	return s.sched.Migrate(ctx)
 }
