@@ -41,6 +41,11 @@ func (a *App) installDefaults(cfg *config, r *message.Router) error {
 	for _, configure := range cfg.defaultMiddleware {
 		configure(&dc)
 	}
+	if a.store != nil && dc.DeadLetter.Store == nil {
+		// With a store, dead letters go to its table (deadletter package),
+		// where `hexeract dlq stored` lists, retries and edits them.
+		dc.DeadLetter.Store = a.store.DeadLetters()
+	}
 	if dc.DeadLetter.Topic == nil {
 		dc.DeadLetter.Topic = a.topics.DeadLetterTopic
 	}

@@ -72,6 +72,11 @@ type App struct {
 
 	// pluginMu guards the installed plugins' names (plugin.go); it is not
 	// held while a plugin installs.
+	store     appStore // WithStore; nil without
+	migrators []interface {
+		Migrate(ctx context.Context) error
+	}
+
 	pluginMu   sync.Mutex
 	plugins    []string
 	installing map[string]bool
@@ -155,11 +160,23 @@ func New(opts ...Option) (*App, error) {
 	// Outermost: grow each handler goroutine's stack once, while it is
 	// shallow, instead of repeatedly deep inside the chain and the decoder.
 	r.AddMiddleware(router.ReserveStack)
+	if cfg.store != nil {
+		// Built before the default middleware, whose dead-letter step
+		// writes into the store's dead-letter table.
+		if app.store, err = cfg.store(app); err != nil {
+			return nil, err
+		}
+	}
 	if err := app.installDefaults(&cfg, r); err != nil {
 		return nil, err
 	}
 	r.AddMiddleware(cfg.middleware...)
 	app.router = r
+	if app.store != nil {
+		if err := app.store.install(app); err != nil {
+			return nil, errors.Join(err, app.Close())
+		}
+	}
 	for i, p := range cfg.plugins {
 		if err := app.Install(p); err != nil {
 			if p == nil {
@@ -399,6 +416,14 @@ func (a *App) Publish(ctx context.Context, msgs ...router.Message) error {
 		j := i + 1
 		for j < len(wms) && topics[j] == topics[i] {
 			j++
+		}
+		if ex, ok := a.txOf(ctx); ok {
+			// Inside InTx or an inbox handler: into the outbox, in the transaction.
+			if err := a.publishTx(ctx, ex, topics[i], wms[i:j]); err != nil {
+				return err
+			}
+			i = j
+			continue
 		}
 		if err := a.publisher.Publish(topics[i], wms[i:j]...); err != nil {
 			// Say what to change when the transport refuses the topic's name.

@@ -24,7 +24,9 @@ type config struct {
 	routerCfg  message.RouterConfig
 	workers    []Worker
 	middleware []message.HandlerMiddleware
-	plugins    []Plugin // installed by New after the other options (WithPlugins)
+	plugins    []Plugin                     // installed by New after the other options (WithPlugins)
+	store      func(*App) (appStore, error) // WithStore
+	storeErr   error
 	// noDefaults turns off the default middleware chain.
 	noDefaults bool
 	// raw maps topics whose raw messages get an assumed type (WithRawMessages).
@@ -49,6 +51,9 @@ func (c *config) validate() error {
 	}
 	if c.rawErr != nil {
 		return c.rawErr
+	}
+	if c.storeErr != nil {
+		return c.storeErr
 	}
 	for topic, typ := range c.raw {
 		if topic == "" || typ == "" {
