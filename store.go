@@ -116,6 +116,7 @@ type appStore interface {
 	Outbox() TxPublisher
 	Scheduler() TxScheduler
 	DeadLetters() *deadletter.Store
+	prefix() string
 	Migrate(ctx context.Context) error
 	install(a *App) error
 	inTx(ctx context.Context, fn func(ctx context.Context, ex store.ExecutorTx) error) error
@@ -210,6 +211,8 @@ func (s *storeOf[TTx]) install(a *App) error {
 	}
 	return nil
 }
+
+func (s *storeOf[TTx]) prefix() string { return s.sc.prefix }
 
 // DeadLetters is the store's dead-letter table.
 func (s *storeOf[TTx]) DeadLetters() *deadletter.Store { return s.dead }
@@ -326,6 +329,16 @@ func storeAs[TTx any](app *App) (*storeOf[TTx], error) {
 		return nil, fmt.Errorf("hexeract: the App's store is a %s driver, whose transactions are not %T", app.store.Store().Dialect(), zero)
 	}
 	return s, nil
+}
+
+// StoreTable returns the name of the App's table for a component
+// ("sagas", say): the prefix of [WithTablePrefix] followed by name. Plugins
+// that keep a table in the App's store name it with this.
+func (a *App) StoreTable(name string) string {
+	if a.store == nil {
+		return "hexeract_" + name
+	}
+	return a.store.prefix() + name
 }
 
 // Store returns the App's store, or nil without [WithStore].
@@ -453,7 +466,8 @@ func (a *App) inboxMiddleware(h message.HandlerFunc) message.HandlerFunc {
 				return err
 			}
 			orig := msg.Context()
-			msg.SetContext(a.withTx(orig, ex))
+			// outbox.WithTx too: sagas and outbox.TxHandler nest in it.
+			msg.SetContext(outbox.WithTx(a.withTx(orig, ex), ex))
 			defer msg.SetContext(orig)
 			out, err = h(msg)
 			return err

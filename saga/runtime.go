@@ -132,14 +132,36 @@ type runtime[S any] struct {
 // [WithScheduler] when the saga uses timeouts. With any other
 // store (the [MemoryStore]) messages are published through the App after the
 // commit and timeouts use in-process timers.
+//
+// With a nil store, the saga uses the App's store (hexeract.WithStore): a
+// SQL store on the App's table prefix followed by "sagas", the App's
+// outbox and scheduler (unless WithOutbox and WithScheduler say otherwise),
+// and [hexeract.App.Migrate] creates its table. Behind the App's inbox
+// (hexeract.WithInbox) a transition commits in the inbox's transaction.
 func Register[S any](app *hexeract.App, def *Definition[S], store Store, opts ...Option) error {
 	_, err := register(app, def, store, opts...)
 	return err
 }
 
 func register[S any](app *hexeract.App, def *Definition[S], store Store, opts ...Option) (*runtime[S], error) {
-	if app == nil || def == nil || store == nil {
-		return nil, errors.New("saga: Register needs an App, a Definition and a Store")
+	if app == nil || def == nil {
+		return nil, errors.New("saga: Register needs an App and a Definition")
+	}
+	if store == nil {
+		// The App's store (hexeract.WithStore): the saga's table, outbox
+		// and scheduler are the App's, and App.Migrate migrates the table.
+		if app.Store() == nil {
+			return nil, errors.New("saga: Register needs a Store, or an App built with hexeract.WithStore")
+		}
+		sqlStore, err := NewSQLStore(app.Store(), WithTable(app.StoreTable("sagas")))
+		if err != nil {
+			return nil, err
+		}
+		if err := app.AddMigrator(sqlStore); err != nil {
+			return nil, err
+		}
+		store = sqlStore
+		opts = append([]Option{WithOutbox(app.TxOutbox()), WithScheduler(app.TxScheduler())}, opts...)
 	}
 	if err := def.Err(); err != nil {
 		return nil, err
