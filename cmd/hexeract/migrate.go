@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hexeract/hexeract/deadletter"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/scheduler"
@@ -46,6 +47,7 @@ type migrateFlags struct {
 	inboxTables     []string
 	sagaTables      []string
 	schedulerTables []string
+	deadTables      []string
 	jsonOut         bool
 }
 
@@ -144,6 +146,34 @@ var schemaComponents = []schemaComponent{ //nolint:gochecknoglobals // a constan
 			return out, err
 		},
 	},
+	{
+		flag: "dead-letter-table",
+		check: func(name string) error {
+			// Checked per dialect when opened; here the PostgreSQL rule, the widest.
+			_, err := deadletter.CheckTable(store.Postgres, name)
+			return err
+		},
+		tables: func(o *migrateFlags) []string { return nonEmpty(o.deadTables) },
+		up: func(ctx context.Context, st store.Store, table string) error {
+			dl, err := deadletter.New(st, deadletter.WithTable(table))
+			if err != nil {
+				return err
+			}
+			return dl.Migrate(ctx)
+		},
+		status: func(ctx context.Context, st store.Store, table string) ([]schemaStep, error) {
+			dl, err := deadletter.New(st, deadletter.WithTable(table))
+			if err != nil {
+				return nil, err
+			}
+			steps, err := dl.SchemaStatus(ctx)
+			out := make([]schemaStep, len(steps))
+			for i, x := range steps {
+				out[i] = schemaStep{Component: x.Component, Version: x.Version, Name: x.Name, AppliedAt: x.AppliedAt}
+			}
+			return out, err
+		},
+	},
 }
 
 func newMigrateCommand() *cobra.Command {
@@ -177,6 +207,8 @@ or rolled back whole); it prints what it applied and exits with status 130.`,
 		`saga store tables (table or schema.table; repeat or separate by commas; "" for none)`)
 	pf.Var(newTableList(&migrateOpts.schedulerTables, scheduler.DefaultTable), "scheduler-table",
 		`scheduler tables (table or schema.table; repeat or separate by commas; "" for none)`)
+	pf.Var(newTableList(&migrateOpts.deadTables, deadletter.DefaultTable), "dead-letter-table",
+		`dead-letter store tables (table or schema.table; repeat or separate by commas; "" for none)`)
 
 	up := &cobra.Command{
 		Use:   "up",

@@ -51,7 +51,7 @@ func TestMigrateUpStatusAndOutboxDeadRows(t *testing.T) {
 	})
 	t.Setenv("HEXERACT_DATABASE_URL", url)
 
-	none := []string{"--saga-table", "", "--scheduler-table", ""}
+	none := []string{"--saga-table", "", "--scheduler-table", "", "--dead-letter-table", ""}
 	out, _, err := runOutboxCLI(t, append([]string{"migrate", "status", "--outbox-table", table, "--inbox-table", inbox}, none...)...)
 	if exitStatus(io.Discard, err, false) != exitPending || !strings.Contains(out, "outbox:"+table) || !strings.Contains(out, "pending") {
 		t.Fatalf("status before: %v\n%s", err, out)

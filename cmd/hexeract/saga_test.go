@@ -179,16 +179,16 @@ func TestMigrateCoversEveryComponent(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	pool := testenv.Postgres(t)
 	sfx := testenv.Suffix()
-	ob, in, sg, sc := "mig_ob_"+sfx, "mig_in_"+sfx, "mig_saga_"+sfx, "mig_sched_"+sfx
+	ob, in, sg, sc, dl := "mig_ob_"+sfx, "mig_in_"+sfx, "mig_saga_"+sfx, "mig_sched_"+sfx, "mig_dl_"+sfx
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+ob+`, `+ob+`_dead, `+ob+`_delivered, `+in+`, `+sg+`, `+sg+`_history, `+sc+`, `+sc+`_ticks, `+sc+`_leases`)
+		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+ob+`, `+ob+`_dead, `+ob+`_delivered, `+in+`, `+sg+`, `+sg+`_history, `+sc+`, `+sc+`_ticks, `+sc+`_leases, `+dl+`, `+dl+`_audit`)
 		_, _ = pool.Exec(ctx, `DROP FUNCTION IF EXISTS `+sg+`_save`)
 		_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component = ANY($1)`,
-			[]string{"outbox:" + ob, "inbox:" + in, saga.Component(sg), "scheduler:" + sc})
+			[]string{"outbox:" + ob, "inbox:" + in, saga.Component(sg), "scheduler:" + sc, "deadletter:" + dl})
 	})
-	args := []string{"--database-url", url, "--outbox-table", ob, "--inbox-table", in, "--saga-table", sg, "--scheduler-table", sc}
-	components := []string{"outbox:" + ob, "inbox:" + in, "saga:" + sg, "scheduler:" + sc}
+	args := []string{"--database-url", url, "--outbox-table", ob, "--inbox-table", in, "--saga-table", sg, "--scheduler-table", sc, "--dead-letter-table", dl}
+	components := []string{"outbox:" + ob, "inbox:" + in, "saga:" + sg, "scheduler:" + sc, "deadletter:" + dl}
 
 	out, _, err := runOutboxCLI(t, append([]string{"migrate", "status"}, args...)...)
 	if code := exitStatus(io.Discard, err, false); code != exitPending {
@@ -220,7 +220,7 @@ func TestMigrateCoversEveryComponent(t *testing.T) {
 	if err != nil || !strings.Contains(out, "no saga instances") {
 		t.Fatalf("list on the migrated table: %v\n%s", err, out)
 	}
-	for _, flag := range []string{"--outbox-table", "--inbox-table", "--saga-table", "--scheduler-table"} {
+	for _, flag := range []string{"--outbox-table", "--inbox-table", "--saga-table", "--scheduler-table", "--dead-letter-table"} {
 		_, _, err := runOutboxCLI(t, "migrate", "up", "--database-url", url, flag, "Bad-Name")
 		if err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("migrate up %s Bad-Name: %v, want an error naming the flag", flag, err)

@@ -195,7 +195,7 @@ func TestSchedulerCommandsOnOtherDrivers(t *testing.T) {
 			ctx := context.Background()
 			table := "cli_sched_" + testenv.Suffix()
 			out, _, err := runSchedulerCLI(t, "migrate", "up", "--database-url", url,
-				"--outbox-table", "", "--inbox-table", "", "--saga-table", "", "--scheduler-table", table)
+				"--outbox-table", "", "--inbox-table", "", "--saga-table", "", "--dead-letter-table", "", "--scheduler-table", table)
 			if err != nil || !strings.Contains(out, "applied scheduler:"+table+" version 1") {
 				t.Fatalf("migrate up: %v\n%s", err, out)
 			}
