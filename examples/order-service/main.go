@@ -125,6 +125,8 @@ type service struct {
 	app   *hexeract.App
 	http  http.Handler
 	close func() error
+	// inTx runs fn in a transaction of the App's store (for tests).
+	inTx func(ctx context.Context, fn func(db) error) error
 }
 
 // open opens the database cfg names with its driver and builds the
@@ -202,7 +204,10 @@ func newService[TTx any](ctx context.Context, cfg config, drv store.Driver[TTx],
 	); err != nil {
 		return nil, err
 	}
-	return &service{app: app, http: routes(app, queries, sqlOf, t), close: closeAll}, nil
+	inTx := func(ctx context.Context, fn func(db) error) error {
+		return hexeract.InTx(ctx, app, func(_ context.Context, tx TTx) error { return fn(sqlOf(tx)) })
+	}
+	return &service{app: app, http: routes(app, queries, sqlOf, t), close: closeAll, inTx: inTx}, nil
 }
 
 // migrator migrates the business tables with the App's (App.Migrate).
