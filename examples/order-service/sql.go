@@ -77,19 +77,17 @@ func newTables(prefix string) tables {
 // the seed gives three products: book (10 in stock), lamp (2) and globe,
 // whose warehouse is offline (its reservations never get an answer).
 func (t tables) migrations() []store.Migration {
-	return []store.Migration{{Version: 1, Name: "orders, products, reservations, order log", SQL: `CREATE TABLE ` + t.orders + ` (
-	id VARCHAR(64) PRIMARY KEY, sku VARCHAR(64) NOT NULL, qty INT NOT NULL,
-	unit_cents BIGINT NOT NULL, status VARCHAR(16) NOT NULL, reason VARCHAR(255) NOT NULL)
--- +step
-CREATE TABLE ` + t.products + ` (
-	sku VARCHAR(64) PRIMARY KEY, unit_cents BIGINT NOT NULL, available INT NOT NULL, online INT NOT NULL)
--- +step
-CREATE TABLE ` + t.reservations + ` (
-	order_id VARCHAR(64) PRIMARY KEY, sku VARCHAR(64) NOT NULL, qty INT NOT NULL, status VARCHAR(16) NOT NULL)
--- +step
-CREATE TABLE ` + t.log + ` (order_id VARCHAR(64) NOT NULL, event VARCHAR(64) NOT NULL)
--- +step
-INSERT INTO ` + t.products + ` (sku, unit_cents, available, online) VALUES ('book', 1250, 10, 1), ('lamp', 4900, 2, 1), ('globe', 8900, 5, 0)`}}
+	return []store.Migration{
+		{Version: 1, Name: "orders", SQL: `CREATE TABLE ` + t.orders + ` (id VARCHAR(64) PRIMARY KEY, sku VARCHAR(64) NOT NULL,
+	qty INT NOT NULL, unit_cents BIGINT NOT NULL, status VARCHAR(16) NOT NULL, reason VARCHAR(255) NOT NULL)`},
+		{Version: 2, Name: "products", SQL: `CREATE TABLE ` + t.products + ` (sku VARCHAR(64) PRIMARY KEY,
+	unit_cents BIGINT NOT NULL, available INT NOT NULL, online INT NOT NULL)`},
+		{Version: 3, Name: "reservations", SQL: `CREATE TABLE ` + t.reservations + ` (order_id VARCHAR(64) PRIMARY KEY,
+	sku VARCHAR(64) NOT NULL, qty INT NOT NULL, status VARCHAR(16) NOT NULL)`},
+		{Version: 4, Name: "order log", SQL: `CREATE TABLE ` + t.log + ` (order_id VARCHAR(64) NOT NULL, event VARCHAR(64) NOT NULL)`},
+		{Version: 5, Name: "seed products", SQL: `INSERT INTO ` + t.products + ` (sku, unit_cents, available, online)
+	VALUES ('book', 1250, 10, 1), ('lamp', 4900, 2, 1), ('globe', 8900, 5, 0)`},
+	}
 }
 
 // note appends an entry to the order's log. The log has no unique key:
