@@ -71,7 +71,7 @@ func drive(t *testing.T, cfg config, dialect store.Dialect) {
 	orders := []want{
 		{"book", 2, "confirmed", "held", []string{"confirmed", "placed", "stock reserved"}},
 		{"book", 3, "confirmed", "held", []string{"confirmed", "placed", "stock reserved"}},
-		{"lamp", 5, "cancelled", "refused", []string{"cancelled", "placed", "stock refused"}}, // only 2 lamps
+		{"lamp", 5, "cancelled", "refused", []string{"cancelled", "placed", "stock refused"}},                            // only 2 lamps
 		{"globe", 1, "cancelled", "released", []string{"cancelled", "placed", "reservation withdrawn", "stock pending"}}, // warehouse offline: times out
 		{"lamp", 2, "confirmed", "held", []string{"confirmed", "placed", "stock reserved"}},
 	}
