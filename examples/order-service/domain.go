@@ -203,3 +203,13 @@ func handlers[TTx any](app *hexeract.App, sqlOf func(TTx) db, t tables) error {
 		}),
 	)
 }
+
+// getOrder is the mediator's handler of GetOrder.
+func getOrder[TTx any](app *hexeract.App, sqlOf func(TTx) db, t tables) func(context.Context, GetOrder) (OrderView, error) {
+	return func(ctx context.Context, q GetOrder) (v OrderView, err error) {
+		return v, hexeract.InTx(ctx, app, func(ctx context.Context, tx TTx) (err error) {
+			v, err = t.order(ctx, sqlOf(tx), q.ID)
+			return err
+		})
+	}
+}

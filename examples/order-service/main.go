@@ -192,12 +192,7 @@ func newService[TTx any](ctx context.Context, cfg config, drv store.Driver[TTx],
 		app.AddMigrator(migrator{drv, t}),
 		saga.Register(app, orderSaga(cfg.timeout), nil),
 		handlers(app, sqlOf, t),
-		mediator.RegisterFunc(queries, func(ctx context.Context, q GetOrder) (v OrderView, err error) {
-			return v, hexeract.InTx(ctx, app, func(ctx context.Context, tx TTx) (err error) {
-				v, err = t.order(ctx, sqlOf(tx), q.ID)
-				return err
-			})
-		}),
+		mediator.RegisterFunc(queries, getOrder(app, sqlOf, t)),
 	); err != nil {
 		return nil, err
 	}
