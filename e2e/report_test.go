@@ -138,7 +138,8 @@ func (r *report) String() string {
 	if r.store == "" || r.store == "postgres" {
 		fmt.Fprintf(&b, "\n== %s ==\n", r.transport)
 	} else {
-		fmt.Fprintf(&b, "\n== %s (store %s) ==\n", r.transport, r.store)
+		db := map[string]string{"mysql": "MariaDB, store/mysql", "sqlite": "SQLite file, store/sqlite"}[r.store]
+		fmt.Fprintf(&b, "\n== %s (%s) ==\n", r.transport, db)
 	}
 	fmt.Fprintf(&b, "producer transactions     %7d committed, %d rolled back on purpose (%d/s)\n", r.byKind["e2e.order.placed"], r.txRolledBack, r.plan.rate)
 	fmt.Fprintf(&b, "messages committed        %7d  (order.placed %d, payment.requested %d, order.reminder scheduled %d)\n",
