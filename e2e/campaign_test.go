@@ -547,15 +547,17 @@ func (c *campaign) restartDatabase() {
 }
 
 const (
-	mariaDBUp       = "for i in $(seq 300); do mysqladmin -uroot -h127.0.0.1 --connect-timeout=2 ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
-	mariaDBDown     = "for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
-	mariaDBStop     = "mysqladmin -uroot -h127.0.0.1 shutdown && " + mariaDBDown
+	mariaDBUp = "for i in $(seq 600); do mysqladmin -uroot -h127.0.0.1 --connect-timeout=2 ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
+	// mariaDBStop sends SIGTERM (a clean shutdown) and waits until the
+	// process is gone: mysqladmin shutdown returns while mariadbd is still
+	// exiting, and start-stop-daemon --start then finds it "already running".
+	mariaDBStop     = "start-stop-daemon --stop --oknodo --retry TERM/60/KILL/5 --exec /usr/sbin/mariadbd"
 	mariaDBStartCmd = testenv.StartMariaDB + " && " + mariaDBUp
 )
 
-// restartMariaDB stops MariaDB (mysqladmin shutdown), waits until its port
-// is closed, starts it as the machine does (start-stop-daemon) and waits
-// until it answers.
+// restartMariaDB stops MariaDB (SIGTERM, waiting until the process is
+// gone), starts it as the machine does (start-stop-daemon) and waits until
+// it answers.
 func (c *campaign) restartMariaDB() {
 	t := c.t
 	brokerLock(t)
