@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/hexeract/hexeract/examples/internal/exampletest"
 	"github.com/hexeract/hexeract/internal/testenv"
 )
 
@@ -24,9 +25,10 @@ func TestExampleRunsPostgres(t *testing.T) {
 	}
 }
 
-// TestExampleRunsMariaDB runs the example on MariaDB.
+// TestExampleRunsMariaDB runs the example on MariaDB, in a database of its
+// own.
 func TestExampleRunsMariaDB(t *testing.T) {
-	t.Setenv("HEXERACT_DATABASE_URL", testenv.MySQLURL(t))
+	t.Setenv("HEXERACT_DATABASE_URL", exampletest.MariaDBURL(t))
 	if err := run(context.Background(), ""); err != nil {
 		t.Fatal(err)
 	}

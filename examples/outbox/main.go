@@ -1,4 +1,4 @@
-// Command outbox-postgres is the quick start of the original Hexeract:
+// Command outbox is the quick start of the original Hexeract:
 // registering a user writes the user row and a UserRegistered event in one
 // transaction (the transactional outbox); a relay running inside the App
 // delivers the event; its handler records a welcome email through the
@@ -10,9 +10,9 @@
 // -transport URL (or $HEXERACT_TRANSPORT) names a broker: any URL
 // adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
 //
-//	go run ./examples/outbox-postgres
-//	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/outbox-postgres
-//	go run ./examples/outbox-postgres -transport amqp://guest:guest@127.0.0.1:5672/
+//	go run ./examples/outbox
+//	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/outbox
+//	go run ./examples/outbox -transport amqp://guest:guest@127.0.0.1:5672/
 package main
 
 import (
