@@ -4,6 +4,13 @@
 // delivers the event; its handler records a welcome email through the
 // inbox, so a redelivered event is handled once.
 //
+// It builds the outbox, its relay and the inbox piece by piece
+// (outbox.New(driver), Outbox.NewRelay, outbox.NewInbox), as a service that
+// adopts only the outbox would. An App with a store (hexeract.WithStore)
+// gets the same with no wiring: hexeract.InTx and App.Publish write into its
+// outbox, and its relay runs as a worker (see examples/quickstart and
+// examples/order-saga).
+//
 // It runs on SQLite in a temporary file by default (no service needed), or
 // on the database $HEXERACT_DATABASE_URL names: postgres://... (pgx.Tx
 // transactions) or mysql://... (*sql.Tx). The bus is in memory unless

@@ -9,11 +9,16 @@ import (
 )
 
 // TestExampleRuns runs the example with no database configured: SQLite in
-// a temporary file, on the in-memory transport.
+// a temporary file, on the in-memory transport, opening no PostgreSQL
+// connection.
 func TestExampleRuns(t *testing.T) {
-	t.Setenv("HEXERACT_DATABASE_URL", "")
+	port := exampletest.NoPostgres(t)
+	pgSockets := exampletest.PostgresSockets(t, port)
 	if err := run(context.Background(), ""); err != nil {
 		t.Fatal(err)
+	}
+	if n := pgSockets(); n != 0 {
+		t.Fatalf("the run opened %d PostgreSQL connections, want none", n)
 	}
 }
 
