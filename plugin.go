@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // Plugin is the one way a package attaches to an [App]: Hexeract's own
@@ -13,6 +15,8 @@ import (
 //   - handlers: [Handle], [HandleFunc], [App.AddHandler], [App.AddPublisherHandler];
 //   - middleware: [App.Use];
 //   - background workers: [App.AddWorker];
+//   - publisher decorators: [App.DecoratePublisher];
+//   - tables in the App's store: [App.AddMigrator], [App.StoreTable];
 //   - start/stop hooks and per-App state: [App.Attach], [AttachOnce] (a [Component]).
 //
 // Install it with [App.Install] or with the [WithPlugins] option of [New].
@@ -104,5 +108,37 @@ func (a *App) AddWorker(w Worker) error {
 		return errors.New("hexeract: App.AddWorker called after App.Run or App.Close; add workers before Run (or attach a Component, which a running App starts at once)")
 	}
 	a.workers = append(a.workers, w)
+	return nil
+}
+
+// DecoratePublisher wraps the App's publisher with d: from then on
+// [App.Publish], [App.Publisher] and the handlers added afterwards with an
+// outgoing topic publish through d's result. It is how a [Plugin] observes
+// or changes what the App publishes (an audit of outgoing messages, a
+// header it stamps, a compression step). It must be called before
+// [App.Run]; the dead-letter step keeps the publisher it was built with.
+//
+// d gets the current publisher (the transport's, wrapped by the App's
+// correlation and tracing steps and by earlier decorators) and returns one
+// that publishes through it. Its Close must close the wrapped publisher,
+// and it should have an Unwrap() message.Publisher method returning it, so
+// that request/reply can still find the transport's reply channel.
+func (a *App) DecoratePublisher(d func(message.Publisher) message.Publisher) error {
+	if d == nil {
+		return errors.New("hexeract: App.DecoratePublisher with a nil function")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closed || a.running:
+		return errors.New("hexeract: App.DecoratePublisher called after App.Run or App.Close; decorate the publisher before Run")
+	case a.publisher == nil:
+		return errors.New("hexeract: App.DecoratePublisher on an App without a publisher")
+	}
+	p := d(a.publisher)
+	if p == nil {
+		return errors.New("hexeract: the function given to App.DecoratePublisher returned nil")
+	}
+	a.publisher = p
 	return nil
 }

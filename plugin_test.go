@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/hexeract/hexeract"
+	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // funcPlugin is a Plugin made of a name and an install function.
@@ -191,3 +192,71 @@ func TestPluginMiddlewareWorkerAndComponent(t *testing.T) {
 		t.Fatalf("Plugins() = %v", got)
 	}
 }
+
+// countingPublisher counts what goes through it and publishes on.
+type countingPublisher struct {
+	message.Publisher
+	mu     sync.Mutex
+	topics []string
+}
+
+func (c *countingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	c.mu.Lock()
+	c.topics = append(c.topics, topic)
+	c.mu.Unlock()
+	return c.Publisher.Publish(topic, msgs...)
+}
+
+func (c *countingPublisher) Unwrap() message.Publisher { return c.Publisher }
+
+func TestDecoratePublisher(t *testing.T) {
+	app, err := hexeract.New(hexeract.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = app.Close() }()
+	if err := app.DecoratePublisher(nil); err == nil {
+		t.Fatal("a nil decorator was accepted")
+	}
+	if err := app.DecoratePublisher(func(message.Publisher) message.Publisher { return nil }); err == nil {
+		t.Fatal("a decorator returning nil was accepted")
+	}
+	var seen *countingPublisher
+	if err := app.DecoratePublisher(func(p message.Publisher) message.Publisher {
+		seen = &countingPublisher{Publisher: p}
+		return seen
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	if err := hexeract.HandleFunc(app, func(_ context.Context, m pluginPing) error { got <- m.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stop := testenv.StartApp(t, app)
+	defer stop()
+	if err := app.DecoratePublisher(func(p message.Publisher) message.Publisher { return p }); err == nil {
+		t.Fatal("DecoratePublisher accepted on a running App")
+	}
+	if err := app.Publish(context.Background(), pluginPing{ID: "p-1"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		if id != "p-1" {
+			t.Fatalf("handler got %q", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message published through the decorator never arrived")
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	if len(seen.topics) != 1 || seen.topics[0] != app.TopicFor(pluginPing{}) {
+		t.Fatalf("decorator saw %v, want the one publish", seen.topics)
+	}
+}
+
+type pluginPing struct {
+	ID string `json:"id"`
+}
+
+func (pluginPing) MessageType() string { return "plugintest.ping" }

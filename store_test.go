@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/hexeract/hexeract/deadletter"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
+	"github.com/hexeract/hexeract/saga"
 	"github.com/hexeract/hexeract/store"
 	"github.com/hexeract/hexeract/store/mysql"
 	"github.com/hexeract/hexeract/store/postgres"
@@ -263,5 +265,63 @@ func TestAppStoreDeadLetters(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "the dead letter stored", func() bool {
 		rows, err := dl.List(ctx, deadletter.Filter{})
 		return err == nil && len(rows) == 1
+	})
+}
+
+// LeakTimer is the saga state of TestThousandAppsWithAStoreLeaveNothingBehind.
+type LeakTimer struct{ N int }
+
+// TestThousandAppsWithAStoreLeaveNothingBehind creates, runs and closes
+// 1,000 Apps with every store component attached (outbox and relay,
+// scheduler, inbox, dead-letter table, a saga on the App's store), each
+// handling one message published through InTx, and checks that no
+// goroutine is left and the heap does not grow.
+func TestThousandAppsWithAStoreLeaveNothingBehind(t *testing.T) {
+	ctx := context.Background()
+	d, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "leak.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Close() }()
+	n := 0
+	checkNothingLeft(t, 1000, 4<<20, func(t testing.TB) {
+		n++
+		app, err := hexeract.New(hexeract.WithLogger(quietLogger()), hexeract.WithStore(d, hexeract.WithInbox()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		def := saga.Define[LeakTimer]("leak")
+		saga.StartedBy(def, func(e StoreOrderPlaced) string { return e.ID }, func(c *saga.Context[LeakTimer], s *LeakTimer, _ StoreOrderPlaced) error {
+			s.N++
+			c.Complete()
+			return nil
+		})
+		if err := saga.Register(app, def, nil, saga.WithRetention(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			if err := app.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stop := testenv.StartApp(t, app)
+		id := fmt.Sprint("leak-", n)
+		if err := hexeract.InTx(ctx, app, func(ctx context.Context, _ *sql.Tx) error {
+			return app.Publish(ctx, StoreOrderPlaced{ID: id})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sagas, err := saga.NewSQLStore(d, saga.WithTable(app.StoreTable("sagas")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, 10*time.Second, "the saga completed", func() bool {
+			in, err := sagas.Get(ctx, "leak", id)
+			return err == nil && in.Status == saga.Completed
+		})
+		stop()
+		if err := app.Close(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

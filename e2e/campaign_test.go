@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,8 +14,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/hexeract/hexeract/internal/testenv"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/mysql"
+	"github.com/hexeract/hexeract/store/sqlite"
 )
 
 // testPassword is put in every DSN the processes get (PostgreSQL accepts
@@ -30,8 +35,8 @@ type plan struct {
 	transactions  int           // producer transactions
 	rate          int           // producer transactions per second
 	kills         int           // rounds of SIGKILL (relay and consumer)
-	terminates    int           // pg_terminate_backend of the consumer's connections
-	pgRestart     bool          // restart PostgreSQL (full only)
+	terminates    int           // cut connections: pg_terminate_backend of the consumer's (PostgreSQL), KILL of the service's (MariaDB)
+	pgRestart     bool          // restart the database server: PostgreSQL or MariaDB (full only)
 	brokerRestart bool          // restart the broker (full only, where possible)
 	drain         time.Duration // time allowed to deliver everything after the producer ends
 	consumerKills int           // SIGKILLs of the consumer (<= kills)
@@ -45,9 +50,11 @@ func fullPlan() plan {
 	return plan{transactions: 9000, rate: 150, kills: 5, consumerKills: 5, terminates: 3, pgRestart: true, brokerRestart: true, drain: 3 * time.Minute}
 }
 
-// TestCampaign runs the fault campaign on RabbitMQ, NATS JetStream and Kafka
-// (kfake), in parallel in the short form and one after the other in the
-// full form (whose restarts affect the whole machine).
+// TestCampaign runs the fault campaign with the store on PostgreSQL on
+// RabbitMQ, NATS JetStream, Kafka (kfake), Redis Streams and the PostgreSQL
+// bus, and on RabbitMQ with the store on MariaDB (mariadb_amqp) and on
+// SQLite (sqlite_amqp): in parallel in the short form and one after the
+// other in the full form (whose restarts affect the whole machine).
 func TestCampaign(t *testing.T) {
 	servicesSteady(t)
 	bin := serviceBinary(t)
@@ -65,19 +72,25 @@ func TestCampaign(t *testing.T) {
 		url  func(t *testing.T) string
 		// restart restarts the broker; nil when it cannot be restarted.
 		restart func(t *testing.T) error
+		// store is the service's database: store.Postgres when empty.
+		store store.Dialect
 	}{
-		{"amqp", func(t *testing.T) string { return testenv.AMQPURL(t) }, restartRabbitMQ},
-		{"nats", func(t *testing.T) string { return natsURL(t) }, restartNATS},
-		{"kafka", func(t *testing.T) string { return "kafka://" + strings.Join(testenv.Kafka(t), ",") + "/" }, nil},
+		{"amqp", func(t *testing.T) string { return testenv.AMQPURL(t) }, restartRabbitMQ, ""},
+		{"nats", func(t *testing.T) string { return natsURL(t) }, restartNATS, ""},
+		{"kafka", func(t *testing.T) string { return "kafka://" + strings.Join(testenv.Kafka(t), ",") + "/" }, nil, ""},
 		// Redis Streams: a killed consumer's pending messages are claimed
 		// by the group after max_idle (default 60 s); shortened like NATS's
 		// ack_wait.
-		{"redis", func(t *testing.T) string { return withQuery(testenv.RedisURL(t), "max_idle=3s&claim_interval=500ms") }, nil},
+		{"redis", func(t *testing.T) string { return withQuery(testenv.RedisURL(t), "max_idle=3s&claim_interval=500ms") }, nil, ""},
 		// PostgreSQL as the bus too (the outbox relays into it): a killed
 		// consumer's messages come back after ack_deadline (default 30 s).
 		{"postgres", func(t *testing.T) string {
 			return withQuery(withPassword(t, testenv.PostgresURL(t)), "ack_deadline=3s&table_prefix={prefix}_bus_")
-		}, nil},
+		}, nil, ""},
+		// The store on MariaDB (a database and a user per run) and on
+		// SQLite (one file shared by the processes), the bus on RabbitMQ.
+		{"mariadb_amqp", func(t *testing.T) string { return testenv.AMQPURL(t) }, restartRabbitMQ, store.MySQL},
+		{"sqlite_amqp", func(t *testing.T) string { return testenv.AMQPURL(t) }, restartRabbitMQ, store.SQLite},
 	}
 	start := time.Now()
 	t.Run("transports", func(t *testing.T) {
@@ -101,7 +114,15 @@ func TestCampaign(t *testing.T) {
 				if tr.restart == nil {
 					pl.brokerRestart = false
 				}
-				c := &campaign{t: t, name: tr.name, bin: bin, db: pgURL, transport: tr.url(t), plan: pl, restart: tr.restart}
+				st := tr.store
+				if st == "" {
+					st = store.Postgres
+				}
+				if st == store.SQLite {
+					// No server: no connection to cut, no restart.
+					pl.terminates, pl.pgRestart = 0, false
+				}
+				c := &campaign{t: t, name: tr.name, bin: bin, store: st, db: pgURL, transport: tr.url(t), plan: pl, restart: tr.restart}
 				r := c.run()
 				mu.Lock()
 				reports = append(reports, r)
@@ -159,13 +180,16 @@ type campaign struct {
 	t         *testing.T
 	name      string
 	bin       string
-	db        string
+	store     store.Dialect // the service's database
+	db        string        // its URL
 	transport string
 	plan      plan
 	restart   func(t *testing.T) error
 
 	prefix string
-	pool   *pgxpool.Pool
+	pool   *pgxpool.Pool // PostgreSQL store only
+	sqldb  *sql.DB       // the store, for the test's own queries (? placeholders, see query)
+	dbUser string        // MariaDB: the run's user, whose connections KILL cuts
 	dir    string
 
 	producer, relay, consumer *proc
@@ -175,7 +199,7 @@ type campaign struct {
 
 type fault struct {
 	kind   string
-	at     time.Time     // database clock: when the fault was injected, or for a restart when the service was back
+	at     float64       // database clock, epoch ms: when the fault was injected, or for a restart when the service was back
 	outage time.Duration // restarts: how long the stop and start took
 }
 
@@ -185,15 +209,17 @@ func (c *campaign) run() *report {
 	// Tables the transport creates (PostgreSQL bus) are named after the
 	// campaign too, so they are dropped with its own.
 	c.transport = strings.ReplaceAll(c.transport, "{prefix}", c.prefix)
-	c.pool = testenv.Postgres(t)
 	c.dir = t.TempDir()
+	c.openStore()
 	common := []string{"-db", c.db, "-transport", c.transport, "-prefix", c.prefix}
 	setup := newProc(t, c.dir, "setup", c.bin, append([]string{"-role", "setup"}, common...)...)
 	setup.start()
 	if err := setup.wait(time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.dropTables() })
+	if c.store == store.Postgres {
+		t.Cleanup(func() { c.dropTables() })
+	}
 	c.consumer = newProc(t, c.dir, "consumer", c.bin, append([]string{"-role", "consumer"}, common...)...)
 	c.relay = newProc(t, c.dir, "relay", c.bin, append([]string{"-role", "relay", "-batch", "50"}, common...)...)
 	// The producer runs at least plan.transactions, and on until the
@@ -253,7 +279,7 @@ func (c *campaign) injectFaults() {
 		}
 	}
 	if c.plan.pgRestart {
-		steps = append(steps, c.restartPostgres)
+		steps = append(steps, c.restartDatabase)
 	}
 	if c.plan.brokerRestart {
 		steps = append(steps, func() {
@@ -283,7 +309,7 @@ func (c *campaign) waitFlowing(max time.Duration) {
 	for {
 		var n int
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := c.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+c.prefix+`_effects LIMIT 1) s`).Scan(&n)
+		err := c.sqldb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+c.prefix+`_effects LIMIT 1) s`).Scan(&n)
 		cancel()
 		if err == nil && n > 0 {
 			return
@@ -310,11 +336,12 @@ func (c *campaign) superviseOnce() {
 	}
 }
 
-func (c *campaign) dbNow() time.Time {
-	var now time.Time
+// dbNow returns the database's clock in epoch milliseconds.
+func (c *campaign) dbNow() float64 {
+	var now float64
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := c.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now)
+		err := c.sqldb.QueryRowContext(ctx, `SELECT `+c.nowMs()).Scan(&now)
 		cancel()
 		if err == nil {
 			return now
@@ -323,6 +350,121 @@ func (c *campaign) dbNow() time.Time {
 			c.t.Fatalf("database clock: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// nowMs is the SQL expression of the database's clock in epoch
+// milliseconds.
+func (c *campaign) nowMs() string {
+	switch c.store {
+	case store.MySQL:
+		return `UNIX_TIMESTAMP(SYSDATE(6)) * 1000`
+	case store.SQLite:
+		return `(julianday('now') - 2440587.5) * 86400000.0`
+	}
+	return `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::float8`
+}
+
+// ms is the SQL expression of column col (one of the service's at
+// columns) in epoch milliseconds.
+func (c *campaign) ms(col string) string {
+	switch c.store {
+	case store.MySQL:
+		return `(UNIX_TIMESTAMP(` + col + `) * 1000)`
+	case store.SQLite:
+		return col // stored in epoch milliseconds
+	}
+	return `(EXTRACT(EPOCH FROM ` + col + `) * 1000)::float8`
+}
+
+// query returns q, written with ? placeholders, as the store wants it.
+func (c *campaign) query(q string) string {
+	if c.store != store.Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// openStore opens the campaign's store: the shared PostgreSQL database; a
+// database and a user of its own on MariaDB (dropped at the end); a file in
+// a temporary directory on SQLite, shared by the processes.
+func (c *campaign) openStore() {
+	t := c.t
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	switch c.store {
+	case store.Postgres:
+		c.pool = testenv.Postgres(t)
+		c.sqldb = stdlib.OpenDBFromPool(c.pool)
+		t.Cleanup(func() { _ = c.sqldb.Close() })
+	case store.MySQL:
+		root := testenv.MySQLURL(t)
+		admin, err := mysql.Open(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "hx_" + testenv.Suffix()
+		user := "'" + name + "'@'127.0.0.1'"
+		for _, stmt := range []string{
+			`CREATE DATABASE ` + name + ` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+			`CREATE USER ` + user + ` IDENTIFIED BY '` + testPassword + `'`,
+			`GRANT ALL PRIVILEGES ON ` + name + `.* TO ` + user,
+		} {
+			if _, err := admin.DB().ExecContext(ctx, stmt); err != nil {
+				_ = admin.Close()
+				t.Fatalf("MariaDB setup: %v", err)
+			}
+		}
+		t.Cleanup(func() {
+			defer func() { _ = admin.Close() }()
+			if os.Getenv("HEXERACT_E2E_KEEP") == "1" {
+				t.Logf("keeping the MariaDB database %s (user %s)", name, user)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for _, stmt := range []string{`DROP DATABASE IF EXISTS ` + name, `DROP USER IF EXISTS ` + user} {
+				if _, err := admin.DB().ExecContext(ctx, stmt); err != nil {
+					t.Errorf("MariaDB cleanup %q: %v", stmt, err)
+				}
+			}
+		})
+		u, err := url.Parse(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		drv, err := mysql.Open(ctx, u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = drv.Close() })
+		c.sqldb = drv.DB()
+		// The processes connect as the run's user, with a password, so the
+		// log scan has something to find.
+		u.User = url.UserPassword(name, testPassword)
+		c.db = u.String()
+		c.dbUser = name
+	case store.SQLite:
+		c.db = "sqlite://" + filepath.Join(t.TempDir(), "e2e.db")
+		drv, err := sqlite.Open(ctx, c.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = drv.Close() })
+		c.sqldb = drv.DB()
+	default:
+		t.Fatalf("store %q", c.store)
 	}
 }
 
@@ -340,11 +482,23 @@ func (c *campaign) kill(p *proc, what, ready string) {
 	}
 }
 
-// terminate cuts the consumer's database connections.
+// terminate cuts database connections: the consumer's on PostgreSQL
+// (pg_terminate_backend by application_name), every connection of the
+// service's processes on MariaDB (KILL of the run's user's rows in
+// information_schema.processlist: the producer's, the relay's and the
+// consumer's).
 func (c *campaign) terminate() {
 	at := c.dbNow()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if c.store == store.MySQL {
+		n, err := c.killMySQL(ctx)
+		if err != nil {
+			c.t.Errorf("KILL: %v", err)
+		}
+		c.faults = append(c.faults, fault{kind: fmt.Sprintf("KILL connections (%d)", n), at: at})
+		return
+	}
 	var n int
 	err := c.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
 		c.prefix+"-consumer").Scan(&n)
@@ -352,6 +506,77 @@ func (c *campaign) terminate() {
 		c.t.Errorf("pg_terminate_backend: %v", err)
 	}
 	c.faults = append(c.faults, fault{kind: fmt.Sprintf("pg_terminate_backend consumer (%d)", n), at: at})
+}
+
+// killMySQL KILLs the connections of the run's user to the run's database.
+func (c *campaign) killMySQL(ctx context.Context) (int, error) {
+	rows, err := c.sqldb.QueryContext(ctx, `SELECT id FROM information_schema.processlist WHERE user = ? AND db = DATABASE()`, c.dbUser)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		// A connection may have gone in the meantime: ER_NO_SUCH_THREAD.
+		if _, err := c.sqldb.ExecContext(ctx, `KILL CONNECTION `+strconv.FormatInt(id, 10)); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// restartDatabase restarts the store's server: PostgreSQL or MariaDB.
+func (c *campaign) restartDatabase() {
+	if c.store == store.MySQL {
+		c.restartMariaDB()
+		return
+	}
+	c.restartPostgres()
+}
+
+const (
+	mariaDBUp = "for i in $(seq 600); do mysqladmin -uroot -h127.0.0.1 --connect-timeout=2 ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
+	// mariaDBStop sends SIGTERM (a clean shutdown) and waits until the
+	// process is gone: mysqladmin shutdown returns while mariadbd is still
+	// exiting, and start-stop-daemon --start then finds it "already running".
+	mariaDBStop     = "start-stop-daemon --stop --oknodo --retry TERM/60/KILL/5 --exec /usr/sbin/mariadbd"
+	mariaDBStartCmd = testenv.StartMariaDB + " && " + mariaDBUp
+)
+
+// restartMariaDB stops MariaDB (SIGTERM, waiting until the process is
+// gone), starts it as the machine does (start-stop-daemon) and waits until
+// it answers.
+func (c *campaign) restartMariaDB() {
+	t := c.t
+	brokerLock(t)
+	t.Cleanup(func() {
+		if _, err := runCmd(60*time.Second, mariaDBStartCmd); err != nil {
+			t.Errorf("restoring MariaDB: %v; start it with: %s", err, testenv.StartMariaDB)
+		}
+	})
+	began := time.Now()
+	if _, err := runCmd(90*time.Second, mariaDBStop); err != nil {
+		t.Errorf("MariaDB stop: %v", err)
+	}
+	if _, err := runCmd(90*time.Second, mariaDBStartCmd); err != nil {
+		t.Errorf("MariaDB start: %v", err)
+	}
+	outage := time.Since(began)
+	c.sqldb.SetMaxIdleConns(0) // drop the idle connections of the old server
+	c.sqldb.SetMaxIdleConns(2)
+	c.faults = append(c.faults, fault{kind: "MariaDB restart", at: c.dbNow(), outage: outage})
 }
 
 const pgRestartCmd = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart"
@@ -370,6 +595,8 @@ func (c *campaign) restartPostgres() {
 	}
 	outage := time.Since(began)
 	c.pool.Reset()
+	c.sqldb.SetMaxIdleConns(0) // drop the idle connections of the old server
+	c.sqldb.SetMaxIdleConns(2)
 	c.faults = append(c.faults, fault{kind: "PostgreSQL restart", at: c.dbNow(), outage: outage})
 }
 
@@ -396,7 +623,7 @@ func (c *campaign) pending() (missing, sagas int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p := c.prefix
-	err = c.pool.QueryRow(ctx, `SELECT
+	err = c.sqldb.QueryRowContext(ctx, `SELECT
  (SELECT count(*) FROM `+p+`_committed c WHERE NOT EXISTS (SELECT 1 FROM `+p+`_effects e WHERE e.msg_id = c.msg_id)),
  (SELECT count(*) FROM `+p+`_committed c WHERE c.kind = 'e2e.payment.requested' AND NOT EXISTS
    (SELECT 1 FROM `+p+`_sagas s WHERE s.saga = 'payment' AND s.key = c.order_id AND s.status = 'completed'))`).Scan(&missing, &sagas)

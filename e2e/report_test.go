@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ const producerKinds = `('e2e.order.placed', 'e2e.payment.requested', 'e2e.order.
 
 // report is the reconciliation of one campaign, read from the database.
 type report struct {
-	transport                     string
+	transport                     string // the campaign's name
+	store                         string // the store's dialect
 	plan                          plan
 	committed, rolledBack         int64
 	txRolledBack                  int64
@@ -44,9 +46,9 @@ func (c *campaign) reconcile() *report {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p := c.prefix
-	r := &report{transport: c.name, plan: c.plan, byKind: map[string]int64{}, selfExits: c.selfExits}
+	r := &report{transport: c.name, store: string(c.store), plan: c.plan, byKind: map[string]int64{}, selfExits: c.selfExits}
 	q := func(dst *int64, sql string) {
-		if err := c.pool.QueryRow(ctx, sql).Scan(dst); err != nil {
+		if err := c.sqldb.QueryRowContext(ctx, sql).Scan(dst); err != nil {
 			t.Fatalf("reconcile %q: %v", sql, err)
 		}
 	}
@@ -63,13 +65,13 @@ func (c *campaign) reconcile() *report {
 		` AND NOT EXISTS (SELECT 1 FROM `+p+`_committed c WHERE c.msg_id = d.msg_id)`)
 	q(&r.rolledBackSeen, `SELECT count(*) FROM `+p+`_rolledback b WHERE EXISTS (SELECT 1 FROM `+p+`_deliveries d WHERE d.msg_id = b.msg_id)`)
 	q(&r.dupDelivered, `SELECT count(*) - count(DISTINCT msg_id) FROM `+p+`_deliveries`)
-	q(&r.dupApplied, `SELECT count(*) - count(DISTINCT (msg_id, kind)) FROM `+p+`_effects`)
+	q(&r.dupApplied, `SELECT (SELECT count(*) FROM `+p+`_effects) - (SELECT count(*) FROM (SELECT DISTINCT msg_id, kind FROM `+p+`_effects) d)`)
 	q(&r.sagasStarted, `SELECT count(*) FROM `+p+`_sagas WHERE saga = 'payment'`)
 	q(&r.sagasCompleted, `SELECT count(*) FROM `+p+`_sagas WHERE saga = 'payment' AND status = 'completed'`)
 	q(&r.outboxLeft, `SELECT count(*) FROM `+p+`_outbox`)
 	q(&r.outboxDead, `SELECT count(*) FROM `+p+`_outbox_dead`)
 	q(&r.scheduledLeft, `SELECT count(*) FROM `+p+`_sched`)
-	rows, err := c.pool.Query(ctx, `SELECT kind, count(*) FROM `+p+`_committed GROUP BY kind ORDER BY kind`)
+	rows, err := c.sqldb.QueryContext(ctx, `SELECT kind, count(*) FROM `+p+`_committed GROUP BY kind ORDER BY kind`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +87,15 @@ func (c *campaign) reconcile() *report {
 	// Recovery: from the fault to the first effect of a message committed
 	// after it, that is until traffic flows end to end again.
 	for _, f := range c.faults {
-		var ms *float64
-		err := c.pool.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM (min(e.at) - $1)) * 1000 FROM `+p+`_effects e JOIN `+p+
-			`_committed c ON c.msg_id = e.msg_id WHERE c.at > $1`, f.at).Scan(&ms)
+		var ms sql.NullFloat64
+		err := c.sqldb.QueryRowContext(ctx, c.query(`SELECT min(`+c.ms("e.at")+`) - ? FROM `+p+`_effects e JOIN `+p+
+			`_committed c ON c.msg_id = e.msg_id WHERE `+c.ms("c.at")+` > ?`), f.at, f.at).Scan(&ms)
 		if err != nil {
 			t.Fatal(err)
 		}
 		took := time.Duration(-1)
-		if ms != nil {
-			took = time.Duration(*ms * float64(time.Millisecond))
+		if ms.Valid {
+			took = time.Duration(ms.Float64 * float64(time.Millisecond))
 		}
 		r.recoveries = append(r.recoveries, recovery{fault: f.kind, outage: f.outage, took: took})
 	}
@@ -133,7 +135,12 @@ func (r *report) check(t *testing.T) {
 
 func (r *report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n== %s ==\n", r.transport)
+	if r.store == "" || r.store == "postgres" {
+		fmt.Fprintf(&b, "\n== %s ==\n", r.transport)
+	} else {
+		db := map[string]string{"mysql": "MariaDB, store/mysql", "sqlite": "SQLite file, store/sqlite"}[r.store]
+		fmt.Fprintf(&b, "\n== %s (%s) ==\n", r.transport, db)
+	}
 	fmt.Fprintf(&b, "producer transactions     %7d committed, %d rolled back on purpose (%d/s)\n", r.byKind["e2e.order.placed"], r.txRolledBack, r.plan.rate)
 	fmt.Fprintf(&b, "messages committed        %7d  (order.placed %d, payment.requested %d, order.reminder scheduled %d)\n",
 		r.committed, r.byKind["e2e.order.placed"], r.byKind["e2e.payment.requested"], r.byKind["e2e.order.reminder"])

@@ -64,8 +64,22 @@ type appState struct {
 // stateOf returns app's request/reply state, attaching it on first use.
 // It fails once the App is closed and has no state yet.
 func stateOf(app *hexeract.App) (*appState, error) {
-	return hexeract.AttachOnce(app, func() (*appState, error) { return &appState{}, nil })
+	created := false
+	st, err := hexeract.AttachOnce(app, func() (*appState, error) { created = true; return &appState{}, nil })
+	if err == nil && created {
+		// Request/reply is a plugin of the App: App.Plugins lists it. Its
+		// state is the Component attached above.
+		err = app.Install(pluginName("hexeract.reqreply"))
+	}
+	return st, err
 }
+
+// pluginName is a Plugin that only names itself: what it brings is
+// attached by stateOf.
+type pluginName string
+
+func (p pluginName) Name() string              { return string(p) }
+func (pluginName) Install(*hexeract.App) error { return nil }
 
 // Start starts the App's client, if it has one yet (one created later starts
 // at once). It is called by [hexeract.App.Run].

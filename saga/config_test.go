@@ -54,7 +54,7 @@ func TestRegisterRefusesBadDefinitions(t *testing.T) {
 	}
 
 	must(t, saga.Register(app, counterSaga(), mem))
-	if err := saga.Register(app, counterSaga(), mem); err == nil || !strings.Contains(err.Error(), "already registered") {
+	if err := saga.Register(app, counterSaga(), mem); err == nil || !strings.Contains(err.Error(), "already installed") {
 		t.Errorf("second saga of the same name: %v", err)
 	}
 }

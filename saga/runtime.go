@@ -197,20 +197,36 @@ func register[S any](app *hexeract.App, def *Definition[S], store Store, opts ..
 	} else {
 		rt.tr = &memTransport{app: app, log: rt.log, timers: make(map[string]*time.Timer)}
 	}
-	d, err := dispatcherFor(app)
+	// The saga is a plugin of the App: App.Plugins lists it.
+	err := app.Install(sagaPlugin{name: "hexeract.saga." + def.name, install: func(app *hexeract.App) error {
+		d, err := dispatcherFor(app)
+		if err != nil {
+			return err
+		}
+		if err := d.add(def.name, rt); err != nil {
+			return err
+		}
+		for _, e := range def.events {
+			if err := e.add(app, rt); err != nil {
+				return fmt.Errorf("saga %s: %w", def.name, err)
+			}
+		}
+		return nil
+	}})
 	if err != nil {
 		return nil, err
 	}
-	if err := d.add(def.name, rt); err != nil {
-		return nil, err
-	}
-	for _, e := range def.events {
-		if err := e.add(app, rt); err != nil {
-			return nil, fmt.Errorf("saga %s: %w", def.name, err)
-		}
-	}
 	return rt, nil
 }
+
+// sagaPlugin installs one saga's handlers on an App.
+type sagaPlugin struct {
+	name    string
+	install func(*hexeract.App) error
+}
+
+func (p sagaPlugin) Name() string                    { return p.name }
+func (p sagaPlugin) Install(app *hexeract.App) error { return p.install(app) }
 
 // check decides, for a loaded (or missing) instance, whether the
 // transition runs. proceed false with a nil error means "acknowledge and

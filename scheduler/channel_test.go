@@ -8,9 +8,9 @@ import (
 
 	"github.com/hexeract/hexeract/store/postgres"
 
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // TestLongSchemaQualifiedTable: a schema-qualified table whose full name is
@@ -34,7 +34,7 @@ func TestLongSchemaQualifiedTable(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM `+store.MigrationTable+` WHERE component = $1`, "scheduler:"+table)
 	})
 	sink := newTableSink(t, pool)
 	// A poll interval far beyond the deadline below: only the notification

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
@@ -141,7 +140,7 @@ func newScheduler(t testing.TB, pool *pgxpool.Pool, sink scheduler.Sink, table s
 func dropTables(pool *pgxpool.Pool, table string) {
 	ctx := context.Background()
 	_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
-	_, _ = pool.Exec(ctx, `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
+	_, _ = pool.Exec(ctx, `DELETE FROM `+store.MigrationTable+` WHERE component = $1`, "scheduler:"+table)
 }
 
 // run starts s.Run in the background; the returned stop cancels it and waits.

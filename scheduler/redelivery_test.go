@@ -17,12 +17,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract/adapters/gochannel"
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/middleware"
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
 )
 
 // newOutbox creates an outbox table for the test and, when pub is not nil,
@@ -33,7 +33,7 @@ func newOutbox(t testing.TB, pool *pgxpool.Pool, pub message.Publisher) *outbox.
 	table := "sched_outbox_" + testenv.Suffix()
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_dead, `+table+`_delivered`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "outbox:"+table)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM `+store.MigrationTable+` WHERE component = $1`, "outbox:"+table)
 	})
 	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(table))
 	if err != nil {

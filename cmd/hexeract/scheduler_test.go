@@ -20,7 +20,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/hexeract/hexeract/internal/migrate"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
@@ -172,7 +171,7 @@ func newCLIScheduler(t *testing.T, pool *pgxpool.Pool) (*scheduler.Scheduler[pgx
 	table := "cli_sched_" + testenv.Suffix()
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_ticks, `+table+`_leases`)
-		_, _ = pool.Exec(context.Background(), `DELETE FROM `+migrate.VersionTable+` WHERE component = $1`, "scheduler:"+table)
+		_, _ = pool.Exec(context.Background(), `DELETE FROM `+store.MigrationTable+` WHERE component = $1`, "scheduler:"+table)
 	})
 	s, err := scheduler.New(postgres.New(pool), refuseSink, scheduler.WithTable(table))
 	if err != nil {

@@ -1,22 +1,25 @@
-// Command order-saga runs an order workflow as a Hexeract saga on
-// PostgreSQL: it reserves stock, charges the payment and ships. A declined
-// payment releases the stock (a compensation); a payment that does not
-// answer in time cancels the order (a timeout) and releases the stock too.
+// Command order-saga runs an order workflow as a Hexeract saga: it
+// reserves stock, charges the payment and ships. A declined payment
+// releases the stock (a compensation); a payment that does not answer in
+// time cancels the order (a timeout) and releases the stock too.
 //
 // The saga's state, its outgoing messages (through the transactional
 // outbox) and its timeouts (through the durable scheduler) commit in one
-// transaction per step. The stock, payment and shipping services are
-// handlers in the same process, on the in-memory transport by default, or
-// on a real broker with -transport URL (or $HEXERACT_TRANSPORT): any URL
-// adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
+// transaction per step, in the App's store (hexeract.WithStore): SQLite in
+// a temporary file by default (no service needed), or the database
+// $HEXERACT_DATABASE_URL names (postgres://... or mysql://...). The stock,
+// payment and shipping services are handlers in the same process, on the
+// in-memory transport by default, or on a real broker with -transport URL
+// (or $HEXERACT_TRANSPORT): any URL adapters.Open takes, for example
+// amqp://guest:guest@127.0.0.1:5672/.
 //
+//	go run ./examples/order-saga
 //	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/order-saga
+//	HEXERACT_DATABASE_URL=mysql://root@127.0.0.1:3306/test go run ./examples/order-saga
 //	go run ./examples/order-saga -transport amqp://guest:guest@127.0.0.1:5672/
 //
-// Without HEXERACT_DATABASE_URL it uses the test database above. It creates
-// the tables order_saga_sagas, order_saga_outbox(_dead, _delivered) and
-// order_saga_scheduled(_ticks, _leases) and exits 0 once the three orders
-// have reached their outcome.
+// Its tables are prefixed order_saga_ (sagas, outbox, scheduled, ...). It
+// exits 0 once the three orders have reached their outcome.
 package main
 
 import (
@@ -27,23 +30,20 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
-
-	"github.com/hexeract/hexeract/store/postgres"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
-	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/saga"
-	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/mysql"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store/sqlite"
+	"github.com/hexeract/hexeract/store/storeurl"
 )
 
 // Events and commands of the order workflow.
@@ -196,52 +196,19 @@ func run(transportURL string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	dbURL := os.Getenv("HEXERACT_DATABASE_URL")
-	if dbURL == "" {
-		dbURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("PostgreSQL is not reachable (set HEXERACT_DATABASE_URL): %w", err)
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	// Persistence: the saga store, the outbox its messages go through and
-	// the scheduler its timeouts go through, all in this database.
-	store, err := saga.NewSQLStore(postgres.New(pool), saga.WithTable("order_saga_sagas"))
+	// Persistence: the database $HEXERACT_DATABASE_URL names, or SQLite in
+	// a temporary file. The App's store holds the saga instances, the
+	// outbox their messages go through and the scheduler their timeouts go
+	// through; its relay and scheduler run as workers of the App.
+	st, withStore, closeStore, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
-	if err := store.Migrate(ctx); err != nil {
-		return err
-	}
-	ob, err := outbox.New(postgres.New(pool), outbox.WithTable("order_saga_outbox"))
-	if err != nil {
-		return err
-	}
-	if err := ob.Migrate(ctx); err != nil {
-		return err
-	}
-	// Due timeouts go to the outbox in the transaction that removes them.
-	drv := postgres.New(pool)
-	sink := scheduler.TxSink(drv, func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
-		return ob.PublishMessages(ctx, tx, topic, msgs...)
-	})
-	sched, err := scheduler.New(drv, sink, scheduler.WithTable("order_saga_scheduled"), scheduler.WithLogger(logger),
-		scheduler.WithTopicNaming(ob.Topics()))
-	if err != nil {
-		return err
-	}
-	if err := sched.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 
-	// The transport (in memory by default; any URL adapters.Open takes) and
-	// the outbox relay that delivers to it.
+	// The transport: in memory by default; any URL adapters.Open takes.
 	transport, err := adapters.Open(ctx, transportURL)
 	if err != nil {
 		return err
@@ -251,12 +218,8 @@ func run(transportURL string) error {
 			log.Printf("close the transport: %v", err)
 		}
 	}()
-	relay, err := ob.NewRelay(transport.Publisher, outbox.WithLogger(logger))
-	if err != nil {
-		return err
-	}
 	app, err := hexeract.New(hexeract.WithPubSub(transport.Publisher, transport.Subscriber), hexeract.WithLogger(logger),
-		hexeract.WithSource("/order-saga"), hexeract.WithWorker(relay), hexeract.WithWorker(sched))
+		hexeract.WithSource("/order-saga"), withStore)
 	if err != nil {
 		return err
 	}
@@ -266,7 +229,19 @@ func run(transportURL string) error {
 		}
 	}()
 
-	if err := saga.Register(app, orderSaga(), store, saga.WithOutbox(ob), saga.WithScheduler(sched)); err != nil {
+	// A nil store: the saga keeps its instances in the App's store (table
+	// order_saga_sagas) and sends and schedules through the App's outbox
+	// and scheduler, in the transaction of each step.
+	if err := saga.Register(app, orderSaga(), nil); err != nil {
+		return err
+	}
+	// Like every constructor, New did not touch the database: create or
+	// update the tables (what "hexeract migrate up" does).
+	if err := app.Migrate(ctx); err != nil {
+		return err
+	}
+	instances, err := saga.NewSQLStore(st, saga.WithTable(app.StoreTable("sagas")))
+	if err != nil {
 		return err
 	}
 	outcomes, err := services(app)
@@ -303,7 +278,7 @@ func run(transportURL string) error {
 	// compensations (no retention is configured).
 	for _, o := range orders {
 		for {
-			_, err := store.Get(ctx, "orders", o.OrderID)
+			_, err := instances.Get(ctx, "orders", o.OrderID)
 			if errors.Is(err, saga.ErrNotFound) {
 				break
 			}
@@ -321,11 +296,53 @@ func run(transportURL string) error {
 	if err := <-runErr; err != nil {
 		return err
 	}
-	fmt.Println("outcomes:")
+	fmt.Printf("outcomes (saga store on %s):\n", st.Dialect())
 	for _, line := range outcomes.lines() {
 		fmt.Println("  " + line)
 	}
 	return nil
+}
+
+// openStore opens the database $HEXERACT_DATABASE_URL names (postgres://
+// or mysql://), or SQLite in a temporary file when it is unset, and returns
+// it with the App option that gives it to the App (tables prefixed
+// "order_saga_") and a function that closes it.
+func openStore(ctx context.Context) (store.Store, hexeract.Option, func(), error) {
+	url := os.Getenv("HEXERACT_DATABASE_URL")
+	prefix := hexeract.WithTablePrefix("order_saga_")
+	switch storeurl.Dialect(url) {
+	case store.Postgres:
+		d, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return d, hexeract.WithStore(d, prefix), func() { _ = d.Close() }, nil
+	case store.MySQL:
+		d, err := mysql.Open(ctx, url)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return d, hexeract.WithStore(d, prefix), func() { _ = d.Close() }, nil
+	case store.SQLite:
+	case "":
+		dir, err := os.MkdirTemp("", "hexeract-order-saga-")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		d, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "order-saga.db"))
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, nil, nil, err
+		}
+		return d, hexeract.WithStore(d, prefix), func() { _ = d.Close(); _ = os.RemoveAll(dir) }, nil
+	default:
+		return nil, nil, nil, errors.New("HEXERACT_DATABASE_URL: unknown scheme (use postgres://, mysql:// or sqlite:///path.db)")
+	}
+	d, err := sqlite.Open(ctx, url)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return d, hexeract.WithStore(d, prefix), func() { _ = d.Close() }, nil
 }
 
 // outcomeLog records how each order ended: shipped, or cancelled with its

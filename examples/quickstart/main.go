@@ -1,18 +1,23 @@
-// Command quickstart is Hexeract's quick start: it publishes a few typed
-// events on the in-memory transport and prints what the typed handlers
-// receive. It needs no service: go run ./examples/quickstart
+// Command quickstart is Hexeract's quick start: it registers a few users,
+// each user row and its UserRegistered event in one transaction (the
+// transactional outbox, on SQLite in a temporary file), and prints what the
+// typed handlers receive once the App's relay has delivered the events on
+// the in-memory transport. It needs no service: go run ./examples/quickstart
 package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store/sqlite"
 )
 
 // UserRegistered is a domain event; its wire name is "users.registered".
@@ -39,8 +44,24 @@ func main() {
 }
 
 func run() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The store: an embedded SQLite database in a temporary file. Any
+	// driver works the same (store/postgres, store/mysql).
+	dir, err := os.MkdirTemp("", "hexeract-quickstart-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	db, err := sqlite.Open(ctx, "sqlite://"+filepath.Join(dir, "quickstart.db"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+
+	// The App: in-memory transport, the outbox and its relay on the store.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	app, err := hexeract.New(hexeract.WithLogger(logger), hexeract.WithSource("/quickstart"))
+	app, err := hexeract.New(hexeract.WithLogger(logger), hexeract.WithSource("/quickstart"), hexeract.WithStore(db))
 	if err != nil {
 		return err
 	}
@@ -49,6 +70,13 @@ func run() error {
 			log.Printf("close the App: %v", err)
 		}
 	}()
+	// The tables: Hexeract's (what `hexeract migrate up` does) and ours.
+	if err := app.Migrate(ctx); err != nil {
+		return err
+	}
+	if _, err := db.DB().ExecContext(ctx, `CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL)`); err != nil {
+		return err
+	}
 
 	users := []UserRegistered{
 		{UserID: "u-1", Email: "ada@example.com"},
@@ -78,14 +106,21 @@ func run() error {
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- app.Run(ctx) }()
 	<-app.Running()
 
+	// Each user row and its event commit together, or neither does: inside
+	// InTx, Publish writes the event into the outbox table, and the relay
+	// delivers it once the transaction has committed.
 	for _, u := range users {
-		if err := app.Publish(ctx, u); err != nil {
+		err := hexeract.InTx(ctx, app, func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, email) VALUES (?, ?)`, u.UserID, u.Email); err != nil {
+				return err
+			}
+			return app.Publish(ctx, u)
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -1,21 +1,28 @@
-// Command scheduler shows Hexeract's scheduler on PostgreSQL: a delayed
-// message scheduled in a business transaction, a cron job that fires once
-// per tick across replicas, and redelivery of a failing message after
-// increasing delays, ending in the dead-letter topic with its history. Due
-// messages go through the transactional outbox and its relay to the bus.
+// Command scheduler shows Hexeract's scheduler: a delayed message
+// scheduled in the business transaction that creates an invoice, a cron job
+// that fires once per tick across replicas, and redelivery of a failing
+// message after increasing delays, ending in the dead-letter topic with its
+// history. Due messages go through the transactional outbox and its relay
+// to the bus. It builds the scheduler, the outbox and the relay piece by
+// piece (scheduler.New, outbox.New), as a service that adopts only them
+// would; an App with hexeract.WithStore gets them with no wiring
+// (App.Schedule, App.Cron; see examples/order-saga).
 //
-// It needs PostgreSQL ($HEXERACT_DATABASE_URL, default
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and creates, then
-// drops, its own tables. The bus is in memory unless -transport URL (or
+// It runs on SQLite in a temporary file by default (no service needed), or
+// on the database $HEXERACT_DATABASE_URL names: postgres://... (pgx.Tx
+// transactions) or mysql://... (*sql.Tx). It creates, then drops, its own
+// tables. The bus is in memory unless -transport URL (or
 // $HEXERACT_TRANSPORT) names a broker: any URL adapters.Open takes, for
 // example amqp://guest:guest@127.0.0.1:5672/.
 //
 //	go run ./examples/scheduler
+//	HEXERACT_DATABASE_URL=mysql://root@127.0.0.1:3306/test go run ./examples/scheduler
 //	go run ./examples/scheduler -transport amqp://guest:guest@127.0.0.1:5672/
 package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,15 +30,12 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/hexeract/hexeract/store/postgres"
-
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hexeract/hexeract"
 	"github.com/hexeract/hexeract/adapters"
@@ -39,6 +43,11 @@ import (
 	"github.com/hexeract/hexeract/outbox"
 	"github.com/hexeract/hexeract/router"
 	"github.com/hexeract/hexeract/scheduler"
+	"github.com/hexeract/hexeract/store"
+	"github.com/hexeract/hexeract/store/mysql"
+	"github.com/hexeract/hexeract/store/postgres"
+	"github.com/hexeract/hexeract/store/sqlite"
+	"github.com/hexeract/hexeract/store/storeurl"
 )
 
 // PaymentReminder is sent some time after an invoice is created.
@@ -77,32 +86,86 @@ func main() {
 	transportURL := flag.String("transport", os.Getenv(adapters.EnvTransport),
 		"transport URL (default $"+adapters.EnvTransport+", else mem:// in memory)")
 	flag.Parse()
-	url := os.Getenv("HEXERACT_DATABASE_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := run(ctx, os.Stdout, url, *transportURL); err != nil {
+	if err := run(ctx, os.Stdout, os.Getenv("HEXERACT_DATABASE_URL"), *transportURL); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run runs the scenario on the database dbURL and the transport
-// transportURL names ("" for the in-memory one), writing what happens to
-// out.
+// run runs the scenario on the database dbURL names (postgres://,
+// mysql://, sqlite:...; "" for SQLite in a temporary file) and the
+// transport transportURL names ("" for the in-memory one), writing what
+// happens to out.
 func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	if transportURL == "" {
 		transportURL = "mem://"
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
+	switch storeurl.Dialect(dbURL) {
+	case store.Postgres:
+		d, err := postgres.Open(ctx, dbURL)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = d.Close() }()
+		return example(ctx, out, d, transportURL, business[pgx.Tx]{
+			param: func(i int) string { return "$" + strconv.Itoa(i) },
+			exec: func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+				_, err := tx.Exec(ctx, q, args...)
+				return err
+			},
+		})
+	case store.MySQL:
+		d, err := mysql.Open(ctx, dbURL)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = d.Close() }()
+		return example(ctx, out, d, transportURL, sqlBusiness())
+	case "":
+		dir, err := os.MkdirTemp("", "hexeract-scheduler-example-")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		dbURL = "sqlite://" + filepath.Join(dir, "example.db")
+	}
+	d, err := sqlite.Open(ctx, dbURL)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer func() { _ = d.Close() }()
+	return example(ctx, out, d, transportURL, sqlBusiness())
+}
+
+// business runs the example's own SQL in a driver's transaction type.
+type business[TTx any] struct {
+	param func(i int) string // the i-th placeholder: $1 or ?
+	exec  func(ctx context.Context, tx TTx, q string, args ...any) error
+}
+
+func sqlBusiness() business[*sql.Tx] {
+	return business[*sql.Tx]{
+		param: func(int) string { return "?" },
+		exec: func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+			_, err := tx.ExecContext(ctx, q, args...)
+			return err
+		},
+	}
+}
+
+// example is the program, on any driver: the scheduler and the outbox take
+// the driver's own transaction type TTx.
+func example[TTx any](ctx context.Context, out io.Writer, d store.Driver[TTx], transportURL string, db business[TTx]) error {
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
 	schedTable, outboxTable := "example_scheduled_"+suffix, "example_outbox_"+suffix
-	defer dropTables(pool, schedTable, outboxTable)
+	invoices := "example_invoices_" + suffix
+	defer dropTables(d, db, invoices, schedTable, outboxTable)
+	if err := d.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		return db.exec(ctx, tx, `CREATE TABLE `+invoices+` (id VARCHAR(64) PRIMARY KEY, amount INTEGER NOT NULL)`)
+	}); err != nil {
+		return err
+	}
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	transport, err := adapters.Open(ctx, transportURL)
@@ -114,26 +177,21 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 			log.Printf("close the transport: %v", err)
 		}
 	}()
-	bus := transport.Publisher
 
 	// Outbox and its relay: due messages are handed to the outbox in the
 	// transaction that removes them from the scheduler table.
-	ob, err := outbox.New(postgres.New(pool), outbox.WithTable(outboxTable))
+	ob, err := outbox.New(d, outbox.WithTable(outboxTable))
 	if err != nil {
 		return err
 	}
 	if err := ob.Migrate(ctx); err != nil {
 		return err
 	}
-	relay, err := ob.NewRelay(bus, outbox.WithLogger(logger))
+	relay, err := ob.NewRelay(transport.Publisher, outbox.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	drv := postgres.New(pool)
-	sink := scheduler.TxSink(drv, func(ctx context.Context, tx pgx.Tx, topic string, msgs ...*message.Message) error {
-		return ob.PublishMessages(ctx, tx, topic, msgs...)
-	})
-	sched, err := scheduler.New(drv, sink, scheduler.WithTable(schedTable), scheduler.WithLogger(logger),
+	sched, err := scheduler.New(d, ob, scheduler.WithTable(schedTable), scheduler.WithLogger(logger),
 		scheduler.WithTopicNaming(ob.Topics()))
 	if err != nil {
 		return err
@@ -224,21 +282,20 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 		return ctx.Err()
 	}
 
-	// Schedule a reminder in the transaction that would create the invoice.
-	tx, err := pool.Begin(ctx)
-	if err != nil {
+	// Create an invoice and schedule its reminder in one transaction: both
+	// commit, or neither does.
+	if err := d.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		if err := db.exec(ctx, tx, `INSERT INTO `+invoices+` (id, amount) VALUES (`+db.param(1)+`, `+db.param(2)+`)`, "inv-1", 4200); err != nil {
+			return err
+		}
+		_, err := sched.After(ctx, tx, 500*time.Millisecond, PaymentReminder{InvoiceID: "inv-1"})
 		return err
-	}
-	if _, err := sched.After(ctx, tx, 500*time.Millisecond, PaymentReminder{InvoiceID: "inv-1"}); err != nil {
-		_ = tx.Rollback(ctx)
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "scheduled a reminder for inv-1 in 500ms")
 	// The failing messages go through the outbox like any other.
-	if err := ob.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	if err := ob.InTx(ctx, func(ctx context.Context, tx TTx) error {
 		_, err := ob.Publish(ctx, tx, ChargeCard{ChargeID: "c-1"}, IssueRefund{RefundID: "r-1"})
 		return err
 	}); err != nil {
@@ -284,8 +341,14 @@ func run(ctx context.Context, out io.Writer, dbURL, transportURL string) error {
 	return nil
 }
 
-func dropTables(pool *pgxpool.Pool, sched, ob string) {
+// dropTables drops the example's tables and forgets their migrations.
+func dropTables[TTx any](d store.Driver[TTx], db business[TTx], invoices, sched, ob string) {
 	ctx := context.Background()
-	_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+sched+`, `+sched+`_ticks, `+sched+`_leases, `+ob+`, `+ob+`_dead, `+ob+`_delivered`)
-	_, _ = pool.Exec(ctx, `DELETE FROM hexeract_schema_migrations WHERE component IN ($1, $2)`, "scheduler:"+sched, "outbox:"+ob)
+	for _, t := range []string{invoices, sched, sched + "_ticks", sched + "_leases", ob, ob + "_dead", ob + "_delivered", ob + "_keys"} {
+		_ = d.InTx(ctx, func(ctx context.Context, tx TTx) error { return db.exec(ctx, tx, `DROP TABLE IF EXISTS `+t) })
+	}
+	_ = d.InTx(ctx, func(ctx context.Context, tx TTx) error {
+		return db.exec(ctx, tx, `DELETE FROM `+store.MigrationTable+` WHERE component IN (`+db.param(1)+`, `+db.param(2)+`)`,
+			"scheduler:"+sched, "outbox:"+ob)
+	})
 }

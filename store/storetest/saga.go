@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,19 +32,122 @@ import (
 // the driver's TxOf), so that what a transition sends and schedules is
 // counted in the database, atomically with the state.
 func RunSaga[TTx any](t *testing.T, h Harness[TTx]) {
+	if url := os.Getenv(sagaChildEnv); url != "" {
+		runSagaChild(t, h, url)
+		return
+	}
 	t.Run("OptimisticConcurrency", func(t *testing.T) { t.Parallel(); testSagaConcurrency(t, h, false) })
 	t.Run("StartRace", func(t *testing.T) { t.Parallel(); testSagaStartRace(t, h) })
 	t.Run("RolledBackTransitionSendsNothing", func(t *testing.T) { t.Parallel(); testSagaRollback(t, h) })
 	t.Run("CompleteDeleteAndPurge", func(t *testing.T) { t.Parallel(); testSagaFinish(t, h) })
 	t.Run("History", func(t *testing.T) { t.Parallel(); testSagaHistory(t, h) })
 	t.Run("InboxTransactionNesting", func(t *testing.T) { t.Parallel(); testSagaNest(t, h) })
-	t.Run("KilledConnections", func(t *testing.T) {
-		if h.KillConnections == nil {
-			t.Skip("an embedded database (SQLite) has no server connections to kill")
+	if h.KillConnections != nil {
+		t.Run("KilledConnections", func(t *testing.T) { t.Parallel(); testSagaConcurrency(t, h, true) })
+	} else {
+		// An embedded database has no server connections to kill: kill
+		// the process that runs transitions instead.
+		t.Run("ProcessKilledMidTransition", func(t *testing.T) { testSagaChildKilled(t, h) })
+	}
+}
+
+// sagaChildEnv carries, to the child process of ProcessKilledMidTransition,
+// the URL of the database.
+const sagaChildEnv = "HEXERACT_STORETEST_SAGA_CHILD"
+
+// testSagaChildKilled: a child process runs transitions of one instance
+// (each increments the state and inserts one send row in the same unit of
+// work) until it is SIGKILLed; afterwards the state, the version and the
+// sends agree: no transition is half-applied, none committed is lost, and
+// the database is intact and writable.
+func testSagaChildKilled[TTx any](t *testing.T, h Harness[TTx]) {
+	e := newSagaEnv(t, h)
+	ctx := context.Background()
+	st := e.store(e.d)
+	parts := strings.Split(t.Name(), "/")
+	for i := range parts {
+		parts[i] = "^" + parts[i] + "$"
+	}
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(parts, "/"), "-test.count=1")
+		cmd.Env = append(os.Environ(), sagaChildEnv+"="+e.url)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		t.Parallel()
-		testSagaConcurrency(t, h, true)
-	})
+		start := e.count("SELECT COUNT(*) FROM storetest_saga_sent")
+		waitFor(t, 30*time.Second, "the child to commit transitions", func() bool {
+			return e.count("SELECT COUNT(*) FROM storetest_saga_sent") > start+50
+		})
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		in, err := st.Get(ctx, "storetest_kill", "k-1")
+		if err != nil {
+			t.Fatalf("round %d: %v\nchild output:\n%s", round, err, out.String())
+		}
+		var state struct{ N int64 }
+		if err := json.Unmarshal(in.State, &state); err != nil {
+			t.Fatal(err)
+		}
+		sent := e.count("SELECT COUNT(*) FROM storetest_saga_sent")
+		if state.N != sent || in.Version != sent {
+			t.Fatalf("round %d, after SIGKILL: state %d, version %d, %d sends committed; want all equal", round, state.N, in.Version, sent)
+		}
+		t.Logf("round %d: %d transitions committed before SIGKILL, state, version and sends agree", round, sent)
+	}
+}
+
+// runSagaChild is the child of testSagaChildKilled: it applies
+// transitions until it is killed.
+func runSagaChild[TTx any](t *testing.T, h Harness[TTx], url string) {
+	d := h.Open(t, url)
+	st, err := saga.NewSQLStore(d, saga.WithTable(sagaTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	insert := sqlFor(d, "INSERT INTO storetest_saga_sent (id, topic) VALUES (?, ?)")
+	for {
+		tx, err := st.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := tx.Load(ctx, "storetest_kill", "k-1")
+		var state struct{ N int64 }
+		switch {
+		case errors.Is(err, saga.ErrNotFound):
+			in = &saga.Instance{Saga: "storetest_kill", Key: "k-1", Status: saga.Running}
+		case err != nil:
+			t.Fatal(err)
+		default:
+			if err := json.Unmarshal(in.State, &state); err != nil {
+				t.Fatal(err)
+			}
+		}
+		state.N++
+		in.State, _ = json.Marshal(state)
+		if in.Version == 0 {
+			err = tx.Insert(ctx, in)
+		} else {
+			err = tx.Update(ctx, in)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtx, ok := d.TxOf(tx.Executor())
+		if !ok {
+			t.Fatal("the unit of work has no driver transaction")
+		}
+		if err := h.Exec(ctx, dtx, insert, fmt.Sprint("send-", state.N), "t"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // sagaEnv is one test's saga setup on a fresh namespace: the URL, one

@@ -1,8 +1,15 @@
-// Command outbox-postgres is the quick start of the original Hexeract:
+// Command outbox is the quick start of the original Hexeract:
 // registering a user writes the user row and a UserRegistered event in one
 // transaction (the transactional outbox); a relay running inside the App
 // delivers the event; its handler records a welcome email through the
 // inbox, so a redelivered event is handled once.
+//
+// It builds the outbox, its relay and the inbox piece by piece
+// (outbox.New(driver), Outbox.NewRelay, outbox.NewInbox), as a service that
+// adopts only the outbox would. An App with a store (hexeract.WithStore)
+// gets the same with no wiring: hexeract.InTx and App.Publish write into its
+// outbox, and its relay runs as a worker (see examples/quickstart and
+// examples/order-saga).
 //
 // It runs on SQLite in a temporary file by default (no service needed), or
 // on the database $HEXERACT_DATABASE_URL names: postgres://... (pgx.Tx
@@ -10,9 +17,9 @@
 // -transport URL (or $HEXERACT_TRANSPORT) names a broker: any URL
 // adapters.Open takes, for example amqp://guest:guest@127.0.0.1:5672/.
 //
-//	go run ./examples/outbox-postgres
-//	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/outbox-postgres
-//	go run ./examples/outbox-postgres -transport amqp://guest:guest@127.0.0.1:5672/
+//	go run ./examples/outbox
+//	HEXERACT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/outbox
+//	go run ./examples/outbox -transport amqp://guest:guest@127.0.0.1:5672/
 package main
 
 import (

@@ -4,15 +4,21 @@ import (
 	"context"
 	"testing"
 
+	"github.com/hexeract/hexeract/examples/internal/exampletest"
 	"github.com/hexeract/hexeract/internal/testenv"
 )
 
 // TestExampleRuns runs the example with no database configured: SQLite in
-// a temporary file, on the in-memory transport.
+// a temporary file, on the in-memory transport, opening no PostgreSQL
+// connection.
 func TestExampleRuns(t *testing.T) {
-	t.Setenv("HEXERACT_DATABASE_URL", "")
+	port := exampletest.NoPostgres(t)
+	pgSockets := exampletest.PostgresSockets(t, port)
 	if err := run(context.Background(), ""); err != nil {
 		t.Fatal(err)
+	}
+	if n := pgSockets(); n != 0 {
+		t.Fatalf("the run opened %d PostgreSQL connections, want none", n)
 	}
 }
 
@@ -24,9 +30,10 @@ func TestExampleRunsPostgres(t *testing.T) {
 	}
 }
 
-// TestExampleRunsMariaDB runs the example on MariaDB.
+// TestExampleRunsMariaDB runs the example on MariaDB, in a database of its
+// own.
 func TestExampleRunsMariaDB(t *testing.T) {
-	t.Setenv("HEXERACT_DATABASE_URL", testenv.MySQLURL(t))
+	t.Setenv("HEXERACT_DATABASE_URL", exampletest.MariaDBURL(t))
 	if err := run(context.Background(), ""); err != nil {
 		t.Fatal(err)
 	}
