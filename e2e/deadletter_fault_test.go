@@ -22,6 +22,7 @@ import (
 	amqpadapter "github.com/hexeract/hexeract/adapters/amqp"
 	"github.com/hexeract/hexeract/internal/testenv"
 	"github.com/hexeract/hexeract/router"
+	"github.com/hexeract/hexeract/store"
 	"github.com/hexeract/hexeract/store/mysql"
 	"github.com/hexeract/hexeract/store/sqlite"
 )
@@ -150,6 +151,11 @@ func testDeadLetterFaults(t *testing.T, bin, driver string) {
 					t.Errorf("drop %v: %v", names, err)
 				}
 			}
+			// The migration bookkeeping rows of the run's components
+			// ("deadletter:dlf_..._dead_letters", ...).
+			if _, err := db.ExecContext(ctx, `DELETE FROM `+store.MigrationTable+` WHERE strpos(component, ':'||$1) > 0`, r.prefix); err != nil {
+				t.Errorf("delete the run's migration rows: %v", err)
+			}
 			_ = db.Close()
 		})
 		r.killConns = func() (int, error) {
@@ -240,6 +246,11 @@ func testDeadLetterFaults(t *testing.T, bin, driver string) {
 	tu, _ := url.Parse(transport)
 	group := tu.Query().Get("group")
 	topic := "dlf." + suffix
+	t.Cleanup(func() {
+		if err := testenv.DeleteAMQPExchanges(transport, suffix); err != nil {
+			t.Errorf("remove the exchanges of %s: %v", topic, err)
+		}
+	})
 	r.consumer = newProc(t, dir, "dlservice-"+driver, bin,
 		"-db", dbURL, "-transport", transport, "-topic", topic, "-prefix", r.prefix, "-group", group)
 	r.consumer.start()
