@@ -27,14 +27,6 @@ import (
 	"github.com/hexeract/hexeract/store/sqlite"
 )
 
-// dlPGRestartCmd restarts the PostgreSQL cluster (as the full campaign does).
-const dlPGRestartCmd = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart"
-
-// dlMariaDBRestartCmd stops MariaDB and starts it again, then waits until
-// it answers.
-const dlMariaDBRestartCmd = "mysqladmin -uroot shutdown; for i in $(seq 1 100); do pgrep -x mariadbd >/dev/null || break; sleep 0.1; done; " +
-	testenv.StartMariaDB + " && for i in $(seq 1 300); do mysqladmin -uroot ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
-
 // dlRun is one run of the dead-letter fault test on one driver.
 type dlRun struct {
 	t        *testing.T
@@ -126,7 +118,7 @@ func testDeadLetterFaults(t *testing.T, bin, driver string) {
 	case "postgres":
 		base := testenv.PostgresURL(t)
 		appName := "dlf_" + suffix
-		dbURL = dlWithQuery(base, "application_name="+appName)
+		dbURL = withQuery(base, "application_name="+appName)
 		db, err := sql.Open("pgx", base)
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +157,7 @@ func testDeadLetterFaults(t *testing.T, bin, driver string) {
 		}
 		if full() {
 			r.restartDB = func() error {
-				_, err := runCmd(90*time.Second, dlPGRestartCmd+" && pg_isready -h 127.0.0.1 -t 30")
+				_, err := runCmd(90*time.Second, pgRestartCmd+" && pg_isready -h 127.0.0.1 -t 30")
 				if err != nil {
 					_, _ = runCmd(60*time.Second, testenv.StartPostgres+" || true; pg_isready -h 127.0.0.1 -t 30")
 				}
@@ -225,7 +217,7 @@ func testDeadLetterFaults(t *testing.T, bin, driver string) {
 		}
 		if full() {
 			r.restartDB = func() error {
-				_, err := runCmd(90*time.Second, dlMariaDBRestartCmd)
+				_, err := runCmd(90*time.Second, mariaDBStop+" && "+mariaDBStartCmd)
 				if err != nil {
 					_, _ = runCmd(60*time.Second, testenv.StartMariaDB)
 				}
@@ -473,12 +465,4 @@ func dlServiceBinary(t *testing.T) string {
 		t.Fatalf("go build ./e2e/cmd/dlservice: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// dlWithQuery adds the query q to rawURL.
-func dlWithQuery(rawURL, q string) string {
-	if strings.Contains(rawURL, "?") {
-		return rawURL + "&" + q
-	}
-	return rawURL + "?" + q
 }
