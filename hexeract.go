@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -72,7 +73,8 @@ type App struct {
 
 	// pluginMu guards the installed plugins' names (plugin.go); it is not
 	// held while a plugin installs.
-	store     appStore // WithStore; nil without
+	store     appStore    // WithStore; nil without
+	owned     []io.Closer // WithOwned: closed last by Close
 	migrators []interface {
 		Migrate(ctx context.Context) error
 	}
@@ -93,11 +95,17 @@ type App struct {
 // message to each of the topic's handlers (see docs/transports.md, "One bus
 // semantics"); replicas of the App compete for the messages through the
 // transport's consumer group.
-func New(opts ...Option) (*App, error) {
+func New(opts ...Option) (_ *App, err error) {
 	cfg := config{}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	defer func() {
+		if err != nil {
+			// What WithOwned handed over is the App's even when New fails.
+			err = errors.Join(err, closeAll(cfg.owned))
+		}
+	}()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -185,6 +193,8 @@ func New(opts ...Option) (*App, error) {
 			return nil, errors.Join(err, app.Close())
 		}
 	}
+	// Set last: a failure above leaves them to New's deferred close.
+	app.owned = cfg.owned
 	return app, nil
 }
 
@@ -586,10 +596,13 @@ func (a *App) isClosed() bool {
 //     are cancelled, and Close waits for [App.Run] to return;
 //  4. the attached Components ([App.Attach]: request/reply client, saga
 //     runtimes) are closed, in reverse attach order;
-//  5. the in-memory broker, when the App created it.
+//  5. the in-memory broker, when the App created it;
+//  6. what was handed over with [WithOwned] (a transport, a store driver),
+//     in reverse order.
 //
 // A publisher and a subscriber passed in by the caller are left open for the
-// caller to close, so several Apps may share them. Close may be called
+// caller to close (unless handed over with [WithOwned]), so several Apps may
+// share them. Close may be called
 // whether or not Run was, and from another goroutine while Run runs; it
 // must not be called from a handler or a worker of the same App (it waits
 // for them). Calling it again does nothing more.
@@ -616,8 +629,20 @@ func (a *App) Close() error {
 				err = errors.Join(err, a.broker.Close())
 			}
 		}
+		err = errors.Join(err, closeAll(a.owned))
 	})
 	return err
+}
+
+// closeAll closes cs in reverse order and joins their errors.
+func closeAll(cs []io.Closer) error {
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		if cs[i] != nil {
+			errs = append(errs, cs[i].Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // closeRouter closes the router once Run has started its handlers, and does

@@ -3,6 +3,7 @@ package hexeract
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -27,6 +28,7 @@ type config struct {
 	plugins    []Plugin                     // installed by New after the other options (WithPlugins)
 	store      func(*App) (appStore, error) // WithStore
 	storeErr   error
+	owned      []io.Closer // WithOwned
 	// noDefaults turns off the default middleware chain.
 	noDefaults bool
 	// raw maps topics whose raw messages get an assumed type (WithRawMessages).
@@ -203,3 +205,13 @@ func WithName(name string) HandlerOption { return func(h *handlerConfig) { h.nam
 // WithTopic makes the handler consume from topic instead of the one the
 // App's topic function gives.
 func WithTopic(topic string) HandlerOption { return func(h *handlerConfig) { h.topic = topic } }
+
+// WithOwned hands closers over to the App: a transport opened for it
+// (adapters.Open's Transport), a store driver (postgres.Open, sqlite.Open
+// ...). [App.Close] closes them last, after the router, the workers (relay,
+// scheduler) and the components have stopped, in reverse order; if [New]
+// fails, it closes them before it returns. The caller then closes only the
+// App. Default: the App closes nothing it was given.
+func WithOwned(closers ...io.Closer) Option {
+	return func(c *config) { c.owned = append(c.owned, closers...) }
+}

@@ -325,3 +325,39 @@ func TestThousandAppsWithAStoreLeaveNothingBehind(t *testing.T) {
 		}
 	})
 }
+
+// closeCounter counts its Close calls and records their order.
+type closeCounter struct {
+	name  string
+	order *[]string
+}
+
+func (c closeCounter) Close() error { *c.order = append(*c.order, c.name); return nil }
+
+// TestWithOwned: the App closes what it was handed, last and in reverse
+// order, once; a New that fails closes it too.
+func TestWithOwned(t *testing.T) {
+	var order []string
+	app, err := hexeract.New(hexeract.WithLogger(quietLogger()),
+		hexeract.WithOwned(closeCounter{"store", &order}, closeCounter{"transport", &order}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := testenv.StartApp(t, app)
+	stop()
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = app.Close()
+	if want := []string{"transport", "store"}; !slices.Equal(order, want) {
+		t.Fatalf("closed %v, want %v once each", order, want)
+	}
+	order = nil
+	_, err = hexeract.New(hexeract.WithOwned(closeCounter{"store", &order}), hexeract.WithMiddleware(nil))
+	if err == nil {
+		t.Fatal("New accepted a nil middleware")
+	}
+	if !slices.Equal(order, []string{"store"}) {
+		t.Fatalf("a failed New closed %v, want [store]", order)
+	}
+}

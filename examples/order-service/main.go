@@ -154,52 +154,39 @@ func open(ctx context.Context, cfg config) (*service, error) {
 
 // newService wires the App on drv: transport, store (outbox, relay,
 // scheduler, inbox), saga, handlers, mediator and HTTP routes.
-func newService[TTx any](ctx context.Context, cfg config, drv store.Driver[TTx], sqlOf func(TTx) db) (_ *service, err error) {
-	closers := []func() error{drv.Close}
-	closeAll := func() error {
-		var errs []error
-		for i := len(closers) - 1; i >= 0; i-- {
-			errs = append(errs, closers[i]())
-		}
-		return errors.Join(errs...)
-	}
-	defer func() {
-		if err != nil {
-			_ = closeAll()
-		}
-	}()
+func newService[TTx any](ctx context.Context, cfg config, drv store.Driver[TTx], sqlOf func(TTx) db) (*service, error) {
+	// The App owns the driver and the transport: App.Close closes them
+	// last, and a failing New closes them too.
 	opts := []hexeract.Option{hexeract.WithLogger(cfg.logger), hexeract.WithSource("/order-service"),
-		hexeract.WithStore(drv, hexeract.WithTablePrefix(cfg.tablePrefix), hexeract.WithInbox())}
+		hexeract.WithStore(drv, hexeract.WithTablePrefix(cfg.tablePrefix), hexeract.WithInbox()), hexeract.WithOwned(drv)}
 	if cfg.transportURL != "" {
 		bus, err := adapters.Open(ctx, cfg.transportURL, adapters.WithGroup("order-service"), adapters.WithLogger(cfg.logger))
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, drv.Close())
 		}
-		closers = append(closers, bus.Close)
-		opts = append(opts, hexeract.WithPubSub(bus.Publisher, bus.Subscriber))
+		opts = append(opts, hexeract.WithPubSub(bus.Publisher, bus.Subscriber), hexeract.WithOwned(bus))
 	}
 	app, err := hexeract.New(opts...)
 	if err != nil {
 		return nil, err
 	}
-	closers = append(closers, app.Close)
 	t := newTables(cfg.tablePrefix)
 	queries, err := mediator.New()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = errors.Join(
+			app.AddMigrator(migrator{drv, t}),
+			saga.Register(app, orderSaga(cfg.timeout), nil),
+			handlers(app, sqlOf, t),
+			mediator.RegisterFunc(queries, getOrder(app, sqlOf, t)),
+		)
 	}
-	if err := errors.Join(
-		app.AddMigrator(migrator{drv, t}),
-		saga.Register(app, orderSaga(cfg.timeout), nil),
-		handlers(app, sqlOf, t),
-		mediator.RegisterFunc(queries, getOrder(app, sqlOf, t)),
-	); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, errors.Join(err, app.Close())
 	}
 	inTx := func(ctx context.Context, fn func(db) error) error {
 		return hexeract.InTx(ctx, app, func(_ context.Context, tx TTx) error { return fn(sqlOf(tx)) })
 	}
-	return &service{app: app, http: routes(app, queries, sqlOf, t), close: closeAll, inTx: inTx}, nil
+	return &service{app: app, http: routes(app, queries, sqlOf, t), close: app.Close, inTx: inTx}, nil
 }
 
 // migrator migrates the business tables with the App's (App.Migrate).
