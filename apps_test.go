@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,54 +144,6 @@ func lifecycleApp(t testing.TB, shared *gochannel.GoChannel, workers ...hexeract
 	}
 }
 
-// heapInUse returns the live heap after a full collection.
-func heapInUse() uint64 {
-	var ms runtime.MemStats
-	for range 3 {
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
-// settleGoroutines waits until at most limit goroutines run, and returns
-// the count it saw last.
-func settleGoroutines(limit int) int {
-	n := runtime.NumGoroutine()
-	for deadline := time.Now().Add(10 * time.Second); n > limit && time.Now().Before(deadline); n = runtime.NumGoroutine() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	return n
-}
-
-// checkNothingLeft runs n Apps through build, and checks that afterwards
-// no goroutine is left over and the heap after all n is not above the
-// heap after the first tenth by more than slack.
-func checkNothingLeft(t *testing.T, n int, slack uint64, build func(t testing.TB)) {
-	build(t) // warm up: lazily started process-wide goroutines and caches
-	baseG := settleGoroutines(0)
-	var heapFirst uint64
-	for i := range n {
-		build(t)
-		if i+1 == n/10 {
-			settleGoroutines(baseG)
-			heapFirst = heapInUse()
-		}
-	}
-	const tolerance = 5
-	if g := settleGoroutines(baseG + tolerance); g > baseG+tolerance {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%d goroutines after %d Apps were run and closed, %d before (tolerance %d):\n%s", g, n, baseG, tolerance, buf[:runtime.Stack(buf, true)])
-	}
-	heapLast := heapInUse()
-	t.Logf("%d Apps: goroutines %d -> %d; heap after %d Apps %d KiB, after %d Apps %d KiB",
-		n, baseG, runtime.NumGoroutine(), n/10, heapFirst>>10, n, heapLast>>10)
-	if heapLast > heapFirst+slack {
-		t.Fatalf("heap grew from %d KiB after %d Apps to %d KiB after %d Apps (allowed: %d KiB): something keeps closed Apps alive",
-			heapFirst>>10, n/10, heapLast>>10, n, slack>>10)
-	}
-}
-
 // 1,000 Apps with every component that runs in memory attached leave no
 // goroutine and no heap behind once closed: nothing outside an App (no
 // package-level registry) holds on to it or to what was attached to it.
@@ -200,7 +151,7 @@ func TestThousandAppsLeaveNothingBehind(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 1,000 Apps; -short skips it")
 	}
-	checkNothingLeft(t, 1000, 2<<20, func(t testing.TB) { lifecycleApp(t, nil) })
+	testenv.CheckNothingLeft(t, 1000, 2<<20, func(t testing.TB) { lifecycleApp(t, nil) })
 }
 
 // The same on one transport shared by all the Apps and left open (an App
@@ -212,7 +163,7 @@ func TestThousandAppsOnASharedTransportLeaveNothingBehind(t *testing.T) {
 	}
 	shared := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = shared.Close() })
-	checkNothingLeft(t, 1000, 2<<20, func(t testing.TB) { lifecycleApp(t, shared) })
+	testenv.CheckNothingLeft(t, 1000, 2<<20, func(t testing.TB) { lifecycleApp(t, shared) })
 }
 
 // The same with the PostgreSQL components as the Apps' workers: an outbox
@@ -253,7 +204,7 @@ func TestAppsWithOutboxAndSchedulerLeaveNothingBehind(t *testing.T) {
 			_, _ = pool.Exec(ctx, q, args...)
 		}
 	})
-	checkNothingLeft(t, 100, 2<<20, func(t testing.TB) {
+	testenv.CheckNothingLeft(t, 100, 2<<20, func(t testing.TB) {
 		// Each App's relay and scheduler are built for it, as a service does.
 		relay, err := ob.NewRelay(nopPublisher{}, outbox.WithWorkers(1), outbox.WithLogger(quietLogger()))
 		if err != nil {

@@ -284,7 +284,7 @@ func TestThousandAppsWithAStoreLeaveNothingBehind(t *testing.T) {
 	}
 	defer func() { _ = d.Close() }()
 	n := 0
-	checkNothingLeft(t, 1000, 4<<20, func(t testing.TB) {
+	testenv.CheckNothingLeft(t, 1000, 4<<20, func(t testing.TB) {
 		n++
 		app, err := hexeract.New(hexeract.WithLogger(quietLogger()), hexeract.WithStore(d, hexeract.WithInbox()))
 		if err != nil {

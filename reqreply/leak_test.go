@@ -2,7 +2,6 @@ package reqreply_test
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -16,55 +15,6 @@ import (
 	"github.com/hexeract/hexeract/reqreply"
 )
 
-// heapInUse returns the live heap after a full collection.
-func heapInUse() uint64 {
-	var ms runtime.MemStats
-	for range 3 {
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
-// settleGoroutines waits until at most limit goroutines run, and returns
-// the count it saw last.
-func settleGoroutines(limit int) int {
-	n := runtime.NumGoroutine()
-	for deadline := time.Now().Add(10 * time.Second); n > limit && time.Now().Before(deadline); n = runtime.NumGoroutine() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	return n
-}
-
-// checkNothingLeft runs build n times and checks that afterwards no
-// goroutine is left over and the heap after all n is not above the heap
-// after the first tenth by more than slack (the pattern of the root
-// package's TestThousandAppsLeaveNothingBehind).
-func checkNothingLeft(t *testing.T, n int, slack uint64, build func(t testing.TB)) {
-	build(t) // warm up: lazily started process-wide goroutines and caches
-	baseG := settleGoroutines(0)
-	var heapFirst uint64
-	for i := range n {
-		build(t)
-		if i+1 == n/10 {
-			settleGoroutines(baseG)
-			heapFirst = heapInUse()
-		}
-	}
-	const tolerance = 5
-	if g := settleGoroutines(baseG + tolerance); g > baseG+tolerance {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%d goroutines after %d Apps were run and closed, %d before (tolerance %d):\n%s", g, n, baseG, tolerance, buf[:runtime.Stack(buf, true)])
-	}
-	heapLast := heapInUse()
-	t.Logf("%d Apps: goroutines %d -> %d; heap after %d Apps %d KiB, after %d Apps %d KiB",
-		n, baseG, runtime.NumGoroutine(), n/10, heapFirst>>10, n, heapLast>>10)
-	if heapLast > heapFirst+slack {
-		t.Fatalf("heap grew from %d KiB after %d Apps to %d KiB after %d Apps (allowed: %d KiB)",
-			heapFirst>>10, n/10, heapLast>>10, n, slack>>10)
-	}
-}
-
 // requesterCycles runs a long-lived responder App on pub/sub, then n
 // requester Apps on reqPub (shared, left open: an App does not close what
 // it was given), each created, run, asked one request and closed. It
@@ -75,7 +25,7 @@ func requesterCycles(t *testing.T, n int, resp *hexeract.App, reqPub message.Pub
 	}
 	testenv.StartApp(t, resp)
 	var replyTopics []string
-	checkNothingLeft(t, n, 4<<20, func(t testing.TB) {
+	testenv.CheckNothingLeft(t, n, 4<<20, func(t testing.TB) {
 		app, err := hexeract.New(hexeract.WithPublisher(reqPub), topics, hexeract.WithLogger(quietLogger()))
 		if err != nil {
 			t.Fatal(err)
