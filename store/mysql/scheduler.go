@@ -201,32 +201,13 @@ func (e *executor) SchedulerPushBack(ctx context.Context, t store.SchedulerTable
 		if err != nil {
 			return err
 		}
-		type upd struct {
-			id string
-			md []byte
-			in time.Duration
-		}
-		var ups []upd
-		for rows.Next() {
-			var id, md string
-			if err := rows.Scan(&id, &md); err != nil {
-				_ = rows.Close()
-				return err
-			}
-			nmd, in, err := sqlexec.SchedulerPushBack([]byte(md), lastError)
-			if err != nil {
-				_ = rows.Close()
-				return err
-			}
-			ups = append(ups, upd{id, nmd, in})
-		}
-		_ = rows.Close()
-		if err := rows.Err(); err != nil {
+		ups, err := sqlexec.ScanPushBacks(rows, lastError)
+		if err != nil {
 			return err
 		}
 		for _, u := range ups {
 			if _, err := db.ExecContext(ctx, `UPDATE `+q.table+` SET due_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, metadata = ? WHERE id = ?`,
-				u.in.Microseconds(), string(u.md), u.id); err != nil {
+				u.In.Microseconds(), string(u.Metadata), u.ID); err != nil {
 				return err
 			}
 		}

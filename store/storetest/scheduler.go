@@ -56,6 +56,7 @@ func RunScheduler[TTx any](t *testing.T, h Harness[TTx]) {
 		t.Run("ChildKilledMidHandOff", func(t *testing.T) { t.Parallel(); testSchedChildKilled(t, h) })
 	}
 	t.Run("PublisherSink", func(t *testing.T) { t.Parallel(); testSchedPublisherSink(t, h) })
+	t.Run("RefusedHandOffPostponed", func(t *testing.T) { t.Parallel(); testSchedRefused(t, h) })
 	t.Run("WakesOnCommitInProcess", func(t *testing.T) { t.Parallel(); testSchedWake(t, h) })
 	t.Run("RunRefusesUnmigratedTable", func(t *testing.T) { t.Parallel(); testSchedUnmigrated(t, h) })
 }
@@ -653,5 +654,43 @@ func testSchedWake[TTx any](t *testing.T, h Harness[TTx]) {
 	}
 	if late := e.queryInt(`SELECT COUNT(*) FROM ` + handedTable + ` WHERE handed_us > due_us + 1000000`); late != 0 {
 		t.Fatalf("%d messages handed off more than 1 s late with a 10 s poll interval", late)
+	}
+}
+
+// testSchedRefused: a sink that refuses the hand-off leaves the message
+// scheduled, with its refusal counted and its due time pushed back (1 s
+// after the first refusal, then doubling), never handed and never lost.
+//
+// One worker: on MySQL and SQLite the push-back commits in a transaction of
+// its own after the hand-off rolled back, so with several workers another
+// one can be offered the row in between (seen: 2-4 offers within the delay);
+// PostgreSQL does not show it. Not fixed yet (see docs/storage.md).
+func testSchedRefused[TTx any](t *testing.T, h Harness[TTx]) {
+	d := h.OpenFresh(t)
+	ctx := context.Background()
+	var calls atomic.Int64
+	s := newSched(t, d, scheduler.SinkFunc(func(context.Context, store.Executor, string, ...*message.Message) error {
+		calls.Add(1)
+		return errors.New("topic does not exist")
+	}), scheduler.WithPollInterval(50*time.Millisecond), scheduler.WithWorkers(1))
+	ids, err := s.ScheduleWith(ctx, d.Executor(), time.Now().Add(-time.Second), reminders(0, 1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSched(t, s)
+	var p scheduler.Pending
+	waitFor(t, 10*time.Second, "the refusal recorded", func() bool {
+		p, err = s.Get(ctx, ids[0])
+		return err == nil && p.Refusals >= 1
+	})
+	if wait := time.Until(p.DueAt); wait < 500*time.Millisecond || wait > 3*time.Second {
+		t.Fatalf("after %d refusal(s) the message is due in %v; want about 1 s", p.Refusals, wait)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the sink was offered the postponed message %d times within its delay, want 1", n)
+	}
+	if p, err = s.Get(ctx, ids[0]); err != nil || p.Refusals != 1 {
+		t.Fatalf("the refused message: %+v, %v; want still scheduled with 1 refusal", p, err)
 	}
 }

@@ -1,6 +1,7 @@
 package sqlexec
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -94,4 +95,31 @@ func (t *Time) Scan(v any) error {
 		return fmt.Errorf("sqlexec: cannot scan %T into a time", v)
 	}
 	return nil
+}
+
+// PushBack is one refused scheduler row to postpone: its new metadata and
+// how long from now.
+type PushBack struct {
+	ID       string
+	Metadata []byte
+	In       time.Duration
+}
+
+// ScanPushBacks reads (id, metadata) rows and returns each with its new
+// metadata and delay (SchedulerPushBack); it closes rows.
+func ScanPushBacks(rows *sql.Rows, lastError string) ([]PushBack, error) {
+	defer func() { _ = rows.Close() }()
+	var out []PushBack
+	for rows.Next() {
+		var id, md string
+		if err := rows.Scan(&id, &md); err != nil {
+			return nil, err
+		}
+		nmd, in, err := SchedulerPushBack([]byte(md), lastError)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, PushBack{ID: id, Metadata: nmd, In: in})
+	}
+	return out, rows.Err()
 }
